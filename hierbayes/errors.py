@@ -1,0 +1,57 @@
+"""Exceptions and warnings raised by hierbayes.
+
+Every error a user can cause is a :class:`HierbayesError` whose message names the
+column, term or value at fault, so that the mistake costs a second, not a compile.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HierbayesError",
+    "FormulaError",
+    "DataError",
+    "PriorError",
+    "ConvergenceWarning",
+    "DataWarning",
+]
+
+
+class HierbayesError(ValueError):
+    """Base class of every error caused by the user's formula, data or options."""
+
+
+class FormulaError(HierbayesError):
+    """The formula text cannot be parsed; the message shows where.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    formula : str, optional
+        The formula text, shown with a caret under ``position``.
+    position : int, optional
+        0-based character offset of the fault in ``formula``.
+    """
+
+    def __init__(self, message: str, formula: str | None = None, position: int | None = None):
+        self.formula = formula
+        self.position = position
+        if formula is not None and position is not None:
+            message = f"{message}\n  {formula}\n  {' ' * position}^"
+        super().__init__(message)
+
+
+class DataError(HierbayesError):
+    """The data do not fit the formula or the family (the message names the column)."""
+
+
+class PriorError(HierbayesError):
+    """A prior names no parameter of the model, or does not fit the parameter's support."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The sampler's diagnostics say the posterior draws may not be trustworthy."""
+
+
+class DataWarning(UserWarning):
+    """Something in the data changes what is fitted (rows dropped, weak identification)."""

@@ -1,0 +1,158 @@
+"""``hb.Model``: a formula over a DataFrame, validated, ready to fit.
+
+Examples
+--------
+>>> import hierbayes as hb
+>>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+>>> model.prior_summary().loc["sd(Days|Subject)", "prior"]
+'HalfNormal(sigma=19.45)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+
+import pandas as pd
+
+from . import build as _build
+from .design import Design, make_design
+from .errors import HierbayesError
+from .families import Family, get_family
+from .formula import ModelSpec, parse
+from .parameters import default_priors, prior_targets, resolve_priors
+from .priors import Prior
+from .sampling import run_sampler
+
+__all__ = ["Model"]
+
+
+class Model:
+    """A Bayesian multilevel regression model.
+
+    Validation (formula syntax, columns, family support, priors) happens here, before
+    anything is compiled.
+
+    Parameters
+    ----------
+    formula : str
+        lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.formula`.
+    data : pandas.DataFrame
+    family : str or Family, default "gaussian"
+        ``gaussian``, ``student_t``, ``bernoulli``, ``binomial``, ``poisson``,
+        ``negative_binomial`` (see :mod:`hierbayes.families`).
+    link : str, optional
+        Another of the family's links (``"probit"`` for bernoulli).
+    priors : dict, optional
+        Priors by printed name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by
+        class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
+    parameterization : {"non-centered", "centered"} or dict, default "non-centered"
+        For every grouping factor, or per factor name.
+    na_action : {"drop", "error"}, default "drop"
+        Rows with missing values in used columns: dropped with a warning, or refused.
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"),
+    ...              priors={"Days": hb.Normal(0, 10)})
+    >>> m.priors["Days"]
+    Normal(mu=0, sigma=10)
+    """
+
+    def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian", *,
+                 link: str | None = None, priors: Mapping[str, Prior] | None = None,
+                 parameterization: str | Mapping[str, str] = "non-centered", na_action: str = "drop"):
+        self.formula = formula
+        self.family = get_family(family, link)
+        self.spec: ModelSpec = parse(formula)
+        self.design: Design = make_design(self.spec, data, self.family, na_action=na_action)
+        self.data = data
+        self.user_priors = dict(priors or {})
+        self.priors: dict[str, Prior] = resolve_priors(self.design, self.family, self.user_priors)
+        self.parameterization = _check_parameterization(parameterization, self.design)
+
+    # -- the PyMC model ------------------------------------------------------------------------
+    @cached_property
+    def pymc_model(self):
+        """The PyMC model (built on first use)."""
+        return _build.build_model(self.design, self.family, self.priors, self.parameterization)
+
+    @property
+    def structure(self) -> tuple:
+        """Key of this model's structure: models with equal keys share one compiled model."""
+        return _build.structure_key(self.design, self.family, self.priors, self.parameterization)
+
+    def prior_summary(self) -> pd.DataFrame:
+        """Every prior in force, by printed parameter name, and whether it is a default.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``parameter``; columns ``class``, ``prior``, ``source``.
+        """
+        defaults = default_priors(self.design, self.family)
+        rows = []
+        for label, cls, _ in prior_targets(self.design, self.family):
+            prior = self.priors[label]
+            rows.append({"parameter": label, "class": cls, "prior": repr(prior),
+                         "source": "default" if defaults.get(label) == prior else "user"})
+        return pd.DataFrame(rows).set_index("parameter")
+
+    def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
+            seed: int | None = None, sampler: str = "auto", target_accept: float = 0.9,
+            progressbar: bool = True, log_likelihood: bool = True, warn: bool = True):
+        """Sample the posterior with NUTS and return a :class:`~hierbayes.fit.Fit`.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Kept draws and tuning steps per chain, and the number of chains.
+        cores : int, optional
+            Chains run in parallel on this many cores (all by default).
+        seed : int, optional
+            The same seed gives the same draws (for the same sampler).
+        sampler : {"auto", "nutpie", "pymc"}
+            ``"auto"`` is nutpie, measured far faster (see :mod:`hierbayes.sampling`).
+        target_accept : float
+            NUTS's target acceptance rate; raise it toward 0.99 after divergences.
+        progressbar : bool
+        log_likelihood : bool
+            Store the pointwise log-likelihood (for LOO) when it fits in memory.
+        warn : bool
+            Print a plain-language warning when the diagnostics find a problem.
+
+        Returns
+        -------
+        Fit
+        """
+        from .fit import Fit
+
+        run = run_sampler(lambda: self.pymc_model, _build.model_data(self.design, self.family, self.priors),
+                          self.structure, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                          cores=cores, seed=seed, target_accept=target_accept, progressbar=progressbar)
+        fit = Fit.from_run(self, run, seed=seed, log_likelihood=log_likelihood)
+        if warn:
+            fit.warn_if_unconverged()
+        return fit
+
+    def __repr__(self) -> str:
+        d = self.design
+        groups = ", ".join(f"{f} ({len(fd.levels)} levels)" for f, fd in d.factors.items()) or "none"
+        return (f"hierbayes.Model: {self.spec.formula}\n  family: {self.family.name} (link: {self.family.link})\n"
+                f"  data: {d.n_obs} rows; groups: {groups}")
+
+
+def _check_parameterization(value, design: Design):
+    allowed = _build.PARAMETERIZATIONS
+    if isinstance(value, Mapping):
+        for factor, p in value.items():
+            if factor not in design.factors:
+                raise HierbayesError(f"parameterization given for {factor!r}, which is not a grouping factor "
+                                     f"of this model ({list(design.factors)})")
+            if p not in allowed:
+                raise HierbayesError(f"parameterization for {factor!r} must be one of {allowed}, not {p!r}")
+        return dict(value)
+    if value not in allowed:
+        raise HierbayesError(f"parameterization must be one of {allowed}, not {value!r}")
+    return value

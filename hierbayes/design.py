@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import ast
-import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
-from .errors import DataError, DataWarning, FormulaError
+from .errors import DataError, DataWarning, FormulaError, did_you_mean
 from .families import Family
 from .formula import Block, ModelSpec
 
@@ -160,8 +159,8 @@ def used_columns(spec: ModelSpec, columns) -> list[str]:
     unknown = [n for n in dict.fromkeys(wanted) if n not in columns and n not in _NOT_COLUMNS]
     if unknown:
         name = unknown[0]
-        close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; the data have {_column_list(columns)}"
+        close = did_you_mean(name, columns)
+        hint = f"; did you mean {close!r}?" if close else f"; the data have {_column_list(columns)}"
         raise DataError(f"unknown column {name!r} in the formula{hint}")
     return [c for c in columns if c in set(wanted)]
 
@@ -175,12 +174,19 @@ def _column_list(columns) -> str:
 
 def _matrix(expr: str, data: pd.DataFrame, what: str):
     try:
-        mm = model_matrix(expr, data, na_action="ignore")
+        with np.errstate(all="ignore"):
+            mm = model_matrix(expr, data, na_action="ignore")
     except FormulaicError as err:
         raise FormulaError(f"cannot read {what} {expr!r}: {err}") from None
     except Exception as err:  # formulaic wraps evaluation errors of user expressions
         raise DataError(f"cannot evaluate {what} {expr!r}: {err}") from None
-    return np.asarray(mm, dtype=float), mm.model_spec
+    values = np.asarray(mm, dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise DataError(f"{what}: column {mm.model_spec.column_names[j]!r} has {int(bad[:, j].sum())} "
+                        "infinite or undefined values after its transform (e.g. log of a value <= 0)")
+    return values, mm.model_spec
 
 
 def _single_column(expr: str, data: pd.DataFrame, what: str) -> tuple[np.ndarray, Any]:

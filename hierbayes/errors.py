@@ -16,6 +16,19 @@ __all__ = [
 ]
 
 
+def did_you_mean(name: str, candidates) -> str | None:
+    """The candidate closest to ``name`` (case-insensitive), or None when nothing is close.
+
+    >>> did_you_mean("day", ["Days", "Subject"])
+    'Days'
+    """
+    import difflib
+
+    lowered = {str(c).lower(): str(c) for c in candidates}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
 class HierbayesError(ValueError):
     """Base class of every error caused by the user's formula, data or options."""
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import priors as P
 from .design import Design
-from .errors import PriorError
+from .errors import PriorError, did_you_mean
 from .families import Family
 
 __all__ = ["Parameter", "model_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name",
@@ -178,10 +178,8 @@ def resolve_priors(design: Design, family: Family, user: dict | None) -> dict[st
     classes = {cls for _, cls, _ in targets}
     for key in user:
         if key not in labels and key not in classes:
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(labels), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; the parameters are {sorted(labels)}"
+            close = did_you_mean(key, sorted(labels))
+            hint = f"; did you mean {close!r}?" if close else f"; the parameters are {sorted(labels)}"
             raise PriorError(f"prior given for {key!r}, which is not a parameter of this model{hint}")
     for label, cls, support in targets:
         prior = user.get(label, user.get(cls))

@@ -1,0 +1,209 @@
+"""Saving a fit to one file (netCDF) or folder (zarr) and loading it back.
+
+A saved fit is the fit's DataTree (posterior, sample stats, observed data,
+log-likelihood and any predictive groups) plus what rebuilds its model exactly: the
+formula, family, link, the priors the user gave, the parameterization, and the
+columns of the fitting data that the formula uses (stored losslessly as Parquet bytes
+in the group ``hierbayes_data``). Loading rebuilds the :class:`~hierbayes.model.Model`
+from those, which restores the whole design state (level names, categorical levels,
+``scale``/``center`` constants) without pickling any object, and attaches the stored
+draws; summaries, plots and predictions of the loaded fit are those of the original.
+
+A file written by another hierbayes version, a file that is not a hierbayes fit, or a
+damaged file raises :class:`~hierbayes.errors.HierbayesError`.
+
+Examples
+--------
+>>> import tempfile, os
+>>> import hierbayes as hb
+>>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+>>> fit = model.fit(draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+>>> path = os.path.join(tempfile.mkdtemp(), "sleep.nc")
+>>> fit.save(path)
+>>> again = hb.load(path)
+>>> again.summary().equals(fit.summary())
+True
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__
+from .design import used_columns
+from .errors import DataWarning, HierbayesError
+from .priors import Prior
+
+__all__ = ["save_fit", "load_fit", "FORMAT_VERSION", "FORMATS"]
+
+FORMAT_VERSION = 1
+FORMATS = ("netcdf", "zarr")
+DATA_GROUP = "hierbayes_data"
+_META = ("hierbayes_format", "hierbayes_version", "formula", "family", "link", "user_priors", "priors",
+         "parameterization", "collapse", "sampler", "seed", "prob", "timings")
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+def _priors_json(priors) -> str:
+    return json.dumps({label: [p.kind, [list(kv) for kv in p.params]] for label, p in priors.items()})
+
+
+def _priors_from_json(text: str) -> dict[str, Prior]:
+    return {label: Prior(kind, tuple((str(k), float(v)) for k, v in params))
+            for label, (kind, params) in json.loads(text).items()}
+
+
+def _metadata(fit) -> dict[str, str | int | float]:
+    m = fit.model
+    return {
+        "hierbayes_format": FORMAT_VERSION, "hierbayes_version": __version__,
+        "formula": m.formula, "family": m.family.name, "link": m.family.link,
+        "user_priors": _priors_json(m.user_priors), "priors": _priors_json(m.priors),
+        "parameterization": json.dumps(m.parameterization), "collapse": json.dumps(getattr(m, "collapsed", None)),
+        "sampler": fit.sampler,
+        "seed": json.dumps(fit.seed), "prob": float(fit.prob), "timings": json.dumps(fit.timings),
+    }
+
+
+def _data_bytes(model) -> np.ndarray:
+    """The used columns of the fitting data (missing rows included) as Parquet bytes."""
+    data = model.data[used_columns(model.spec, model.data.columns)]
+    buffer = io.BytesIO()
+    try:
+        data.to_parquet(buffer)
+    except Exception as err:  # pyarrow refuses mixed-type object columns
+        raise HierbayesError(f"cannot store the fitting data: {err}; give each column one type") from None
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+
+# --- save ---------------------------------------------------------------------------------------
+
+def _format(path: Path, format: str | None) -> str:
+    if format is None:
+        return "zarr" if path.suffix == ".zarr" else "netcdf"
+    if format not in FORMATS:
+        raise HierbayesError(f"format must be one of {FORMATS}, not {format!r}")
+    return format
+
+
+def save_fit(fit, path: str | os.PathLike, format: str | None = None) -> None:
+    """Write ``fit`` to ``path``: netCDF (one file) or zarr (a folder, for ``.zarr`` paths).
+
+    Parameters
+    ----------
+    fit : Fit
+    path : str or path
+        Overwritten if it exists.
+    format : {"netcdf", "zarr"}, optional
+        By default zarr for a path ending in ``.zarr``, netCDF otherwise.
+    """
+    path = Path(path)
+    fmt = _format(path, format)
+    tree = fit.idata.copy()
+    tree[DATA_GROUP] = xr.DataTree(xr.Dataset({"parquet": ("byte", _data_bytes(fit.model))}))
+    tree.attrs = {**fit.idata.attrs, **_metadata(fit)}
+    if fmt == "zarr":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Zarr format 3 specification")
+            tree.to_zarr(path, mode="w")
+    else:
+        tree.to_netcdf(path, engine="h5netcdf")
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+def _read_tree(path: Path) -> xr.DataTree:
+    if not path.exists():
+        raise HierbayesError(f"no saved fit at {str(path)!r}")
+    engine = "zarr" if path.is_dir() else "h5netcdf"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = xr.open_datatree(path, engine=engine)
+            loaded = tree.load()
+            tree.close()
+    except Exception as err:
+        raise HierbayesError(f"cannot read {str(path)!r} as a saved fit (not a netCDF file or zarr folder, or "
+                             f"damaged): {type(err).__name__}: {err}") from None
+    return loaded
+
+
+def _check_header(attrs, path: Path) -> None:
+    if "hierbayes_format" not in attrs:
+        raise HierbayesError(f"{str(path)!r} was not written by Fit.save (it has no hierbayes metadata)")
+    version = str(attrs.get("hierbayes_version"))
+    if version != __version__:
+        raise HierbayesError(f"{str(path)!r} was written by hierbayes {version}; this is hierbayes {__version__}. "
+                             f"Load it with hierbayes {version}, or refit the model with this version")
+    if int(attrs["hierbayes_format"]) != FORMAT_VERSION:
+        raise HierbayesError(f"{str(path)!r} has file format {attrs['hierbayes_format']}; this hierbayes reads "
+                             f"format {FORMAT_VERSION}")
+
+
+def _check_draws(model, posterior: xr.Dataset, path: Path) -> None:
+    """The rebuilt design must label the stored draws exactly as when they were sampled."""
+    from .parameters import FIXED_DIM, factor_dim
+
+    expected = {FIXED_DIM: model.design.fixed_names} if model.design.fixed_names else {}
+    expected.update({factor_dim(f): fd.levels for f, fd in model.design.factors.items()})
+    for dim, labels in expected.items():
+        stored = tuple(str(v) for v in posterior[dim].values) if dim in posterior.coords else None
+        if stored != tuple(labels):
+            raise HierbayesError(f"{str(path)!r} is inconsistent: the stored draws' {dim!r} labels do not match "
+                                 "the model rebuilt from the stored data")
+
+
+def load_fit(path: str | os.PathLike):
+    """Read a fit written by :meth:`Fit.save <hierbayes.fit.Fit.save>`.
+
+    Returns
+    -------
+    Fit
+        With its model rebuilt from the stored formula, family, priors and data.
+
+    Raises
+    ------
+    HierbayesError
+        If the file is missing, damaged, not a saved fit, or from another hierbayes version.
+    """
+    from .fit import Fit
+    from .model import Model
+
+    path = Path(path)
+    tree = _read_tree(path)
+    attrs = dict(tree.attrs)
+    _check_header(attrs, path)
+    try:
+        if DATA_GROUP not in tree.children or "posterior" not in tree.children:
+            raise KeyError(f"the groups {DATA_GROUP!r} and 'posterior' must both be present")
+        raw = tree[DATA_GROUP]["parquet"].values.astype(np.uint8).tobytes()
+        data = pd.read_parquet(io.BytesIO(raw))
+        meta = {k: attrs[k] for k in _META}
+        user_priors, priors = _priors_from_json(meta["user_priors"]), _priors_from_json(meta["priors"])
+        options = {"parameterization": json.loads(meta["parameterization"])}
+        if (collapse := json.loads(meta["collapse"])) is not None:
+            options["collapse"] = collapse  # whether the likelihood integrated the group effects out
+        seed, timings = json.loads(meta["seed"]), json.loads(meta["timings"])
+    except Exception as err:
+        raise HierbayesError(f"{str(path)!r} is damaged: its hierbayes metadata or data cannot be read "
+                             f"({type(err).__name__}: {err})") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the warnings of the original fit, once was enough
+        model = Model(meta["formula"], data, meta["family"], link=meta["link"], priors=user_priors, **options)
+    if model.priors != priors:
+        raise HierbayesError(f"{str(path)!r} is inconsistent: the priors rebuilt from its data differ from the stored ones")
+    _check_draws(model, tree["posterior"].to_dataset(), path)
+    groups = {f"/{name}": node.to_dataset() for name, node in tree.children.items() if name != DATA_GROUP}
+    idata = xr.DataTree.from_dict(groups)
+    idata.attrs = {k: v for k, v in attrs.items() if k not in _META or k in ("hierbayes_version", "formula",
+                                                                          "family", "link", "sampler")}
+    return Fit(model, idata, sampler=meta["sampler"], timings=timings, seed=seed, prob=float(meta["prob"]))

@@ -189,6 +189,24 @@ def _matrix(expr: str, data: pd.DataFrame, what: str):
     return values, mm.model_spec
 
 
+def _as_arithmetic(expr: str) -> str:
+    """``expr`` wrapped in ``I()`` when it has an operator outside parentheses and backticks.
+
+    formulaic reads such operators as formula syntax: ``n - hits`` would mean the column
+    ``n`` without the term ``hits``, not a subtraction.
+
+    >>> _as_arithmetic("n - hits"), _as_arithmetic("np.log(t)")
+    ('I(n - hits)', 'np.log(t)')
+    """
+    depth, quoted = 0, False
+    for ch in expr:
+        quoted ^= ch == "`"
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and not quoted and ch in "+-*/:^%":
+            return f"I({expr})"
+    return expr
+
+
 def _single_column(expr: str, data: pd.DataFrame, what: str) -> tuple[np.ndarray, Any]:
     if expr in data.columns:
         col = data[expr]
@@ -196,7 +214,7 @@ def _single_column(expr: str, data: pd.DataFrame, what: str) -> tuple[np.ndarray
             example = col.dropna().iloc[0] if col.notna().any() else None
             raise DataError(f"{what} {expr!r} must be numeric; it holds {col.dtype} values such as {example!r}")
         return col.to_numpy(dtype=float), None
-    values, mspec = _matrix(f"0 + {expr}", data, what)
+    values, mspec = _matrix(f"0 + {_as_arithmetic(expr)}", data, what)
     if values.shape[1] != 1:
         raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]} columns")
     return values[:, 0], mspec
@@ -279,6 +297,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     columns = used_columns(spec, data.columns)
     data, n_dropped = _drop_missing(data, columns, na_action)
     _check_finite(data, columns)
+    _check_numbers_stored_as_text(spec, data, columns)
 
     y, _ = _single_column(spec.response.expr, data, "response")
     trials = None
@@ -358,10 +377,34 @@ def _check_finite(data: pd.DataFrame, columns: list[str]) -> None:
                                 f"(first at row {data.index[np.isinf(values)][0]!r})")
 
 
+def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse a text column whose values are mostly numbers: a typo, not a categorical predictor.
+
+    Grouping-factor columns and columns wrapped in ``C(...)`` are categorical on purpose.
+    """
+    exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
+             *(b.expr for b in spec.blocks)]
+    categorical = set(re.findall(r"\bC\(\s*`?([^`),]+?)`?\s*[,)]", " ".join(exprs)))
+    categorical.update(c for b in spec.blocks for c in b.factor_columns)
+    for c in columns:
+        col = data[c]
+        if c in categorical or not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+            continue
+        present = col[col.notna()]
+        numbers = pd.to_numeric(present, errors="coerce")
+        text = present[numbers.isna()]
+        if 0 < len(text) <= numbers.notna().sum():
+            raise DataError(f"column {c!r} holds numbers and text: {text.iloc[0]!r} (row {text.index[0]!r}) is not a "
+                            f"number ({len(text)} such rows). Fix the value(s), or write C({c}) to treat the column "
+                            "as categorical")
+
+
 def _check_counts_column(values: np.ndarray, column: str) -> None:
     bad = (values < 0) | (values != np.round(values))
     if bad.any():
-        raise DataError(f"failures column {column!r} must hold non-negative whole counts; found {values[bad][0]!r}")
+        hint = "; successes exceed trials there" if values[bad][0] < 0 else ""
+        raise DataError(f"failures column {column!r} must hold non-negative whole counts; found {values[bad][0]:g} "
+                        f"({int(bad.sum())} such rows){hint}")
 
 
 def _checked_factor(data: pd.DataFrame, block: Block, family: Family) -> FactorDesign:

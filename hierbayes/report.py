@@ -49,7 +49,7 @@ code, .formula { font-family: ui-monospace, Menlo, Consolas, monospace; }
 .formula { font-size: 1.15em; background: #f4f4f4; padding: 0.3em 0.6em; display: inline-block; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
 th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #e3e3e3; text-align: right; }
-th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+th { background: #f4f4f4; } td:first-child, th:first-child, table.words td { text-align: left; }
 .ok { color: #1a7f37; } .bad { color: #b42318; font-weight: 600; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 0.8em; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -155,11 +155,13 @@ def _model_table(fit) -> pd.DataFrame:
     return pd.DataFrame({"value": list(rows.values())}, index=pd.Index(list(rows), name="model"))
 
 
-def _table_html(name: str, frame: pd.DataFrame) -> str:
+def _table_html(name: str, frame: pd.DataFrame, index: bool = True, words: bool = False) -> str:
+    """A table with id ``table-<name>``; ``words`` left-aligns cells that hold text rather than numbers."""
     shown = frame.head(MAX_TABLE_ROWS)
     note = (f"<p>The first {MAX_TABLE_ROWS} of {len(frame)} rows; all are in <code>{html.escape(name)}.csv</code>.</p>"
             if len(frame) > MAX_TABLE_ROWS else "")
-    return note + shown.to_html(table_id=f"table-{name}", border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+    return note + shown.to_html(table_id=f"table-{name}", border=0, float_format=lambda v: f"{v:.4g}", na_rep="",
+                                index=index, classes="words" if words else None)
 
 
 def _img_html(name: str, png: bytes, caption: str) -> str:
@@ -221,11 +223,11 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
              f"<h1>{html.escape(title)}</h1>",
              f"<p class='formula'>{html.escape(fit.model.spec.formula)}</p>"]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
-    parts += ["<h2>Model</h2>", _table_html("model", _model_table(fit)),
+    parts += ["<h2>Model</h2>", _table_html("model", _model_table(fit), words=True),
               "<h3>Priors</h3>", "<p>Every prior in force; 'default' ones are scaled to the data.</p>",
-              _table_html("priors", tables["priors"])]
+              _table_html("priors", tables["priors"], words=True)]
     parts += ["<h2>Diagnostics</h2>", _diagnostics_html(tables["diagnostics"]),
-              _table_html("diagnostics", tables["diagnostics"])]
+              _table_html("diagnostics", tables["diagnostics"], words=True)]
     parts.append("<h2>Estimates</h2><p>Every number is a posterior mean (never a mode), with a "
                  f"{100 * fit.prob:g}% equal-tailed credible interval.</p>")
     for name, (heading, text) in _TABLE_TITLES.items():
@@ -236,7 +238,7 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
         parts += [f"<h3>Group effects: {html.escape(factor)}</h3>",
                   "<p>Per level and varying coefficient: the level's deviation from the population value "
                   "(mean, sd, interval) and its total coefficient (total_*), with n, its number of rows.</p>",
-                  _table_html(name, tables[name].reset_index())]
+                  _table_html(name, tables[name].reset_index(), index=False)]
     parts.append("<h2>Plots</h2>")
     for factor in fit.model.design.factors:
         name = f"shrinkage_{safe_name(factor)}"

@@ -87,6 +87,9 @@ class Family:
     latent_variance : callable
         ``(mean_at_intercept, params) -> array``: distribution-specific variance on the
         link scale (Nakagawa, Johnson & Schielzeth 2017), used by the ICC.
+    response_variance : callable
+        ``(mean, params, trials) -> array``: variance of the response given its mean (of the
+        count of successes for binomial), used by the Bayesian R-squared.
     """
 
     name: str
@@ -99,6 +102,7 @@ class Family:
     random: Callable[..., np.ndarray]
     check_response: Callable[[np.ndarray, np.ndarray | None, str], None]
     latent_variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]
+    response_variance: Callable[..., np.ndarray]
     needs_trials: bool = False
 
     @property
@@ -132,7 +136,7 @@ def _check_counts(y, trials, column):
         value = y[bad][0]
         raise DataError(
             f"response {column!r} must be non-negative whole counts for this family; "
-            f"found {value!r} ({int(bad.sum())} such rows)"
+            f"found {value:g} ({int(bad.sum())} such rows)"
         )
 
 
@@ -140,7 +144,7 @@ def _check_binary(y, trials, column):
     bad = (y != 0) & (y != 1)
     if bad.any():
         raise DataError(
-            f"response {column!r} must be 0 or 1 for the bernoulli family; found {y[bad][0]!r} "
+            f"response {column!r} must be 0 or 1 for the bernoulli family; found {y[bad][0]:g} "
             f"({int(bad.sum())} such rows). For counts out of n trials use cbind(successes, failures) "
             "with family='binomial'"
         )
@@ -189,6 +193,11 @@ def _student_priors(r: ResponseSummary) -> dict[str, P.Prior]:
     return {"sigma": P.Exponential(1.0 / r.scale), "nu": P.Gamma(2.0, 0.1)}
 
 
+def _t_variance(p):
+    """Variance of a Student-t with nu > 2 (infinite otherwise)."""
+    return np.where(p["nu"] > 2, p["sigma"] ** 2 * p["nu"] / np.maximum(p["nu"] - 2, 1e-12), np.inf)
+
+
 def _nb_p(mean, alpha):
     return alpha / (alpha + mean)
 
@@ -211,6 +220,7 @@ register_family(Family(
     random=lambda rng, m, p, n: rng.normal(m, p["sigma"]),
     check_response=_check_real,
     latent_variance=lambda m, p: p["sigma"] ** 2,
+    response_variance=lambda m, p, n: np.broadcast_to(p["sigma"] ** 2, np.shape(m)),
 ))
 register_family(Family(
     name="student_t", link="identity", links=("identity", "log"),
@@ -220,8 +230,8 @@ register_family(Family(
     log_density=lambda y, m, p, n: stats.t.logpdf(y, p["nu"], m, p["sigma"]),
     random=lambda rng, m, p, n: m + p["sigma"] * rng.standard_t(p["nu"], size=np.shape(m)),
     check_response=_check_real,
-    # variance of a t with nu > 2; infinite otherwise
-    latent_variance=lambda m, p: np.where(p["nu"] > 2, p["sigma"] ** 2 * p["nu"] / np.maximum(p["nu"] - 2, 1e-12), np.inf),
+    latent_variance=lambda m, p: _t_variance(p),
+    response_variance=lambda m, p, n: np.broadcast_to(_t_variance(p), np.shape(m)),
 ))
 register_family(Family(
     name="bernoulli", link="logit", links=("logit", "probit"),
@@ -232,6 +242,7 @@ register_family(Family(
     random=lambda rng, m, p, n: rng.binomial(1, m),
     check_response=_check_binary,
     latent_variance=lambda m, p: np.full(np.shape(m), np.pi**2 / 3),
+    response_variance=lambda m, p, n: m * (1 - m),
 ))
 register_family(Family(
     name="binomial", link="logit", links=("logit", "probit"),
@@ -239,9 +250,10 @@ register_family(Family(
     default_priors=lambda r: {},
     likelihood=_binomial_like,
     log_density=lambda y, m, p, n: stats.binom.logpmf(y, n, m),
-    random=lambda rng, m, p, n: rng.binomial(n, m),
+    random=lambda rng, m, p, n: rng.binomial(np.asarray(n).astype(np.int64), m),
     check_response=_check_binomial,
     latent_variance=lambda m, p: np.full(np.shape(m), np.pi**2 / 3),
+    response_variance=lambda m, p, n: n * m * (1 - m),
     needs_trials=True,
 ))
 register_family(Family(
@@ -253,6 +265,7 @@ register_family(Family(
     random=lambda rng, m, p, n: rng.poisson(m),
     check_response=_check_counts,
     latent_variance=lambda m, p: np.log1p(1.0 / m),
+    response_variance=lambda m, p, n: m,
 ))
 register_family(Family(
     name="negative_binomial", link="log", links=("log", "identity"),
@@ -263,6 +276,7 @@ register_family(Family(
     random=lambda rng, m, p, n: rng.negative_binomial(p["alpha"], _nb_p(m, p["alpha"])),
     check_response=_check_counts,
     latent_variance=lambda m, p: np.log1p(1.0 / m + 1.0 / p["alpha"]),
+    response_variance=lambda m, p, n: m + m**2 / p["alpha"],
 ))
 
 _ALIASES = {"normal": "gaussian", "t": "student_t", "studentt": "student_t", "logistic": "bernoulli",

@@ -40,8 +40,7 @@ from .errors import DataWarning, HierbayesError
 from .predict import OBS_DIM, predict
 from .summaries import draw_stats
 
-__all__ = ["posterior_predictive", "prior_predictive", "loo", "pareto_k_message", "compare", "bayes_r2",
-           "RESPONSE_VARIANCE"]
+__all__ = ["posterior_predictive", "prior_predictive", "loo", "pareto_k_message", "compare", "bayes_r2"]
 
 
 # --- predictive draws -----------------------------------------------------------------------
@@ -224,17 +223,6 @@ def compare(fits: Mapping[str, object], method: str = "stacking") -> pd.DataFram
 
 # Variance of one response given its expected value ``mean`` (on the response scale) and the
 # family's parameters; binomial means are proportions of ``trials``.
-RESPONSE_VARIANCE: dict[str, Callable[..., np.ndarray]] = {
-    "gaussian": lambda m, p, n: np.broadcast_to(p["sigma"] ** 2, np.shape(m)),
-    "student_t": lambda m, p, n: np.broadcast_to(
-        np.where(p["nu"] > 2, p["sigma"] ** 2 * p["nu"] / np.maximum(p["nu"] - 2, 1e-12), np.inf), np.shape(m)),
-    "bernoulli": lambda m, p, n: m * (1 - m),
-    "binomial": lambda m, p, n: n * m * (1 - m),
-    "poisson": lambda m, p, n: m,
-    "negative_binomial": lambda m, p, n: m + m**2 / p["alpha"],
-}
-
-
 def bayes_r2(fit, prob: float | None = None, summary: bool = True) -> pd.DataFrame | np.ndarray:
     """Bayesian R-squared: explained variance over explained plus modelled residual variance.
 
@@ -252,12 +240,9 @@ def bayes_r2(fit, prob: float | None = None, summary: bool = True) -> pd.DataFra
     from arviz_stats.base import array_stats
 
     family, design = fit.model.family, fit.model.design
-    if family.name not in RESPONSE_VARIANCE:
-        raise HierbayesError(f"R2 needs the response variance of the {family.name!r} family; "
-                             f"add it to hierbayes.checking.RESPONSE_VARIANCE")
     mean = fit.expected_mean()
     trials = design.trials if design.trials is not None else 1.0
-    residual = RESPONSE_VARIANCE[family.name](mean, fit._family_draws(), trials).mean(axis=-1)
+    residual = family.response_variance(mean, fit._family_draws(), trials).mean(axis=-1)
     shape = mean.shape[:2]
     r2 = array_stats.bayesian_r2((mean * trials).reshape(-1, mean.shape[-1]), residual.reshape(-1), "var")
     r2 = np.asarray(r2).reshape(shape)

@@ -39,6 +39,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from .errors import HierbayesError
@@ -125,6 +126,7 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "n", p
         ax.set_xlabel(f"rows per level of {factor} (log scale)")
     elif x == "sorted":
         xs = np.argsort(np.argsort(table["partial_pooling"].to_numpy())).astype(float)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"levels of {factor}, sorted by partial-pooling estimate")
     else:
         raise HierbayesError(f"x must be 'n' or 'sorted', not {x!r}")

@@ -113,6 +113,15 @@ def _versions() -> dict:
     return out
 
 
+def _source_state() -> str:
+    """The hierbayes commit benchmarked, and whether the working tree had changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "hierbayes")
+    return commit + (" with uncommitted changes to hierbayes/" if dirty else "")
+
+
 def _machine() -> dict:
     cpu = platform.processor() or ""
     try:
@@ -169,15 +178,18 @@ def _median_result(runs: list[dict]) -> dict:
 
 
 def run_suite(suite: str, contenders: list[str], settings: dict, repeats: int, timeout: float,
-              cache: str, warmup: bool = False, log=print) -> dict:
+              cache: str, warmup: bool = False, models: list[str] | None = None, log=print) -> dict:
     """Every model of ``suite`` with every contender, alternating; returns the results document."""
     from suite import SUITES
 
     document = {"suite": suite, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": settings,
-                "cache": cache, "warmup": warmup, "machine": _machine(), "versions": _versions(), "models": []}
+                "cache": cache, "warmup": warmup, "source": _source_state(), "machine": _machine(),
+                "versions": _versions(), "models": []}
     with tempfile.TemporaryDirectory(prefix="hb-bench-data-") as tmp:
         for model in SUITES[suite]:
+            if models and model.name not in models:
+                continue
             data_path = Path(tmp) / f"{model.name}.pkl"
             data = model.data()
             data.to_pickle(data_path)
@@ -200,6 +212,7 @@ def run_suite(suite: str, contenders: list[str], settings: dict, repeats: int, t
                 "runs": runs,
             })
     document["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    document["machine"]["load_after"] = os.getloadavg()[0]
     return document
 
 
@@ -226,7 +239,8 @@ def markdown(document: dict) -> str:
         f"# hierbayes benchmark: suite `{document['suite']}`", "",
         f"Command: `{document['command']}`  ", f"Run: {document['started']} to {document.get('finished', '?')} (UTC)  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['platform']}, Python {m['python']}; "
-        f"load average before: {m['load_before']:.2f}  ",
+        f"load average before: {m['load_before']:.2f}, after: {m.get('load_after', float('nan')):.2f}  ",
+        f"hierbayes source: {document.get('source', '?')}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in document["versions"].items()) + "  ",
         f"Settings: {s['chains']} chains x ({s['tune']} tune + {s['draws']} draws), seed {s['seed']}; "
         f"compile caches: {document['cache']}" + (" (after one unrecorded warm-up run per contender)"
@@ -282,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per run before it is killed")
     parser.add_argument("--cache", choices=("warm", "cold"), default="warm")
     parser.add_argument("--warmup", action="store_true", help="one unrecorded run per contender and model first")
+    parser.add_argument("--models", help="comma-separated subset of the suite's models")
     parser.add_argument("--out", type=Path, default=HERE, help="directory for results.md and results.json")
     parser.add_argument("--name", default="results", help="file stem of the outputs")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -294,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown contenders {unknown}; choose from {sorted(CONTENDERS)}")
     settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
-    document = run_suite(args.suite, contenders, settings, args.repeats, args.timeout, args.cache, args.warmup)
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    document = run_suite(args.suite, contenders, settings, args.repeats, args.timeout, args.cache, args.warmup,
+                         models)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(document, indent=1))
     (args.out / f"{args.name}.md").write_text(markdown(document))

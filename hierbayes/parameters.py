@@ -31,7 +31,7 @@ from .design import Design
 from .errors import PriorError, did_you_mean
 from .families import Family
 
-__all__ = ["Parameter", "model_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name",
+__all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name",
            "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
 
 FIXED_DIM = "term"
@@ -50,6 +50,27 @@ def factor_dim(factor: str) -> str:
 def coef_dim(factor: str) -> str:
     """Dim of the varying coefficients of ``factor``."""
     return f"{factor}__coef"
+
+
+def effects_var(factor: str) -> str:
+    """Posterior variable of the group effects of ``factor``: ``r_<factor>`` (dims level, coefficient)."""
+    return f"r_{safe_name(factor)}"
+
+
+def group_effect_label(factor: str, level: str, coef: str) -> str:
+    """Printed label of one group effect: ``r_Subject[308,Days]``."""
+    return f"r_{factor}[{level},{coef}]"
+
+
+def group_effect_parameters(design: Design, levels: dict[str, list[str]] | None = None) -> list[Parameter]:
+    """One :class:`Parameter` per level and varying coefficient (all levels unless ``levels`` names some)."""
+    out = []
+    for factor, fd in design.factors.items():
+        chosen = fd.levels if levels is None else levels.get(factor, [])
+        out += [Parameter(group_effect_label(factor, level, c), "r", effects_var(factor),
+                          {factor_dim(factor): level, coef_dim(factor): c}, "real", factor)
+                for level in chosen for c in design.factor_coefs(factor)]
+    return out
 
 
 def cor_dim(factor: str) -> str:

@@ -29,8 +29,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -42,8 +40,8 @@ from matplotlib.text import Annotation
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
-from .errors import HierbayesError
-from .parameters import coef_dim, factor_dim, safe_name
+from .errors import HierbayesError, did_you_mean
+from .parameters import group_effect_label, group_effect_parameters
 from .pooling import check_coefficient, pooling, population_draws
 from .summaries import interval_names, parameter_draws
 
@@ -314,24 +312,6 @@ def plot_group_effects(fit, factor: str, term: str = "Intercept", *, prob: float
 
 # --- draws by printed label ---------------------------------------------------------------------------
 
-_GROUP_EFFECT = re.compile(r"^r_(?P<factor>[^\[]+)\[(?P<rest>.+)\]$")
-
-
-def _group_effect_draws(fit, label: str) -> np.ndarray | None:
-    """Draws of a group effect labelled ``r_<factor>[<level>,<coefficient>]`` (as in diagnostics)."""
-    match = _GROUP_EFFECT.match(label)
-    design = fit.model.design
-    if not match or match["factor"] not in design.factors:
-        return None
-    factor, rest = match["factor"], match["rest"]
-    for coef in design.factor_coefs(factor):
-        level = rest[: -len(coef) - 1]
-        if rest.endswith(f",{coef}") and level in design.factors[factor].levels:
-            r = fit.posterior[f"r_{safe_name(factor)}"]
-            return r.sel({factor_dim(factor): level, coef_dim(factor): coef}).transpose("chain", "draw").values
-    return None
-
-
 def labelled_draws(fit, labels: Sequence[str], log_sd: bool = False) -> xr.Dataset:
     """A Dataset with one (chain, draw) variable per printed label.
 
@@ -339,16 +319,15 @@ def labelled_draws(fit, labels: Sequence[str], log_sd: bool = False) -> xr.Datas
     ``sigma``) or group effects ``r_<factor>[<level>,<coefficient>]``. With ``log_sd``,
     SDs become ``log sd(...)``.
     """
-    by_label = {p.label: p for p in fit.parameters}
+    by_label = {p.label: p for p in fit.parameters + group_effect_parameters(fit.model.design)}
     data = {}
     for label in labels:
-        if label in by_label:
-            values = parameter_draws(fit.posterior, [by_label[label]])[..., 0]
-        elif (values := _group_effect_draws(fit, label)) is None:
-            close = difflib.get_close_matches(label, list(by_label), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+        if label not in by_label:
+            close = did_you_mean(label, [p.label for p in fit.parameters])
+            hint = f"; did you mean {close!r}?" if close else ""
             raise HierbayesError(f"no parameter labelled {label!r}: use the labels of fit.summary() or "
                                  f"group effects as 'r_<factor>[<level>,<coefficient>]'{hint}")
+        values = parameter_draws(fit.posterior, [by_label[label]])[..., 0]
         if log_sd and label in by_label and by_label[label].cls == "sd":
             label, values = f"log {label}", np.log(values)
         data[label] = (("chain", "draw"), values)
@@ -374,7 +353,7 @@ def _funnel_labels(fit, factor: str | None, level: str | None, term: str | None)
         level = fd.levels[int(np.argmin(fd.counts))]
     elif level not in fd.levels:
         raise HierbayesError(f"{level!r} is not a level of {factor!r}")
-    return f"r_{factor}[{level},{term}]", f"sd({term}|{factor})"
+    return group_effect_label(factor, level, term), f"sd({term}|{factor})"
 
 
 def plot_trace(fit, parameters: Sequence[str] | None = None, **kwargs) -> Figure:

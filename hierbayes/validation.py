@@ -70,8 +70,8 @@ from . import build as _build
 from .design import used_columns
 from .errors import DataError, DataWarning, HierbayesError
 from .formula import parse
-from .parameters import (FIXED_DIM, Parameter, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label,
-                         model_parameters, safe_name)
+from .parameters import (FIXED_DIM, Parameter, coef_dim, cor_dim, cor_pairs, factor_dim, group_effect_parameters,
+                         lkj_label, model_parameters, safe_name)
 from .predictor import design_effects, linear_predictor
 from .priors import PRIOR_KINDS, Prior
 from .summaries import parameter_draws
@@ -89,12 +89,8 @@ def tracked_parameters(design, family) -> list[Parameter]:
 
     The group effects are labelled as in :meth:`Fit.diagnostics`: ``r_g[level,coef]``.
     """
-    out = list(model_parameters(design, family))
-    for factor, fd in design.factors.items():
-        level = fd.levels[0]
-        out += [Parameter(f"r_{factor}[{level},{c}]", "r", f"r_{safe_name(factor)}",
-                          {factor_dim(factor): level, coef_dim(factor): c}, "real", factor)
-                for c in design.factor_coefs(factor)]
+    first = {factor: [fd.levels[0]] for factor, fd in design.factors.items()}
+    out = list(model_parameters(design, family)) + group_effect_parameters(design, first)
     return out
 
 

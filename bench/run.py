@@ -137,8 +137,38 @@ def _machine() -> dict:
             "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "load_before": os.getloadavg()[0]}
 
 
+def _session_rss_gb(sid: int) -> float:
+    """Resident memory of every process in session ``sid`` (the worker and its children), GB."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:  # field 6 of stat: the session id
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: resident pages
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 2**30
+
+
+def _wait(proc, timeout: float, max_memory_gb: float) -> str | None:
+    """Wait for the worker; kill it (and say why) past the time or memory limit."""
+    start = time.time()
+    while proc.poll() is None:
+        reason = None
+        if time.time() - start > timeout:
+            reason = f"timeout after {timeout:g} s"
+        elif _session_rss_gb(proc.pid) > max_memory_gb:
+            reason = f"killed: memory above {max_memory_gb:g} GB"
+        if reason:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            return reason
+        time.sleep(0.5)
+    return None
+
+
 def run_one(model_name: str, contender: str, data_path: Path, settings: dict, timeout: float,
-            cache: str) -> dict:
+            cache: str, max_memory_gb: float = 8.0) -> dict:
     """Launch one worker; return its result (or a status saying why there is none)."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="hb-bench-") as tmp:
@@ -149,17 +179,15 @@ def run_one(model_name: str, contender: str, data_path: Path, settings: dict, ti
         out = Path(tmp) / "result.json"
         spec = {"model": model_name, "contender": contender, "data": str(data_path), "settings": settings,
                 "out": str(out), "launched": time.time()}
-        proc = subprocess.Popen([sys.executable, str(HERE / "run.py"), "--worker", json.dumps(spec)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            log, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.communicate()
-            return {"model": model_name, "contender": contender, "status": f"timeout after {timeout:g} s",
-                    "wall": None}
+        log_path = Path(tmp) / "worker.log"
+        with open(log_path, "w") as log_file:
+            proc = subprocess.Popen([sys.executable, str(HERE / "run.py"), "--worker", json.dumps(spec)], env=env,
+                                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            stopped = _wait(proc, timeout, max_memory_gb)
+        if stopped:
+            return {"model": model_name, "contender": contender, "status": stopped, "wall": None}
         if proc.returncode != 0 or not out.exists():
-            tail = "\n".join(log.strip().splitlines()[-8:])
+            tail = "\n".join(log_path.read_text().strip().splitlines()[-8:])
             return {"model": model_name, "contender": contender, "status": f"failed (exit {proc.returncode})",
                     "wall": None, "log": tail}
         return json.loads(out.read_text())
@@ -178,13 +206,14 @@ def _median_result(runs: list[dict]) -> dict:
 
 
 def run_suite(suite: str, contenders: list[str], settings: dict, repeats: int, timeout: float,
-              cache: str, warmup: bool = False, models: list[str] | None = None, log=print) -> dict:
+              cache: str, warmup: bool = False, models: list[str] | None = None, max_memory_gb: float = 8.0,
+              log=print) -> dict:
     """Every model of ``suite`` with every contender, alternating; returns the results document."""
     from suite import SUITES
 
     document = {"suite": suite, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": settings,
-                "cache": cache, "warmup": warmup, "source": _source_state(), "machine": _machine(),
+                "cache": cache, "warmup": warmup, "timeout": timeout, "max_memory_gb": max_memory_gb, "source": _source_state(), "machine": _machine(),
                 "versions": _versions(), "models": []}
     with tempfile.TemporaryDirectory(prefix="hb-bench-data-") as tmp:
         for model in SUITES[suite]:
@@ -196,11 +225,11 @@ def run_suite(suite: str, contenders: list[str], settings: dict, repeats: int, t
             runs: dict[str, list[dict]] = {c: [] for c in contenders}
             if warmup:  # one unrecorded run each, so that every contender meets warm caches
                 for c in contenders:
-                    run_one(model.name, c, data_path, settings, timeout, cache)
+                    run_one(model.name, c, data_path, settings, timeout, cache, max_memory_gb)
             for r in range(repeats):
                 order = contenders if r % 2 == 0 else contenders[::-1]
                 for c in order:
-                    result = run_one(model.name, c, data_path, settings, timeout, cache)
+                    result = run_one(model.name, c, data_path, settings, timeout, cache, max_memory_gb)
                     runs[c].append(result)
                     log(f"{model.name:16s} {c:22s} " + (f"wall {result['wall']:7.1f} s  min ESS "
                         f"{result['min_ess_bulk']:7.0f}  ESS/s {result['ess_per_s']:7.1f}"
@@ -297,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", choices=("warm", "cold"), default="warm")
     parser.add_argument("--warmup", action="store_true", help="one unrecorded run per contender and model first")
     parser.add_argument("--models", help="comma-separated subset of the suite's models")
+    parser.add_argument("--max-memory-gb", type=float, default=8.0,
+                        help="kill a run whose processes hold more resident memory (the machine is shared)")
     parser.add_argument("--out", type=Path, default=HERE, help="directory for results.md and results.json")
     parser.add_argument("--name", default="results", help="file stem of the outputs")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -311,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     document = run_suite(args.suite, contenders, settings, args.repeats, args.timeout, args.cache, args.warmup,
-                         models)
+                         models, args.max_memory_gb)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(document, indent=1))
     (args.out / f"{args.name}.md").write_text(markdown(document))

@@ -114,7 +114,7 @@ def one_factor_slope(n: int, J: int, seed: int = 1) -> pd.DataFrame:
 
 
 def crossed(n: int, Ja: int, Jb: int, seed: int = 2, skew: float = 0.0) -> pd.DataFrame:
-    """``y = 1 + 0.5 x + a[i] + b[j] + e``; sd(a) = 0.5, sd(b) = 0.3, sigma 1.
+    """``y = 1 + 0.5 x + u[item] + v[rater] + e``; sd(u) = 0.5, sd(v) = 0.3, sigma 1.
 
     ``skew`` > 0 draws level sizes from a lognormal (unbalanced, partially crossed).
     """
@@ -124,7 +124,8 @@ def crossed(n: int, Ja: int, Jb: int, seed: int = 2, skew: float = 0.0) -> pd.Da
     a, b = _all_levels_index(rng, n, Ja, wa), _all_levels_index(rng, n, Jb, wb)
     x = rng.normal(size=n)
     y = 1.0 + 0.5 * x + rng.normal(0, 0.5, Ja)[a] + rng.normal(0, 0.3, Jb)[b] + rng.normal(size=n)
-    return pd.DataFrame({"y": y, "x": x, "a": _levels("a", a), "b": _levels("b", b)})
+    # (a factor named "b" would collide with hierbayes's posterior variable b)
+    return pd.DataFrame({"y": y, "x": x, "item": _levels("i", a), "rater": _levels("r", b)})
 
 
 def insteval_like(seed: int = 3) -> pd.DataFrame:
@@ -174,7 +175,7 @@ RADON_INTERCEPT = BenchModel("radon_intercept", "gaussian", "log_radon", ("floor
                              radon, "919 homes, 85 counties")
 RADON_SLOPE = BenchModel("radon_slope", "gaussian", "log_radon", ("floor",), (Block("county", ("floor",)),),
                          radon, "919 homes, 85 counties")
-CROSSED = BenchModel("crossed_20k", "gaussian", "y", ("x",), (Block("a"), Block("b")),
+CROSSED = BenchModel("crossed_20k", "gaussian", "y", ("x",), (Block("item"), Block("rater")),
                      lambda: crossed(20_000, 300, 200), "simulated, 20,000 rows, 300 x 200 crossed levels")
 BERNOULLI = BenchModel("bernoulli_20k", "bernoulli", "y", ("x",), (Block("g", ("x",)),), bernoulli_slope,
                        "simulated, 20,000 rows, 500 groups")

@@ -38,10 +38,15 @@ from .fit import Fit  # noqa: E402
 from .checking import compare  # noqa: E402
 from .io import load_fit as load  # noqa: E402
 from .model import Model  # noqa: E402
+from .readers import read_data  # noqa: E402
 from .priors import LKJ, Exponential, Gamma, HalfCauchy, HalfNormal, HalfStudentT, Normal, StudentT  # noqa: E402
+from .teaching import compare_parameterizations  # noqa: E402
+from .validation import calibrate  # noqa: E402
 
 __all__ = [
-    "Model", "Fit", "compare", "load", "datasets", "get_family", "register_family", "Family",
+    "Model", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",
     "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "LKJ",
     "HierbayesError", "FormulaError", "DataError", "PriorError", "ConvergenceWarning", "DataWarning",
+    "compare_parameterizations",
+    "calibrate",
 ]

@@ -21,7 +21,7 @@ Examples
 >>> import hierbayes as hb
 >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
 >>> sorted(m.pymc_model.named_vars)[:4]
-['Intercept_centered', 'Intercept_centered__mu', 'Intercept_centered__sigma', 'Reaction']
+['Intercept_centered', 'Reaction', 'X', 'Z_Subject']
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .families import Family
 from .parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
 from .priors import PRIOR_KINDS, Prior
 
-__all__ = ["build_model", "model_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
+__all__ = ["build_model", "model_data", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
 
 PARAMETERIZATIONS = ("non-centered", "centered")
 SLOPE_DIM = "slope"
@@ -72,8 +72,13 @@ def _prior_groups(name: str, labels: list[str], priors: Mapping[str, Prior]) -> 
     return [(f"{name}_{kind}", kind, idx) for kind, idx in kinds.items()]
 
 
-def model_data(design: Design, family: Family, priors: Mapping[str, Prior]) -> dict[str, np.ndarray]:
-    """Every ``pm.Data`` value of the model, by name: data arrays and prior parameters."""
+def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
+               collapse: bool = False) -> dict[str, np.ndarray]:
+    """Every ``pm.Data`` value of the model, by name: data arrays and prior parameters.
+
+    With ``collapse``, the rows are replaced by the sufficient statistics of
+    :mod:`hierbayes.collapsed`.
+    """
     data: dict[str, np.ndarray] = {"y_obs": design.y}
     if design.trials is not None:
         data["trials"] = design.trials
@@ -107,14 +112,56 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior]) -> d
             data[f"corr_chol_{k}__eta"] = np.float64(priors[lkj_label(block)].values["eta"])
     for name, _ in family.parameters:
         add_prior(name, [name], scalar=True)
+    if collapse:
+        from .collapsed import collapsed_data
+
+        data = collapsed_data(data, design)
     return data
+
+
+FIXED_DATA = "fixed_data"  # the pm.Data vector holding every value whose size the structure fixes
+
+
+def _is_row_data(name: str) -> bool:
+    """Arrays with one entry per row (their length changes with the data, not the structure)."""
+    return name in ("y_obs", "trials", "offset", "X") or name.startswith(("g_", "Z_"))
+
+
+def pack_data(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's ``pm.Data`` values: the row arrays by name, everything else in one vector.
+
+    Prior parameters, ``X_mean`` and the collapsed sufficient statistics have sizes fixed by
+    the structure, so they travel as one flat vector (``fixed_data``, in ``data``'s order):
+    every separate shared variable costs numba about half a second to compile into nutpie's
+    C callback (``bench/NOTES.md``).
+    """
+    out = {name: value for name, value in data.items() if _is_row_data(name)}
+    fixed = [np.ravel(np.asarray(value, dtype=float)) for name, value in data.items() if not _is_row_data(name)]
+    out[FIXED_DATA] = np.concatenate(fixed) if fixed else np.zeros(0)
+    return out
+
+
+def _shared_data(data: Mapping[str, np.ndarray]) -> dict:
+    """``pm.Data`` for the packed values; each fixed-size value is a slice of ``fixed_data``."""
+    packed = pack_data(data)
+    shared = {name: pm.Data(name, value) for name, value in packed.items()}
+    start = 0
+    for name, value in data.items():
+        if not _is_row_data(name):
+            shape = np.shape(value)
+            size = int(np.prod(shape))
+            piece = shared[FIXED_DATA][start:start + size]
+            shared[name] = piece.reshape(shape) if shape else piece[0]
+            start += size
+    return shared
 
 
 def _parameterization_of(parameterization, factor: str) -> str:
     return parameterization.get(factor, "non-centered") if isinstance(parameterization, Mapping) else parameterization
 
 
-def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], parameterization) -> tuple:
+def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], parameterization,
+                  collapse: bool = False) -> tuple:
     """What the compiled model depends on; equal keys can share one compiled model."""
     return (
         family.name, family.link, response_name(design), design.fixed_names,
@@ -123,11 +170,12 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
               for b in design.blocks),
         tuple((label, p.kind) for label, p in priors.items()),
         tuple(_parameterization_of(parameterization, f) for f in design.factors),
+        bool(collapse),
     )
 
 
 def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
-                parameterization: str | Mapping[str, str] = "non-centered") -> pm.Model:
+                parameterization: str | Mapping[str, str] = "non-centered", collapse: bool = False) -> pm.Model:
     """Write the PyMC model of ``design`` with ``family`` and ``priors``.
 
     Parameters
@@ -137,12 +185,15 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     priors : mapping of label -> Prior
         As returned by :func:`hierbayes.parameters.resolve_priors` (every parameter).
     parameterization : {"non-centered", "centered"} or dict of factor -> one of them
+    collapse : bool
+        Integrate the group effects out (:mod:`hierbayes.collapsed`; gaussian, one factor):
+        the model then samples no group effects and ``parameterization`` is unused.
 
     Returns
     -------
     pymc.Model
     """
-    data = model_data(design, family, priors)
+    data = model_data(design, family, priors, collapse)
     slopes = _slopes(design)
     coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in slopes]}
     for factor, fd in design.factors.items():
@@ -153,7 +204,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             coords[cor_dim(factor)] = [f"{a},{b}" for a, b in pairs]
 
     with pm.Model(coords=coords) as model:
-        shared = {name: pm.Data(name, value) for name, value in data.items()}
+        shared = _shared_data(data)
 
         def prior_rv(name: str, labels: list[str], dims: str | None = None, scalar: bool = False):
             groups = _prior_groups(name, labels, priors)
@@ -173,7 +224,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         parts = []
         if slopes:
             beta = prior_rv("beta", [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM)
-            eta = eta + shared["X"] @ beta
+            if not collapse:
+                eta = eta + shared["X"] @ beta
         if design.has_intercept:
             alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True)
             eta = eta + alpha
@@ -185,9 +237,20 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             order = (["Intercept"] if design.has_intercept else []) + coords[SLOPE_DIM]
             perm = [order.index(n) for n in design.fixed_names]  # formula order of the columns
             pm.Deterministic("b", b[perm], dims=FIXED_DIM)
-        if design.offset is not None:
+        if design.offset is not None and not collapse:
             eta = eta + shared["offset"]
 
+        if collapse:
+            from .collapsed import marginal_loglik
+
+            (factor,) = design.factors
+            L = _factor_cholesky(design, factor, shared, prior_rv)
+            params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
+            theta = [alpha - shared["cz_shift"]] if design.has_intercept else []
+            theta = pt.concatenate([pt.atleast_1d(t) for t in theta + ([beta] if slopes else [])]) if parts else None
+            pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L,
+                                                             len(design.factor_coefs(factor))))
+            return model
         for factor, fd in design.factors.items():
             eta = eta + _group_effects(design, factor, shared, prior_rv, _parameterization_of(parameterization, factor))
 
@@ -199,6 +262,47 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     return model
 
 
+def factor_blocks(design: Design, factor: str):
+    """(position in ``design.blocks``, block, slice of the factor's coefficients) of each block of ``factor``."""
+    start = 0
+    for k, block in enumerate(design.blocks):
+        if block.factor == factor:
+            q = len(block.coef_names)
+            yield k, block, slice(start, start + q)
+            start += q
+
+
+def _correlation(k: int, q: int, shared):
+    """Block ``k``'s Cholesky factor of its correlation matrix (LKJ prior) and its correlations."""
+    chol = pm.LKJCorr(f"corr_chol_{k}", n=q, eta=shared[f"corr_chol_{k}__eta"])
+    corr = chol @ chol.T
+    pairs = [(i, j) for j in range(q) for i in range(j)]  # the order of parameters.cor_pairs
+    return chol, corr[[i for i, _ in pairs], [j for _, j in pairs]]
+
+
+def _record_correlations(factor: str, cors: list) -> None:
+    if cors:
+        pm.Deterministic(f"cor_{safe_name(factor)}", pt.concatenate(cors) if len(cors) > 1 else cors[0],
+                         dims=cor_dim(factor))
+
+
+def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
+    """``L = blockdiag(diag(sd) @ chol(corr))`` over all the factor's coefficients (collapsed models)."""
+    coefs = design.factor_coefs(factor)
+    sd = prior_rv(f"sd_{safe_name(factor)}", [f"sd({c}|{factor})" for c in coefs], dims=coef_dim(factor))
+    L, cors = pt.zeros((len(coefs), len(coefs))), []
+    for k, block, sl in factor_blocks(design, factor):
+        q = len(block.coef_names)
+        if block.block.correlated and q > 1:
+            chol, cor = _correlation(k, q, shared)
+            cors.append(cor)
+            L = pt.set_subtensor(L[sl, sl], sd[sl][:, None] * chol)
+        else:
+            L = pt.set_subtensor(L[sl, sl], pt.diag(sd[sl]))
+    _record_correlations(factor, cors)
+    return L
+
+
 def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str):
     """Add the effects of one factor to the model; return their term of the linear predictor."""
     s = safe_name(factor)
@@ -207,18 +311,12 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
     fdim, cdim = factor_dim(factor), coef_dim(factor)
     sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
     z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim)) if parameterization == "non-centered" else None
-    effects, cors, start = [], [], 0
-    for k, block in enumerate(design.blocks):
-        if block.factor != factor:
-            continue
+    effects, cors = [], []
+    for k, block, sl in factor_blocks(design, factor):
         q = len(block.coef_names)
-        sl = slice(start, start + q)
-        start += q
         if block.block.correlated and q > 1:
-            chol = pm.LKJCorr(f"corr_chol_{k}", n=q, eta=shared[f"corr_chol_{k}__eta"])
-            corr = chol @ chol.T
-            pairs = [(i, j) for j in range(q) for i in range(j)]  # the order of parameters.cor_pairs
-            cors.append(corr[[i for i, _ in pairs], [j for _, j in pairs]])
+            chol, cor = _correlation(k, q, shared)
+            cors.append(cor)
             L = sd[sl][:, None] * chol
             if z is not None:
                 effects.append(z[:, sl] @ L.T)
@@ -230,8 +328,7 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
             effects.append(pm.Normal(f"u_{s}_{k}", 0.0, sd[sl], shape=(J, q)))
     r = pm.Deterministic(f"r_{s}", pt.concatenate(effects, axis=1) if len(effects) > 1 else effects[0],
                          dims=(fdim, cdim))
-    if cors:
-        pm.Deterministic(f"cor_{s}", pt.concatenate(cors) if len(cors) > 1 else cors[0], dims=cor_dim(factor))
+    _record_correlations(factor, cors)
     g = shared[f"g_{s}"]
     Z = shared[f"Z_{s}"]
     term, zcol = 0.0, 0

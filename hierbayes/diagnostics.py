@@ -20,7 +20,7 @@ Examples
 >>> stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 100), bool)),
 ...                     "energy": (("chain", "draw"), np.random.default_rng(0).normal(size=(2, 100)))})
 >>> table = pd.DataFrame({"r_hat": [1.0], "ess_bulk": [900.0], "ess_tail": [800.0]})
->>> check_convergence(stats, table).loc["divergences", "ok"]
+>>> bool(check_convergence(stats, table).loc["divergences", "ok"])
 True
 """
 

@@ -5,7 +5,7 @@ Examples
 >>> import hierbayes as hb
 >>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
 >>> fit = model.fit(draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
->>> fit.fixed_effects().loc["Days", "mean"] > 5
+>>> bool(fit.fixed_effects().loc["Days", "mean"] > 5)
 True
 >>> fit.posterior["r_Subject"].sel(Subject="308", Subject__coef="Days").shape
 (2, 200)
@@ -23,8 +23,9 @@ import xarray as xr
 from . import __version__
 from .diagnostics import check_convergence
 from .errors import ConvergenceWarning, HierbayesError
-from .parameters import (FIXED_DIM, Parameter, coef_dim, cor_dim, cor_pairs, factor_dim, model_parameters,
-                         safe_name)
+from .parameters import (FIXED_DIM, Parameter, coef_dim, cor_dim, cor_pairs, factor_dim, group_effect_label,
+                         model_parameters, safe_name)
+from .parameterization import describe as describe_parameterization
 from .predictor import linear_predictor, posterior_effects
 from .summaries import draw_stats, interval_names, parameter_draws, summary_table
 
@@ -117,6 +118,53 @@ class Fit:
         """Expected response (mean on the response scale) of the fitting data, (chain, draw, obs)."""
         return self.model.family.link_function.inverse(self.linear_predictor())
 
+    # -- prediction, checking, persistence (logic in predict.py, checking.py, io.py) ---------------
+    def predict(self, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,
+                allow_new_levels: bool = False, seed: int | None = None) -> xr.DataArray:
+        """Posterior draws of predictions, (chain, draw, obs); see :func:`hierbayes.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, data, kind, groups, allow_new_levels=allow_new_levels, seed=seed)
+
+    def predict_summary(self, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,
+                        allow_new_levels: bool = False, seed: int | None = None,
+                        prob: float | None = None) -> pd.DataFrame:
+        """Mean, SD and interval of the predictions per row; see :func:`hierbayes.predict.predict_summary`."""
+        from .predict import predict_summary
+
+        return predict_summary(self, data, kind, groups, allow_new_levels=allow_new_levels, seed=seed, prob=prob)
+
+    def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
+        """Replicated data, stored in ``idata["posterior_predictive"]``; see :mod:`hierbayes.checking`."""
+        from .checking import posterior_predictive
+
+        return posterior_predictive(self, seed=seed)
+
+    def prior_predictive(self, draws: int = 500, seed: int | None = None) -> xr.DataArray:
+        """Data drawn from the priors, stored with the prior draws in ``idata``; returns the data draws."""
+        tree = self.model.sample_prior_predictive(draws=draws, seed=seed)
+        for group in ("prior", "prior_predictive"):
+            self.idata[group] = tree[group]
+        return self.idata["prior_predictive"][self.model.spec.response.expr]
+
+    def loo(self, warn: bool = True):
+        """PSIS-LOO (arviz-stats ELPDData), high Pareto k explained; see :func:`hierbayes.checking.loo`."""
+        from .checking import loo
+
+        return loo(self, warn=warn)
+
+    def r2(self, prob: float | None = None, summary: bool = True):
+        """Bayesian R-squared; see :func:`hierbayes.checking.bayes_r2`."""
+        from .checking import bayes_r2
+
+        return bayes_r2(self, prob=prob, summary=summary)
+
+    def save(self, path, format: str | None = None) -> None:
+        """Write the fit to netCDF (or zarr for ``.zarr``); read it back with ``hb.load``."""
+        from .io import save_fit
+
+        save_fit(self, path, format=format)
+
     # -- tables ---------------------------------------------------------------------------------
     def _table(self, parameters: list[Parameter], prob: float | None) -> pd.DataFrame:
         return summary_table(parameter_draws(self.posterior, parameters), [p.label for p in parameters],
@@ -194,6 +242,60 @@ class Fit:
         draws = np.stack([v / (total + residual) for v in variances.values()], axis=-1)
         return pd.DataFrame(draw_stats(draws, prob or self.prob), index=pd.Index(list(variances), name="factor"))
 
+    # -- pooling, plots and the MAP lesson (logic in pooling.py, plots.py, teaching.py) -----------
+    def pooling(self, factor: str, term: str = "Intercept", prob: float | None = None) -> pd.DataFrame:
+        """No, complete and partial pooling of ``term`` per level; see :func:`hierbayes.pooling.pooling`."""
+        from .pooling import pooling
+
+        return pooling(self, factor, term, prob)
+
+    def plot_shrinkage(self, factor: str, term: str = "Intercept", **kwargs):
+        """Arrows from each level's own estimate to its partial-pooling estimate (Axes);
+        see :func:`hierbayes.plots.plot_shrinkage`."""
+        from .plots import plot_shrinkage
+
+        return plot_shrinkage(self, factor, term, **kwargs)
+
+    def plot_shrinkage_2d(self, factor: str, terms: tuple[str, str | None] = ("Intercept", None), **kwargs):
+        """Two varying coefficients per level, shrinking inside the population contours (Axes);
+        see :func:`hierbayes.plots.plot_shrinkage_2d`."""
+        from .plots import plot_shrinkage_2d
+
+        return plot_shrinkage_2d(self, factor, terms, **kwargs)
+
+    def plot_group_effects(self, factor: str, term: str = "Intercept", **kwargs):
+        """Forest plot of the levels' coefficients (Axes); see :func:`hierbayes.plots.plot_group_effects`."""
+        from .plots import plot_group_effects
+
+        return plot_group_effects(self, factor, term, **kwargs)
+
+    def plot_trace(self, parameters=None, **kwargs):
+        """Trace and density per parameter (Figure); see :func:`hierbayes.plots.plot_trace`."""
+        from .plots import plot_trace
+
+        return plot_trace(self, parameters, **kwargs)
+
+    def plot_pair(self, parameters=None, **kwargs):
+        """Pair plot, by default the funnel of a group effect against its SD (Figure);
+        see :func:`hierbayes.plots.plot_pair`."""
+        from .plots import plot_pair
+
+        return plot_pair(self, parameters, **kwargs)
+
+    def plot_ppc(self, **kwargs):
+        """Posterior predictive check against the observed response (Axes);
+        see :func:`hierbayes.plots.plot_ppc`."""
+        from .plots import plot_ppc
+
+        return plot_ppc(self, **kwargs)
+
+    def compare_map(self, prob: float | None = None, **kwargs) -> pd.DataFrame:
+        """MAP next to posterior mean for every population-level parameter;
+        see :func:`hierbayes.teaching.compare_map`."""
+        from .teaching import compare_map
+
+        return compare_map(self, prob, **kwargs)
+
     # -- diagnostics -------------------------------------------------------------------------------
     def diagnostics(self) -> pd.DataFrame:
         """R-hat, ESS, divergences, tree depth and E-BFMI, each with a plain-language message.
@@ -204,7 +306,7 @@ class Fit:
         for factor in self.model.design.factors:
             r = self.posterior[f"r_{safe_name(factor)}"]
             draws = r.transpose("chain", "draw", ...).values.reshape(r.sizes["chain"], r.sizes["draw"], -1)
-            labels = [f"r_{factor}[{lvl},{c}]" for lvl in r[factor_dim(factor)].values
+            labels = [group_effect_label(factor, lvl, c) for lvl in r[factor_dim(factor)].values
                       for c in r[coef_dim(factor)].values]
             table = pd.concat([table, summary_table(draws, labels)])
         return check_convergence(self.idata["sample_stats"].to_dataset(), table)
@@ -242,6 +344,7 @@ class Fit:
             f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"
                                                   if m.design.n_dropped else ""),
             f"  Draws: {post.sizes['chain']} chains x {post.sizes['draw']} draws (sampler: {self.sampler})",
+            *filter(None, [describe_parameterization(m)]),
             f"Posterior means and SDs; {100 * self.prob:g}% equal-tailed intervals [{lo}, {hi}]",
         ]
 

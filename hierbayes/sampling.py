@@ -1,7 +1,8 @@
 """``pm.Model`` -> posterior draws: the fourth stage.
 
-Two NUTS implementations: nutpie (compiled with numba; the default, see below) and
-PyMC's own. A compiled nutpie model is kept per model *structure*
+Three NUTS implementations: nutpie (compiled with numba; the default, see below),
+PyMC's own, and numpyro's (JAX; ``sampler="numpyro"``, needs ``jax`` and ``numpyro``
+installed, runs on a GPU when JAX sees one). A compiled nutpie model is kept per model *structure*
 (:func:`hierbayes.build.structure_key`) for the life of the process, so a second fit
 of the same structure with new data or new priors swaps the data into the compiled
 model instead of compiling again.
@@ -30,10 +31,11 @@ import pymc as pm
 import xarray as xr
 
 from .errors import HierbayesError
+from .nutpie_cache import compile_model, with_data
 
 __all__ = ["SAMPLERS", "SamplerRun", "run_sampler", "clear_cache"]
 
-SAMPLERS = ("auto", "nutpie", "pymc")
+SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 _COMPILED: dict[Hashable, object] = {}
 
 
@@ -85,12 +87,15 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, sampler
         t0 = time.perf_counter()
         cache_key = ("nutpie", key)
         if cache_key in _COMPILED:
-            compiled = _COMPILED[cache_key].with_data(**data)
+            cached = _COMPILED[cache_key]
+            # PyTensor drops pm.Data the graph never reads (Z of an intercept-only block)
+            known = {var.name for var in cached.shared_var_keys}
+            compiled = with_data(cached, **{k: v for k, v in data.items() if k in known})
             timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
         else:
             model = build()
             t1 = time.perf_counter()
-            compiled = nutpie.compile_pymc_model(model)
+            compiled = compile_model(model)  # nutpie's compile, with its C callbacks cached on disk
             _COMPILED[cache_key] = compiled
             timings["build"], timings["compile"] = t1 - t0, time.perf_counter() - t1
         t2 = time.perf_counter()
@@ -106,8 +111,10 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, sampler
         pm.set_data(dict(data), model=model)
         timings["build"] = time.perf_counter() - t0
         t1 = time.perf_counter()
+        # numpyro (JAX) compiles the whole sampler with XLA each time: the path to a GPU
+        external = {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
         tree = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-                         target_accept=target_accept, progressbar=progressbar, nuts_sampler="pymc",
-                         model=model, compute_convergence_checks=False)
+                         target_accept=target_accept, progressbar=progressbar, nuts_sampler=sampler,
+                         model=model, compute_convergence_checks=False, **external)
         timings["sample"] = time.perf_counter() - t1
     return SamplerRun(tree, sampler, timings)

@@ -61,7 +61,7 @@ def test_suite_designs_have_the_sizes_of_the_issue():
     cells = inst.groupby(["s", "d"], observed=True).ngroups
     assert cells < 0.05 * 2_972 * 1_128  # partially crossed: few student-lecturer pairs observed
     crossed = MODELS["crossed_20k"].data()
-    assert (len(crossed), crossed["a"].nunique(), crossed["b"].nunique()) == (20_000, 300, 200)
+    assert (len(crossed), crossed["item"].nunique(), crossed["rater"].nunique()) == (20_000, 300, 200)
     slope = MODELS["radon_slope"]
     assert slope.formula == "log_radon ~ floor + (1 + floor | county)"
     assert slope.bambi_formula == "log_radon ~ floor + (1 + floor | county)" and slope.bambi_note

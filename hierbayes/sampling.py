@@ -15,7 +15,7 @@ Examples
 --------
 >>> import hierbayes as hb
 >>> m = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy"))
->>> fit = m.fit(draws=100, tune=100, chains=2, seed=1, progressbar=False)
+>>> fit = m.fit(draws=100, tune=100, chains=2, seed=1, progressbar=False, warn=False)
 >>> dict(fit.posterior.sizes)["draw"]
 100
 """

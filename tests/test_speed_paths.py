@@ -136,7 +136,7 @@ def test_auto_chooses_per_factor_and_leaves_slope_only_factors_non_centered():
 def test_numpyro_sampler_fits_end_to_end(sleepstudy):
     pytest.importorskip("numpyro")
     fit = hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(
-        draws=400, tune=400, chains=2, seed=4, sampler="numpyro", progressbar=False, warn=False)
+        draws=200, tune=200, chains=2, seed=4, sampler="numpyro", progressbar=False, warn=False)
     assert fit.sampler == "numpyro" and fit.idata.attrs["sampler"] == "numpyro"
     fe = fit.fixed_effects()
     for term, (estimate, se) in {"Intercept": (251.405, 6.825), "Days": (10.467, 1.546)}.items():  # lme4
@@ -155,7 +155,7 @@ def test_fit_many_on_a_local_cluster_matches_fitting_one_by_one(sleepstudy):
 
     folds = [sleepstudy[sleepstudy["Days"] % 3 != k] for k in range(3)]
     models = [hb.Model("Reaction ~ Days + (Days | Subject)", d) for d in folds]
-    options = dict(draws=200, tune=200, chains=2)
+    options = dict(draws=100, tune=100, chains=2)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         fits = fit_many(models, client=client, seed=7, warn=False, **options)

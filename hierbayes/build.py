@@ -33,6 +33,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .design import Design
+from .errors import DataError
 from .families import Family
 from .parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
 from .priors import PRIOR_KINDS, Prior
@@ -46,6 +47,35 @@ SLOPE_DIM = "slope"
 def response_name(design: Design) -> str:
     """Name of the observed variable: the response expression as an identifier."""
     return safe_name(design.spec.response.expr)
+
+
+def internal_names(design: Design) -> set[str]:
+    """Names the PyMC model gives its own variables, data and dims (a factor's dim may not take one).
+
+    >>> import hierbayes as hb
+    >>> {"b", "sigma", "sd_Subject"} <= internal_names(hb.Model("Reaction ~ Days + (1 | Subject)",
+    ...                                                        hb.datasets.load("sleepstudy")).design)
+    True
+    """
+    from .collapsed import STAT_NAMES
+
+    names = {"b", "beta", "Intercept_centered", "sigma", "nu", "alpha", "X", "X_mean", "y_obs", "trials",
+             "offset", FIXED_DATA, FIXED_DIM, SLOPE_DIM, response_name(design), *STAT_NAMES}
+    names |= {f"{base}_{kind}" for base in ("beta", "sd") for kind in PRIOR_KINDS}
+    for factor in design.factors:
+        s = safe_name(factor)
+        names |= {f"{prefix}_{s}" for prefix in ("z", "sd", "r", "cor", "g", "Z", "u")}
+        names |= {coef_dim(factor), cor_dim(factor)}
+    return names
+
+
+def check_factor_names(design: Design) -> None:
+    """Refuse a grouping factor whose name the model already uses for one of its own variables."""
+    taken = internal_names(design)
+    for factor in design.factors:
+        if factor in taken:
+            raise DataError(f"grouping factor {factor!r} has the name of one of the model's own variables; "
+                            f"rename the column (for example df.rename(columns={{{factor!r}: {factor + '_group'!r}}}))")
 
 
 def _slopes(design: Design) -> list[int]:

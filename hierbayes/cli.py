@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ConvergenceWarning, DataWarning, HierbayesError
+from .sampling import SAMPLERS
 
 __all__ = ["main", "DEMOS", "RUN_MANIFEST", "FIT_FILE", "write_run"]
 
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     sampling.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     sampling.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
     sampling.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    sampling.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
+    sampling.add_argument("--sampler", default="auto", choices=list(SAMPLERS))
     sampling.add_argument("--out", type=Path, help="output folder (replaced only if hierbayes wrote it)")
     sampling.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -78,6 +78,7 @@ class Model:
         self.family = get_family(family, link)
         self.spec: ModelSpec = parse(formula)
         self.design: Design = make_design(self.spec, data, self.family, na_action=na_action)
+        _build.check_factor_names(self.design)
         self.data = data
         self.user_priors = dict(priors or {})
         self.priors: dict[str, Prior] = resolve_priors(self.design, self.family, self.user_priors)

@@ -160,3 +160,10 @@ def test_as_many_levels_as_rows_warns_for_gaussian_only(df):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         design("count ~ x + (1 | id)", data, "poisson")  # observation-level effects: overdispersion
+
+
+@pytest.mark.parametrize("name", ["b", "sigma", "X"])
+def test_a_factor_may_not_take_the_name_of_a_model_variable(df, name):
+    data = df.assign(**{name: df["a"]})
+    with pytest.raises(DataError, match=f"grouping factor '{name}' has the name of one of the model's own"):
+        hb.Model(f"y ~ x + (1 | {name})", data)

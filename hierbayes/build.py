@@ -38,7 +38,7 @@ from .families import Family
 from .parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
 from .priors import PRIOR_KINDS, Prior
 
-__all__ = ["build_model", "model_data", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
+__all__ = ["build_model", "model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
 
 PARAMETERIZATIONS = ("non-centered", "centered")
 SLOPE_DIM = "slope"
@@ -102,6 +102,66 @@ def _prior_groups(name: str, labels: list[str], priors: Mapping[str, Prior]) -> 
     return [(f"{name}_{kind}", kind, idx) for kind, idx in kinds.items()]
 
 
+def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], bool]]:
+    """(variable, labels, scalar) of every group of parameters with a prior other than LKJ.
+
+    A group whose labels have priors of several kinds becomes one variable per kind
+    (:func:`_prior_groups`).
+
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+    >>> [name for name, _, _ in prior_blocks(m.design, m.family)]
+    ['Intercept_centered', 'beta', 'sd_Subject', 'sigma']
+    """
+    slopes = [design.fixed_names[j] for j in _slopes(design)]
+    blocks = [("Intercept_centered", ["Intercept"], True)] if design.has_intercept else []
+    if slopes:
+        blocks.append(("beta", slopes, False))
+    for factor in design.factors:
+        blocks.append((f"sd_{safe_name(factor)}", [f"sd({c}|{factor})" for c in design.factor_coefs(factor)], False))
+    return blocks + [(name, [name], True) for name, _ in family.parameters]
+
+
+def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
+                   data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Where the sampler starts every parameter with a prior, on the sampler's scale.
+
+    Each starts at its prior's location (PyMC's ``support_point``: ``mu``, a half
+    distribution's scale, an exponential's mean), positive parameters on the log scale
+    under PyMC's value name (``sigma_log__``). Parameters absent here (standardized group
+    effects, correlation Cholesky factors) start at zero, which is the identity for a
+    correlation. The prior values come from ``data`` (:func:`model_data`), so new data
+    or new priors move the start without the PyMC model.
+
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy"))
+    >>> start = initial_values(m.design, m.family, m.priors, model_data(m.design, m.family, m.priors))
+    >>> round(float(start["Intercept_centered"]), 1), sorted(start)
+    (298.5, ['Intercept_centered', 'beta', 'sd_Subject_log__', 'sigma_log__'])
+    """
+    out = {}
+    for name, labels, _ in prior_blocks(design, family):
+        for var, kind, _ in _prior_groups(name, labels, priors):
+            spec = PRIOR_KINDS[kind]
+            value = np.asarray(spec.start({p: np.asarray(data[f"{var}__{p}"]) for p in spec.parameters}), dtype=float)
+            out[f"{var}_log__" if spec.support == "positive" else var] = (
+                np.log(value) if spec.support == "positive" else value)
+    return out
+
+
+def model_coords(design: Design) -> dict[str, list]:
+    """The PyMC model's coordinates: fixed-effect terms, and each factor's levels, coefficients
+    and correlation pairs (the dims of :mod:`hierbayes.parameters`)."""
+    coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in _slopes(design)]}
+    for factor, fd in design.factors.items():
+        coords[factor_dim(factor)] = list(fd.levels)
+        coords[coef_dim(factor)] = list(design.factor_coefs(factor))
+        pairs = cor_pairs(design, factor)
+        if pairs:
+            coords[cor_dim(factor)] = [f"{a},{b}" for a, b in pairs]
+    return coords
+
+
 def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
                collapse: bool = False) -> dict[str, np.ndarray]:
     """Every ``pm.Data`` value of the model, by name: data arrays and prior parameters.
@@ -125,23 +185,14 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
         data[f"g_{s}"] = fd.index
         data[f"Z_{s}"] = _factor_Z(design, factor)
 
-    def add_prior(name: str, labels: list[str], scalar: bool = False) -> None:
+    for name, labels, scalar in prior_blocks(design, family):
         for var, kind, idx in _prior_groups(name, labels, priors):
             for p in PRIOR_KINDS[kind].parameters:
                 values = np.array([priors[labels[i]].values[p] for i in idx], dtype=float)
                 data[f"{var}__{p}"] = values[0] if scalar else values
-
-    if design.has_intercept:
-        add_prior("Intercept_centered", ["Intercept"], scalar=True)
-    if slopes:
-        add_prior("beta", [design.fixed_names[j] for j in slopes])
-    for factor in design.factors:
-        add_prior(f"sd_{safe_name(factor)}", [f"sd({c}|{factor})" for c in design.factor_coefs(factor)])
     for k, block in enumerate(design.blocks):
         if block.block.correlated and len(block.coef_names) > 1:
             data[f"corr_chol_{k}__eta"] = np.float64(priors[lkj_label(block)].values["eta"])
-    for name, _ in family.parameters:
-        add_prior(name, [name], scalar=True)
     if collapse:
         from .collapsed import collapsed_data
 
@@ -225,13 +276,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     """
     data = model_data(design, family, priors, collapse)
     slopes = _slopes(design)
-    coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in slopes]}
-    for factor, fd in design.factors.items():
-        coords[factor_dim(factor)] = list(fd.levels)
-        coords[coef_dim(factor)] = list(design.factor_coefs(factor))
-        pairs = cor_pairs(design, factor)
-        if pairs:
-            coords[cor_dim(factor)] = [f"{a},{b}" for a, b in pairs]
+    coords = model_coords(design)
 
     with pm.Model(coords=coords) as model:
         shared = _shared_data(data)

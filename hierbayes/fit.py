@@ -23,8 +23,9 @@ import xarray as xr
 from . import __version__
 from .diagnostics import check_convergence
 from .errors import ConvergenceWarning, HierbayesError
-from .parameters import (FIXED_DIM, Parameter, coef_dim, cor_dim, cor_pairs, factor_dim, group_effect_label,
-                         model_parameters, safe_name)
+from .build import model_coords
+from .parameters import (FIXED_DIM, Parameter, coef_dim, factor_dim, group_effect_label, model_parameters,
+                         safe_name)
 from .parameterization import describe as describe_parameterization
 from .predictor import linear_predictor, posterior_effects
 from .summaries import draw_stats, interval_names, parameter_draws, summary_table
@@ -64,12 +65,7 @@ class Fit:
         """Label the raw sampler output with the model's coordinates and add the data groups."""
         design = model.design
         posterior = run.tree["posterior"].to_dataset()
-        coords = {FIXED_DIM: list(design.fixed_names)}
-        for factor, fd in design.factors.items():
-            coords[factor_dim(factor)] = list(fd.levels)
-            coords[coef_dim(factor)] = list(design.factor_coefs(factor))
-            if pairs := cor_pairs(design, factor):
-                coords[cor_dim(factor)] = [f"{a},{b}" for a, b in pairs]
+        coords = model_coords(design)
         posterior = posterior.assign_coords({k: v for k, v in coords.items() if k in posterior.dims})
         name = model.spec.response.expr
         groups = {

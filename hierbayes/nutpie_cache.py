@@ -35,9 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import sys
 import threading
 import warnings
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from functools import wraps
 from importlib import metadata
 from pathlib import Path
@@ -45,7 +48,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-__all__ = ["compile_model", "with_data", "cache_dir"]
+__all__ = ["compile_model", "load_model", "with_data", "start_function", "cache_dir"]
 
 _KEYS: WeakKeyDictionary = WeakKeyDictionary()  # wrapper function -> its cache key
 _VERSIONS = tuple((p, metadata.version(p)) for p in ("numba", "llvmlite", "nutpie", "pytensor", "pymc", "numpy"))
@@ -88,6 +91,11 @@ def _caching_classes():
     class StructureCacheImpl(CompileResultCacheImpl):
         _locator_classes = [StructureLocator]
 
+        def get_filename_base(self, fullname, abiflags):
+            # named by the key alone, so that a later process can load it without the function
+            major, minor = sys.version_info[:2]
+            return f"callback-{self._locator.get_disambiguator()}.py{major}{minor}{abiflags}"
+
     class StructureCache(FunctionCache):
         _impl_class = StructureCacheImpl
 
@@ -117,6 +125,29 @@ def _cfunc(py_func, signature, key: str | None):
     return compiled
 
 
+def _load_cfunc(signature, key: str):
+    """The C callback saved under ``key``, or None when it is not on disk (never compiles)."""
+    global _CACHE_CLASS
+    from numba.core import sigutils
+    from numba.core.ccallback import CFunc
+
+    def not_loaded(*args):  # stands in for the Python function, which a loaded callback never runs
+        raise RuntimeError("hierbayes: a cached C callback was called without being loaded")
+
+    compiled = CFunc(not_loaded, sigutils.normalize_signature(signature), locals={}, options={})
+    _CACHE_CLASS = _CACHE_CLASS or _caching_classes()
+    _KEYS[not_loaded] = key
+    compiled._cache = _CACHE_CLASS(not_loaded)
+    cres = compiled._cache.load_overload(compiled._sig, compiled._targetdescr.target_context)
+    if cres is None:
+        return None
+    compiled._cache_hits += 1
+    compiled._library = cres.library
+    compiled._wrapper_name = cres.fndesc.llvm_cfunc_wrapper_name
+    compiled._wrapper_address = cres.library.get_pointer_to_function(compiled._wrapper_name)
+    return compiled
+
+
 def _key(kind: str, inner, dims: tuple, shared: list[tuple[str, int, str]]) -> str | None:
     """Cache key of a C callback around PyTensor's numba function ``inner`` (None: not cacheable)."""
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
@@ -139,12 +170,48 @@ def _with_lock(func):
     return locked
 
 
-def compile_model(model):
+def start_function(shape_info, n_dim: int, starts: Mapping[str, np.ndarray]):
+    """nutpie's initial-point function: ``starts`` (by value-variable name, zero elsewhere)
+    plus uniform(-1, 1) jitter drawn from the chain's seed, as PyMC jitters its starts.
+
+    Parameters
+    ----------
+    shape_info : (names, slices, shapes)
+        nutpie's layout of the expanded draws; the first ``n_dim`` entries are the sampler's.
+    n_dim : int
+    starts : mapping of value-variable name -> array
+        :func:`hierbayes.build.initial_values`.
+    """
+    x0, known = np.zeros(n_dim), set()
+    for name, where, shape in zip(*shape_info):
+        if where.stop > n_dim:
+            break
+        known.add(name)
+        if name in starts:
+            x0[where] = np.broadcast_to(starts[name], tuple(int(n) for n in shape)).ravel()
+    if unknown := set(starts) - known:
+        raise RuntimeError(f"hierbayes: initial values for variables the model does not sample: {sorted(unknown)}")
+    x0.flags.writeable = False
+
+    def initial_point(seed) -> np.ndarray:
+        return x0 + np.random.default_rng(seed).uniform(-1.0, 1.0, n_dim)
+
+    return initial_point
+
+
+def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structure: Hashable | None = None):
     """Compile ``model`` for ``nutpie.sample`` as ``nutpie.compile_pymc_model(model)`` does.
 
     Parameters
     ----------
     model : pymc.Model
+    starts : mapping, optional
+        Initial values by value-variable name (:func:`start_function`); PyMC's
+        jittered support point by default.
+    structure : hashable, optional
+        The model's structure key; with ``starts``, the compiled model is also kept on
+        disk under it, so that :func:`load_model` can rebuild it in a later process
+        without the PyMC model.
 
     Returns
     -------
@@ -159,6 +226,8 @@ def compile_model(model):
     (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
      reparameterized_names) = ncp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
                                                   pymc_initial_point_fn=initial_point_fn)
+    if starts is not None:
+        initial_point_fn = start_function(shape_info, n_dim, starts)
     logp_fn, expand_fn = logp_fn_pt.vm.jit_fn, expand_fn_pt.vm.jit_fn
 
     shared_data, shared_var_keys, layout = {}, {}, []
@@ -178,14 +247,16 @@ def compile_model(model):
 
     logp_keys = [shared_var_keys[v] for v in logp_fn_pt.get_shared()]
     logp_raw, logp_sig = ncp._make_c_logp_func(n_dim, logp_fn, user_data, logp_keys, placeholders)
-    logp_numba = _cfunc(logp_raw, logp_sig, _key("logp", logp_fn, (n_dim,), layout))
+    logp_key = _key("logp", logp_fn, (n_dim,), layout)
+    logp_numba = _cfunc(logp_raw, logp_sig, logp_key)
     expand_keys = [shared_var_keys[v] for v in expand_fn_pt.get_shared()]
     expand_raw, expand_sig = ncp._make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, expand_keys,
                                                      placeholders)
-    expand_numba = _cfunc(expand_raw, expand_sig, _key("expand", expand_fn, (n_dim, n_expanded), layout))
+    expand_key = _key("expand", expand_fn, (n_dim, n_expanded), layout)
+    expand_numba = _cfunc(expand_raw, expand_sig, expand_key)
 
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized_names)
-    return ncp.CompiledPyMCModel(
+    compiled = ncp.CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
         compiled_logp_func=logp_numba, compiled_expand_func=expand_numba, initial_point_func=initial_point_fn,
@@ -193,33 +264,116 @@ def compile_model(model):
         shape_info=shape_info, logp_func=logp_fn_pt, expand_func=expand_fn_pt,
         reparameterized_names=reparameterized_names,
     )
+    if structure is not None and starts is not None and logp_key and expand_key:
+        _save_entry(structure, {
+            "n_dim": int(n_dim), "n_expanded": int(n_expanded), "dims": dims,
+            "shape_info": ([str(n) for n in shape_info[0]], [slice(int(w.start), int(w.stop)) for w in shape_info[1]],
+                           [np.asarray(x, dtype=np.int64) for x in shape_info[2]]),
+            "reparameterized_names": list(reparameterized_names),
+            "unconstrained": list(coords[ncp._UNCONSTRAINED_PARAMETER]),
+            "layout": [(key, var.name, value.ndim, str(value.dtype))
+                       for (var, key), value in zip(shared_var_keys.items(), shared_data.values())],
+            "callbacks": {"logp": (logp_sig, logp_key), "expand": (expand_sig, expand_key)},
+        })
+    return compiled
 
 
-def with_data(compiled, **data):
-    """``compiled.with_data(**data)`` whose initial points also come from the new data.
+# --- the whole compiled model on disk -----------------------------------------------------------------
 
-    nutpie's ``with_data`` swaps the data of the C callbacks but keeps the initial-point
-    function, which reads the PyMC model's own ``pm.Data`` (prior locations and scales
-    derive from the data): chains would start from the old data's initial point, and a
-    refit would not give the draws of a fresh fit with the same seed. The new initial-point
-    function sets the model's shared values to the new data while it runs and puts the
-    old ones back, so the PyMC model itself is left as it was.
+_ENTRY_FORMAT = 1
+
+
+def _source_stamp() -> str:
+    """Hash of the modules that write the PyMC model: a change there makes new entries."""
+    here = Path(__file__).parent
+    text = b"".join((here / name).read_bytes() for name in
+                    ("build.py", "collapsed.py", "families.py", "priors.py", "parameters.py", "nutpie_cache.py"))
+    return hashlib.sha256(text).hexdigest()
+
+
+def _entry_path(structure: Hashable) -> Path:
+    text = repr((_ENTRY_FORMAT, structure, _VERSIONS, sys.version_info[:2], _source_stamp()))
+    return cache_dir() / "models" / f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
+
+
+def _save_entry(structure: Hashable, entry: dict) -> None:
+    path = _entry_path(structure)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(pickle.dumps(entry))
+        os.replace(partial, path)  # readers never see half an entry
+    except OSError as error:  # a read-only or full disk costs speed, not the fit
+        warnings.warn(f"hierbayes could not keep the compiled model in {path.parent}: {error}", stacklevel=3)
+
+
+@dataclass(frozen=True)
+class SharedSlot:
+    """Stands in for a PyMC shared variable in a model loaded from disk (nutpie reads its name and rank)."""
+
+    name: str
+    ndim: int
+
+
+def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[str, np.ndarray],
+               starts: Mapping[str, np.ndarray]):
+    """The compiled model of ``structure`` from disk, with ``data``, or None when it is not there.
+
+    No PyMC model is built and nothing is compiled: the entry written by
+    :func:`compile_model` holds the layout, and numba's cache holds the callbacks.
+
+    Parameters
+    ----------
+    structure : hashable
+        :func:`hierbayes.build.structure_key`.
+    coords : mapping
+        The model's coordinates (:func:`hierbayes.build.model_coords`).
+    data : mapping
+        Every shared value by name (:func:`hierbayes.build.pack_data`).
+    starts : mapping
+        :func:`hierbayes.build.initial_values`.
+    """
+    import pandas as pd
+    from nutpie import compile_pymc as ncp
+
+    try:
+        entry = pickle.loads(_entry_path(structure).read_bytes())
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        return None
+    callbacks = {kind: _load_cfunc(sig, key) for kind, (sig, key) in entry["callbacks"].items()}
+    if None in callbacks.values():
+        return None  # numba's files were removed: compile again
+    shared_var_keys, shared_data = {}, {}
+    for key, name, ndim, dtype in entry["layout"]:
+        value = np.array(data[name], dtype=dtype, order="C", copy=True)
+        if value.ndim != ndim:
+            return None
+        value.flags.writeable = False
+        shared_var_keys[SharedSlot(name, ndim)] = key
+        shared_data[key] = value
+    index = {name: pd.Index(values) for name, values in coords.items()}
+    index[ncp._UNCONSTRAINED_PARAMETER] = pd.Index(entry["unconstrained"])
+    shape_info = entry["shape_info"]
+    return ncp.CompiledPyMCModel(
+        _n_dim=entry["n_dim"], dims=entry["dims"], _coords=index,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=callbacks["logp"], compiled_expand_func=callbacks["expand"],
+        initial_point_func=start_function(shape_info, entry["n_dim"], starts),
+        shared_data=shared_data, shared_var_keys=shared_var_keys,
+        user_data=ncp.make_user_data(shared_var_keys, shared_data), n_expanded=entry["n_expanded"],
+        shape_info=shape_info, logp_func=None, expand_func=None,
+        reparameterized_names=entry["reparameterized_names"],
+    )
+
+
+def with_data(compiled, starts: Mapping[str, np.ndarray], **data):
+    """``compiled.with_data(**data)``, starting its chains from ``starts`` (the new data's).
+
+    nutpie's own ``with_data`` keeps the old initial-point function, which would start
+    the chains from the old data's prior locations: a refit would then not give the draws
+    of a fresh fit with the same seed.
     """
     import dataclasses
 
     updated = compiled.with_data(**data)
-    initial = compiled.initial_point_func
-    lock = threading.Lock()
-
-    def initial_point(seed):
-        with lock:
-            old = {var: var.get_value(borrow=True) for var in updated.shared_var_keys}
-            try:
-                for var, key in updated.shared_var_keys.items():
-                    var.set_value(updated.shared_data[key], borrow=True)
-                return initial(seed)
-            finally:
-                for var, value in old.items():
-                    var.set_value(value, borrow=True)
-
-    return dataclasses.replace(updated, initial_point_func=initial_point)
+    return dataclasses.replace(updated, initial_point_func=start_function(compiled.shape_info, compiled.n_dim, starts))

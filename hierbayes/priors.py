@@ -15,6 +15,7 @@ Normal(mu=0, sigma=10)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,21 +39,25 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PriorKind:
-    """How one kind of prior maps onto PyMC: the class, its parameters, its support."""
+    """How one kind of prior maps onto PyMC: the class, its parameters, its support, and
+    where the sampler starts (``start``: the distribution's location on the natural scale
+    from its parameter values, PyMC's ``support_point``; ``None`` for correlations, which
+    start at the identity)."""
 
     distribution: Any
     parameters: tuple[str, ...]
     support: str  # "real", "positive" or "correlation"
+    start: Callable[[dict], Any] | None = None
 
 
 PRIOR_KINDS: dict[str, PriorKind] = {
-    "Normal": PriorKind(pm.Normal, ("mu", "sigma"), "real"),
-    "StudentT": PriorKind(pm.StudentT, ("nu", "mu", "sigma"), "real"),
-    "HalfNormal": PriorKind(pm.HalfNormal, ("sigma",), "positive"),
-    "HalfStudentT": PriorKind(pm.HalfStudentT, ("nu", "sigma"), "positive"),
-    "HalfCauchy": PriorKind(pm.HalfCauchy, ("beta",), "positive"),
-    "Exponential": PriorKind(pm.Exponential, ("lam",), "positive"),
-    "Gamma": PriorKind(pm.Gamma, ("alpha", "beta"), "positive"),
+    "Normal": PriorKind(pm.Normal, ("mu", "sigma"), "real", lambda p: p["mu"]),
+    "StudentT": PriorKind(pm.StudentT, ("nu", "mu", "sigma"), "real", lambda p: p["mu"]),
+    "HalfNormal": PriorKind(pm.HalfNormal, ("sigma",), "positive", lambda p: p["sigma"]),
+    "HalfStudentT": PriorKind(pm.HalfStudentT, ("nu", "sigma"), "positive", lambda p: p["sigma"]),
+    "HalfCauchy": PriorKind(pm.HalfCauchy, ("beta",), "positive", lambda p: p["beta"]),
+    "Exponential": PriorKind(pm.Exponential, ("lam",), "positive", lambda p: 1 / p["lam"]),
+    "Gamma": PriorKind(pm.Gamma, ("alpha", "beta"), "positive", lambda p: p["alpha"] / p["beta"]),
     "LKJ": PriorKind(pm.LKJCorr, ("eta",), "correlation"),
 }
 

@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import pymc as pm
 import xarray as xr
 
 from .errors import HierbayesError
-from .nutpie_cache import compile_model, with_data
+from .nutpie_cache import compile_model, load_model, with_data
 
 __all__ = ["SAMPLERS", "SamplerRun", "run_sampler", "clear_cache"]
 
@@ -53,16 +54,27 @@ def clear_cache() -> None:
     _COMPILED.clear()
 
 
+def _index(coords: Mapping[str, list]) -> dict:
+    import pandas as pd
+
+    return {name: pd.Index(values) for name, values in coords.items()}
+
+
 def resolve_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise HierbayesError(f"sampler must be one of {SAMPLERS}, not {sampler!r}")
     return "nutpie" if sampler == "auto" else sampler
 
 
-def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, sampler: str = "auto",
-                draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
-                seed: int | None = None, target_accept: float = 0.9, progressbar: bool = True) -> SamplerRun:
+def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords: Mapping[str, list],
+                starts: Mapping[str, np.ndarray], sampler: str = "auto", draws: int = 1000, tune: int = 1000,
+                chains: int = 4, cores: int | None = None, seed: int | None = None, target_accept: float = 0.9,
+                progressbar: bool = True) -> SamplerRun:
     """Sample the model that ``build()`` writes, reusing a compiled model for ``key``.
+
+    With nutpie, a compiled model is looked for in this process, then on disk
+    (:func:`hierbayes.nutpie_cache.load_model`: no PyMC model is built), and only then
+    built and compiled.
 
     Parameters
     ----------
@@ -72,6 +84,10 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, sampler
         Values of every ``pm.Data`` of the model, swapped into a cached model.
     key : hashable
         The model's structure.
+    coords : mapping
+        The model's coordinates (:func:`hierbayes.build.model_coords`).
+    starts : mapping
+        Initial values (:func:`hierbayes.build.initial_values`), jittered per chain.
     """
     sampler = resolve_sampler(sampler)
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
@@ -90,12 +106,17 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, sampler
             cached = _COMPILED[cache_key]
             # PyTensor drops pm.Data the graph never reads (Z of an intercept-only block)
             known = {var.name for var in cached.shared_var_keys}
-            compiled = with_data(cached, **{k: v for k, v in data.items() if k in known})
+            compiled = with_data(cached, starts, **{k: v for k, v in data.items() if k in known})
+            compiled = dataclasses.replace(compiled, _coords={**compiled.coords, **_index(coords)})
+            timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
+        elif (compiled := load_model(key, coords, data, starts)) is not None:
+            _COMPILED[cache_key] = compiled  # from disk: no PyMC model built, nothing compiled
             timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
         else:
             model = build()
             t1 = time.perf_counter()
-            compiled = compile_model(model)  # nutpie's compile, with its C callbacks cached on disk
+            # nutpie's compile, with the C callbacks and the model's layout kept on disk
+            compiled = compile_model(model, starts, structure=key)
             _COMPILED[cache_key] = compiled
             timings["build"], timings["compile"] = t1 - t0, time.perf_counter() - t1
         t2 = time.perf_counter()

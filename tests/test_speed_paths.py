@@ -169,3 +169,72 @@ def test_fit_many_on_a_local_cluster_matches_fitting_one_by_one(sleepstudy):
     assert fits[0].fixed_effects().loc["Days", "mean"] != fits[1].fixed_effects().loc["Days", "mean"]
     with pytest.raises(hb.HierbayesError, match="seeds has 2 values for 3 models"):
         fit_many(models, client=client, seeds=[1, 2])
+
+
+# --- the whole compiled model on disk ---------------------------------------------------------------
+
+def test_initial_values_are_pymcs_support_points_for_every_prior_kind(sleepstudy):
+    """hierbayes starts the chains where PyMC would (before jitter), without building the model."""
+    from pymc.initial_point import make_initial_point_fn
+
+    from hierbayes import build
+
+    sleep = sleepstudy.assign(n=(sleepstudy["Reaction"] // 50).astype(int))
+    cases = [
+        ("Reaction ~ Days + (Days | Subject)", sleep, "gaussian", {}, {}),
+        ("Reaction ~ Days + (Days || Subject)", sleep, "student_t",
+         {"Intercept": hb.StudentT(3, 250, 50), "sd(Intercept|Subject)": hb.HalfCauchy(20),
+          "sd(Days|Subject)": hb.Gamma(2, 0.2), "nu": hb.Gamma(2, 0.1), "sigma": hb.HalfStudentT(3, 30)},
+         {"parameterization": "centered"}),
+        ("n ~ Days + (1 | Subject)", sleep, "negative_binomial", {"Days": hb.StudentT(4, 0.1, 1)}, {}),
+        ("Reaction ~ Days + (Days | Subject)", sleep, "gaussian", {"sd": hb.Exponential(0.05)}, {"collapse": False}),
+    ]
+    for formula, data, family, priors, options in cases:
+        m = hb.Model(formula, data, family=family, priors=priors, **options)
+        values = build.model_data(m.design, m.family, m.priors, m.collapsed)
+        ours = build.initial_values(m.design, m.family, m.priors, values)
+        theirs = make_initial_point_fn(model=m.fitting_model, return_transformed=True)(0)
+        assert set(ours) <= set(theirs), formula
+        for name, value in theirs.items():
+            np.testing.assert_allclose(ours.get(name, np.zeros_like(value)), value, rtol=1e-12, atol=0,
+                                       err_msg=f"{formula}: {name}")
+
+
+def test_a_new_process_loads_the_whole_compiled_model_without_building_pymc(tmp_path, monkeypatch, sleepstudy):
+    from hierbayes.sampling import clear_cache
+
+    monkeypatch.setenv("HIERBAYES_CACHE_DIR", str(tmp_path))
+    options = dict(draws=150, tune=150, chains=2, seed=9, progressbar=False, warn=False)
+    formula = "Reaction ~ Days + (Days | Subject)"
+    clear_cache()
+    first = hb.Model(formula, sleepstudy).fit(**options)
+    assert first.timings["build"] > 0 and len(list((tmp_path / "models").glob("*.pkl"))) == 1
+
+    clear_cache()  # as a new process: nothing compiled in memory, the disk as the first fit left it
+    again = hb.Model(formula, sleepstudy)
+    second = again.fit(**options)
+    assert "fitting_model" not in again.__dict__ and "pymc_model" not in again.__dict__  # no PyMC model built
+    assert second.timings["build"] == 0 and second.timings["compile"] < 3
+    np.testing.assert_allclose(second.posterior["b"].values, first.posterior["b"].values, rtol=1e-9)
+    assert list(second.posterior["Subject"].values) == list(first.posterior["Subject"].values)
+
+    # new data of the same structure (other subject names, rescaled response): loaded, and its own posterior
+    renamed = sleepstudy.assign(Subject=lambda d: "s" + d["Subject"].astype(str), Reaction=lambda d: d["Reaction"] / 10)
+    clear_cache()
+    third_model = hb.Model(formula, renamed)
+    third = third_model.fit(**options)
+    assert "fitting_model" not in third_model.__dict__
+    assert str(third.posterior["Subject"].values[0]).startswith("s")
+    assert float(third.posterior["b"].sel(term="Intercept").mean()) == pytest.approx(25.1, abs=1.5)  # lme4: 251.4 / 10
+
+    # numba's files gone: the entry alone is not a compiled model, so the next fit builds and compiles
+    from hierbayes import build
+    from hierbayes.nutpie_cache import load_model
+
+    for path in (tmp_path / "numba").iterdir():
+        path.unlink()
+    m = hb.Model(formula, sleepstudy)
+    values = build.model_data(m.design, m.family, m.priors, m.collapsed)
+    assert load_model(m.structure, build.model_coords(m.design), build.pack_data(values),
+                      build.initial_values(m.design, m.family, m.priors, values)) is None
+    clear_cache()

@@ -61,30 +61,29 @@ def test_radon_varying_intercept_has_no_divergences_at_defaults(radon):
     assert "AITKIN" in fit.posterior["r_county"]["county"].values
 
 
-def small_groups(seed: int = 1) -> pd.DataFrame:
-    """Eight-schools-like: eight groups whose means are far noisier than their spread."""
+def small_groups(seed: int = 1, levels: int = 40, rows: int = 2) -> pd.DataFrame:
+    """Many groups whose means are far noisier than their spread: a funnel for centered effects."""
     rng = np.random.default_rng(seed)
-    g = np.repeat([f"s{j}" for j in range(8)], 10)
-    y = 5.0 + rng.normal(0, 0.5, 8)[pd.factorize(g)[0]] + rng.normal(0, 40.0, g.size)
+    g = np.repeat([f"s{j}" for j in range(levels)], rows)
+    y = 5.0 + rng.normal(0, 0.5, levels)[pd.factorize(g)[0]] + rng.normal(0, 40.0, g.size)
     return pd.DataFrame({"g": g, "y": y})
 
 
-def test_the_centered_funnel_diverges_more_than_the_default():
-    """Summed over three sampler seeds at PyMC's usual target_accept of 0.8 (nutpie's adaptation
-    is good enough that a single run of the centered funnel may come through clean)."""
+def test_the_centered_funnel_mixes_worse_than_the_default():
+    """Centered effects cannot follow the group SD into the neck of the funnel: the chains stay at
+    large SDs and their effective sample size collapses. (Divergence counts, the textbook symptom,
+    are too rare and noisy under nutpie's adaptation to test: a few per run for either form.)"""
+    from arviz_stats.base import array_stats
+
     df = small_groups()
     # collapse=False: both sample the group effects, which is what the parameterization is about
     default = hb.Model("y ~ 1 + (1 | g)", df, collapse=False)
     centered = hb.Model("y ~ 1 + (1 | g)", df, parameterization="centered", collapse=False)
-
-    def divergences(model):
-        fits = [model.fit(draws=500, tune=500, chains=4, seed=seed, target_accept=0.8, progressbar=False,
-                          warn=False) for seed in (1, 2, 3)]
-        assert all(f.posterior["r_g"].sizes["g"] == 8 for f in fits)
-        return sum(int(f.idata["sample_stats"]["diverging"].sum()) for f in fits), fits[0]
-
-    n_default, fit_default = divergences(default)
-    n_centered, fit_centered = divergences(centered)
-    assert n_centered >= 10
-    assert n_centered > 3 * n_default
-    assert "u_g_0" in fit_centered.posterior and "z_g" in fit_default.posterior
+    for seed in (1, 2):
+        fits = [m.fit(draws=500, tune=500, chains=4, seed=seed, target_accept=0.8, progressbar=False, warn=False)
+                for m in (default, centered)]
+        sd = [f.posterior["sd_g"].sel(g__coef="Intercept").values for f in fits]
+        ess = [float(array_stats.ess(s, chain_axis=0, draw_axis=1)) for s in sd]
+        assert ess[1] < ess[0] / 3, ess  # measured: about 440 against 15-55
+        assert np.log(sd[0]).min() < np.log(sd[1]).min() - 2  # the default reaches SDs e^2 times smaller
+    assert "u_g_0" in fits[1].posterior and "z_g" in fits[0].posterior

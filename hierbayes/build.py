@@ -29,14 +29,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
+from .deferred import deferred_import
 from .design import Design
 from .errors import DataError
 from .families import Family
 from .parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
 from .priors import PRIOR_KINDS, Prior
+
+pm = deferred_import("pymc")
+pt = deferred_import("pytensor.tensor")
 
 __all__ = ["build_model", "model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
 

@@ -22,12 +22,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
-from scipy import special, stats
 
 from . import priors as P
+from .deferred import deferred_import
 from .errors import DataError, HierbayesError
+
+pm = deferred_import("pymc")
+pt = deferred_import("pytensor.tensor")
+special = deferred_import("scipy.special")
+stats = deferred_import("scipy.stats")
 
 __all__ = ["Family", "Link", "FAMILIES", "LINKS", "get_family", "register_family"]
 
@@ -48,9 +51,9 @@ def _probit_inverse_tensor(eta):
 
 LINKS: dict[str, Link] = {
     "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e),
-    "log": Link("log", np.log, np.exp, pt.exp),
-    "logit": Link("logit", special.logit, special.expit, pt.sigmoid),
-    "probit": Link("probit", stats.norm.ppf, stats.norm.cdf, _probit_inverse_tensor),
+    "log": Link("log", np.log, np.exp, lambda e: pt.exp(e)),
+    "logit": Link("logit", lambda m: special.logit(m), lambda e: special.expit(e), lambda e: pt.sigmoid(e)),
+    "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor),
 }
 
 

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pymc as pm
-
+from .deferred import deferred_import
 from .errors import PriorError
+
+pm = deferred_import("pymc")
 
 __all__ = [
     "Prior",
@@ -44,21 +45,26 @@ class PriorKind:
     from its parameter values, PyMC's ``support_point``; ``None`` for correlations, which
     start at the identity)."""
 
-    distribution: Any
+    pymc_name: str  # the PyMC class, by name so that importing hierbayes does not import PyMC
     parameters: tuple[str, ...]
     support: str  # "real", "positive" or "correlation"
     start: Callable[[dict], Any] | None = None
 
+    @property
+    def distribution(self) -> Any:
+        """The PyMC distribution class."""
+        return getattr(pm, self.pymc_name)
+
 
 PRIOR_KINDS: dict[str, PriorKind] = {
-    "Normal": PriorKind(pm.Normal, ("mu", "sigma"), "real", lambda p: p["mu"]),
-    "StudentT": PriorKind(pm.StudentT, ("nu", "mu", "sigma"), "real", lambda p: p["mu"]),
-    "HalfNormal": PriorKind(pm.HalfNormal, ("sigma",), "positive", lambda p: p["sigma"]),
-    "HalfStudentT": PriorKind(pm.HalfStudentT, ("nu", "sigma"), "positive", lambda p: p["sigma"]),
-    "HalfCauchy": PriorKind(pm.HalfCauchy, ("beta",), "positive", lambda p: p["beta"]),
-    "Exponential": PriorKind(pm.Exponential, ("lam",), "positive", lambda p: 1 / p["lam"]),
-    "Gamma": PriorKind(pm.Gamma, ("alpha", "beta"), "positive", lambda p: p["alpha"] / p["beta"]),
-    "LKJ": PriorKind(pm.LKJCorr, ("eta",), "correlation"),
+    "Normal": PriorKind("Normal", ("mu", "sigma"), "real", lambda p: p["mu"]),
+    "StudentT": PriorKind("StudentT", ("nu", "mu", "sigma"), "real", lambda p: p["mu"]),
+    "HalfNormal": PriorKind("HalfNormal", ("sigma",), "positive", lambda p: p["sigma"]),
+    "HalfStudentT": PriorKind("HalfStudentT", ("nu", "sigma"), "positive", lambda p: p["sigma"]),
+    "HalfCauchy": PriorKind("HalfCauchy", ("beta",), "positive", lambda p: p["beta"]),
+    "Exponential": PriorKind("Exponential", ("lam",), "positive", lambda p: 1 / p["lam"]),
+    "Gamma": PriorKind("Gamma", ("alpha", "beta"), "positive", lambda p: p["alpha"] / p["beta"]),
+    "LKJ": PriorKind("LKJCorr", ("eta",), "correlation"),
 }
 
 

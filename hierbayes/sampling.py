@@ -28,11 +28,13 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import pymc as pm
 import xarray as xr
 
+from .deferred import deferred_import
 from .errors import HierbayesError
 from .nutpie_cache import compile_model, load_model, with_data
+
+pm = deferred_import("pymc")
 
 __all__ = ["SAMPLERS", "SamplerRun", "run_sampler", "clear_cache"]
 

@@ -35,14 +35,16 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .deferred import deferred_import
 from .errors import DataWarning, HierbayesError
 from .parameters import model_parameters, safe_name
 from .summaries import interval_names, parameter_draws
+
+plt = deferred_import("matplotlib.pyplot")
 
 __all__ = ["compare_map", "map_estimate", "compare_parameterizations", "ParameterizationComparison",
            "with_parameterization"]

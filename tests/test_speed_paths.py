@@ -238,3 +238,13 @@ def test_a_new_process_loads_the_whole_compiled_model_without_building_pymc(tmp_
     assert load_model(m.structure, build.model_coords(m.design), build.pack_data(values),
                       build.initial_values(m.design, m.family, m.priors, values)) is None
     clear_cache()
+
+
+def test_importing_hierbayes_leaves_pymc_pytensor_and_matplotlib_for_later():
+    """A fit loaded from disk needs none of them; importing them cost a new process ~1.5 s."""
+    import subprocess
+    import sys
+
+    code = "import sys, hierbayes; print(sorted({'pymc', 'pytensor', 'matplotlib.pyplot'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

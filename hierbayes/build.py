@@ -302,7 +302,10 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         if slopes:
             beta = prior_rv("beta", [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM)
             if not collapse:
-                eta = eta + shared["X"] @ beta
+                # column by column, not X @ beta: these fuse into the rows' loop, and the n-long BLAS
+                # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
+                for j in range(len(slopes)):
+                    eta = eta + shared["X"][:, j] * beta[j]
         if design.has_intercept:
             alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True)
             eta = eta + alpha
@@ -335,7 +338,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             eta = eta + pt.zeros_like(shared["y_obs"])
         params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
         mean = family.link_function.inverse_tensor(eta)
-        family.likelihood(response_name(design), eta, mean, params, shared["y_obs"], shared.get("trials"), None)
+        family.likelihood_on_link(response_name(design), eta, mean, params, shared["y_obs"], shared.get("trials"),
+                                  None)
     return model
 
 

@@ -83,9 +83,14 @@ class Fit:
 
     def add_log_likelihood(self) -> None:
         """Store the pointwise log-likelihood in the ``log_likelihood`` group (for LOO)."""
-        d, fam = self.model.design, self.model.family
-        mean = self.expected_mean()
-        logp = fam.log_density(d.y, mean, self._family_draws(), d.trials)
+        d, fam, post = self.model.design, self.model.family, self.posterior
+        b = post["b"].transpose("chain", "draw", FIXED_DIM).values if d.fixed_names else None
+        effects, params = posterior_effects(post, d), self._family_draws()
+        logp = np.empty((post.sizes["chain"], post.sizes["draw"], d.n_obs))
+        for c in range(logp.shape[0]):  # a chain at a time: temporaries of draws x rows, not chains x draws x rows
+            eta = linear_predictor(None if b is None else b[c], d.X, d.offset, [(r[c], i, Z) for r, i, Z in effects])
+            logp[c] = fam.log_density(d.y, fam.link_function.inverse(eta), {k: v[c] for k, v in params.items()},
+                                      d.trials)
         name = self.model.spec.response.expr
         self.idata["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), logp)}))
 

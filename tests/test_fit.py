@@ -86,9 +86,9 @@ def test_log_likelihood_is_stored_for_loo(fit, sleepstudy):
     post = fit.posterior
     from scipy import stats
 
-    eta = fit.linear_predictor()[0, 0, 0]
-    np.testing.assert_allclose(ll.values[0, 0, 0],
-                               stats.norm.logpdf(sleepstudy["Reaction"][0], eta, post["sigma"].values[0, 0]))
+    eta = fit.linear_predictor()  # every chain, draw and row (it is computed a chain at a time)
+    np.testing.assert_allclose(ll.values, stats.norm.logpdf(sleepstudy["Reaction"].values, eta,
+                                                            post["sigma"].values[..., None]), rtol=1e-12)
 
 
 def test_repr_is_brms_like(fit):

@@ -46,7 +46,7 @@ import threading
 import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from importlib import metadata
 from pathlib import Path
 from weakref import WeakKeyDictionary
@@ -288,6 +288,7 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
 _ENTRY_FORMAT = 1
 
 
+@cache
 def _source_stamp() -> str:
     """Hash of the modules that write the PyMC model: a change there makes new entries."""
     here = Path(__file__).parent
@@ -350,6 +351,8 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
         return None  # numba's files were removed: compile again
     shared_var_keys, shared_data = {}, {}
     for key, name, ndim, dtype in entry["layout"]:
+        if name not in data:
+            return None  # an entry of another layout under this key: compile again
         value = np.array(data[name], dtype=dtype, order="C", copy=True)
         if value.ndim != ndim:
             return None

@@ -189,14 +189,17 @@ def _bernoulli_like(name, eta, mean, params, observed, trials, dims):
     return pm.Bernoulli(name, p=mean, observed=observed, shape=observed.shape)
 
 
-def bernoulli_logit_logp(y, eta):
-    """Log likelihood of each 0/1 response ``y`` with logit ``eta``.
+def _log1p_exp(eta):
+    """``log(1 + e^eta)`` (softplus) as ``max(eta, 0) + log1p(exp(-|eta|))``: no overflow, one ``log1p``."""
+    return pt.maximum(eta, 0.0) + pt.log1p(pt.exp(-pt.abs(eta)))
 
-    ``log p(y | eta) = y eta - log(1 + e^eta) = -max((1 - 2y) eta, 0) - log1p(exp(-|eta|))``,
-    exact for y in {0, 1}, with no overflow. PyMC's ``Bernoulli`` computes both branches of
-    ``switch(y, log p, log(1 - p))`` for every row, two ``softplus`` per row; this is one
-    ``log1p``: the bernoulli 20k-row gradient went from 1.1 ms to about 0.65 ms
-    (``bench/NOTES.md``).
+
+def bernoulli_logit_logp(y, eta):
+    """Log likelihood of each 0/1 response ``y`` with logit ``eta``: ``y eta - log(1 + e^eta)``.
+
+    PyMC's ``Bernoulli`` computes both branches of ``switch(y, log p, log(1 - p))`` for
+    every row, two softplus per row; this is one: the bernoulli 20k-row gradient went from
+    1.1 ms to about 0.65 ms (``bench/NOTES.md``).
 
     >>> import numpy as np
     >>> y, eta = np.array([0.0, 1.0, 1.0]), np.array([-2.0, 0.5, 40.0])
@@ -204,13 +207,34 @@ def bernoulli_logit_logp(y, eta):
     >>> bool(np.allclose(bernoulli_logit_logp(pt.as_tensor(y), pt.as_tensor(eta)).eval(), exact, rtol=1e-14))
     True
     """
-    return -pt.maximum((1.0 - 2.0 * y) * eta, 0.0) - pt.log1p(pt.exp(-pt.abs(eta)))
+    return y * eta - _log1p_exp(eta)
+
+
+def binomial_logit_logp(y, n, eta):
+    """Log likelihood of each count ``y`` of ``n`` trials with logit ``eta``:
+    ``log C(n, y) + y eta - n log(1 + e^eta)`` (one softplus per row, as for bernoulli).
+
+    >>> import numpy as np
+    >>> from scipy import stats
+    >>> y, n, eta = np.array([0.0, 3.0, 10.0]), np.array([5.0, 7.0, 10.0]), np.array([-2.0, 0.5, 4.0])
+    >>> ours = binomial_logit_logp(pt.as_tensor(y), pt.as_tensor(n), pt.as_tensor(eta)).eval()
+    >>> bool(np.allclose(ours, stats.binom.logpmf(y, n, 1 / (1 + np.exp(-eta))), rtol=1e-12))
+    True
+    """
+    log_choose = pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
+    return log_choose + y * eta - n * _log1p_exp(eta)
 
 
 def _bernoulli_logit_like(name, eta, mean, params, observed, trials, dims):
     """``Bernoulli(logit_p=eta)`` with the log density of :func:`bernoulli_logit_logp` (draws from PyMC's)."""
     return pm.CustomDist(name, eta, dist=lambda e, size: pm.Bernoulli.dist(logit_p=e, size=size),
                          logp=bernoulli_logit_logp, observed=observed, shape=observed.shape)
+
+
+def _binomial_logit_like(name, eta, mean, params, observed, trials, dims):
+    """``Binomial(n, logit_p=eta)`` with the log density of :func:`binomial_logit_logp` (draws from PyMC's)."""
+    return pm.CustomDist(name, trials, eta, dist=lambda n, e, size: pm.Binomial.dist(n=n, logit_p=e, size=size),
+                         logp=binomial_logit_logp, observed=observed, shape=observed.shape)
 
 
 def _binomial_like(name, eta, mean, params, observed, trials, dims):
@@ -290,6 +314,7 @@ register_family(Family(
     parameters=(),
     default_priors=lambda r: {},
     likelihood=_binomial_like,
+    link_likelihoods=(("logit", _binomial_logit_like),),
     log_density=lambda y, m, p, n: stats.binom.logpmf(y, n, m),
     random=lambda rng, m, p, n: rng.binomial(np.asarray(n).astype(np.int64), m),
     check_response=_check_binomial,

@@ -252,29 +252,44 @@ def test_importing_hierbayes_leaves_pymc_pytensor_and_matplotlib_for_later():
 
 # --- cheaper GLMM gradients ----------------------------------------------------------------------------
 
-def test_bernoulli_logit_likelihood_is_pymcs_bernoulli_row_by_row_and_in_the_model():
-    """The logit-link bernoulli log density written on eta (one log1p per row) is PyMC's Bernoulli's."""
+def test_logit_likelihoods_are_pymcs_row_by_row():
+    """The logit-link bernoulli and binomial log densities written on eta (one softplus per row)."""
     import pymc as pm
     import pytensor.tensor as pt
     from scipy.special import expit
 
-    from hierbayes.families import bernoulli_logit_logp
+    from hierbayes.families import bernoulli_logit_logp, binomial_logit_logp
 
     rng = np.random.default_rng(0)
     eta = np.concatenate([rng.normal(0, 5, 200), [-800.0, 800.0]])  # far tails: no overflow
     y = (rng.random(eta.size) < expit(eta)).astype(float)
     ours = bernoulli_logit_logp(pt.as_tensor(y), pt.as_tensor(eta)).eval()
     np.testing.assert_allclose(ours, pm.logp(pm.Bernoulli.dist(logit_p=eta), y.astype(int)).eval(), rtol=1e-10)
+    n = rng.integers(1, 30, eta.size).astype(float)
+    k = rng.binomial(n.astype(int), expit(eta)).astype(float)
+    ours = binomial_logit_logp(pt.as_tensor(k), pt.as_tensor(n), pt.as_tensor(eta)).eval()
+    np.testing.assert_allclose(ours, pm.logp(pm.Binomial.dist(n=n.astype(int), logit_p=eta), k.astype(int)).eval(),
+                               rtol=1e-10, atol=1e-12)
 
-    # the whole model's log density and gradient equal those of the same model with PyMC's Bernoulli
+
+@pytest.mark.parametrize("family", ["bernoulli", "binomial"])
+def test_logit_models_have_the_log_density_and_gradient_of_pymcs_own_likelihood(family):
+    """The whole model's log density and gradient equal those of the same model with PyMC's likelihood."""
     import dataclasses
 
-    data = pd.DataFrame({"x": rng.normal(size=300), "g": rng.integers(0, 12, 300).astype(str)})
-    data["y"] = (rng.random(300) < expit(0.5 * data["x"] - 0.3)).astype(int)
-    plain = dataclasses.replace(hb.get_family("bernoulli"), link_likelihoods=())
-    fast = hb.Model("y ~ x + (x | g)", data, family="bernoulli").fitting_model
-    reference = hb.Model("y ~ x + (x | g)", data, family=plain).fitting_model
-    assert type(fast["y"].owner.op) is not type(reference["y"].owner.op)
+    from scipy.special import expit
+
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"x": rng.normal(size=300), "g": rng.integers(0, 12, 300).astype(str),
+                         "n": rng.integers(1, 20, 300)})
+    p = expit(0.5 * data["x"] - 0.3)
+    data["y"] = (rng.random(300) < p).astype(int) if family == "bernoulli" else rng.binomial(data["n"], p)
+    data["f"] = data["n"] - data["y"]
+    formula = "y ~ x + (x | g)" if family == "bernoulli" else "cbind(y, f) ~ x + (x | g)"
+    plain = dataclasses.replace(hb.get_family(family), link_likelihoods=())
+    fast = hb.Model(formula, data, family=family).fitting_model
+    reference = hb.Model(formula, data, family=plain).fitting_model
+    assert type(fast.observed_RVs[0].owner.op) is not type(reference.observed_RVs[0].owner.op)
     point = {k: v + 0.3 for k, v in fast.initial_point().items()}
     mode = "FAST_COMPILE"  # PyTensor's Python linker: the same numbers, no numba compile
     assert fast.compile_logp(mode=mode)(point) == pytest.approx(reference.compile_logp(mode=mode)(point), rel=1e-12)

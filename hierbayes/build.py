@@ -388,7 +388,7 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
     """Add the effects of one factor to the model; return their term of the linear predictor."""
     s = safe_name(factor)
     coefs = design.factor_coefs(factor)
-    J, Q = len(design.factors[factor].levels), len(coefs)
+    J = len(design.factors[factor].levels)
     fdim, cdim = factor_dim(factor), coef_dim(factor)
     sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
     z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim)) if parameterization == "non-centered" else None

@@ -27,7 +27,7 @@ from .build import model_coords
 from .parameters import (FIXED_DIM, Parameter, coef_dim, factor_dim, group_effect_label, model_parameters,
                          safe_name)
 from .parameterization import describe as describe_parameterization
-from .predictor import linear_predictor, posterior_effects
+from .predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from .summaries import draw_stats, interval_names, parameter_draws, summary_table
 
 __all__ = ["Fit"]
@@ -84,7 +84,7 @@ class Fit:
     def add_log_likelihood(self) -> None:
         """Store the pointwise log-likelihood in the ``log_likelihood`` group (for LOO)."""
         d, fam, post = self.model.design, self.model.family, self.posterior
-        b = post["b"].transpose("chain", "draw", FIXED_DIM).values if d.fixed_names else None
+        b = fixed_effect_draws(post, d)
         effects, params = posterior_effects(post, d), self._family_draws()
         logp = np.empty((post.sizes["chain"], post.sizes["draw"], d.n_obs))
         for c in range(logp.shape[0]):  # a chain at a time: temporaries of draws x rows, not chains x draws x rows
@@ -112,7 +112,7 @@ class Fit:
     def linear_predictor(self) -> np.ndarray:
         """Linear predictor of the fitting data, (chain, draw, obs)."""
         post, d = self.posterior, self.model.design
-        b = post["b"].transpose("chain", "draw", FIXED_DIM).values if d.fixed_names else None
+        b = fixed_effect_draws(post, d)
         return linear_predictor(b, d.X, d.offset, posterior_effects(post, d))
 
     def expected_mean(self) -> np.ndarray:

@@ -226,8 +226,11 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
     from nutpie import compile_pymc as ncp
     from pymc.initial_point import make_initial_point_fn
 
-    initial_point_fn = _with_lock(make_initial_point_fn(
-        model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True))
+    if starts is None:
+        initial_point_fn = _with_lock(make_initial_point_fn(
+            model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True))
+    else:  # nutpie only wraps this function; ours replaces the wrapper below, so PyMC's is never built
+        initial_point_fn = _not_built
     (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
      reparameterized_names) = ncp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
                                                   pymc_initial_point_fn=initial_point_fn)
@@ -276,8 +279,7 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
                            [np.asarray(x, dtype=np.int64) for x in shape_info[2]]),
             "reparameterized_names": list(reparameterized_names),
             "unconstrained": list(coords[ncp._UNCONSTRAINED_PARAMETER]),
-            "layout": [(key, var.name, value.ndim, str(value.dtype))
-                       for (var, key), value in zip(shared_var_keys.items(), shared_data.values())],
+            "layout": [(key, *slot) for key, slot in zip(shared_data, layout)],
             "callbacks": {"logp": (logp_sig, logp_key), "expand": (expand_sig, expand_key)},
         })
     return compiled
@@ -339,7 +341,6 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
     starts : mapping
         :func:`hierbayes.build.initial_values`.
     """
-    import pandas as pd
     from nutpie import compile_pymc as ncp
 
     try:
@@ -359,11 +360,9 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
         value.flags.writeable = False
         shared_var_keys[SharedSlot(name, ndim)] = key
         shared_data[key] = value
-    index = {name: pd.Index(values) for name, values in coords.items()}
-    index[ncp._UNCONSTRAINED_PARAMETER] = pd.Index(entry["unconstrained"])
     shape_info = entry["shape_info"]
     return ncp.CompiledPyMCModel(
-        _n_dim=entry["n_dim"], dims=entry["dims"], _coords=index,
+        _n_dim=entry["n_dim"], dims=entry["dims"], _coords=_coords_index(coords, entry["unconstrained"]),
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
         compiled_logp_func=callbacks["logp"], compiled_expand_func=callbacks["expand"],
         initial_point_func=start_function(shape_info, entry["n_dim"], starts),
@@ -374,8 +373,8 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
     )
 
 
-def with_data(compiled, starts: Mapping[str, np.ndarray], **data):
-    """``compiled.with_data(**data)``, starting its chains from ``starts`` (the new data's).
+def with_data(compiled, starts: Mapping[str, np.ndarray], coords: Mapping[str, list], **data):
+    """``compiled.with_data(**data)``, with the new data's starts and coordinates (level names).
 
     nutpie's own ``with_data`` keeps the old initial-point function, which would start
     the chains from the old data's prior locations: a refit would then not give the draws
@@ -383,5 +382,22 @@ def with_data(compiled, starts: Mapping[str, np.ndarray], **data):
     """
     import dataclasses
 
+    from nutpie import compile_pymc as ncp
+
     updated = compiled.with_data(**data)
-    return dataclasses.replace(updated, initial_point_func=start_function(compiled.shape_info, compiled.n_dim, starts))
+    return dataclasses.replace(
+        updated, initial_point_func=start_function(compiled.shape_info, compiled.n_dim, starts),
+        _coords=_coords_index(coords, compiled.coords[ncp._UNCONSTRAINED_PARAMETER]))
+
+
+def _coords_index(coords: Mapping[str, list], unconstrained) -> dict:
+    """nutpie's coordinates: the model's, and the names of the sampler's unconstrained values."""
+    import pandas as pd
+    from nutpie import compile_pymc as ncp
+
+    return {**{name: pd.Index(values) for name, values in coords.items()},
+            ncp._UNCONSTRAINED_PARAMETER: pd.Index(unconstrained)}
+
+
+def _not_built(seed):
+    raise RuntimeError("hierbayes: PyMC's initial point function was not built (starts were given)")

@@ -73,8 +73,8 @@ from scipy import special, stats
 from .design import Design
 from .errors import HierbayesError
 from .families import Family
-from .parameters import FIXED_DIM, coef_dim, factor_dim, safe_name
-from .predictor import design_effects
+from .parameters import coef_dim, factor_dim, safe_name
+from .predictor import design_effects, fixed_effect_draws
 from .summaries import draw_stats, interval_names
 
 __all__ = ["pooling", "no_pooling", "complete_pooling", "level_columns", "NoPooling", "population_draws",
@@ -397,7 +397,7 @@ def population_draws(fit, factor: str, term: str) -> np.ndarray:
     """
     design, post = fit.model.design, fit.posterior
     check_coefficient(design, factor, term)
-    b = post["b"].transpose("chain", "draw", FIXED_DIM).values if design.fixed_names else None
+    b = fixed_effect_draws(post, design)
     out = np.zeros((post.sizes["chain"], post.sizes["draw"], len(design.factors[factor].levels)))
     for c, w in level_columns(design, factor)[term]:
         out = out + b[..., c, None] * w

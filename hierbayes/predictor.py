@@ -50,6 +50,13 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
     return eta
 
 
+def fixed_effect_draws(posterior, design) -> np.ndarray | None:
+    """The population-level effects ``b`` per draw, (chain, draw, term); None without fixed effects."""
+    from .parameters import FIXED_DIM
+
+    return posterior["b"].transpose("chain", "draw", FIXED_DIM).values if design.fixed_names else None
+
+
 def design_effects(design) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(factor, level index, Z with all the factor's coefficients) for each factor of a design."""
     out = []

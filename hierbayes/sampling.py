@@ -22,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -54,12 +53,6 @@ class SamplerRun:
 def clear_cache() -> None:
     """Forget every compiled model of this process."""
     _COMPILED.clear()
-
-
-def _index(coords: Mapping[str, list]) -> dict:
-    import pandas as pd
-
-    return {name: pd.Index(values) for name, values in coords.items()}
 
 
 def resolve_sampler(sampler: str) -> str:
@@ -108,8 +101,7 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
             cached = _COMPILED[cache_key]
             # PyTensor drops pm.Data the graph never reads (Z of an intercept-only block)
             known = {var.name for var in cached.shared_var_keys}
-            compiled = with_data(cached, starts, **{k: v for k, v in data.items() if k in known})
-            compiled = dataclasses.replace(compiled, _coords={**compiled.coords, **_index(coords)})
+            compiled = with_data(cached, starts, coords, **{k: v for k, v in data.items() if k in known})
             timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
         elif (compiled := load_model(key, coords, data, starts)) is not None:
             _COMPILED[cache_key] = compiled  # from disk: no PyMC model built, nothing compiled

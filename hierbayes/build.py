@@ -321,15 +321,14 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             eta = eta + shared["offset"]
 
         if collapse:
-            from .collapsed import marginal_loglik
+            from .marginal_likelihood import marginal_loglik
 
             (factor,) = design.factors
             L = _factor_cholesky(design, factor, shared, prior_rv)
             params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
             theta = [alpha - shared["cz_shift"]] if design.has_intercept else []
             theta = pt.concatenate([pt.atleast_1d(t) for t in theta + ([beta] if slopes else [])]) if parts else None
-            pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L,
-                                                             len(design.factor_coefs(factor))))
+            pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L))
             return model
         for factor, fd in design.factors.items():
             eta = eta + _group_effects(design, factor, shared, prior_rv, _parameterization_of(parameterization, factor))

@@ -9,6 +9,9 @@ chol(corr))``, so that ``u_j = L w_j`` with ``w_j ~ N(0, I)``. Level ``j``'s row
 - ``log det V_j = n_j log s^2 + log det M_j`` (matrix determinant lemma),
 - ``r_j' V_j^-1 r_j = (r_j'r_j - c_j' M_j^-1 c_j / s^2) / s^2`` (Woodbury).
 
+:mod:`hierbayes.marginal_likelihood` evaluates the sum over levels and its gradient as
+one PyTensor Op.
+
 Everything comes from sums computed once in one pass over the rows
 (:func:`sufficient_statistics`, ``np.bincount``, never a rows-by-levels matrix): the
 totals ``y'y``, ``W'y``, ``W'W`` and per level ``Z'y``, ``Z'W``, ``Z'Z``. A gradient costs
@@ -42,10 +45,10 @@ from .build import factor_blocks
 from .parameters import coef_dim, factor_dim, safe_name
 from .predictor import design_effects
 
-__all__ = ["collapse_reason", "sufficient_statistics", "marginal_loglik", "draw_group_effects", "collapsed_data",
+__all__ = ["collapse_reason", "sufficient_statistics", "draw_group_effects", "collapsed_data",
            "with_group_effects", "MAX_COEFS", "STAT_NAMES"]
 
-MAX_COEFS = 8  # varying coefficients of the factor; the per-level Cholesky is unrolled in the graph
+MAX_COEFS = 8  # varying coefficients of the factor integrated out (q x q work per level)
 STAT_NAMES = ("cz_N", "cz_shift", "cz_yy", "cz_Wy", "cz_WW", "cz_Zy", "cz_ZW", "cz_ZZ")
 
 
@@ -128,59 +131,6 @@ def sufficient_statistics(y: np.ndarray, W: np.ndarray, index: np.ndarray, Z: np
         "cz_ZW": _level_sums(index, J, Z, W),
         "cz_ZZ": _level_sums(index, J, Z, Z),
     }
-
-
-# --- the marginal likelihood (PyTensor) -----------------------------------------------------------
-
-def _cholesky_terms(M: list[list], q: int):
-    """Unrolled Cholesky of a q x q matrix whose entries are (J,) vectors: the factor's entries."""
-    import pytensor.tensor as pt
-
-    R = [[None] * q for _ in range(q)]
-    for i in range(q):
-        for j in range(i + 1):
-            s = M[i][j] - sum(R[i][k] * R[j][k] for k in range(j))
-            R[i][j] = pt.sqrt(s) if i == j else s / R[j][j]
-    return R
-
-
-def marginal_loglik(stats: dict, theta, sigma, L, q: int):
-    """Log-likelihood of all rows with the factor's effects integrated out (a PyTensor scalar).
-
-    Parameters
-    ----------
-    stats : dict
-        The :func:`sufficient_statistics`, as tensors (``pm.Data``).
-    theta : tensor (p,) or None
-        Coefficients of ``W``.
-    sigma : tensor
-        Residual SD.
-    L : tensor (q, q)
-        ``blockdiag(diag(sd) @ chol(corr))`` of the factor's coefficients.
-    q : int
-    """
-    import pytensor.tensor as pt
-
-    s2 = sigma**2
-    Zy, ZW, ZZ = stats["cz_Zy"], stats["cz_ZW"], stats["cz_ZZ"]
-    if theta is None:
-        rr, w = stats["cz_yy"], Zy
-    else:
-        rr = stats["cz_yy"] - 2 * pt.dot(theta, stats["cz_Wy"]) + pt.dot(theta, pt.dot(stats["cz_WW"], theta))
-        w = Zy - (ZW * theta).sum(axis=-1)
-    c = pt.dot(w, L)                                                         # (J, q): rows are L' Z_j' r_j
-    kron = (L[:, None, :, None] * L[None, :, None, :]).reshape((q * q, q * q))
-    A = pt.dot(ZZ.reshape((ZZ.shape[0], q * q)), kron)                       # (J, q*q): L' Z_j'Z_j L
-    M = [[A[:, a * q + b] / s2 + (1.0 if a == b else 0.0) for b in range(q)] for a in range(q)]
-    R = _cholesky_terms(M, q)
-    v, logdet, quad = [], 0.0, 0.0
-    for i in range(q):  # forward substitution R v = c
-        vi = (c[:, i] - sum(R[i][k] * v[k] for k in range(i))) / R[i][i]
-        v.append(vi)
-        logdet = logdet + 2 * pt.log(R[i][i]).sum()
-        quad = quad + (vi**2).sum()
-    N = stats["cz_N"]
-    return -0.5 * (N * np.log(2 * np.pi) + N * pt.log(s2) + logdet + (rr - quad / s2) / s2)
 
 
 # --- exact draws of the group effects ----------------------------------------------------------------

@@ -128,6 +128,10 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
         t1 = time.perf_counter()
         # numpyro (JAX) compiles the whole sampler with XLA each time: the path to a GPU
         external = {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
+        if sampler == "numpyro":
+            from .marginal_likelihood import register_jax
+
+            register_jax()  # the collapsed log-likelihood's JAX implementation
         tree = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                          target_accept=target_accept, progressbar=progressbar, nuts_sampler=sampler,
                          model=model, compute_convergence_checks=False, **external)

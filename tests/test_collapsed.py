@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 import hierbayes as hb
-from hierbayes.collapsed import draw_group_effects, marginal_loglik, sufficient_statistics
+from hierbayes.collapsed import draw_group_effects, sufficient_statistics
+from hierbayes.marginal_likelihood import loglik_and_gradient, marginal_loglik, register_jax
 from hierbayes.summaries import summary_table
 
 # block structures on one factor: (columns of Z per block, correlated)
@@ -51,14 +52,67 @@ def _dense_loglik(y, W, g, Z, J, theta, sigma, L, shift):
     return total
 
 
+def _compiled_loglik(st, mode, with_theta=True):
+    """The Op's log-likelihood and PyTensor's gradient of it, compiled in ``mode``."""
+    th, sg, LL = pt.dvector("theta"), pt.dscalar("sigma"), pt.dmatrix("L")
+    f = marginal_loglik({k: pt.as_tensor(v) for k, v in st.items()}, th if with_theta else None, sg, LL)
+    inputs = [th, sg, LL] if with_theta else [sg, LL]
+    return pytensor.function(inputs, [f, *pt.grad(f, inputs)], mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA"])
 @pytest.mark.parametrize("name", list(STRUCTURES))
-def test_marginal_loglik_equals_the_dense_multivariate_normal(name):
+def test_marginal_loglik_equals_the_dense_multivariate_normal(name, mode):
     y, W, g, Z, J, theta, sigma, L = _problem(STRUCTURES[name])
     st = sufficient_statistics(y, W, g, Z, J, shift=2.5)
-    th, sg, LL = pt.dvector("theta"), pt.dscalar("sigma"), pt.dmatrix("L")
-    f = pytensor.function([th, sg, LL], marginal_loglik({k: pt.as_tensor(v) for k, v in st.items()}, th, sg, LL,
-                                                        Z.shape[1]), mode="FAST_COMPILE")
-    assert float(f(theta, sigma, L)) == pytest.approx(_dense_loglik(y, W, g, Z, J, theta, sigma, L, 2.5), rel=1e-10)
+    value, *_ = _compiled_loglik(st, mode)(theta, sigma, L)
+    assert float(value) == pytest.approx(_dense_loglik(y, W, g, Z, J, theta, sigma, L, 2.5), rel=1e-10)
+
+
+def _numeric_gradient(fun, x, h=1e-6):
+    x = np.asarray(x, dtype=float)
+    out = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        out[i] = (fun(up) - fun(down)) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_marginal_loglik_gradient_matches_finite_differences_of_the_dense_density(name):
+    y, W, g, Z, J, theta, sigma, L = _problem(STRUCTURES[name], seed=3)
+    st = sufficient_statistics(y, W, g, Z, J, shift=2.5)
+    dense = lambda th, s, LL: _dense_loglik(y, W, g, Z, J, th, s, LL, 2.5)  # noqa: E731
+    _, d_theta, d_sigma, d_L = _compiled_loglik(st, "NUMBA")(theta, sigma, L)
+    np.testing.assert_allclose(d_theta, _numeric_gradient(lambda t: dense(t, sigma, L), theta), rtol=1e-6, atol=1e-6)
+    assert float(d_sigma) == pytest.approx(float(_numeric_gradient(lambda s: dense(theta, float(s), L), sigma)),
+                                           rel=1e-6)
+    # only the lower triangle of L is a parameter; the upper one is zero in every model
+    np.testing.assert_allclose(np.tril(d_L), np.tril(_numeric_gradient(lambda LL: dense(theta, sigma, LL), L)),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_marginal_loglik_without_fixed_effects_and_in_numpy():
+    y, W, g, Z, J, theta, sigma, L = _problem(STRUCTURES["intercept+slope"])
+    st = sufficient_statistics(y, W[:, :0], g, Z, J)
+    value, d_sigma, d_L = _compiled_loglik(st, "NUMBA", with_theta=False)(sigma, L)
+    assert float(value) == pytest.approx(_dense_loglik(y, W[:, :0], g, Z, J, np.zeros(0), sigma, L, 0.0), rel=1e-10)
+    f, d_theta, d_sigma_np, d_L_np = loglik_and_gradient(st, np.zeros(0), sigma, L)
+    assert f == pytest.approx(float(value), rel=1e-12) and d_theta.shape == (0,)
+    assert d_sigma_np == pytest.approx(float(d_sigma), rel=1e-12)
+    np.testing.assert_allclose(d_L_np, d_L, rtol=1e-12)
+
+
+def test_marginal_loglik_in_jax_matches_numba():
+    import jax  # noqa: F401  (a test dependency: a missing install must fail, not skip)
+
+    register_jax()
+    y, W, g, Z, J, theta, sigma, L = _problem(STRUCTURES["three correlated"])
+    st = sufficient_statistics(y, W, g, Z, J, shift=2.5)
+    for got, want in zip(_compiled_loglik(st, "JAX")(theta, sigma, L), _compiled_loglik(st, "NUMBA")(theta, sigma, L)):
+        np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
 def test_sufficient_statistics_match_dense_sums():

@@ -269,7 +269,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         As returned by :func:`hierbayes.parameters.resolve_priors` (every parameter).
     parameterization : {"non-centered", "centered"} or dict of factor -> one of them
     collapse : bool
-        Integrate the group effects out (:mod:`hierbayes.collapsed`; gaussian, one factor):
+        Integrate the group effects out (:mod:`hierbayes.collapsed`; gaussian, one factor or two nested):
         the model then samples no group effects and ``parameterization`` is unused.
 
     Returns
@@ -323,12 +323,16 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         if collapse:
             from .marginal_likelihood import marginal_loglik
 
-            (factor,) = design.factors
+            from .collapsed import nesting
+
+            pair = nesting(design)
+            factor = pair[0] if pair else next(iter(design.factors))
             L = _factor_cholesky(design, factor, shared, prior_rv)
+            K = _factor_cholesky(design, pair[1], shared, prior_rv) if pair else None
             params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
             theta = [alpha - shared["cz_shift"]] if design.has_intercept else []
             theta = pt.concatenate([pt.atleast_1d(t) for t in theta + ([beta] if slopes else [])]) if parts else None
-            pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L))
+            pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L, K))
             return model
         for factor, fd in design.factors.items():
             eta = eta + _group_effects(design, factor, shared, prior_rv, _parameterization_of(parameterization, factor))

@@ -57,7 +57,8 @@ class Model:
         Integrate the group effects out of the likelihood and draw them back exactly
         after sampling (:mod:`hierbayes.collapsed`). By default (None) this is done
         wherever it is exact: a gaussian model with every varying term on one grouping
-        factor. ``False`` turns it off; ``True`` refuses models where it is not exact.
+        factor, or on a factor and one nested in it (``(1 | school/class)``). ``False``
+        turns it off; ``True`` refuses models where it is not exact.
     na_action : {"drop", "error"}, default "drop"
         Rows with missing values in used columns: dropped with a warning, or refused.
 

@@ -128,6 +128,19 @@ def crossed(n: int, Ja: int, Jb: int, seed: int = 2, skew: float = 0.0) -> pd.Da
     return pd.DataFrame({"y": y, "x": x, "item": _levels("i", a), "rater": _levels("r", b)})
 
 
+def nested(schools: int, classes: int, pupils: int, seed: int = 6) -> pd.DataFrame:
+    """Pupils in classes in schools: ``y = 1 + 0.5 x + u0[school] + u1[school] x + v[class] + e``;
+    sd(u) = (0.7, 0.3), cor 0.3, sd(v) = 0.5, sigma 1. Class labels are unique across schools."""
+    rng = np.random.default_rng(seed)
+    school = np.repeat(np.arange(schools), classes * pupils)
+    klass = np.repeat(np.arange(schools * classes), pupils)
+    x = rng.normal(size=school.size)
+    u = _correlated_effects(rng, schools, (0.7, 0.3), 0.3)
+    y = 1.0 + 0.5 * x + u[school, 0] + u[school, 1] * x + rng.normal(0, 0.5, schools * classes)[klass]
+    return pd.DataFrame({"y": y + rng.normal(size=school.size), "x": x, "school": _levels("s", school),
+                         "klass": _levels("c", klass)})
+
+
 def insteval_like(seed: int = 3) -> pd.DataFrame:
     """InstEval's shape: 73,421 ratings of 1,128 lecturers ``d`` by 2,972 students ``s``.
 
@@ -183,12 +196,15 @@ POISSON = BenchModel("poisson_10k", "poisson", "y", ("x",), (Block("g"),), poiss
                      "simulated, 10,000 rows, 200 groups")
 ONE_FACTOR_1M = BenchModel("one_factor_1M", "gaussian", "y", ("x",), (Block("g", ("x",)),),
                            lambda: one_factor_slope(1_000_000, 2_000), "simulated, 1,000,000 rows, 2,000 groups")
+NESTED = BenchModel("nested_20k", "gaussian", "y", ("x",), (Block("school", ("x",)), Block("klass")),
+                    lambda: nested(200, 10, 10), "simulated, 20,000 pupils, 2,000 classes nested in 200 schools")
 INSTEVAL = BenchModel("insteval_like", "gaussian", "y", ("service",), (Block("s"), Block("d")), insteval_like,
                       "simulated, 73,421 rows, 2,972 students x 1,128 lecturers, partially crossed")
 
 SUITES: dict[str, list[BenchModel]] = {
     "tiny": [TINY],
     "quick": [SLEEPSTUDY, RADON_INTERCEPT, RADON_SLOPE],
-    "full": [SLEEPSTUDY, RADON_INTERCEPT, RADON_SLOPE, CROSSED, BERNOULLI, POISSON, ONE_FACTOR_1M, INSTEVAL],
+    "full": [SLEEPSTUDY, RADON_INTERCEPT, RADON_SLOPE, CROSSED, BERNOULLI, POISSON, ONE_FACTOR_1M, INSTEVAL,
+             NESTED],
 }
 MODELS: dict[str, BenchModel] = {m.name: m for models in SUITES.values() for m in models}

@@ -72,7 +72,7 @@ def internal_names(design: Design) -> set[str]:
     names |= {f"{base}_{kind}" for base in ("beta", "sd") for kind in PRIOR_KINDS}
     for factor in design.factors:
         s = safe_name(factor)
-        names |= {f"{prefix}_{s}" for prefix in ("z", "sd", "r", "cor", "g", "Z", "u")}
+        names |= {f"{prefix}_{s}" for prefix in ("z", "sd", "r", "cor", "g", "Z", "u", "ubar")}
         names |= {coef_dim(factor), cor_dim(factor)}
     return names
 
@@ -457,11 +457,22 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L,
                                                              len(design.factor_coefs(factor))))
             return model
-        for factor, fd in design.factors.items():
-            means = (_effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
-                     if centering and factor == centering[0] else None)
-            eta = eta + _group_effects(design, factor, shared, prior_rv, _parameterization_of(parameterization, factor),
-                                       means)
+        folded = _folded_factors(design, parameterization, centering)
+        mean_intercepts = []
+        # the hierarchically centred factor last: its mean takes the folded factors' mean intercepts
+        for factor in sorted(design.factors, key=lambda f: bool(centering) and f == centering[0]):
+            means = None
+            if centering and factor == centering[0]:
+                means = _effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
+                if mean_intercepts:
+                    i = design.factor_coefs(factor).index("Intercept")
+                    means[i] = means[i] + sum(mean_intercepts)
+            term, mean_intercept = _group_effects(design, factor, shared, prior_rv,
+                                                  _parameterization_of(parameterization, factor), means,
+                                                  fold=factor in folded)
+            eta = eta + term
+            if mean_intercept is not None:
+                mean_intercepts.append(mean_intercept)
 
         if not design.fixed_names and not design.factors:
             eta = eta + pt.zeros_like(shared["y_obs"])
@@ -513,12 +524,56 @@ def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     return L
 
 
-def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str, means: list | None = None):
-    """Add the effects of one factor to the model; return their term of the linear predictor.
+def helmert_rest(w, J: int):
+    """``H w`` for the orthonormal Helmert basis ``H`` (J x J-1) of the contrasts among J levels, in O(J).
+
+    Column ``k`` of ``H`` (k = 1..J-1) is ``(1, ..., 1, -k, 0, ..., 0) / sqrt(k (k + 1))`` with
+    ``k`` ones: orthonormal, and orthogonal to the constant. So ``u = ubar + H w`` with
+    ``ubar ~ N(0, S / J)`` and the rows of ``w`` iid ``N(0, S)`` are J iid ``N(0, S)`` rows,
+    written as their mean and the contrasts around it (an orthogonal map: unit Jacobian).
+
+    Examples
+    --------
+    >>> import pytensor
+    >>> w = pt.matrix("w")
+    >>> H = pytensor.function([w], helmert_rest(w, 4))(np.eye(3))
+    >>> bool(np.allclose(H.T @ H, np.eye(3)) and np.allclose(H.sum(axis=0), 0))
+    True
+    """
+    k = np.arange(1, J, dtype=float)[:, None]
+    c = w / np.sqrt(k * (k + 1.0))
+    after = pt.concatenate([pt.cumsum(c[::-1], axis=0)[::-1], pt.zeros((1, w.shape[1]))], axis=0)
+    return after - pt.concatenate([pt.zeros((1, w.shape[1])), k * c], axis=0)
+
+
+def _folded_factors(design: Design, parameterization, centering) -> list[str]:
+    """Centered factors whose mean varying intercept is folded into the hierarchically centred one.
+
+    With crossed factors, the intercept of one factor's centred effects and the mean of
+    another's effects are identified only together (the data fix their sum), a direction
+    that spans every level of both factors. Each other centered factor with a varying
+    intercept is then drawn as its mean and the contrasts around it
+    (:func:`helmert_rest`), and its mean intercept joins the centred factor's mean: the
+    slow direction shrinks to two numbers. (bench/NOTES.md: crossed 20k, intercept ESS
+    445 non-centered, 392 centred into one factor, 3888 with the fold.)
+    """
+    if not centering or "Intercept" not in centering[1]:
+        return []
+    return [f for f in design.factors if f != centering[0] and "Intercept" in design.factor_coefs(f)
+            and _parameterization_of(parameterization, f) == "centered"]
+
+
+def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str, means: list | None = None,
+                   fold: bool = False):
+    """Add the effects of one factor to the model; return their term of the linear predictor
+    and, with ``fold``, the mean of its varying intercepts (else None).
 
     With ``means`` (one per coefficient, :func:`_effect_means`; centered only) the effects
     are drawn around them, the linear predictor takes them as drawn and ``r_<factor>``
-    records them less their means.
+    records them less their means. With ``fold`` (centered only, :func:`_folded_factors`)
+    the block with the intercept is drawn as its level mean ``ubar_<factor>_<k>`` and the
+    Helmert contrasts ``u_<factor>_<k>`` (J - 1 rows); the linear predictor leaves out the
+    mean intercept, which the caller adds to the centred factor's mean.
     """
     s = safe_name(factor)
     coefs = design.factor_coefs(factor)
@@ -527,33 +582,49 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
     sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
     z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim)) if parameterization == "non-centered" else None
     mu = None if means is None else pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
-    effects, cors = [], []
+    drawn, recorded, cors, mean_intercept = [], [], [], None
     for k, block, sl in factor_blocks(design, factor):
         q = len(block.coef_names)
         centre = np.zeros(q) if mu is None else mu[sl]
+        folded = fold and "Intercept" in block.coef_names
+        rows = J - 1 if folded else J
         if block.block.correlated and q > 1:
             chol, cor = _correlation(k, q, shared)
             cors.append(cor)
             L = sd[sl][:, None] * chol
             if z is not None:
-                effects.append(z[:, sl] @ L.T)
+                effects = z[:, sl] @ L.T
             else:
-                effects.append(pm.MvNormal(f"u_{s}_{k}", mu=centre, chol=L, shape=(J, q)))
+                effects = pm.MvNormal(f"u_{s}_{k}", mu=centre, chol=L, shape=(rows, q))
+            if folded:
+                ubar = pm.MvNormal(f"ubar_{s}_{k}", mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
         elif z is not None:
-            effects.append(z[:, sl] * sd[sl])
+            effects = z[:, sl] * sd[sl]
         else:
-            effects.append(pm.Normal(f"u_{s}_{k}", centre, sd[sl], shape=(J, q)))
-    v = pt.concatenate(effects, axis=1) if len(effects) > 1 else effects[0]
+            effects = pm.Normal(f"u_{s}_{k}", centre, sd[sl], shape=(rows, q))
+            if folded:
+                ubar = pm.Normal(f"ubar_{s}_{k}", 0.0, sd[sl] / np.sqrt(J), shape=q)
+        if folded:
+            i = block.coef_names.index("Intercept")
+            effects = helmert_rest(effects, J)
+            mean_intercept = ubar[i]
+            recorded.append(effects + ubar)
+            drawn.append(effects + pt.set_subtensor(ubar[i], 0.0) if q > 1 else effects)
+        else:
+            recorded.append(effects)
+            drawn.append(effects)
+    v = pt.concatenate(recorded, axis=1) if len(recorded) > 1 else recorded[0]
     r = pm.Deterministic(f"r_{s}", v if mu is None else v - mu, dims=(fdim, cdim))
     _record_correlations(factor, cors)
     g = shared[f"g_{s}"]
     Z = shared[f"Z_{s}"]
     term, zcol = 0.0, 0
-    effect = r if mu is None else v  # the effects as drawn: their means are in the linear predictor through them
+    # the effects as drawn: their means are in the linear predictor through them
+    effect = r if mu is None and not fold else (pt.concatenate(drawn, axis=1) if len(drawn) > 1 else drawn[0])
     for k, coef in enumerate(coefs):
         if coef == "Intercept":
             term = term + effect[:, k][g]
         else:
             term = term + Z[:, zcol] * effect[:, k][g]
             zcol += 1
-    return term
+    return term, mean_intercept

@@ -38,6 +38,17 @@ def grouped_counts(seed: int = 1, groups: int = 30, per: int = 40) -> pd.DataFra
     return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x, "g": [f"g{j:02d}" for j in g]})
 
 
+def test_helmert_contrasts_are_orthonormal_and_sum_to_zero():
+    import pytensor
+    import pytensor.tensor as pt
+
+    w = pt.matrix("w")
+    H = pytensor.function([w], build.helmert_rest(w, 6))(np.eye(5))
+    np.testing.assert_allclose(H.T @ H, np.eye(5), atol=1e-12)
+    np.testing.assert_allclose(H.sum(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(H[:, 0], [2**-0.5, -(2**-0.5), 0, 0, 0, 0])
+
+
 def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
     df = crossed()
     m = hb.Model("y ~ x + (1 | item) + (1 | rater)", df, parameterization="centered")
@@ -59,24 +70,31 @@ def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
     assert len(keys) == 2
 
 
-def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict, rng) -> tuple[dict, float]:
-    """The non-centered model's point for a centered one (``z = r / sd``) and ``log |dv/dz|``."""
+def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tuple[dict, float]:
+    """The non-centered model's point for a centered one (``z = r / sd``) and ``log |dv/dz|``.
+
+    A factor whose mean intercept is folded into the centred one is drawn as its level mean
+    and Helmert contrasts: ``u -> (ubar, w)`` adds the constant ``q/2 log J``.
+    """
     pm_c = centered.pymc_model
     values = pm_c.compile_fn(pm_c.replace_rvs_by_values([pm_c[f"r_{safe_name(f)}"] for f in centered.design.factors]
                                                         + [pm_c[f"sd_{safe_name(f)}"] for f in centered.design.factors]),
                              inputs=pm_c.value_vars, on_unused_input="ignore")(point)
     k = len(centered.design.factors)
-    out = {name: value for name, value in point.items() if not name.startswith("u_")}
+    out = {name: value for name, value in point.items() if not name.startswith(("u_", "ubar_"))}
     log_jacobian = 0.0
     for factor, r, sd in zip(centered.design.factors, values[:k], values[k:]):
         out[f"z_{safe_name(factor)}"] = r / sd
         log_jacobian += r.shape[0] * np.log(sd).sum()
+        if f"ubar_{safe_name(factor)}_0" in point:
+            log_jacobian -= 0.5 * r.shape[1] * np.log(r.shape[0])
     assert set(out) == {v.name for v in plain.pymc_model.value_vars}
     return out, log_jacobian
 
 
 @pytest.mark.parametrize("formula, data, family", [
     ("y ~ x + (1 | item) + (1 | rater)", crossed, "gaussian"),
+    ("y ~ x + (1 + x || item) + (1 | rater)", crossed, "gaussian"),
     ("y ~ x + (1 + x || g)", grouped_counts, "poisson"),
 ])
 def test_log_density_is_the_non_centered_one_at_the_same_effects(formula, data, family):
@@ -89,7 +107,7 @@ def test_log_density_is_the_non_centered_one_at_the_same_effects(formula, data, 
     start = centered.pymc_model.initial_point()
     for _ in range(3):
         point = {name: value + rng.normal(0, 0.3, np.shape(value)) for name, value in start.items()}
-        other, log_jacobian = _non_centered_point(centered, plain, point, rng)
+        other, log_jacobian = _non_centered_point(centered, plain, point)
         np.testing.assert_allclose(float(logp_c(point)), float(logp_nc(other)) - log_jacobian, rtol=1e-10)
         assert np.abs(float(logp_c(point)) - float(logp_nc(other))) > 1  # the Jacobian is there: not a vacuous check
 
@@ -143,6 +161,7 @@ def poisson_fits():
 def test_crossed_gaussian_centered_and_non_centered_fits_agree(crossed_fits):
     c, nc = crossed_fits["centered"], crossed_fits["non-centered"]
     assert "u_rater_1" in c.posterior and "z_rater" in nc.posterior  # rater (50 rows per level) took the intercept
+    assert c.posterior["u_item_0"].shape[-2:] == (39, 1) and "ubar_item_0" in c.posterior  # item's mean folded in
     for var in ("b", "sd_item", "sd_rater", "sigma", "r_item", "r_rater"):
         _agree(c, nc, var)
     assert int(c.idata["sample_stats"]["diverging"].sum()) == 0
@@ -161,8 +180,10 @@ def test_recorded_effects_are_deviations_from_the_fixed_effects(crossed_fits, po
     r = c.posterior["r_rater"]
     assert r.dims == ("chain", "draw", "rater", "rater__coef")
     assert list(r["rater"].values) == [f"r{j:02d}" for j in range(24)] and list(r["rater__coef"].values) == ["Intercept"]
-    alpha = c.posterior["Intercept_centered"]
-    np.testing.assert_allclose(r.values[..., 0], c.posterior["u_rater_1"].values[..., 0] - alpha.values[..., None])
+    mean = c.posterior["Intercept_centered"].values + c.posterior["ubar_item_0"].values[..., 0]
+    np.testing.assert_allclose(r.values[..., 0], c.posterior["u_rater_1"].values[..., 0] - mean[..., None])
+    items = c.posterior["r_item"].values[..., 0]
+    np.testing.assert_allclose(items.mean(-1), c.posterior["ubar_item_0"].values[..., 0], atol=1e-12)
     spread = float(c.posterior["sd_rater"].mean()) / np.sqrt(24)  # prior SD of the mean of 24 effects
     assert np.abs(r.mean("rater").values).mean() < 2 * spread
     # the intercept's mean is the intercept of the raw columns: Intercept_centered - X_mean * beta

@@ -554,8 +554,8 @@ def _folded_factors(design: Design, parameterization, centering) -> list[str]:
     that spans every level of both factors. Each other centered factor with a varying
     intercept is then drawn as its mean and the contrasts around it
     (:func:`helmert_rest`), and its mean intercept joins the centred factor's mean: the
-    slow direction shrinks to two numbers. (bench/NOTES.md: crossed 20k, intercept ESS
-    445 non-centered, 392 centred into one factor, 3888 with the fold.)
+    slow direction shrinks to two numbers. (Crossed 20k, ``bench/results_centering.md``:
+    minimum ESS 216 non-centered, 258 centred into one factor, 2047 with the fold.)
     """
     if not centering or "Intercept" not in centering[1]:
         return []

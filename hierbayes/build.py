@@ -10,7 +10,13 @@ Group effects of a factor with J levels and Q varying coefficients:
 - non-centered (default): ``z[J, Q] ~ Normal(0, 1)``, and for each block
   ``u = z @ L.T`` with ``L = diag(sd) @ chol(corr)`` (``chol(corr) ~ LKJ``), or
   ``u = z * sd`` for ``||`` and one-coefficient blocks;
-- centered: ``u[j] ~ MvNormal(0, L L')`` per level (``Normal(0, sd)`` when independent).
+- centered: ``u[j] ~ MvNormal(0, L L')`` per level (``Normal(0, sd)`` when independent);
+  one centered factor (:func:`hierarchical_centering`: the one with the most rows per
+  level) instead draws ``v[j] ~ MvNormal(mu, L L')`` centred on the fixed effects ``mu``
+  of its coefficients (Gelfand, Sahu and Carlin 1995): the linear predictor uses
+  ``v[j]`` in place of ``mu + u[j]`` and the posterior records ``r[j] = v[j] - mu``.
+  This is the same model (a shift of unit Jacobian), and the intercept mixes much
+  better when the levels hold many rows.
 
 The fixed-effect columns other than the intercept are centred; the posterior keeps
 the intercept on the original scale as ``b`` (dim ``term``) next to
@@ -66,7 +72,7 @@ def internal_names(design: Design) -> set[str]:
     names |= {f"{base}_{kind}" for base in ("beta", "sd") for kind in PRIOR_KINDS}
     for factor in design.factors:
         s = safe_name(factor)
-        names |= {f"{prefix}_{s}" for prefix in ("z", "sd", "r", "cor", "g", "Z", "u")}
+        names |= {f"{prefix}_{s}" for prefix in ("z", "sd", "r", "cor", "g", "Z", "u", "ubar")}
         names |= {coef_dim(factor), cor_dim(factor)}
     return names
 
@@ -125,29 +131,44 @@ def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], b
 
 
 def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
-                   data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+                   data: Mapping[str, np.ndarray], parameterization: str | Mapping[str, str] = "non-centered",
+                   collapse: bool = False) -> dict[str, np.ndarray]:
     """Where the sampler starts every parameter with a prior, on the sampler's scale.
 
     Each starts at its prior's location (PyMC's ``support_point``: ``mu``, a half
     distribution's scale, an exponential's mean), positive parameters on the log scale
-    under PyMC's value name (``sigma_log__``). Parameters absent here (standardized group
-    effects, correlation Cholesky factors) start at zero, which is the identity for a
-    correlation. The prior values come from ``data`` (:func:`model_data`), so new data
-    or new priors move the start without the PyMC model.
+    under PyMC's value name (``sigma_log__``); the effects drawn around the fixed effects
+    (:func:`hierarchical_centering`) start at the fixed effects' starts. Parameters absent
+    here (standardized or zero-mean group effects, correlation Cholesky factors) start at
+    zero, which is the identity for a correlation. The prior values come from ``data``
+    (:func:`model_data`), so new data or new priors move the start without the PyMC model.
 
     >>> import hierbayes as hb
     >>> m = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy"))
     >>> start = initial_values(m.design, m.family, m.priors, model_data(m.design, m.family, m.priors))
     >>> round(float(start["Intercept_centered"]), 1), sorted(start)
     (298.5, ['Intercept_centered', 'beta', 'sd_Subject_log__', 'sigma_log__'])
+    >>> start = initial_values(m.design, m.family, m.priors, model_data(m.design, m.family, m.priors), "centered")
+    >>> start["u_Subject_0"][:2].round(1)  # the level intercepts start at the fixed intercept
+    array([[298.5],
+           [298.5]])
     """
-    out = {}
+    out, natural = {}, {}
     for name, labels, _ in prior_blocks(design, family):
-        for var, kind, _ in _prior_groups(name, labels, priors):
+        for var, kind, idx in _prior_groups(name, labels, priors):
             spec = PRIOR_KINDS[kind]
             value = np.asarray(spec.start({p: np.asarray(data[f"{var}__{p}"]) for p in spec.parameters}), dtype=float)
+            natural[name] = np.zeros(len(labels)) if name not in natural else natural[name]
+            natural[name][idx] = value
             out[f"{var}_log__" if spec.support == "positive" else var] = (
                 np.log(value) if spec.support == "positive" else value)
+    if centering := hierarchical_centering(design, parameterization, collapse):
+        factor, centred = centering
+        alpha = natural["Intercept_centered"][0] if design.has_intercept else None
+        means = np.array(_effect_means(design, factor, centred, alpha, natural.get("beta"), data.get("X_mean")))
+        for k, _, sl in factor_blocks(design, factor):
+            if means[sl].any():
+                out[f"u_{safe_name(factor)}_{k}"] = np.tile(means[sl], (len(design.factors[factor].levels), 1))
     return out
 
 
@@ -243,6 +264,105 @@ def _parameterization_of(parameterization, factor: str) -> str:
     return parameterization.get(factor, "non-centered") if isinstance(parameterization, Mapping) else parameterization
 
 
+def _fixed_counterparts(design: Design, factor: str) -> tuple[str, ...]:
+    """The varying coefficients of ``factor`` that are also fixed effects of the same column.
+
+    The varying intercept's counterpart is the fixed intercept; a varying slope's is the
+    fixed slope of the same name whose ``X`` column equals the slope's ``Z`` column.
+    """
+    Z = np.concatenate([b.Z for b in design.blocks if b.factor == factor], axis=1)
+    out = []
+    for k, coef in enumerate(design.factor_coefs(factor)):
+        if coef == "Intercept" and design.has_intercept:
+            out.append(coef)
+        elif coef != "Intercept" and coef in design.fixed_names and np.array_equal(
+                Z[:, k], design.X[:, design.fixed_names.index(coef)]):
+            out.append(coef)
+    return tuple(out)
+
+
+def hierarchical_centering(design: Design, parameterization, collapse: bool = False
+                           ) -> tuple[str, tuple[str, ...]] | None:
+    """The centered factor whose effects are drawn around the fixed effects, and which coefficients are.
+
+    A fixed effect can be the mean of one factor's effects only (not of two crossed
+    factors). Of the factors sampled ``"centered"`` that have a varying coefficient which
+    is also a fixed effect, the one with the most rows per level (median; the first in
+    formula order on ties) takes them: there the data say the most about each level, so
+    the fixed effect and the mean of the effects are the most correlated when sampled
+    apart. None when no factor qualifies, or with ``collapse`` (no effects are sampled).
+
+    Parameters
+    ----------
+    design : Design
+    parameterization : str or dict of factor -> str
+    collapse : bool
+
+    Returns
+    -------
+    (factor, coefficients) or None
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+    >>> hierarchical_centering(m.design, "centered")
+    ('Subject', ('Intercept', 'Days'))
+    >>> hierarchical_centering(m.design, "non-centered") is None
+    True
+    """
+    if collapse:
+        return None
+    best = None
+    for factor, fd in design.factors.items():
+        if _parameterization_of(parameterization, factor) != "centered":
+            continue
+        if coefs := _fixed_counterparts(design, factor):
+            rows = float(np.median(fd.counts))
+            if best is None or rows > best[0]:
+                best = (rows, factor, coefs)
+    return None if best is None else best[1:]
+
+
+def _centred_slopes(design: Design, centred: tuple[str, ...]) -> list[int]:
+    """Positions in ``beta`` of the fixed slopes that are the mean of a factor's effects."""
+    return [i for i, j in enumerate(_slopes(design)) if design.fixed_names[j] in centred]
+
+
+def _centring_shift(design: Design, centred: tuple[str, ...], beta, X_mean):
+    """``X_mean . beta`` over the centred slopes: the fixed slopes multiply ``X - X_mean``, the
+    effects raw ``Z``, so ``(x - m) beta + x u = -m beta + x (beta + u)`` (None when there is none).
+
+    Works on NumPy arrays (starts) and PyTensor tensors (the model) alike.
+    """
+    taken = _centred_slopes(design, centred)
+    if not taken or not design.has_intercept:
+        return None
+    return X_mean[taken] @ beta[taken]
+
+
+def _less_shift(alpha, shift):
+    return alpha if shift is None else alpha - shift
+
+
+def _effect_means(design: Design, factor: str, centred: tuple[str, ...], alpha, beta, X_mean) -> list:
+    """The mean of each varying coefficient of ``factor`` under hierarchical centering (0.0: not centred).
+
+    The intercept's is ``alpha - X_mean . beta`` over the centred slopes (see
+    :func:`_centring_shift`), a slope's is its fixed effect. NumPy or PyTensor alike.
+    """
+    slopes = [design.fixed_names[j] for j in _slopes(design)]
+    means = []
+    for coef in design.factor_coefs(factor):
+        if coef not in centred:
+            means.append(0.0)
+        elif coef == "Intercept":
+            means.append(_less_shift(alpha, _centring_shift(design, centred, beta, X_mean)))
+        else:
+            means.append(beta[slopes.index(coef)])
+    return means
+
+
 def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], parameterization,
                   collapse: bool = False) -> tuple:
     """What the compiled model depends on; equal keys can share one compiled model."""
@@ -254,6 +374,7 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
         tuple((label, p.kind) for label, p in priors.items()),
         tuple(_parameterization_of(parameterization, f) for f in design.factors),
         bool(collapse),
+        hierarchical_centering(design, parameterization, collapse),
     )
 
 
@@ -279,6 +400,9 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     data = model_data(design, family, priors, collapse)
     slopes = _slopes(design)
     coords = model_coords(design)
+    centering = hierarchical_centering(design, parameterization, collapse)
+    centred = centering[1] if centering else ()
+    alpha = beta = None
 
     with pm.Model(coords=coords) as model:
         shared = _shared_data(data)
@@ -305,10 +429,12 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                 # column by column, not X @ beta: these fuse into the rows' loop, and the n-long BLAS
                 # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
                 for j in range(len(slopes)):
-                    eta = eta + shared["X"][:, j] * beta[j]
+                    if j not in _centred_slopes(design, centred):  # those enter through the factor's effects
+                        eta = eta + shared["X"][:, j] * beta[j]
         if design.has_intercept:
             alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True)
-            eta = eta + alpha
+            if "Intercept" not in centred:
+                eta = eta + _less_shift(alpha, _centring_shift(design, centred, beta, shared.get("X_mean")))
             parts.append(alpha - (shared["X_mean"] @ beta if slopes else 0.0))
         if slopes:
             parts.append(beta)
@@ -334,8 +460,22 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             theta = pt.concatenate([pt.atleast_1d(t) for t in theta + ([beta] if slopes else [])]) if parts else None
             pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L, K))
             return model
-        for factor, fd in design.factors.items():
-            eta = eta + _group_effects(design, factor, shared, prior_rv, _parameterization_of(parameterization, factor))
+        folded = _folded_factors(design, parameterization, centering)
+        mean_intercepts = []
+        # the hierarchically centred factor last: its mean takes the folded factors' mean intercepts
+        for factor in sorted(design.factors, key=lambda f: bool(centering) and f == centering[0]):
+            means = None
+            if centering and factor == centering[0]:
+                means = _effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
+                if mean_intercepts:
+                    i = design.factor_coefs(factor).index("Intercept")
+                    means[i] = means[i] + sum(mean_intercepts)
+            term, mean_intercept = _group_effects(design, factor, shared, prior_rv,
+                                                  _parameterization_of(parameterization, factor), means,
+                                                  fold=factor in folded)
+            eta = eta + term
+            if mean_intercept is not None:
+                mean_intercepts.append(mean_intercept)
 
         if not design.fixed_names and not design.factors:
             eta = eta + pt.zeros_like(shared["y_obs"])
@@ -387,39 +527,107 @@ def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     return L
 
 
-def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str):
-    """Add the effects of one factor to the model; return their term of the linear predictor."""
+def helmert_rest(w, J: int):
+    """``H w`` for the orthonormal Helmert basis ``H`` (J x J-1) of the contrasts among J levels, in O(J).
+
+    Column ``k`` of ``H`` (k = 1..J-1) is ``(1, ..., 1, -k, 0, ..., 0) / sqrt(k (k + 1))`` with
+    ``k`` ones: orthonormal, and orthogonal to the constant. So ``u = ubar + H w`` with
+    ``ubar ~ N(0, S / J)`` and the rows of ``w`` iid ``N(0, S)`` are J iid ``N(0, S)`` rows,
+    written as their mean and the contrasts around it (an orthogonal map: unit Jacobian).
+
+    Examples
+    --------
+    >>> import pytensor
+    >>> w = pt.matrix("w")
+    >>> H = pytensor.function([w], helmert_rest(w, 4))(np.eye(3))
+    >>> bool(np.allclose(H.T @ H, np.eye(3)) and np.allclose(H.sum(axis=0), 0))
+    True
+    """
+    k = np.arange(1, J, dtype=float)[:, None]
+    c = w / np.sqrt(k * (k + 1.0))
+    after = pt.concatenate([pt.cumsum(c[::-1], axis=0)[::-1], pt.zeros((1, w.shape[1]))], axis=0)
+    return after - pt.concatenate([pt.zeros((1, w.shape[1])), k * c], axis=0)
+
+
+def _folded_factors(design: Design, parameterization, centering) -> list[str]:
+    """Centered factors whose mean varying intercept is folded into the hierarchically centred one.
+
+    With crossed factors, the intercept of one factor's centred effects and the mean of
+    another's effects are identified only together (the data fix their sum), a direction
+    that spans every level of both factors. Each other centered factor with a varying
+    intercept is then drawn as its mean and the contrasts around it
+    (:func:`helmert_rest`), and its mean intercept joins the centred factor's mean: the
+    slow direction shrinks to two numbers. (Crossed 20k, ``bench/results_centering.md``:
+    minimum ESS 216 non-centered, 258 centred into one factor, 2047 with the fold.)
+    """
+    if not centering or "Intercept" not in centering[1]:
+        return []
+    return [f for f in design.factors if f != centering[0] and "Intercept" in design.factor_coefs(f)
+            and _parameterization_of(parameterization, f) == "centered"]
+
+
+def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str, means: list | None = None,
+                   fold: bool = False):
+    """Add the effects of one factor to the model; return their term of the linear predictor
+    and, with ``fold``, the mean of its varying intercepts (else None).
+
+    With ``means`` (one per coefficient, :func:`_effect_means`; centered only) the effects
+    are drawn around them, the linear predictor takes them as drawn and ``r_<factor>``
+    records them less their means. With ``fold`` (centered only, :func:`_folded_factors`)
+    the block with the intercept is drawn as its level mean ``ubar_<factor>_<k>`` and the
+    Helmert contrasts ``u_<factor>_<k>`` (J - 1 rows); the linear predictor leaves out the
+    mean intercept, which the caller adds to the centred factor's mean.
+    """
     s = safe_name(factor)
     coefs = design.factor_coefs(factor)
     J = len(design.factors[factor].levels)
     fdim, cdim = factor_dim(factor), coef_dim(factor)
     sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
     z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim)) if parameterization == "non-centered" else None
-    effects, cors = [], []
+    mu = None if means is None else pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
+    drawn, recorded, cors, mean_intercept = [], [], [], None
     for k, block, sl in factor_blocks(design, factor):
         q = len(block.coef_names)
+        centre = np.zeros(q) if mu is None else mu[sl]
+        folded = fold and "Intercept" in block.coef_names
+        rows = J - 1 if folded else J
         if block.block.correlated and q > 1:
             chol, cor = _correlation(k, q, shared)
             cors.append(cor)
             L = sd[sl][:, None] * chol
             if z is not None:
-                effects.append(z[:, sl] @ L.T)
+                effects = z[:, sl] @ L.T
             else:
-                effects.append(pm.MvNormal(f"u_{s}_{k}", mu=np.zeros(q), chol=L, shape=(J, q)))
+                effects = pm.MvNormal(f"u_{s}_{k}", mu=centre, chol=L, shape=(rows, q))
+            if folded:
+                ubar = pm.MvNormal(f"ubar_{s}_{k}", mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
         elif z is not None:
-            effects.append(z[:, sl] * sd[sl])
+            effects = z[:, sl] * sd[sl]
         else:
-            effects.append(pm.Normal(f"u_{s}_{k}", 0.0, sd[sl], shape=(J, q)))
-    r = pm.Deterministic(f"r_{s}", pt.concatenate(effects, axis=1) if len(effects) > 1 else effects[0],
-                         dims=(fdim, cdim))
+            effects = pm.Normal(f"u_{s}_{k}", centre, sd[sl], shape=(rows, q))
+            if folded:
+                ubar = pm.Normal(f"ubar_{s}_{k}", 0.0, sd[sl] / np.sqrt(J), shape=q)
+        if folded:
+            i = block.coef_names.index("Intercept")
+            effects = helmert_rest(effects, J)
+            mean_intercept = ubar[i]
+            recorded.append(effects + ubar)
+            drawn.append(effects + pt.set_subtensor(ubar[i], 0.0) if q > 1 else effects)
+        else:
+            recorded.append(effects)
+            drawn.append(effects)
+    v = pt.concatenate(recorded, axis=1) if len(recorded) > 1 else recorded[0]
+    r = pm.Deterministic(f"r_{s}", v if mu is None else v - mu, dims=(fdim, cdim))
     _record_correlations(factor, cors)
     g = shared[f"g_{s}"]
     Z = shared[f"Z_{s}"]
     term, zcol = 0.0, 0
+    # the effects as drawn: their means are in the linear predictor through them
+    effect = r if mu is None and not fold else (pt.concatenate(drawn, axis=1) if len(drawn) > 1 else drawn[0])
     for k, coef in enumerate(coefs):
         if coef == "Intercept":
-            term = term + r[:, k][g]
+            term = term + effect[:, k][g]
         else:
-            term = term + Z[:, zcol] * r[:, k][g]
+            term = term + Z[:, zcol] * effect[:, k][g]
             zcol += 1
-    return term
+    return term, mean_intercept

@@ -157,7 +157,9 @@ class Model:
         data = _build.model_data(self.design, self.family, self.priors, self.collapsed)
         run = run_sampler(lambda: self.fitting_model, _build.pack_data(data), self.structure,
                           coords=_build.model_coords(self.design),
-                          starts=_build.initial_values(self.design, self.family, self.priors, data), sampler=sampler,
+                          starts=_build.initial_values(self.design, self.family, self.priors, data,
+                                                       self.parameterization, self.collapsed),
+                          sampler=sampler,
                           draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
                           target_accept=target_accept, progressbar=progressbar)
         if self.collapsed:

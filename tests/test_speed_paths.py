@@ -191,7 +191,7 @@ def test_initial_values_are_pymcs_support_points_for_every_prior_kind(sleepstudy
     for formula, data, family, priors, options in cases:
         m = hb.Model(formula, data, family=family, priors=priors, **options)
         values = build.model_data(m.design, m.family, m.priors, m.collapsed)
-        ours = build.initial_values(m.design, m.family, m.priors, values)
+        ours = build.initial_values(m.design, m.family, m.priors, values, m.parameterization, m.collapsed)
         theirs = make_initial_point_fn(model=m.fitting_model, return_transformed=True)(0)
         assert set(ours) <= set(theirs), formula
         for name, value in theirs.items():

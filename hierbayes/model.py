@@ -49,7 +49,9 @@ class Model:
         Priors by printed name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by
         class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
     parameterization : {"non-centered", "centered", "auto"} or dict, default "non-centered"
-        For every grouping factor, or per factor name. ``"auto"`` chooses per factor from
+        For every grouping factor, or per factor name. ``"centered"`` draws the effects
+        around the fixed effects in one factor (:func:`hierbayes.build.hierarchical_centering`),
+        which mixes far better when levels have much data. ``"auto"`` chooses per factor from
         a method-of-moments estimate of how much each level's data say
         (:mod:`hierbayes.parameterization`); the choice is in
         :attr:`parameterization_choice` and in the fit's summary.

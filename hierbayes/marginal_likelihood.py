@@ -70,7 +70,7 @@ _LOG_2PI = math.log(2 * math.pi)
 # cost more here (to run, and above all for numba to compile: each helper's specialization is
 # another compile) than the arithmetic. Numba compiles this in about a second.
 
-@numba.njit
+@numba.njit(error_model="numpy")
 def _spd_inverse(M, out, R):
     """``out = M^-1`` for a small symmetric positive definite ``M`` (``R``: scratch); returns ``log det M``."""
     q = M.shape[0]
@@ -102,7 +102,7 @@ def _spd_inverse(M, out, R):
     return logdet
 
 
-@numba.njit
+@numba.njit(error_model="numpy")
 def _level_terms(Zy, ZW, ZZ, theta, L, s2, w, c, ZL, M, Minv, R):
     """One level's ``w = Z'r`` (from ``Z'y``, ``Z'W``), ``c = L'w``, ``ZL = Z'Z L``, ``M = I + L'Z'Z L / s^2``
     and ``M^-1`` into the buffers (``R``: scratch); returns ``log det M``."""
@@ -158,9 +158,12 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
     d_L, d_K = np.zeros((q, q)), np.zeros((qv, qv))
     w1, c1, r1, m1, Hm1 = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
     ZL, S, Sinv, T11, Rq = np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q))
-    wk, ck, mk, Hmk = np.zeros(qv), np.zeros(qv), np.zeros(qv), np.zeros(qv)
-    VK, D, Dinv, Gkk, Rv = np.zeros((qv, qv)), np.zeros((qv, qv)), np.zeros((qv, qv)), np.zeros((qv, qv)), np.zeros((qv, qv))
-    B, BD, SBD = np.zeros((q, qv)), np.zeros((q, qv)), np.zeros((q, qv))
+    Jv = Vy.shape[0]
+    w_v, c_v, VK_v, Dinv_v, BD_v = (np.zeros((Jv, qv)), np.zeros((Jv, qv)), np.zeros((Jv, qv, qv)),
+                                    np.zeros((Jv, qv, qv)), np.zeros((Jv, q, qv)))  # per nested level
+    mk, Hmk = np.zeros(qv), np.zeros(qv)
+    D, Gkk, Rv = np.zeros((qv, qv)), np.zeros((qv, qv)), np.zeros((qv, qv))
+    B, SBD = np.zeros((q, qv)), np.zeros((q, qv))
     VZL = np.zeros((qv, q))
     logdet, Q, tr_Ginv, mm = 0.0, 0.0, 0.0, 0.0
     for j in range(J):
@@ -168,100 +171,99 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
         for a in range(q):
             r1[a] = c1[a]
         start, stop = int(first[j]), int(first[j + 1])
-        for sweep in range(2 if stop > start else 0):  # 0: Schur complement and m_1; 1: the gradients
-            if sweep == 1:
-                logdet += _spd_inverse(S, Sinv, Rq)
-                for a in range(q):
+        for k in range(start, stop):  # the Schur complement of the nested levels, and their terms kept
+            wk, ck, VK, Dinv, BD = w_v[k], c_v[k], VK_v[k], Dinv_v[k], BD_v[k]
+            logdet += _level_terms(Vy[k], VW[k], VV[k], theta, K, s2, wk, ck, VK, D, Dinv, Rv)
+            for a in range(q):  # B = L' Z'V K / s2 (VZ[k] is V'Z), BD = B D^-1
+                for b in range(qv):
                     acc = 0.0
-                    for b in range(q):
-                        acc += Sinv[a, b] * r1[b]
-                    m1[a] = acc
-            for k in range(start, stop):
-                logdet_D = _level_terms(Vy[k], VW[k], VV[k], theta, K, s2, wk, ck, VK, D, Dinv, Rv)
-                for a in range(q):  # B = L' Z'V K / s2 (VZ[k] is V'Z), BD = B D^-1
-                    for b in range(qv):
-                        acc = 0.0
-                        for i in range(q):
-                            for l in range(qv):
-                                acc += L[i, a] * VZ[k, l, i] * K[l, b]
-                        B[a, b] = acc / s2
-                for a in range(q):
-                    for b in range(qv):
-                        acc = 0.0
+                    for i in range(q):
                         for l in range(qv):
-                            acc += B[a, l] * Dinv[l, b]
-                        BD[a, b] = acc
-                if sweep == 0:
-                    logdet += logdet_D
-                    for a in range(q):
-                        for b in range(q):
-                            acc = 0.0
-                            for l in range(qv):
-                                acc += BD[a, l] * B[b, l]
-                            S[a, b] -= acc
-                        acc = 0.0
-                        for l in range(qv):
-                            acc += BD[a, l] * ck[l]
-                        r1[a] -= acc
-                    continue
-                for a in range(q):  # SBD = S^-1 B D^-1 = -(G^-1)_1k
-                    for b in range(qv):
-                        acc = 0.0
-                        for l in range(q):
-                            acc += Sinv[a, l] * BD[l, b]
-                        SBD[a, b] = acc
-                for a in range(qv):  # m_k, (G^-1)_kk, V'Z L
+                            acc += L[i, a] * VZ[k, l, i] * K[l, b]
+                    B[a, b] = acc / s2
+            for a in range(q):
+                for b in range(qv):
                     acc = 0.0
                     for l in range(qv):
-                        acc += Dinv[a, l] * ck[l]
-                    for l in range(q):
-                        acc -= BD[l, a] * m1[l]
-                    mk[a] = acc
-                    for b in range(qv):
-                        acc = Dinv[a, b]
-                        for l in range(q):
-                            acc += BD[l, a] * SBD[l, b]
-                        Gkk[a, b] = acc
-                    for b in range(q):
-                        acc = 0.0
-                        for l in range(q):
-                            acc += VZ[k, a, l] * L[l, b]
-                        VZL[a, b] = acc
-                for a in range(qv):  # H Lambda m in the block of K
+                        acc += B[a, l] * Dinv[l, b]
+                    BD[a, b] = acc
+            for a in range(q):
+                for b in range(q):
+                    acc = 0.0
+                    for l in range(qv):
+                        acc += BD[a, l] * B[b, l]
+                    S[a, b] -= acc
+                acc = 0.0
+                for l in range(qv):
+                    acc += BD[a, l] * ck[l]
+                r1[a] -= acc
+        if stop > start:
+            logdet += _spd_inverse(S, Sinv, Rq)
+            for a in range(q):
+                acc = 0.0
+                for b in range(q):
+                    acc += Sinv[a, b] * r1[b]
+                m1[a] = acc
+        for k in range(start, stop):  # their gradient terms
+            wk, ck, VK, Dinv, BD = w_v[k], c_v[k], VK_v[k], Dinv_v[k], BD_v[k]
+            for a in range(q):  # SBD = S^-1 B D^-1 = -(G^-1)_1k
+                for b in range(qv):
                     acc = 0.0
                     for l in range(q):
-                        acc += VZL[a, l] * m1[l]
+                        acc += Sinv[a, l] * BD[l, b]
+                    SBD[a, b] = acc
+            for a in range(qv):  # m_k, (G^-1)_kk, V'Z L
+                acc = 0.0
+                for l in range(qv):
+                    acc += Dinv[a, l] * ck[l]
+                for l in range(q):
+                    acc -= BD[l, a] * m1[l]
+                mk[a] = acc
+                for b in range(qv):
+                    acc = Dinv[a, b]
+                    for l in range(q):
+                        acc += BD[l, a] * SBD[l, b]
+                    Gkk[a, b] = acc
+                for b in range(q):
+                    acc = 0.0
+                    for l in range(q):
+                        acc += VZ[k, a, l] * L[l, b]
+                    VZL[a, b] = acc
+            for a in range(qv):  # H Lambda m in the block of K
+                acc = 0.0
+                for l in range(q):
+                    acc += VZL[a, l] * m1[l]
+                for l in range(qv):
+                    acc += VK[a, l] * mk[l]
+                Hmk[a] = acc
+            for a in range(qv):  # d_K, block (k, k) of H Lambda G^-1: V'Z L (G^-1)_1k + V'V K (G^-1)_kk
+                for b in range(qv):
+                    acc = 0.0
+                    for l in range(q):
+                        acc -= VZL[a, l] * SBD[l, b]
                     for l in range(qv):
-                        acc += VK[a, l] * mk[l]
-                    Hmk[a] = acc
-                for a in range(qv):  # d_K, block (k, k) of H Lambda G^-1: V'Z L (G^-1)_1k + V'V K (G^-1)_kk
-                    for b in range(qv):
-                        acc = 0.0
-                        for l in range(q):
-                            acc -= VZL[a, l] * SBD[l, b]
-                        for l in range(qv):
-                            acc += VK[a, l] * Gkk[l, b]
-                        d_K[a, b] += -acc / s2 + (wk[a] - Hmk[a] / s2) * mk[b] / s4
-                for l in range(qv):  # K m_k feeds the block of L, theta; Q, m'm, tr G^-1
-                    Km = 0.0
-                    for b in range(qv):
-                        Km += K[l, b] * mk[b]
-                    for a in range(q):
-                        Hm1[a] += VZ[k, l, a] * Km
-                    for a in range(p):
-                        d_theta[a] -= VW[k, l, a] * Km / s4
-                    Q += ck[l] * mk[l]
-                    mm += mk[l] * mk[l]
-                    tr_Ginv += Gkk[l, l]
-                for a in range(q):  # block (1, 1) of H Lambda G^-1 gets Z'V K (G^-1)_k1
-                    for b in range(q):
-                        acc = 0.0
-                        for l in range(qv):
-                            KG = 0.0
-                            for i in range(qv):
-                                KG -= K[l, i] * SBD[b, i]
-                            acc += VZ[k, l, a] * KG
-                        T11[a, b] += acc
+                        acc += VK[a, l] * Gkk[l, b]
+                    d_K[a, b] += -acc / s2 + (wk[a] - Hmk[a] / s2) * mk[b] / s4
+            for l in range(qv):  # K m_k feeds the block of L, theta; Q, m'm, tr G^-1
+                Km = 0.0
+                for b in range(qv):
+                    Km += K[l, b] * mk[b]
+                for a in range(q):
+                    Hm1[a] += VZ[k, l, a] * Km
+                for a in range(p):
+                    d_theta[a] -= VW[k, l, a] * Km / s4
+                Q += ck[l] * mk[l]
+                mm += mk[l] * mk[l]
+                tr_Ginv += Gkk[l, l]
+            for a in range(q):  # block (1, 1) of H Lambda G^-1 gets Z'V K (G^-1)_k1
+                for b in range(q):
+                    acc = 0.0
+                    for l in range(qv):
+                        KG = 0.0
+                        for i in range(qv):
+                            KG -= K[l, i] * SBD[b, i]
+                        acc += VZ[k, l, a] * KG
+                    T11[a, b] += acc
         if stop == start:  # no nested levels: S = M
             logdet += logdet_M
             for a in range(q):
@@ -293,7 +295,7 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
             tr_Ginv += Sinv[a, a]
         for a in range(q):
             Hm1[a] = 0.0
-    dim = J * q + Vy.shape[0] * qv
+    dim = J * q + Jv * qv
     value = -0.5 * (N * _LOG_2PI + N * math.log(s2) + logdet + (rr - Q / s2) / s2)
     d_s2 = -0.5 * (N / s2 - (dim - tr_Ginv) / s2 - rr / s4 - (Q - mm) / (s4 * s2) + 2.0 * Q / (s4 * s2))
     return value, d_theta, 2.0 * sigma * d_s2, d_L, d_K
@@ -313,7 +315,7 @@ def _jitted():
     """The kernel compiled for calls from Python (``perform``, :func:`loglik_and_gradient`)."""
     import numba
 
-    return numba.njit(cache=True)(_kernel)
+    return numba.njit(cache=True, error_model="numpy")(_kernel)
 
 
 def loglik_and_gradient(stats, theta, sigma, L, K=None):
@@ -380,7 +382,7 @@ class MarginalLoglik(Op):
 
 @register_funcify_default_op_cache_key(MarginalLoglik)
 def numba_funcify_marginal_loglik(op, node, **kwargs):
-    kernel = numba_basic.numba_njit(_kernel)
+    kernel = numba_basic.numba_njit(_kernel, error_model="numpy")  # no ZeroDivisionError checks
 
     @numba_basic.numba_njit
     def marginal_loglik(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K):

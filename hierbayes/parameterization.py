@@ -14,8 +14,10 @@ the family's working variance (poisson: ``1/mu``; bernoulli: ``1/(p(1-p))``), si
 both variances move by the same factor ``(d mu / d eta)^2``. Binomial responses enter
 as proportions, with trials as level sizes.
 
-A factor is centered when the median ``kappa_j`` over its levels is above
-:data:`CENTERED_ABOVE`; factors without a varying intercept stay non-centered.
+A varying slope's ``kappa_j`` uses the level's spread of its column in place of ``n_j``
+(:func:`slope_kappas`). A factor is centered when, for every varying coefficient, the
+median ``kappa_j`` over its levels is above :data:`CENTERED_ABOVE`; factors without a
+varying intercept stay non-centered.
 
 Examples
 --------
@@ -24,10 +26,11 @@ Examples
 ...              parameterization="auto", collapse=False)
 >>> m.parameterization
 {'Subject': 'centered'}
->>> round(float(m.parameterization_choice.loc["Subject", "median_kappa"]), 1)
-14.4
+>>> row = m.parameterization_choice.loc["Subject"]
+>>> round(float(row["median_kappa"]), 1), row["limiting"]  # the Days slope is the least informed
+(4.4, 'Days')
 >>> describe(m)
-'Group effects: Subject centered (auto: median kappa 14)'
+'Group effects: Subject centered (auto: median kappa 4.4)'
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["choose_parameterization", "level_kappas", "one_way_anova", "describe", "CENTERED_ABOVE"]
+__all__ = ["choose_parameterization", "level_kappas", "slope_kappas", "coefficient_kappas", "one_way_anova",
+           "describe", "CENTERED_ABOVE"]
 
 CENTERED_ABOVE = 1.0
 
@@ -77,6 +81,46 @@ def _response_residuals(design, family) -> tuple[np.ndarray, np.ndarray | None]:
     return y, design.trials
 
 
+def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """``kappa_j = S_zz,j tau^2 / s^2`` for a varying slope on column ``z``, by method of moments.
+
+    Each level's least-squares slope of ``values`` on ``z`` (both centred within the level)
+    has sampling variance ``s^2 / S_zz,j``; ``tau^2`` is their between-level variance by the
+    unbalanced ANOVA estimator of :func:`one_way_anova` with ``S_zz,j`` in place of ``n_j``
+    (at least 0), ``s^2`` the pooled residual variance. ``S_zz,j`` plays the part of ``n_j`` for an intercept. Levels with fewer than
+    three rows or a constant ``z`` say nothing about their slope (kappa 0).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(100), 30); x = rng.normal(size=g.size)
+    >>> y = rng.normal(0, 0.5, 100)[g] * x + rng.normal(0, 1.0, g.size)
+    >>> kappa, tau2, s2 = slope_kappas(y, x, g, 100)
+    >>> round(tau2, 2), round(s2, 1), round(float(np.median(kappa)), 0)
+    (0.28, 1.0, 8.0)
+    """
+    w = np.ones_like(values, dtype=float) if weights is None else np.asarray(weights, dtype=float)
+    n_j = np.bincount(index, weights=w, minlength=J)
+    safe = np.maximum(n_j, 1e-300)
+    zc = z - (np.bincount(index, weights=w * z, minlength=J) / safe)[index]
+    vc = values - (np.bincount(index, weights=w * values, minlength=J) / safe)[index]
+    Szz = np.bincount(index, weights=w * zc * zc, minlength=J)
+    counts = np.bincount(index, minlength=J)
+    ok = (counts >= 3) & (Szz > 1e-12 * max(Szz.max(), 1e-300))
+    if ok.sum() < 2:
+        return np.zeros(J), 0.0, float("nan")
+    slope = np.where(ok, np.bincount(index, weights=w * zc * vc, minlength=J) / np.where(ok, Szz, 1.0), 0.0)
+    resid = vc - slope[index] * zc
+    used = ok[index]
+    s2 = float((w * resid**2)[used].sum() / max(w[used].sum() - 2 * ok.sum(), 1))
+    wj = Szz[ok]  # the slopes' precisions / s^2: the ANOVA estimator with S_zz,j in place of n_j
+    mean = (wj * slope[ok]).sum() / wj.sum()
+    between = (wj * (slope[ok] - mean) ** 2).sum()
+    tau2 = max(0.0, float((between - (ok.sum() - 1) * s2) / (wj.sum() - (wj**2).sum() / wj.sum())))
+    return np.where(ok, Szz, 0.0) * tau2 / max(s2, 1e-300), tau2, s2
+
+
 def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]:
     """``kappa_j = n_j tau^2 / s^2`` for every level of ``factor``, with ``tau^2`` and ``s^2``."""
     fd = design.factors[factor]
@@ -87,29 +131,47 @@ def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]
     return n_j * tau2 / max(s2, 1e-300), tau2, s2
 
 
+def coefficient_kappas(design, family, factor: str) -> dict[str, np.ndarray]:
+    """Per varying coefficient of ``factor``, every level's kappa (:func:`level_kappas` for the
+    intercept, :func:`slope_kappas` for each slope)."""
+    from .predictor import design_effects
+
+    ((_, index, Z),) = [(f, i, Z) for f, i, Z in design_effects(design) if f == factor]
+    values, weights = _response_residuals(design, family)
+    J = len(design.factors[factor].levels)
+    out = {}
+    for k, coef in enumerate(design.factor_coefs(factor)):
+        kappa = level_kappas(design, family, factor)[0] if coef == "Intercept" else \
+            slope_kappas(values, Z[:, k], index, J, weights)[0]
+        out[coef] = kappa
+    return out
+
+
 def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFrame]:
     """Centered or non-centered for each grouping factor, and the numbers behind the choice.
+
+    A factor's effects are drawn as one block, so it is centered only when the levels' data
+    say a lot about every varying coefficient: the smallest median kappa over its
+    coefficients (``median_kappa``, on ``limiting``) must be above :data:`CENTERED_ABOVE`.
 
     Returns
     -------
     choice : dict of factor -> "centered" or "non-centered"
     table : DataFrame
-        Index ``factor``; columns ``levels``, ``median_n``, ``tau2``, ``s2``,
-        ``median_kappa``, ``parameterization``.
+        Index ``factor``; columns ``levels``, ``median_n``, ``tau2``, ``s2`` (the
+        intercept's), ``median_kappa``, ``limiting``, ``parameterization``.
     """
     choice, rows = {}, []
     for factor, fd in design.factors.items():
-        if "Intercept" not in design.factor_coefs(factor):
-            choice[factor] = "non-centered"
-            rows.append({"factor": factor, "levels": len(fd.levels), "median_n": float(np.median(fd.counts)),
-                         "tau2": np.nan, "s2": np.nan, "median_kappa": np.nan,
-                         "parameterization": "non-centered"})
-            continue
-        kappa, tau2, s2 = level_kappas(design, family, factor)
-        median = float(np.median(kappa))
-        choice[factor] = "centered" if median > CENTERED_ABOVE else "non-centered"
-        rows.append({"factor": factor, "levels": len(fd.levels), "median_n": float(np.median(fd.counts)),
-                     "tau2": tau2, "s2": s2, "median_kappa": median, "parameterization": choice[factor]})
+        row = {"factor": factor, "levels": len(fd.levels), "median_n": float(np.median(fd.counts)),
+               "tau2": np.nan, "s2": np.nan, "median_kappa": np.nan, "limiting": None}
+        if "Intercept" in design.factor_coefs(factor):
+            _, row["tau2"], row["s2"] = level_kappas(design, family, factor)
+            medians = {coef: float(np.median(k)) for coef, k in coefficient_kappas(design, family, factor).items()}
+            row["limiting"] = min(medians, key=medians.get)
+            row["median_kappa"] = medians[row["limiting"]]
+        choice[factor] = "centered" if row["median_kappa"] > CENTERED_ABOVE else "non-centered"
+        rows.append({**row, "parameterization": choice[factor]})
     return choice, pd.DataFrame(rows).set_index("factor")
 
 

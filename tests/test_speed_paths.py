@@ -13,7 +13,7 @@ import pytest
 
 import hierbayes as hb
 from hierbayes.nutpie_cache import compile_model
-from hierbayes.parameterization import describe, one_way_anova
+from hierbayes.parameterization import describe, one_way_anova, slope_kappas
 
 
 def _callback_logp(compiled, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -117,6 +117,30 @@ def test_auto_centers_factors_whose_levels_say_a_lot():
     m = hb.Model("y ~ x + (1 | g)", _grouped(rng, 20, 200, 1.5, family="bernoulli"), family="bernoulli",
                  parameterization="auto")
     assert m.parameterization == {"g": "centered"}
+
+
+@pytest.mark.parametrize("J, n_per, tau", [(400, 10, 0.4), (40, 60, 1.0)])
+def test_slope_kappas_recover_the_slope_variance(J, n_per, tau):
+    rng = np.random.default_rng(J)
+    g = np.repeat(np.arange(J), rng.integers(3, 2 * n_per, J))
+    x = rng.normal(1.0, 2.0, g.size)
+    y = rng.normal(0, 1, J)[g] + rng.normal(0, tau, J)[g] * x + rng.normal(0, 1.5, g.size)
+    kappa, tau2, s2 = slope_kappas(y, x, g, J)
+    assert s2 == pytest.approx(1.5**2, rel=0.1) and tau2 == pytest.approx(tau**2, rel=0.35)
+    Sxx = np.bincount(g, weights=(x - (np.bincount(g, weights=x) / np.bincount(g))[g]) ** 2)
+    np.testing.assert_allclose(kappa, Sxx * tau2 / s2)
+
+
+def test_auto_centers_a_factor_only_when_every_coefficient_is_well_informed():
+    rng = np.random.default_rng(7)
+    data = _grouped(rng, J=20, n_per=50, tau=1.0)             # the intercept: kappa about 50
+    data["y"] += rng.normal(0, 0.02, 20)[data["g"].str[1:].astype(int)] * data["x"]  # a slope that barely varies
+    m = hb.Model("y ~ x + (x | g)", data, parameterization="auto", collapse=False)
+    table = m.parameterization_choice
+    assert m.parameterization == {"g": "non-centered"} and table.loc["g", "limiting"] == "x"
+    assert table.loc["g", "median_kappa"] < 1
+    assert hb.Model("y ~ x + (1 | g)", data, parameterization="auto", collapse=False).parameterization == {
+        "g": "centered"}
 
 
 def test_auto_chooses_per_factor_and_leaves_slope_only_factors_non_centered():

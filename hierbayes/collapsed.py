@@ -78,10 +78,10 @@ def nesting(design) -> tuple[str, str, np.ndarray] | None:
         return None
     (a, fa), (b, fb) = design.factors.items()
     for top, ft, nested, fn in ((a, fa, b, fb), (b, fb, a, fa)):
-        J = len(fn.levels)
-        pairs = np.unique(np.column_stack([fn.index, ft.index]), axis=0)
-        if len(pairs) == J and np.array_equal(pairs[:, 0], np.arange(J)):
-            return top, nested, pairs[:, 1]
+        parent = np.zeros(len(fn.levels), dtype=np.int64)
+        parent[fn.index] = ft.index  # one pass over the rows: nested when every row agrees
+        if np.array_equal(parent[fn.index], ft.index) and np.bincount(fn.index, minlength=len(parent)).all():
+            return top, nested, parent
     return None
 
 

@@ -121,30 +121,32 @@ def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
     return np.where(ok, Szz, 0.0) * tau2 / max(s2, 1e-300), tau2, s2
 
 
-def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]:
-    """``kappa_j = n_j tau^2 / s^2`` for every level of ``factor``, with ``tau^2`` and ``s^2``."""
-    fd = design.factors[factor]
-    J = len(fd.levels)
-    values, weights = _response_residuals(design, family)
-    tau2, s2 = one_way_anova(values, fd.index, J, weights)
-    n_j = np.bincount(fd.index, weights=weights, minlength=J)
+def _intercept_kappas(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None
+                      ) -> tuple[np.ndarray, float, float]:
+    tau2, s2 = one_way_anova(values, index, J, weights)
+    n_j = np.bincount(index, weights=weights, minlength=J)
     return n_j * tau2 / max(s2, 1e-300), tau2, s2
 
 
-def coefficient_kappas(design, family, factor: str) -> dict[str, np.ndarray]:
-    """Per varying coefficient of ``factor``, every level's kappa (:func:`level_kappas` for the
-    intercept, :func:`slope_kappas` for each slope)."""
+def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]:
+    """``kappa_j = n_j tau^2 / s^2`` for every level of ``factor``, with ``tau^2`` and ``s^2``."""
+    fd = design.factors[factor]
+    values, weights = _response_residuals(design, family)
+    return _intercept_kappas(values, fd.index, len(fd.levels), weights)
+
+
+def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarray, float, float]]:
+    """Per varying coefficient of ``factor``: every level's kappa, ``tau^2`` and ``s^2``
+    (:func:`level_kappas` for the intercept, :func:`slope_kappas` for each slope), from one
+    least-squares fit of the fixed effects."""
     from .predictor import design_effects
 
     ((_, index, Z),) = [(f, i, Z) for f, i, Z in design_effects(design) if f == factor]
     values, weights = _response_residuals(design, family)
     J = len(design.factors[factor].levels)
-    out = {}
-    for k, coef in enumerate(design.factor_coefs(factor)):
-        kappa = level_kappas(design, family, factor)[0] if coef == "Intercept" else \
-            slope_kappas(values, Z[:, k], index, J, weights)[0]
-        out[coef] = kappa
-    return out
+    return {coef: _intercept_kappas(values, index, J, weights) if coef == "Intercept"
+            else slope_kappas(values, Z[:, k], index, J, weights)
+            for k, coef in enumerate(design.factor_coefs(factor))}
 
 
 def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFrame]:
@@ -166,8 +168,9 @@ def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFram
         row = {"factor": factor, "levels": len(fd.levels), "median_n": float(np.median(fd.counts)),
                "tau2": np.nan, "s2": np.nan, "median_kappa": np.nan, "limiting": None}
         if "Intercept" in design.factor_coefs(factor):
-            _, row["tau2"], row["s2"] = level_kappas(design, family, factor)
-            medians = {coef: float(np.median(k)) for coef, k in coefficient_kappas(design, family, factor).items()}
+            kappas = coefficient_kappas(design, family, factor)
+            _, row["tau2"], row["s2"] = kappas["Intercept"]
+            medians = {coef: float(np.median(k)) for coef, (k, _, _) in kappas.items()}
             row["limiting"] = min(medians, key=medians.get)
             row["median_kappa"] = medians[row["limiting"]]
         choice[factor] = "centered" if row["median_kappa"] > CENTERED_ABOVE else "non-centered"

@@ -46,7 +46,7 @@ import threading
 import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from functools import cache, wraps
+from functools import cache, partial, wraps
 from importlib import metadata
 from pathlib import Path
 from weakref import WeakKeyDictionary
@@ -175,6 +175,40 @@ def _with_lock(func):
     return locked
 
 
+_PATCH_LOCK = threading.Lock()  # held while nutpie's shape function is swapped for shapes_at
+
+
+def shapes_at(model, point: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Shapes of every value variable, free variable and deterministic of ``model`` at ``point``.
+
+    nutpie's ``_compute_shapes`` evaluates PyMC's initial point function to get ``point``;
+    compiling that function is the slowest step of a cold compile (about 10 s: the
+    support point of ``LKJCholeskyCov`` holds a ``Scan`` that PyTensor compiles with its C
+    backend). hierbayes already has the starting values (:func:`hierbayes.build.initial_values`),
+    so the shapes are read at those instead, by the same small shape function nutpie compiles.
+    """
+    import pytensor
+    from pytensor.tensor import as_tensor
+
+    trace_vars = {var.name: var for var in model.value_vars + model.free_RVs + model.deterministics
+                  if var not in model.observed_RVs + model.potentials}
+    givens = [(obs, model.rvs_to_values[obs]) for obs in model.observed_RVs]
+    givens += [(var, np.asarray(point[name], dtype=var.dtype)) for name, var in trace_vars.items() if name in point]
+    for rv in model.free_RVs:  # parameters without a start (they start at zero): shaped by their prior
+        value = model.rvs_to_values[rv]
+        if value.name in point:
+            continue
+        if None not in value.type.shape:
+            givens.append((value, np.zeros(value.type.shape, dtype=value.dtype)))
+        elif (transform := model.rvs_to_transforms.get(rv)) is not None:
+            givens.append((value, transform.forward(rv, *rv.owner.inputs)))
+        else:
+            givens.append((value, rv))
+    shape_fn = pytensor.function(inputs=[], outputs=[as_tensor(var.shape) for var in trace_vars.values()],
+                                 givens=givens, mode="FAST_COMPILE", on_unused_input="ignore")
+    return dict(zip(trace_vars, shape_fn()))
+
+
 def start_function(shape_info, n_dim: int, starts: Mapping[str, np.ndarray]):
     """nutpie's initial-point function: ``starts`` (by value-variable name, zero elsewhere)
     plus uniform(-1, 1) jitter drawn from the chain's seed, as PyMC jitters its starts.
@@ -231,9 +265,16 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
             model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True))
     else:  # nutpie only wraps this function; ours replaces the wrapper below, so PyMC's is never built
         initial_point_fn = _not_built
-    (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
-     reparameterized_names) = ncp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
-                                                  pymc_initial_point_fn=initial_point_fn)
+    with _PATCH_LOCK:
+        nutpie_shapes = ncp._compute_shapes
+        if starts is not None:  # nutpie would build PyMC's initial point function only to read shapes from it
+            ncp._compute_shapes = partial(shapes_at, point=starts)
+        try:
+            (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
+             reparameterized_names) = ncp._make_functions(model, mode="NUMBA", compute_grad=True,
+                                                          join_expanded=True, pymc_initial_point_fn=initial_point_fn)
+        finally:
+            ncp._compute_shapes = nutpie_shapes
     if starts is not None:
         initial_point_fn = start_function(shape_info, n_dim, starts)
     logp_fn, expand_fn = logp_fn_pt.vm.jit_fn, expand_fn_pt.vm.jit_fn

@@ -197,10 +197,13 @@ def test_fit_many_on_a_local_cluster_matches_fitting_one_by_one(sleepstudy):
 # --- the whole compiled model on disk ---------------------------------------------------------------
 
 def test_initial_values_are_pymcs_support_points_for_every_prior_kind(sleepstudy):
-    """hierbayes starts the chains where PyMC would (before jitter), without building the model."""
+    """hierbayes starts the chains where PyMC would (before jitter), without building the model,
+    and the shapes read at those starts are the ones nutpie reads at PyMC's initial point."""
+    from nutpie.compile_pymc import _compute_shapes
     from pymc.initial_point import make_initial_point_fn
 
     from hierbayes import build
+    from hierbayes.nutpie_cache import shapes_at
 
     sleep = sleepstudy.assign(n=(sleepstudy["Reaction"] // 50).astype(int))
     cases = [
@@ -221,6 +224,10 @@ def test_initial_values_are_pymcs_support_points_for_every_prior_kind(sleepstudy
         for name, value in theirs.items():
             np.testing.assert_allclose(ours.get(name, np.zeros_like(value)), value, rtol=1e-12, atol=0,
                                        err_msg=f"{formula}: {name}")
+        shapes, nutpies = shapes_at(m.fitting_model, ours), _compute_shapes(m.fitting_model)
+        assert shapes.keys() == nutpies.keys(), formula
+        for name, shape in nutpies.items():
+            np.testing.assert_array_equal(shapes[name], shape, err_msg=f"{formula}: {name}")
 
 
 def test_a_new_process_loads_the_whole_compiled_model_without_building_pymc(tmp_path, monkeypatch, sleepstudy):

@@ -134,6 +134,9 @@ def _level_terms(Zy, ZW, ZZ, theta, L, s2, w, c, ZL, M, Minv, R):
 def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K):
     """Log-likelihood and its gradients in theta, sigma, L and K (loops: numba compiles this).
 
+    ``K=None`` (no nested factor) compiles without the nested factor's code (numba prunes
+    the ``K is not None`` branch), in about half the time.
+
     Level ``j`` of the factor (``Z``, ``L``) has the levels ``first[j]:first[j + 1]`` of the
     nested factor (``V``, ``K``; none for a single factor). With ``B_k = L' Z'V_k K / s^2``
     and ``D_k = I + K'V_k'V_k K / s^2``, the level's ``G`` has the Schur complement
@@ -170,100 +173,102 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
         logdet_M = _level_terms(Zy[j], ZW[j], ZZ[j], theta, L, s2, w1, c1, ZL, S, Sinv, Rq)  # S = M, Sinv = M^-1
         for a in range(q):
             r1[a] = c1[a]
-        start, stop = int(first[j]), int(first[j + 1])
-        for k in range(start, stop):  # the Schur complement of the nested levels, and their terms kept
-            wk, ck, VK, Dinv, BD = w_v[k], c_v[k], VK_v[k], Dinv_v[k], BD_v[k]
-            logdet += _level_terms(Vy[k], VW[k], VV[k], theta, K, s2, wk, ck, VK, D, Dinv, Rv)
-            for a in range(q):  # B = L' Z'V K / s2 (VZ[k] is V'Z), BD = B D^-1
-                for b in range(qv):
-                    acc = 0.0
-                    for i in range(q):
-                        for l in range(qv):
-                            acc += L[i, a] * VZ[k, l, i] * K[l, b]
-                    B[a, b] = acc / s2
-            for a in range(q):
-                for b in range(qv):
-                    acc = 0.0
-                    for l in range(qv):
-                        acc += B[a, l] * Dinv[l, b]
-                    BD[a, b] = acc
-            for a in range(q):
-                for b in range(q):
-                    acc = 0.0
-                    for l in range(qv):
-                        acc += BD[a, l] * B[b, l]
-                    S[a, b] -= acc
-                acc = 0.0
-                for l in range(qv):
-                    acc += BD[a, l] * ck[l]
-                r1[a] -= acc
-        if stop > start:
-            logdet += _spd_inverse(S, Sinv, Rq)
-            for a in range(q):
-                acc = 0.0
-                for b in range(q):
-                    acc += Sinv[a, b] * r1[b]
-                m1[a] = acc
-        for k in range(start, stop):  # their gradient terms
-            wk, ck, VK, Dinv, BD = w_v[k], c_v[k], VK_v[k], Dinv_v[k], BD_v[k]
-            for a in range(q):  # SBD = S^-1 B D^-1 = -(G^-1)_1k
-                for b in range(qv):
-                    acc = 0.0
-                    for l in range(q):
-                        acc += Sinv[a, l] * BD[l, b]
-                    SBD[a, b] = acc
-            for a in range(qv):  # m_k, (G^-1)_kk, V'Z L
-                acc = 0.0
-                for l in range(qv):
-                    acc += Dinv[a, l] * ck[l]
-                for l in range(q):
-                    acc -= BD[l, a] * m1[l]
-                mk[a] = acc
-                for b in range(qv):
-                    acc = Dinv[a, b]
-                    for l in range(q):
-                        acc += BD[l, a] * SBD[l, b]
-                    Gkk[a, b] = acc
-                for b in range(q):
-                    acc = 0.0
-                    for l in range(q):
-                        acc += VZ[k, a, l] * L[l, b]
-                    VZL[a, b] = acc
-            for a in range(qv):  # H Lambda m in the block of K
-                acc = 0.0
-                for l in range(q):
-                    acc += VZL[a, l] * m1[l]
-                for l in range(qv):
-                    acc += VK[a, l] * mk[l]
-                Hmk[a] = acc
-            for a in range(qv):  # d_K, block (k, k) of H Lambda G^-1: V'Z L (G^-1)_1k + V'V K (G^-1)_kk
-                for b in range(qv):
-                    acc = 0.0
-                    for l in range(q):
-                        acc -= VZL[a, l] * SBD[l, b]
-                    for l in range(qv):
-                        acc += VK[a, l] * Gkk[l, b]
-                    d_K[a, b] += -acc / s2 + (wk[a] - Hmk[a] / s2) * mk[b] / s4
-            for l in range(qv):  # K m_k feeds the block of L, theta; Q, m'm, tr G^-1
-                Km = 0.0
-                for b in range(qv):
-                    Km += K[l, b] * mk[b]
+        start, stop = 0, 0
+        if K is not None:  # numba drops this branch when K is None: a single factor compiles without it
+            start, stop = int(first[j]), int(first[j + 1])
+            for k in range(start, stop):  # the Schur complement of the nested levels, and their terms kept
+                wk, ck, VK, Dinv, BD = w_v[k], c_v[k], VK_v[k], Dinv_v[k], BD_v[k]
+                logdet += _level_terms(Vy[k], VW[k], VV[k], theta, K, s2, wk, ck, VK, D, Dinv, Rv)
+                for a in range(q):  # B = L' Z'V K / s2 (VZ[k] is V'Z), BD = B D^-1
+                    for b in range(qv):
+                        acc = 0.0
+                        for i in range(q):
+                            for l in range(qv):
+                                acc += L[i, a] * VZ[k, l, i] * K[l, b]
+                        B[a, b] = acc / s2
                 for a in range(q):
-                    Hm1[a] += VZ[k, l, a] * Km
-                for a in range(p):
-                    d_theta[a] -= VW[k, l, a] * Km / s4
-                Q += ck[l] * mk[l]
-                mm += mk[l] * mk[l]
-                tr_Ginv += Gkk[l, l]
-            for a in range(q):  # block (1, 1) of H Lambda G^-1 gets Z'V K (G^-1)_k1
-                for b in range(q):
+                    for b in range(qv):
+                        acc = 0.0
+                        for l in range(qv):
+                            acc += B[a, l] * Dinv[l, b]
+                        BD[a, b] = acc
+                for a in range(q):
+                    for b in range(q):
+                        acc = 0.0
+                        for l in range(qv):
+                            acc += BD[a, l] * B[b, l]
+                        S[a, b] -= acc
                     acc = 0.0
                     for l in range(qv):
-                        KG = 0.0
-                        for i in range(qv):
-                            KG -= K[l, i] * SBD[b, i]
-                        acc += VZ[k, l, a] * KG
-                    T11[a, b] += acc
+                        acc += BD[a, l] * ck[l]
+                    r1[a] -= acc
+            if stop > start:
+                logdet += _spd_inverse(S, Sinv, Rq)
+                for a in range(q):
+                    acc = 0.0
+                    for b in range(q):
+                        acc += Sinv[a, b] * r1[b]
+                    m1[a] = acc
+            for k in range(start, stop):  # their gradient terms
+                wk, ck, VK, Dinv, BD = w_v[k], c_v[k], VK_v[k], Dinv_v[k], BD_v[k]
+                for a in range(q):  # SBD = S^-1 B D^-1 = -(G^-1)_1k
+                    for b in range(qv):
+                        acc = 0.0
+                        for l in range(q):
+                            acc += Sinv[a, l] * BD[l, b]
+                        SBD[a, b] = acc
+                for a in range(qv):  # m_k, (G^-1)_kk, V'Z L
+                    acc = 0.0
+                    for l in range(qv):
+                        acc += Dinv[a, l] * ck[l]
+                    for l in range(q):
+                        acc -= BD[l, a] * m1[l]
+                    mk[a] = acc
+                    for b in range(qv):
+                        acc = Dinv[a, b]
+                        for l in range(q):
+                            acc += BD[l, a] * SBD[l, b]
+                        Gkk[a, b] = acc
+                    for b in range(q):
+                        acc = 0.0
+                        for l in range(q):
+                            acc += VZ[k, a, l] * L[l, b]
+                        VZL[a, b] = acc
+                for a in range(qv):  # H Lambda m in the block of K
+                    acc = 0.0
+                    for l in range(q):
+                        acc += VZL[a, l] * m1[l]
+                    for l in range(qv):
+                        acc += VK[a, l] * mk[l]
+                    Hmk[a] = acc
+                for a in range(qv):  # d_K, block (k, k) of H Lambda G^-1: V'Z L (G^-1)_1k + V'V K (G^-1)_kk
+                    for b in range(qv):
+                        acc = 0.0
+                        for l in range(q):
+                            acc -= VZL[a, l] * SBD[l, b]
+                        for l in range(qv):
+                            acc += VK[a, l] * Gkk[l, b]
+                        d_K[a, b] += -acc / s2 + (wk[a] - Hmk[a] / s2) * mk[b] / s4
+                for l in range(qv):  # K m_k feeds the block of L, theta; Q, m'm, tr G^-1
+                    Km = 0.0
+                    for b in range(qv):
+                        Km += K[l, b] * mk[b]
+                    for a in range(q):
+                        Hm1[a] += VZ[k, l, a] * Km
+                    for a in range(p):
+                        d_theta[a] -= VW[k, l, a] * Km / s4
+                    Q += ck[l] * mk[l]
+                    mm += mk[l] * mk[l]
+                    tr_Ginv += Gkk[l, l]
+                for a in range(q):  # block (1, 1) of H Lambda G^-1 gets Z'V K (G^-1)_k1
+                    for b in range(q):
+                        acc = 0.0
+                        for l in range(qv):
+                            KG = 0.0
+                            for i in range(qv):
+                                KG -= K[l, i] * SBD[b, i]
+                            acc += VZ[k, l, a] * KG
+                        T11[a, b] += acc
         if stop == start:  # no nested levels: S = M
             logdet += logdet_M
             for a in range(q):
@@ -380,17 +385,32 @@ class MarginalLoglik(Op):
         return [*data, g * outputs[1], g * outputs[2], g * outputs[3], g * outputs[4]]
 
 
+@numba.njit
+def _no_nested_scale(K):
+    return None
+
+
+@numba.njit
+def _nested_scale(K):
+    return K
+
+
 @register_funcify_default_op_cache_key(MarginalLoglik)
 def numba_funcify_marginal_loglik(op, node, **kwargs):
     kernel = numba_basic.numba_njit(_kernel, error_model="numpy")  # no ZeroDivisionError checks
+    # without a nested factor (K is 0 x 0), the kernel gets K=None and compiles without the nested code
+    single_factor = node.inputs[-1].type.shape == (0, 0)
+
+    nested_scale = _no_nested_scale if single_factor else _nested_scale
 
     @numba_basic.numba_njit
     def marginal_loglik(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K):
         f, d_theta, d_sigma, d_L, d_K = kernel(N.item(), yy.item(), Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta,
-                                               sigma.item(), L, K)
+                                               sigma.item(), L, nested_scale(K))
         return np.asarray(f), d_theta, np.asarray(d_sigma), d_L, d_K
 
-    return marginal_loglik, _cache_version()
+    # PyTensor's default cache key sees the Op, not K's static shape: the salt tells the two kernels apart
+    return marginal_loglik, 2 * _cache_version() + single_factor
 
 
 _OP = MarginalLoglik()

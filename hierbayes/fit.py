@@ -61,7 +61,7 @@ class Fit:
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def from_run(cls, model, run, *, seed: int | None, log_likelihood: bool = True) -> Fit:
+    def from_run(cls, model, run, *, seed: int | None, log_likelihood: bool = False) -> Fit:
         """Label the raw sampler output with the model's coordinates and add the data groups."""
         design = model.design
         posterior = run.tree["posterior"].to_dataset()

@@ -63,7 +63,7 @@ def resolve_sampler(sampler: str) -> str:
 
 def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords: Mapping[str, list],
                 starts: Mapping[str, np.ndarray], sampler: str = "auto", draws: int = 1000, tune: int = 1000,
-                chains: int = 4, cores: int | None = None, seed: int | None = None, target_accept: float = 0.9,
+                chains: int = 4, cores: int | None = None, seed: int | None = None, target_accept: float = 0.8,
                 progressbar: bool = True) -> SamplerRun:
     """Sample the model that ``build()`` writes, reusing a compiled model for ``key``.
 

@@ -30,7 +30,8 @@ def test_posterior_predictive_is_stored_for_arviz_and_has_the_fitted_noise(fit):
     assert abs(noise.std() - 1) < 0.02 and abs(noise.mean()) < 0.02
     from arviz_stats import loo_pit
 
-    pit = loo_pit(fit.idata)["Reaction"].values  # ArviZ's LOO-PIT reads the groups as stored
+    fit.add_log_likelihood()  # ArviZ's LOO-PIT reads the groups as stored; the log-likelihood is on request
+    pit = loo_pit(fit.idata)["Reaction"].values
     assert pit.shape == (180,) and 0.4 < pit.mean() < 0.6 and ((pit >= 0) & (pit <= 1)).all()
 
 
@@ -52,10 +53,14 @@ def test_loo_returns_pointwise_elpd_and_pareto_k(fit):
 
 
 def test_loo_computes_the_log_likelihood_when_the_fit_has_none(data):
-    fit = hb.Model("Reaction ~ Days + (Days | Subject)", data).fit(**FIT, log_likelihood=False)
+    model = hb.Model("Reaction ~ Days + (Days | Subject)", data)
+    fit = model.fit(**FIT)
     assert "log_likelihood" not in fit.idata.children
     assert np.isfinite(fit.loo(warn=False).elpd)
     assert "log_likelihood" in fit.idata.children
+    stored = model.fit(**FIT, log_likelihood=True)  # same seed: the same draws, the same values
+    np.testing.assert_allclose(stored.idata["log_likelihood"]["Reaction"].values,
+                               fit.idata["log_likelihood"]["Reaction"].values)
 
 
 def test_pareto_k_warning_names_the_rows_in_plain_words():

@@ -80,7 +80,9 @@ def test_icc_matches_its_formula(fit):
     assert 0 < table.loc["Subject", "2.5%"] < table.loc["Subject", "97.5%"] < 1
 
 
-def test_log_likelihood_is_stored_for_loo(fit, sleepstudy):
+def test_log_likelihood_is_computed_on_request_for_loo(fit, sleepstudy):
+    assert "log_likelihood" not in fit.idata.children  # not by default, as in PyMC and bambi
+    fit.add_log_likelihood()
     ll = fit.idata["log_likelihood"]["Reaction"]
     assert ll.shape == (2, 300, 180)
     post = fit.posterior

@@ -11,13 +11,16 @@ also passes the data arrays themselves into the wrapper, where numba freezes the
 constants: compiling a model of a million rows embeds a million numbers.
 
 :func:`compile_model` does what ``compile_pymc_model`` does on its default path,
-with two changes: the C callbacks are cached under a key built from what their code
+with these changes: the C callbacks are cached under a key built from what their code
 depends on (PyTensor's key of the inner function, the layout of the shared data, the
 versions of numba, llvmlite, nutpie and PyTensor), and they are compiled against
 one-element placeholders of the data (same rank and dtype; the real data reach the
 callbacks through nutpie's pointers at run time). Models of one structure (equal
 :func:`hierbayes.build.structure_key`) produce equal keys; so a new process loads
-the callbacks instead of compiling them.
+the callbacks instead of compiling them. For a structure's first compile, the shapes are
+read at hierbayes's starts (:func:`shapes_at`) rather than at PyMC's initial point, and the
+callbacks copy their outputs by loops (:func:`logp_callback`): together about half of a
+fresh machine's compile.
 
 Given the structure key and the starts, :func:`compile_model` also writes the rest of the
 compiled model (shapes, dims, the slots of the shared data) to ``models/``: a later
@@ -160,8 +163,86 @@ def _key(kind: str, inner, dims: tuple, shared: list[tuple[str, int, str]]) -> s
     inner_key = CACHED_SRC_FUNCTIONS.get(getattr(inner, "py_func", None))
     if inner_key is None:
         return None
-    text = repr((kind, inner_key, dims, shared, _VERSIONS, sys.version_info[:2]))
+    text = repr((kind, inner_key, dims, shared, _VERSIONS, sys.version_info[:2], _wrapper_stamp()))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@cache
+def _wrapper_stamp() -> str:
+    """Hash of the C callbacks' Python source: a change there makes new cache entries."""
+    import inspect
+
+    source = "".join(inspect.getsource(f) for f in (logp_callback, expand_callback))
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+# nutpie's two C callbacks (``nutpie.compile_pymc._make_c_logp_func`` and ``_make_c_expand_func``),
+# with one change: the outputs are copied and checked by loops. nutpie's ``out[...] = grad`` and
+# ``np.all(np.isfinite(out))`` pull numba's shape-mismatch error message (unicode formatting) into
+# both compiles: on a fresh machine, sleepstudy's callbacks compiled in 9.2 s CPU instead of 13.3 s
+# without them (bench/NOTES.md).
+
+def _c_signature(*pointers):
+    import numba
+
+    return numba.types.int64(*pointers, numba.types.voidptr)
+
+
+def logp_callback(n_dim: int, logp_fn, user_data, shared_keys, shared_data):
+    """``(dim, x, grad_out, logp_out, user_data) -> status``: 0, or 1 on an exception, 3 for a
+    non-finite gradient, 4 for a non-finite log density, -1 for a wrong dimension (nutpie's codes)."""
+    import numba
+    from nutpie.compile_pymc import make_extraction_fn
+
+    extract = make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
+    double_p = numba.types.CPointer(numba.types.double)
+
+    def logp_numba(dim, x_, out_, logp_, user_data_):
+        if dim != n_dim:
+            return -1
+        try:
+            x = numba.carray(x_, (n_dim,))
+            out = numba.carray(out_, (n_dim,))
+            logp = numba.carray(logp_, ())
+            logp_val, grad = extract(x, user_data_)
+            logp[()] = logp_val
+            finite = True
+            for i in range(n_dim):
+                out[i] = grad[i]
+                finite = finite and np.isfinite(grad[i])
+            if not finite:
+                return 3
+            if not np.isfinite(logp_val):
+                return 4
+        except Exception:  # noqa: BLE001
+            return 1
+        return 0
+
+    return logp_numba, _c_signature(numba.types.uint64, double_p, double_p, double_p)
+
+
+def expand_callback(n_dim: int, n_expanded: int, expand_fn, user_data, shared_keys, shared_data):
+    """``(dim, n_expanded, x, out, user_data) -> status``: 0, -1 for wrong sizes, -2 on an exception."""
+    import numba
+    from nutpie.compile_pymc import make_extraction_fn
+
+    extract = make_extraction_fn(expand_fn, shared_data, shared_keys, user_data.dtype)
+    double_p = numba.types.CPointer(numba.types.double)
+
+    def expand_numba(dim, expanded, x_, out_, user_data_):
+        if dim != n_dim or expanded != n_expanded:
+            return -1
+        try:
+            x = numba.carray(x_, (n_dim,))
+            out = numba.carray(out_, (n_expanded,))
+            (values,) = extract(x, user_data_)
+            for i in range(n_expanded):
+                out[i] = values[i]
+        except Exception:  # noqa: BLE001
+            return -2
+        return 0
+
+    return expand_numba, _c_signature(numba.types.uint64, numba.types.uint64, double_p, double_p)
 
 
 def _with_lock(func):
@@ -295,12 +376,11 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
         placeholders[key].flags.writeable = False
 
     logp_keys = [shared_var_keys[v] for v in logp_fn_pt.get_shared()]
-    logp_raw, logp_sig = ncp._make_c_logp_func(n_dim, logp_fn, user_data, logp_keys, placeholders)
+    logp_raw, logp_sig = logp_callback(n_dim, logp_fn, user_data, logp_keys, placeholders)
     logp_key = _key("logp", logp_fn, (n_dim,), layout)
     logp_numba = _cfunc(logp_raw, logp_sig, logp_key)
     expand_keys = [shared_var_keys[v] for v in expand_fn_pt.get_shared()]
-    expand_raw, expand_sig = ncp._make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, expand_keys,
-                                                     placeholders)
+    expand_raw, expand_sig = expand_callback(n_dim, n_expanded, expand_fn, user_data, expand_keys, placeholders)
     expand_key = _key("expand", expand_fn, (n_dim, n_expanded), layout)
     expand_numba = _cfunc(expand_raw, expand_sig, expand_key)
 

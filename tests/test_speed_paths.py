@@ -16,16 +16,27 @@ from hierbayes.nutpie_cache import compile_model
 from hierbayes.parameterization import describe, one_way_anova, slope_kappas
 
 
-def _callback_logp(compiled, x: np.ndarray) -> tuple[float, np.ndarray]:
+def _pointer(a: np.ndarray):
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+
+def _callback_logp(compiled, x: np.ndarray, status: int = 0) -> tuple[float, np.ndarray]:
     """Call the compiled C callback directly, as nutpie's sampler does."""
     x = np.ascontiguousarray(x, dtype=float)
     grad, logp = np.zeros_like(x), np.zeros(1)
-    status = compiled.compiled_logp_func.ctypes(
-        ctypes.c_uint64(x.size), x.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-        grad.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), logp.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-        ctypes.c_void_p(compiled.user_data.ctypes.data))
-    assert status == 0
+    got = compiled.compiled_logp_func.ctypes(ctypes.c_uint64(x.size), _pointer(x), _pointer(grad), _pointer(logp),
+                                             ctypes.c_void_p(compiled.user_data.ctypes.data))
+    assert got == status
     return float(logp[0]), grad
+
+
+def _callback_expand(compiled, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=float)
+    out = np.zeros(compiled.n_expanded)
+    status = compiled.compiled_expand_func.ctypes(ctypes.c_uint64(x.size), ctypes.c_uint64(out.size), _pointer(x),
+                                                  _pointer(out), ctypes.c_void_p(compiled.user_data.ctypes.data))
+    assert status == 0
+    return out
 
 
 def test_a_structure_compiles_once_and_later_compiles_load_it_from_disk(tmp_path, monkeypatch, sleepstudy):
@@ -47,8 +58,11 @@ def test_a_structure_compiles_once_and_later_compiles_load_it_from_disk(tmp_path
         logp_pytensor, grad_pytensor = compiled.logp_func(x)
         assert logp == pytest.approx(float(logp_pytensor), rel=1e-10)
         np.testing.assert_allclose(grad, grad_pytensor, rtol=1e-9)
+        np.testing.assert_allclose(_callback_expand(compiled, x), compiled.expand_func(x)[0], rtol=1e-12)
         values.append(logp)
     assert values[0] != pytest.approx(values[1])
+    # nutpie's status codes: a non-finite gradient is 3 (sigma = exp(800) overflows)
+    _callback_logp(first, np.where(np.arange(x.size) == x.size - 1, 800.0, x), status=3)
 
     # the loaded callbacks sample the posterior; lme4 (REML): intercept 298.5 (SE 9.05),
     # sd(Intercept|Subject) 35.8, residual sd 44.3

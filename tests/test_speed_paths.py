@@ -13,7 +13,7 @@ import pytest
 
 import hierbayes as hb
 from hierbayes.nutpie_cache import compile_model
-from hierbayes.parameterization import describe, one_way_anova, slope_kappas
+from hierbayes.parameterization import coefficient_kappas, describe, one_way_anova, slope_kappas
 
 
 def _pointer(a: np.ndarray):
@@ -124,9 +124,9 @@ def test_auto_centers_factors_whose_levels_say_a_lot():
     for data, expected in ((informative, "centered"), (vague, "non-centered")):
         m = hb.Model("y ~ x + (1 | g)", data, parameterization="auto", collapse=False)
         assert m.parameterization == {"g": expected}
-        kappa = m.parameterization_choice.loc["g", "median_kappa"]
+        kappa = m.parameterization_choice.loc["g", "kappa_q10"]
         assert (kappa > 10) if expected == "centered" else (kappa < 0.5)
-        assert describe(m) == f"Group effects: g {expected} (auto: median kappa {kappa:.2g})"
+        assert describe(m) == f"Group effects: g {expected} (auto: kappa above {kappa:.2g} in 90% of levels)"
     # bernoulli: the same ratio on the response scale
     m = hb.Model("y ~ x + (1 | g)", _grouped(rng, 20, 200, 1.5, family="bernoulli"), family="bernoulli",
                  parameterization="auto")
@@ -152,8 +152,22 @@ def test_auto_centers_a_factor_only_when_every_coefficient_is_well_informed():
     m = hb.Model("y ~ x + (x | g)", data, parameterization="auto", collapse=False)
     table = m.parameterization_choice
     assert m.parameterization == {"g": "non-centered"} and table.loc["g", "limiting"] == "x"
-    assert table.loc["g", "median_kappa"] < 1
+    assert table.loc["g", "kappa_q10"] < 1
     assert hb.Model("y ~ x + (1 | g)", data, parameterization="auto", collapse=False).parameterization == {
+        "g": "centered"}
+
+
+def test_auto_keeps_a_factor_non_centered_when_more_than_one_level_in_ten_says_little():
+    """InstEval's students: most levels well informed (median kappa above 1), a quarter not."""
+    rng = np.random.default_rng(8)
+    rich = _grouped(rng, J=60, n_per=40, tau=0.5)                 # kappa about 10
+    poor = _grouped(rng, J=20, n_per=1, tau=0.5).assign(g=lambda d: "p" + d["g"])  # one row each: kappa 0.1-0.2
+    m = hb.Model("y ~ x + (1 | g)", pd.concat([rich, poor], ignore_index=True), parameterization="auto",
+                 collapse=False)
+    kappas = coefficient_kappas(m.design, m.family, "g")["Intercept"][0]
+    assert np.median(kappas) > 1 and m.parameterization_choice.loc["g", "kappa_q10"] < 1
+    assert m.parameterization == {"g": "non-centered"}
+    assert hb.Model("y ~ x + (1 | g)", rich, parameterization="auto", collapse=False).parameterization == {
         "g": "centered"}
 
 
@@ -163,7 +177,7 @@ def test_auto_chooses_per_factor_and_leaves_slope_only_factors_non_centered():
     data["h"] = [f"h{j}" for j in rng.integers(0, 300, len(data))]  # 300 levels of about 3 rows, no effect
     m = hb.Model("y ~ x + (1 | g) + (1 | h) + (0 + x | g2)", data.assign(g2=data["g"]), parameterization="auto")
     assert m.parameterization == {"g": "centered", "h": "non-centered", "g2": "non-centered"}
-    assert np.isnan(m.parameterization_choice.loc["g2", "median_kappa"])
+    assert np.isnan(m.parameterization_choice.loc["g2", "kappa_q10"])
     with pytest.raises(hb.HierbayesError, match="'auto'"):
         hb.Model("y ~ x + (1 | g)", data, parameterization="automatic")
 

@@ -179,8 +179,8 @@ def _wrapper_stamp() -> str:
 # nutpie's two C callbacks (``nutpie.compile_pymc._make_c_logp_func`` and ``_make_c_expand_func``),
 # with one change: the outputs are copied and checked by loops. nutpie's ``out[...] = grad`` and
 # ``np.all(np.isfinite(out))`` pull numba's shape-mismatch error message (unicode formatting) into
-# both compiles: on a fresh machine, sleepstudy's callbacks compiled in 9.2 s CPU instead of 13.3 s
-# without them (bench/NOTES.md).
+# both compiles: on a fresh machine, sleepstudy's fit took 9.2 s CPU instead of 13.3 s without
+# them (bench/NOTES.md).
 
 def _c_signature(*pointers):
     import numba

@@ -195,6 +195,6 @@ def describe(model) -> str | None:
         chosen = p.get(factor, "non-centered") if isinstance(p, dict) else p
         table = model.parameterization_choice
         if table is not None and np.isfinite(table.loc[factor, "kappa_q10"]):
-            chosen += f" (auto: kappa above {table.loc[factor, 'kappa_q10']:.2g} in 90% of levels)"
+            chosen += f" (auto: kappa above {table.loc[factor, 'kappa_q10']:.2g} in {1 - KAPPA_QUANTILE:.0%} of levels)"
         parts.append(f"{factor} {chosen}")
     return "Group effects: " + "; ".join(parts)

@@ -9,7 +9,11 @@ Group effects of a factor with J levels and Q varying coefficients:
 
 - non-centered (default): ``z[J, Q] ~ Normal(0, 1)``, and for each block
   ``u = z @ L.T`` with ``L = diag(sd) @ chol(corr)`` (``chol(corr) ~ LKJ``), or
-  ``u = z * sd`` for ``||`` and one-coefficient blocks;
+  ``u = z * sd`` for ``||`` and one-coefficient blocks. When a coefficient is also a
+  fixed effect, ``z`` is drawn as its level mean ``z_mean`` and Helmert contrasts
+  ``z_contrasts`` (the same iid normal ``z``), and the fixed effect is sampled plus the
+  effects' mean (``Intercept_centered`` and ``beta`` then hold ``alpha + mean(u)``; ``b``
+  holds the fixed effects): the sum the data fix becomes one coordinate (:func:`_sheared`);
 - centered: ``u[j] ~ MvNormal(0, L L')`` per level (``Normal(0, sd)`` when independent);
   one centered factor (:func:`hierarchical_centering`: the one with the most rows per
   level) instead draws ``v[j] ~ MvNormal(mu, L L')`` centred on the fixed effects ``mu``
@@ -72,7 +76,7 @@ def internal_names(design: Design) -> set[str]:
     names |= {f"{base}_{kind}" for base in ("beta", "sd") for kind in PRIOR_KINDS}
     for factor in design.factors:
         s = safe_name(factor)
-        names |= {f"{prefix}_{s}" for prefix in ("z", "sd", "r", "cor", "g", "Z", "u", "ubar")}
+        names |= {f"{prefix}_{s}" for prefix in ("z", "z_mean", "z_contrasts", "sd", "r", "cor", "g", "Z", "u", "ubar")}
         names |= {coef_dim(factor), cor_dim(factor)}
     return names
 
@@ -407,24 +411,47 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     with pm.Model(coords=coords) as model:
         shared = _shared_data(data)
 
-        def prior_rv(name: str, labels: list[str], dims: str | None = None, scalar: bool = False):
+        def prior_rv(name: str, labels: list[str], dims: str | None = None, scalar: bool = False, shift=None):
+            """The parameters ``labels`` under their priors; with ``shift`` (a tensor, one per label;
+            real-line priors only, all of which have a location ``mu``), their priors moved by it."""
             groups = _prior_groups(name, labels, priors)
-            if len(groups) == 1:
-                (var, kind, _), = groups
+
+            def params_of(var, kind, idx):
                 params = {p: shared[f"{var}__{p}"] for p in PRIOR_KINDS[kind].parameters}
+                if shift is not None:
+                    params["mu"] = params["mu"] + (shift[0] if scalar else shift[idx])
+                return params
+
+            if len(groups) == 1:
+                (var, kind, idx), = groups
                 if scalar:
-                    return PRIOR_KINDS[kind].distribution(var, **params)
-                return PRIOR_KINDS[kind].distribution(var, **params, dims=dims)
+                    return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx))
+                return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx), dims=dims)
             out = pt.zeros(len(labels))
             for var, kind, idx in groups:
-                params = {p: shared[f"{var}__{p}"] for p in PRIOR_KINDS[kind].parameters}
-                out = pt.set_subtensor(out[idx], PRIOR_KINDS[kind].distribution(var, **params, shape=len(idx)))
+                out = pt.set_subtensor(out[idx], PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx),
+                                                                                shape=len(idx)))
             return pm.Deterministic(name, out, dims=dims)
 
-        eta = 0.0
+        # non-centered factors first: the fixed effects they share are sampled with their effects' means
+        # added (see _sheared), so their priors need the effects' scales
+        sheared = {} if collapse else _sheared(design, parameterization, centred)
+        nc_terms, effect_means = [], {}
+        for factor in sheared:
+            term, _, means = _group_effects(design, factor, shared, prior_rv, "non-centered",
+                                            split_mean=bool(sheared[factor]))
+            nc_terms.append(term)
+            for coef in sheared[factor]:
+                effect_means[coef] = effect_means.get(coef, 0.0) + means[design.factor_coefs(factor).index(coef)]
+        shift = pt.stack(_fixed_shift(design, effect_means, shared.get("X_mean"))) if effect_means else None
+
+        eta = sum(nc_terms) if nc_terms else 0.0
         parts = []
         if slopes:
-            beta = prior_rv("beta", [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM)
+            beta = prior_rv("beta", [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM,
+                            shift=None if shift is None else shift[1:])
+            if shift is not None:
+                beta = beta - shift[1:]
             if not collapse:
                 # column by column, not X @ beta: these fuse into the rows' loop, and the n-long BLAS
                 # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
@@ -432,7 +459,9 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                     if j not in _centred_slopes(design, centred):  # those enter through the factor's effects
                         eta = eta + shared["X"][:, j] * beta[j]
         if design.has_intercept:
-            alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True)
+            alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True, shift=shift)
+            if shift is not None:
+                alpha = alpha - shift[0]
             if "Intercept" not in centred:
                 eta = eta + _less_shift(alpha, _centring_shift(design, centred, beta, shared.get("X_mean")))
             parts.append(alpha - (shared["X_mean"] @ beta if slopes else 0.0))
@@ -463,16 +492,17 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         folded = _folded_factors(design, parameterization, centering)
         mean_intercepts = []
         # the hierarchically centred factor last: its mean takes the folded factors' mean intercepts
-        for factor in sorted(design.factors, key=lambda f: bool(centering) and f == centering[0]):
+        rest = [f for f in design.factors if f not in sheared]
+        for factor in sorted(rest, key=lambda f: bool(centering) and f == centering[0]):
             means = None
             if centering and factor == centering[0]:
                 means = _effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
                 if mean_intercepts:
                     i = design.factor_coefs(factor).index("Intercept")
                     means[i] = means[i] + sum(mean_intercepts)
-            term, mean_intercept = _group_effects(design, factor, shared, prior_rv,
-                                                  _parameterization_of(parameterization, factor), means,
-                                                  fold=factor in folded)
+            term, mean_intercept, _ = _group_effects(design, factor, shared, prior_rv,
+                                                     _parameterization_of(parameterization, factor), means,
+                                                     fold=factor in folded)
             eta = eta + term
             if mean_intercept is not None:
                 mean_intercepts.append(mean_intercept)
@@ -566,10 +596,54 @@ def _folded_factors(design: Design, parameterization, centering) -> list[str]:
             and _parameterization_of(parameterization, f) == "centered"]
 
 
+def _sheared(design: Design, parameterization, centred: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each non-centered factor, with the coefficients whose fixed effect is sampled plus the
+    mean of the factor's effects (empty: none).
+
+    In non-centered coordinates the data fix a fixed effect plus the mean of a factor's
+    effects, ``alpha + sd * mean(z)``, and leave the two apart to the priors: a narrow ridge
+    through ``alpha`` and all of ``z`` that NUTS crosses in small steps when the levels hold
+    many rows (the intercept had the lowest ESS of crossed 20k and poisson 10k). So such a
+    factor's standardized effects are drawn as their mean ``z_mean`` and Helmert contrasts
+    (:func:`helmert_rest`; the same iid normal effects), and the fixed effect is sampled as
+    ``alpha + sd * z_mean``, under the prior of ``alpha`` moved by ``sd * z_mean``
+    (a shift: unit Jacobian, the same posterior). The likelihood then sees neither
+    ``z_mean`` nor ``alpha`` alone. Coefficients a centered factor takes (``centred``) and
+    factors of a single level are left alone.
+
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+    >>> _sheared(m.design, "non-centered", ())
+    {'Subject': ('Intercept', 'Days')}
+    >>> _sheared(m.design, "centered", ("Intercept", "Days"))
+    {}
+    """
+    return {f: tuple(c for c in _fixed_counterparts(design, f) if c not in centred)
+            if len(design.factors[f].levels) > 1 else ()
+            for f in design.factors if _parameterization_of(parameterization, f) == "non-centered"}
+
+
+def _fixed_shift(design: Design, effect_means: Mapping[str, object], X_mean):
+    """What the sampled fixed effects add to ``[alpha, *beta]``: the effects' means (:func:`_sheared`).
+    NumPy or PyTensor alike.
+
+    The fixed slopes multiply centred columns and the effects raw ones, so a slope's mean
+    effect also moves the intercept of the centred columns by ``X_mean`` times it:
+    ``alpha + (x - m) beta + x u = (alpha + m u) + (x - m)(beta + u)``.
+    """
+    slopes = [design.fixed_names[j] for j in _slopes(design)]
+    beta_shift = [effect_means.get(c, 0.0) for c in slopes]
+    alpha_shift = effect_means.get("Intercept", 0.0)
+    if design.has_intercept:
+        alpha_shift = alpha_shift + sum(X_mean[j] * effect_means[c] for j, c in enumerate(slopes) if c in effect_means)
+    return [alpha_shift, *beta_shift]
+
+
 def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str, means: list | None = None,
-                   fold: bool = False):
-    """Add the effects of one factor to the model; return their term of the linear predictor
-    and, with ``fold``, the mean of its varying intercepts (else None).
+                   fold: bool = False, split_mean: bool = False):
+    """Add the effects of one factor to the model; return their term of the linear predictor,
+    with ``fold`` the mean of its varying intercepts (else None), and with ``split_mean``
+    the mean of the effects of each coefficient over the levels (else None).
 
     With ``means`` (one per coefficient, :func:`_effect_means`; centered only) the effects
     are drawn around them, the linear predictor takes them as drawn and ``r_<factor>``
@@ -583,9 +657,14 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
     J = len(design.factors[factor].levels)
     fdim, cdim = factor_dim(factor), coef_dim(factor)
     sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
-    z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim)) if parameterization == "non-centered" else None
+    z = z_mean = None
+    if parameterization == "non-centered" and split_mean:  # see _sheared
+        z_mean = pm.Normal(f"z_mean_{s}", 0.0, 1.0 / np.sqrt(J), dims=cdim)
+        z = z_mean + helmert_rest(pm.Normal(f"z_contrasts_{s}", 0.0, 1.0, shape=(J - 1, len(coefs))), J)
+    elif parameterization == "non-centered":
+        z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim))
     mu = None if means is None else pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
-    drawn, recorded, cors, mean_intercept = [], [], [], None
+    drawn, recorded, cors, mean_intercept, effect_means = [], [], [], None, []
     for k, block, sl in factor_blocks(design, factor):
         q = len(block.coef_names)
         centre = np.zeros(q) if mu is None else mu[sl]
@@ -597,12 +676,16 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
             L = sd[sl][:, None] * chol
             if z is not None:
                 effects = z[:, sl] @ L.T
+                if z_mean is not None:
+                    effect_means.append(L @ z_mean[sl])
             else:
                 effects = pm.MvNormal(f"u_{s}_{k}", mu=centre, chol=L, shape=(rows, q))
             if folded:
                 ubar = pm.MvNormal(f"ubar_{s}_{k}", mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
         elif z is not None:
             effects = z[:, sl] * sd[sl]
+            if z_mean is not None:
+                effect_means.append(z_mean[sl] * sd[sl])
         else:
             effects = pm.Normal(f"u_{s}_{k}", centre, sd[sl], shape=(rows, q))
             if folded:
@@ -630,4 +713,4 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
         else:
             term = term + Z[:, zcol] * effect[:, k][g]
             zcol += 1
-    return term, mean_intercept
+    return term, mean_intercept, pt.concatenate(effect_means) if effect_means else None

@@ -83,13 +83,40 @@ def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tup
     k = len(centered.design.factors)
     out = {name: value for name, value in point.items() if not name.startswith(("u_", "ubar_"))}
     log_jacobian = 0.0
+    sheared = build._sheared(plain.design, "non-centered", ())
+    effect_means = {}
     for factor, r, sd in zip(centered.design.factors, values[:k], values[k:]):
-        out[f"z_{safe_name(factor)}"] = r / sd
-        log_jacobian += r.shape[0] * np.log(sd).sum()
-        if f"ubar_{safe_name(factor)}_0" in point:
-            log_jacobian -= 0.5 * r.shape[1] * np.log(r.shape[0])
+        s, (J, q) = safe_name(factor), r.shape
+        log_jacobian += J * np.log(sd).sum()
+        if f"ubar_{s}_0" in point:
+            log_jacobian -= 0.5 * q * np.log(J)
+        z = r / sd
+        if not sheared[factor]:
+            out[f"z_{s}"] = z
+            continue
+        # z = z_mean + H w with H orthonormal, orthogonal to the constant: w = H'z, |dz/d(z_mean, w)| = J^(q/2)
+        H = _helmert(J)
+        out[f"z_mean_{s}"], out[f"z_contrasts_{s}"] = z.mean(axis=0), H.T @ z
+        log_jacobian += 0.5 * q * np.log(J)
+        for c in sheared[factor]:
+            i = plain.design.factor_coefs(factor).index(c)
+            effect_means[c] = effect_means.get(c, 0.0) + r[:, i].mean()
+    # the fixed effects are sampled plus the effects' means (a shift of unit Jacobian)
+    X_mean = build.model_data(plain.design, plain.family, plain.priors).get("X_mean")
+    shift = build._fixed_shift(plain.design, effect_means, X_mean)
+    out["Intercept_centered"] = out["Intercept_centered"] + shift[0]
+    if "beta" in out:
+        out["beta"] = out["beta"] + np.array(shift[1:])
     assert set(out) == {v.name for v in plain.pymc_model.value_vars}
     return out, log_jacobian
+
+
+def _helmert(J: int) -> np.ndarray:
+    import pytensor
+    import pytensor.tensor as pt
+
+    w = pt.matrix("w")
+    return pytensor.function([w], build.helmert_rest(w, J))(np.eye(J - 1))
 
 
 @pytest.mark.parametrize("formula, data, family", [
@@ -160,7 +187,7 @@ def poisson_fits():
 
 def test_crossed_gaussian_centered_and_non_centered_fits_agree(crossed_fits):
     c, nc = crossed_fits["centered"], crossed_fits["non-centered"]
-    assert "u_rater_1" in c.posterior and "z_rater" in nc.posterior  # rater (50 rows per level) took the intercept
+    assert "u_rater_1" in c.posterior and "z_mean_rater" in nc.posterior  # rater (50 rows per level) took the intercept
     assert c.posterior["u_item_0"].shape[-2:] == (39, 1) and "ubar_item_0" in c.posterior  # item's mean folded in
     for var in ("b", "sd_item", "sd_rater", "sigma", "r_item", "r_rater"):
         _agree(c, nc, var)

@@ -86,4 +86,4 @@ def test_the_centered_funnel_mixes_worse_than_the_default():
         ess = [float(array_stats.ess(s, chain_axis=0, draw_axis=1)) for s in sd]
         assert ess[1] < ess[0] / 3, ess  # measured: about 440 against 15-55
         assert np.log(sd[0]).min() < np.log(sd[1]).min() - 2  # the default reaches SDs e^2 times smaller
-    assert "u_g_0" in fits[1].posterior and "z_g" in fits[0].posterior
+    assert "u_g_0" in fits[1].posterior and "z_mean_g" in fits[0].posterior

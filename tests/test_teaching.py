@@ -40,7 +40,7 @@ def test_both_parameterizations_are_fitted_with_the_group_effects_in_the_model(c
     for name, fit in comparison.fits.items():
         assert fit.model.parameterization == name
         assert fit.model.priors == hb.Model("y ~ 1 + (1 | g)", small_data()).priors
-        assert "z_g" in fit.posterior if name == "non-centered" else "u_g_0" in fit.posterior
+        assert "z_mean_g" in fit.posterior if name == "non-centered" else "u_g_0" in fit.posterior
 
 
 def test_non_centered_samples_the_funnel_better(comparison):

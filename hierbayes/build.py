@@ -53,6 +53,7 @@ pt = deferred_import("pytensor.tensor")
 __all__ = ["build_model", "model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
 
 PARAMETERIZATIONS = ("non-centered", "centered")
+SHEAR_BALANCE = 2.0  # largest ratio of the 90% to the 10% quantile of a factor's level sizes for _sheared
 SLOPE_DIM = "slope"
 
 
@@ -378,7 +379,8 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
         tuple((label, p.kind) for label, p in priors.items()),
         tuple(_parameterization_of(parameterization, f) for f in design.factors),
         bool(collapse),
-        hierarchical_centering(design, parameterization, collapse),
+        centering := hierarchical_centering(design, parameterization, collapse),
+        () if collapse else tuple(_sheared(design, parameterization, centering[1] if centering else ()).items()),
     )
 
 
@@ -611,6 +613,12 @@ def _sheared(design: Design, parameterization, centred: tuple[str, ...]) -> dict
     ``z_mean`` nor ``alpha`` alone. Coefficients a centered factor takes (``centred``) and
     factors of a single level are left alone.
 
+    Only for factors whose levels hold about as many rows each (10% and 90% quantiles of
+    the level sizes within :data:`SHEAR_BALANCE`): the Helmert contrasts mix the levels, so
+    data-rich levels of unequal sizes make them correlated, which a diagonal mass matrix
+    cannot follow (the InstEval-sized model, levels of 1 to 920 rows, sampled 4x slower:
+    ``bench/NOTES.md``).
+
     >>> import hierbayes as hb
     >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
     >>> _sheared(m.design, "non-centered", ())
@@ -618,8 +626,12 @@ def _sheared(design: Design, parameterization, centred: tuple[str, ...]) -> dict
     >>> _sheared(m.design, "centered", ("Intercept", "Days"))
     {}
     """
+    def balanced(counts) -> bool:
+        low, high = np.quantile(counts, [0.1, 0.9])
+        return len(counts) > 1 and high <= SHEAR_BALANCE * low
+
     return {f: tuple(c for c in _fixed_counterparts(design, f) if c not in centred)
-            if len(design.factors[f].levels) > 1 else ()
+            if balanced(design.factors[f].counts) else ()
             for f in design.factors if _parameterization_of(parameterization, f) == "non-centered"}
 
 

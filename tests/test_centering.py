@@ -64,7 +64,7 @@ def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
     no_intercept = hb.Model("y ~ 0 + x + (1 + x | item)", df).design
     assert build.hierarchical_centering(no_intercept, "centered") == ("item", ("x",))
     # which factor takes them is part of the compiled structure
-    assert m.structure[-1] == ("rater", ("Intercept",))
+    assert m.structure[-2] == ("rater", ("Intercept",))
     keys = {build.structure_key(m.design, m.family, m.priors, p) for p in ({"item": "centered", "rater": "centered"},
                                                                            {"item": "centered"})}
     assert len(keys) == 2
@@ -117,6 +117,20 @@ def _helmert(J: int) -> np.ndarray:
 
     w = pt.matrix("w")
     return pytensor.function([w], build.helmert_rest(w, J))(np.eye(J - 1))
+
+
+def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_their_means():
+    df = crossed()  # 30 rows per item, 50 per rater
+    m = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", df, collapse=False)
+    assert build._sheared(m.design, "non-centered", ()) == {"item": ("Intercept", "x"), "rater": ("Intercept",)}
+    assert {"z_mean_item", "z_contrasts_item", "z_mean_rater"} <= {v.name for v in m.pymc_model.free_RVs}
+    # items of 2 to 58 rows: their Helmert contrasts would be correlated, so they stay plain
+    uneven = df.drop(index=[i for i in df.index if df.item[i] < "i20" and i % 30 >= 2])
+    u = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", uneven, collapse=False)
+    assert build._sheared(u.design, "non-centered", ()) == {"item": (), "rater": ("Intercept",)}
+    assert "z_item" in u.pymc_model.named_vars and "z_mean_item" not in u.pymc_model.named_vars
+    assert u.structure[-1] == (("item", ()), ("rater", ("Intercept",)))  # the compiled model's key holds the choice
+    assert build._sheared(m.design, {"item": "centered"}, ("Intercept", "x")) == {"rater": ()}
 
 
 @pytest.mark.parametrize("formula, data, family", [

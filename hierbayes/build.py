@@ -13,9 +13,10 @@ Group effects of a factor with J levels and Q varying coefficients:
   fixed effect, ``z`` is drawn as its level mean ``z_mean`` and Helmert contrasts
   ``z_contrasts`` (the same iid normal ``z``), and the fixed effect is sampled plus the
   effects' mean (``Intercept_centered`` and ``beta`` then hold ``alpha + mean(u)``; ``b``
-  holds the fixed effects): the sum the data fix becomes one coordinate (:func:`_sheared`);
+  holds the fixed effects): the sum the data fix becomes one coordinate
+  (:func:`hierbayes.coordinates.sheared`, for factors whose levels are of even size);
 - centered: ``u[j] ~ MvNormal(0, L L')`` per level (``Normal(0, sd)`` when independent);
-  one centered factor (:func:`hierarchical_centering`: the one with the most rows per
+  one centered factor (:func:`~hierbayes.coordinates.hierarchical_centering`: the one with the most rows per
   level) instead draws ``v[j] ~ MvNormal(mu, L L')`` centred on the fixed effects ``mu``
   of its coefficients (Gelfand, Sahu and Carlin 1995): the linear predictor uses
   ``v[j]`` in place of ``mu + u[j]`` and the posterior records ``r[j] = v[j] - mu``.
@@ -43,6 +44,8 @@ import numpy as np
 from .deferred import deferred_import
 from .design import Design
 from .errors import DataError
+from .coordinates import (centred_slopes, centring_shift, effect_means, fixed_shift, fixed_slopes, folded_factors,
+                          helmert_rest, hierarchical_centering, less_shift, parameterization_of, sheared)
 from .families import Family
 from .parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
 from .priors import PRIOR_KINDS, Prior
@@ -53,7 +56,6 @@ pt = deferred_import("pytensor.tensor")
 __all__ = ["build_model", "model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
 
 PARAMETERIZATIONS = ("non-centered", "centered")
-SHEAR_BALANCE = 2.0  # largest ratio of the 90% to the 10% quantile of a factor's level sizes for _sheared
 SLOPE_DIM = "slope"
 
 
@@ -91,10 +93,6 @@ def check_factor_names(design: Design) -> None:
                             f"rename the column (for example df.rename(columns={{{factor!r}: {factor + '_group'!r}}}))")
 
 
-def _slopes(design: Design) -> list[int]:
-    return [j for j, n in enumerate(design.fixed_names) if n != "Intercept"]
-
-
 def _varying_columns(design: Design, factor: str) -> list[int]:
     """Positions (in the factor's coefficients) of the non-intercept Z columns."""
     return [k for k, c in enumerate(design.factor_coefs(factor)) if c != "Intercept"]
@@ -126,7 +124,7 @@ def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], b
     >>> [name for name, _, _ in prior_blocks(m.design, m.family)]
     ['Intercept_centered', 'beta', 'sd_Subject', 'sigma']
     """
-    slopes = [design.fixed_names[j] for j in _slopes(design)]
+    slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
     blocks = [("Intercept_centered", ["Intercept"], True)] if design.has_intercept else []
     if slopes:
         blocks.append(("beta", slopes, False))
@@ -170,7 +168,7 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
     if centering := hierarchical_centering(design, parameterization, collapse):
         factor, centred = centering
         alpha = natural["Intercept_centered"][0] if design.has_intercept else None
-        means = np.array(_effect_means(design, factor, centred, alpha, natural.get("beta"), data.get("X_mean")))
+        means = np.array(effect_means(design, factor, centred, alpha, natural.get("beta"), data.get("X_mean")))
         for k, _, sl in factor_blocks(design, factor):
             if means[sl].any():
                 out[f"u_{safe_name(factor)}_{k}"] = np.tile(means[sl], (len(design.factors[factor].levels), 1))
@@ -180,7 +178,7 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
 def model_coords(design: Design) -> dict[str, list]:
     """The PyMC model's coordinates: fixed-effect terms, and each factor's levels, coefficients
     and correlation pairs (the dims of :mod:`hierbayes.parameters`)."""
-    coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in _slopes(design)]}
+    coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in fixed_slopes(design)]}
     for factor, fd in design.factors.items():
         coords[factor_dim(factor)] = list(fd.levels)
         coords[coef_dim(factor)] = list(design.factor_coefs(factor))
@@ -202,7 +200,7 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
         data["trials"] = design.trials
     if design.offset is not None:
         data["offset"] = design.offset
-    slopes = _slopes(design)
+    slopes = fixed_slopes(design)
     X = design.X[:, slopes]
     if design.has_intercept:
         data["X_mean"] = X.mean(axis=0)
@@ -265,109 +263,6 @@ def _shared_data(data: Mapping[str, np.ndarray]) -> dict:
     return shared
 
 
-def _parameterization_of(parameterization, factor: str) -> str:
-    return parameterization.get(factor, "non-centered") if isinstance(parameterization, Mapping) else parameterization
-
-
-def _fixed_counterparts(design: Design, factor: str) -> tuple[str, ...]:
-    """The varying coefficients of ``factor`` that are also fixed effects of the same column.
-
-    The varying intercept's counterpart is the fixed intercept; a varying slope's is the
-    fixed slope of the same name whose ``X`` column equals the slope's ``Z`` column.
-    """
-    Z = np.concatenate([b.Z for b in design.blocks if b.factor == factor], axis=1)
-    out = []
-    for k, coef in enumerate(design.factor_coefs(factor)):
-        if coef == "Intercept" and design.has_intercept:
-            out.append(coef)
-        elif coef != "Intercept" and coef in design.fixed_names and np.array_equal(
-                Z[:, k], design.X[:, design.fixed_names.index(coef)]):
-            out.append(coef)
-    return tuple(out)
-
-
-def hierarchical_centering(design: Design, parameterization, collapse: bool = False
-                           ) -> tuple[str, tuple[str, ...]] | None:
-    """The centered factor whose effects are drawn around the fixed effects, and which coefficients are.
-
-    A fixed effect can be the mean of one factor's effects only (not of two crossed
-    factors). Of the factors sampled ``"centered"`` that have a varying coefficient which
-    is also a fixed effect, the one with the most rows per level (median; the first in
-    formula order on ties) takes them: there the data say the most about each level, so
-    the fixed effect and the mean of the effects are the most correlated when sampled
-    apart. None when no factor qualifies, or with ``collapse`` (no effects are sampled).
-
-    Parameters
-    ----------
-    design : Design
-    parameterization : str or dict of factor -> str
-    collapse : bool
-
-    Returns
-    -------
-    (factor, coefficients) or None
-
-    Examples
-    --------
-    >>> import hierbayes as hb
-    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
-    >>> hierarchical_centering(m.design, "centered")
-    ('Subject', ('Intercept', 'Days'))
-    >>> hierarchical_centering(m.design, "non-centered") is None
-    True
-    """
-    if collapse:
-        return None
-    best = None
-    for factor, fd in design.factors.items():
-        if _parameterization_of(parameterization, factor) != "centered":
-            continue
-        if coefs := _fixed_counterparts(design, factor):
-            rows = float(np.median(fd.counts))
-            if best is None or rows > best[0]:
-                best = (rows, factor, coefs)
-    return None if best is None else best[1:]
-
-
-def _centred_slopes(design: Design, centred: tuple[str, ...]) -> list[int]:
-    """Positions in ``beta`` of the fixed slopes that are the mean of a factor's effects."""
-    return [i for i, j in enumerate(_slopes(design)) if design.fixed_names[j] in centred]
-
-
-def _centring_shift(design: Design, centred: tuple[str, ...], beta, X_mean):
-    """``X_mean . beta`` over the centred slopes: the fixed slopes multiply ``X - X_mean``, the
-    effects raw ``Z``, so ``(x - m) beta + x u = -m beta + x (beta + u)`` (None when there is none).
-
-    Works on NumPy arrays (starts) and PyTensor tensors (the model) alike.
-    """
-    taken = _centred_slopes(design, centred)
-    if not taken or not design.has_intercept:
-        return None
-    return X_mean[taken] @ beta[taken]
-
-
-def _less_shift(alpha, shift):
-    return alpha if shift is None else alpha - shift
-
-
-def _effect_means(design: Design, factor: str, centred: tuple[str, ...], alpha, beta, X_mean) -> list:
-    """The mean of each varying coefficient of ``factor`` under hierarchical centering (0.0: not centred).
-
-    The intercept's is ``alpha - X_mean . beta`` over the centred slopes (see
-    :func:`_centring_shift`), a slope's is its fixed effect. NumPy or PyTensor alike.
-    """
-    slopes = [design.fixed_names[j] for j in _slopes(design)]
-    means = []
-    for coef in design.factor_coefs(factor):
-        if coef not in centred:
-            means.append(0.0)
-        elif coef == "Intercept":
-            means.append(_less_shift(alpha, _centring_shift(design, centred, beta, X_mean)))
-        else:
-            means.append(beta[slopes.index(coef)])
-    return means
-
-
 def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], parameterization,
                   collapse: bool = False) -> tuple:
     """What the compiled model depends on; equal keys can share one compiled model."""
@@ -377,10 +272,10 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
         tuple((b.factor, b.coef_names, b.block.correlated, len(design.factors[b.factor].levels))
               for b in design.blocks),
         tuple((label, p.kind) for label, p in priors.items()),
-        tuple(_parameterization_of(parameterization, f) for f in design.factors),
+        tuple(parameterization_of(parameterization, f) for f in design.factors),
         bool(collapse),
         centering := hierarchical_centering(design, parameterization, collapse),
-        () if collapse else tuple(_sheared(design, parameterization, centering[1] if centering else ()).items()),
+        () if collapse else tuple(sheared(design, parameterization, centering[1] if centering else ()).items()),
     )
 
 
@@ -404,7 +299,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     pymc.Model
     """
     data = model_data(design, family, priors, collapse)
-    slopes = _slopes(design)
+    slopes = fixed_slopes(design)
     coords = model_coords(design)
     centering = hierarchical_centering(design, parameterization, collapse)
     centred = centering[1] if centering else ()
@@ -436,16 +331,16 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             return pm.Deterministic(name, out, dims=dims)
 
         # non-centered factors first: the fixed effects they share are sampled with their effects' means
-        # added (see _sheared), so their priors need the effects' scales
-        sheared = {} if collapse else _sheared(design, parameterization, centred)
-        nc_terms, effect_means = [], {}
-        for factor in sheared:
+        # added (see coordinates.sheared), so their priors need the effects' scales
+        shear = {} if collapse else sheared(design, parameterization, centred)
+        nc_terms, shared_means = [], {}
+        for factor in shear:
             term, _, means = _group_effects(design, factor, shared, prior_rv, "non-centered",
-                                            split_mean=bool(sheared[factor]))
+                                            split_mean=bool(shear[factor]))
             nc_terms.append(term)
-            for coef in sheared[factor]:
-                effect_means[coef] = effect_means.get(coef, 0.0) + means[design.factor_coefs(factor).index(coef)]
-        shift = pt.stack(_fixed_shift(design, effect_means, shared.get("X_mean"))) if effect_means else None
+            for coef in shear[factor]:
+                shared_means[coef] = shared_means.get(coef, 0.0) + means[design.factor_coefs(factor).index(coef)]
+        shift = pt.stack(fixed_shift(design, shared_means, shared.get("X_mean"))) if shared_means else None
 
         eta = sum(nc_terms) if nc_terms else 0.0
         parts = []
@@ -458,14 +353,14 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                 # column by column, not X @ beta: these fuse into the rows' loop, and the n-long BLAS
                 # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
                 for j in range(len(slopes)):
-                    if j not in _centred_slopes(design, centred):  # those enter through the factor's effects
+                    if j not in centred_slopes(design, centred):  # those enter through the factor's effects
                         eta = eta + shared["X"][:, j] * beta[j]
         if design.has_intercept:
             alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True, shift=shift)
             if shift is not None:
                 alpha = alpha - shift[0]
             if "Intercept" not in centred:
-                eta = eta + _less_shift(alpha, _centring_shift(design, centred, beta, shared.get("X_mean")))
+                eta = eta + less_shift(alpha, centring_shift(design, centred, beta, shared.get("X_mean")))
             parts.append(alpha - (shared["X_mean"] @ beta if slopes else 0.0))
         if slopes:
             parts.append(beta)
@@ -491,19 +386,19 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             theta = pt.concatenate([pt.atleast_1d(t) for t in theta + ([beta] if slopes else [])]) if parts else None
             pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L, K))
             return model
-        folded = _folded_factors(design, parameterization, centering)
+        folded = folded_factors(design, parameterization, centering)
         mean_intercepts = []
         # the hierarchically centred factor last: its mean takes the folded factors' mean intercepts
-        rest = [f for f in design.factors if f not in sheared]
+        rest = [f for f in design.factors if f not in shear]
         for factor in sorted(rest, key=lambda f: bool(centering) and f == centering[0]):
             means = None
             if centering and factor == centering[0]:
-                means = _effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
+                means = effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
                 if mean_intercepts:
                     i = design.factor_coefs(factor).index("Intercept")
                     means[i] = means[i] + sum(mean_intercepts)
             term, mean_intercept, _ = _group_effects(design, factor, shared, prior_rv,
-                                                     _parameterization_of(parameterization, factor), means,
+                                                     parameterization_of(parameterization, factor), means,
                                                      fold=factor in folded)
             eta = eta + term
             if mean_intercept is not None:
@@ -559,107 +454,15 @@ def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     return L
 
 
-def helmert_rest(w, J: int):
-    """``H w`` for the orthonormal Helmert basis ``H`` (J x J-1) of the contrasts among J levels, in O(J).
-
-    Column ``k`` of ``H`` (k = 1..J-1) is ``(1, ..., 1, -k, 0, ..., 0) / sqrt(k (k + 1))`` with
-    ``k`` ones: orthonormal, and orthogonal to the constant. So ``u = ubar + H w`` with
-    ``ubar ~ N(0, S / J)`` and the rows of ``w`` iid ``N(0, S)`` are J iid ``N(0, S)`` rows,
-    written as their mean and the contrasts around it (an orthogonal map: unit Jacobian).
-
-    Examples
-    --------
-    >>> import pytensor
-    >>> w = pt.matrix("w")
-    >>> H = pytensor.function([w], helmert_rest(w, 4))(np.eye(3))
-    >>> bool(np.allclose(H.T @ H, np.eye(3)) and np.allclose(H.sum(axis=0), 0))
-    True
-    """
-    k = np.arange(1, J, dtype=float)[:, None]
-    c = w / np.sqrt(k * (k + 1.0))
-    after = pt.concatenate([pt.cumsum(c[::-1], axis=0)[::-1], pt.zeros((1, w.shape[1]))], axis=0)
-    return after - pt.concatenate([pt.zeros((1, w.shape[1])), k * c], axis=0)
-
-
-def _folded_factors(design: Design, parameterization, centering) -> list[str]:
-    """Centered factors whose mean varying intercept is folded into the hierarchically centred one.
-
-    With crossed factors, the intercept of one factor's centred effects and the mean of
-    another's effects are identified only together (the data fix their sum), a direction
-    that spans every level of both factors. Each other centered factor with a varying
-    intercept is then drawn as its mean and the contrasts around it
-    (:func:`helmert_rest`), and its mean intercept joins the centred factor's mean: the
-    slow direction shrinks to two numbers. (Crossed 20k, ``bench/results_centering.md``:
-    minimum ESS 216 non-centered, 258 centred into one factor, 2047 with the fold.)
-    """
-    if not centering or "Intercept" not in centering[1]:
-        return []
-    return [f for f in design.factors if f != centering[0] and "Intercept" in design.factor_coefs(f)
-            and _parameterization_of(parameterization, f) == "centered"]
-
-
-def _sheared(design: Design, parameterization, centred: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """Each non-centered factor, with the coefficients whose fixed effect is sampled plus the
-    mean of the factor's effects (empty: none).
-
-    In non-centered coordinates the data fix a fixed effect plus the mean of a factor's
-    effects, ``alpha + sd * mean(z)``, and leave the two apart to the priors: a narrow ridge
-    through ``alpha`` and all of ``z`` that NUTS crosses in small steps when the levels hold
-    many rows (the intercept had the lowest ESS of crossed 20k and poisson 10k). So such a
-    factor's standardized effects are drawn as their mean ``z_mean`` and Helmert contrasts
-    (:func:`helmert_rest`; the same iid normal effects), and the fixed effect is sampled as
-    ``alpha + sd * z_mean``, under the prior of ``alpha`` moved by ``sd * z_mean``
-    (a shift: unit Jacobian, the same posterior). The likelihood then sees neither
-    ``z_mean`` nor ``alpha`` alone. Coefficients a centered factor takes (``centred``) and
-    factors of a single level are left alone.
-
-    Only for factors whose levels hold about as many rows each (10% and 90% quantiles of
-    the level sizes within :data:`SHEAR_BALANCE`): the Helmert contrasts mix the levels, so
-    data-rich levels of unequal sizes make them correlated, which a diagonal mass matrix
-    cannot follow (the InstEval-sized model, levels of 1 to 920 rows, sampled 4x slower:
-    ``bench/NOTES.md``).
-
-    >>> import hierbayes as hb
-    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
-    >>> _sheared(m.design, "non-centered", ())
-    {'Subject': ('Intercept', 'Days')}
-    >>> _sheared(m.design, "centered", ("Intercept", "Days"))
-    {}
-    """
-    def balanced(counts) -> bool:
-        low, high = np.quantile(counts, [0.1, 0.9])
-        return len(counts) > 1 and high <= SHEAR_BALANCE * low
-
-    return {f: tuple(c for c in _fixed_counterparts(design, f) if c not in centred)
-            if balanced(design.factors[f].counts) else ()
-            for f in design.factors if _parameterization_of(parameterization, f) == "non-centered"}
-
-
-def _fixed_shift(design: Design, effect_means: Mapping[str, object], X_mean):
-    """What the sampled fixed effects add to ``[alpha, *beta]``: the effects' means (:func:`_sheared`).
-    NumPy or PyTensor alike.
-
-    The fixed slopes multiply centred columns and the effects raw ones, so a slope's mean
-    effect also moves the intercept of the centred columns by ``X_mean`` times it:
-    ``alpha + (x - m) beta + x u = (alpha + m u) + (x - m)(beta + u)``.
-    """
-    slopes = [design.fixed_names[j] for j in _slopes(design)]
-    beta_shift = [effect_means.get(c, 0.0) for c in slopes]
-    alpha_shift = effect_means.get("Intercept", 0.0)
-    if design.has_intercept:
-        alpha_shift = alpha_shift + sum(X_mean[j] * effect_means[c] for j, c in enumerate(slopes) if c in effect_means)
-    return [alpha_shift, *beta_shift]
-
-
 def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str, means: list | None = None,
                    fold: bool = False, split_mean: bool = False):
     """Add the effects of one factor to the model; return their term of the linear predictor,
     with ``fold`` the mean of its varying intercepts (else None), and with ``split_mean``
     the mean of the effects of each coefficient over the levels (else None).
 
-    With ``means`` (one per coefficient, :func:`_effect_means`; centered only) the effects
+    With ``means`` (one per coefficient, :func:`effect_means`; centered only) the effects
     are drawn around them, the linear predictor takes them as drawn and ``r_<factor>``
-    records them less their means. With ``fold`` (centered only, :func:`_folded_factors`)
+    records them less their means. With ``fold`` (centered only, :func:`folded_factors`)
     the block with the intercept is drawn as its level mean ``ubar_<factor>_<k>`` and the
     Helmert contrasts ``u_<factor>_<k>`` (J - 1 rows); the linear predictor leaves out the
     mean intercept, which the caller adds to the centred factor's mean.
@@ -670,13 +473,13 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
     fdim, cdim = factor_dim(factor), coef_dim(factor)
     sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
     z = z_mean = None
-    if parameterization == "non-centered" and split_mean:  # see _sheared
+    if parameterization == "non-centered" and split_mean:  # see coordinates.sheared
         z_mean = pm.Normal(f"z_mean_{s}", 0.0, 1.0 / np.sqrt(J), dims=cdim)
         z = z_mean + helmert_rest(pm.Normal(f"z_contrasts_{s}", 0.0, 1.0, shape=(J - 1, len(coefs))), J)
     elif parameterization == "non-centered":
         z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim))
     mu = None if means is None else pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
-    drawn, recorded, cors, mean_intercept, effect_means = [], [], [], None, []
+    drawn, recorded, cors, mean_intercept, level_means = [], [], [], None, []
     for k, block, sl in factor_blocks(design, factor):
         q = len(block.coef_names)
         centre = np.zeros(q) if mu is None else mu[sl]
@@ -689,7 +492,7 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
             if z is not None:
                 effects = z[:, sl] @ L.T
                 if z_mean is not None:
-                    effect_means.append(L @ z_mean[sl])
+                    level_means.append(L @ z_mean[sl])
             else:
                 effects = pm.MvNormal(f"u_{s}_{k}", mu=centre, chol=L, shape=(rows, q))
             if folded:
@@ -697,7 +500,7 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
         elif z is not None:
             effects = z[:, sl] * sd[sl]
             if z_mean is not None:
-                effect_means.append(z_mean[sl] * sd[sl])
+                level_means.append(z_mean[sl] * sd[sl])
         else:
             effects = pm.Normal(f"u_{s}_{k}", centre, sd[sl], shape=(rows, q))
             if folded:
@@ -725,4 +528,4 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
         else:
             term = term + Z[:, zcol] * effect[:, k][g]
             zcol += 1
-    return term, mean_intercept, pt.concatenate(effect_means) if effect_means else None
+    return term, mean_intercept, pt.concatenate(level_means) if level_means else None

@@ -50,7 +50,7 @@ class Model:
         class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
     parameterization : {"non-centered", "centered", "auto"} or dict, default "non-centered"
         For every grouping factor, or per factor name. ``"centered"`` draws the effects
-        around the fixed effects in one factor (:func:`hierbayes.build.hierarchical_centering`),
+        around the fixed effects in one factor (:func:`hierbayes.coordinates.hierarchical_centering`),
         which mixes far better when levels have much data. ``"auto"`` chooses per factor from
         a method-of-moments estimate of how much each level's data say
         (:mod:`hierbayes.parameterization`); the choice is in

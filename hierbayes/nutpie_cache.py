@@ -416,7 +416,7 @@ def _source_stamp() -> str:
     """Hash of the modules that write the PyMC model: a change there makes new entries."""
     here = Path(__file__).parent
     text = b"".join((here / name).read_bytes() for name in
-                    ("build.py", "collapsed.py", "marginal_likelihood.py", "families.py", "priors.py", "parameters.py",
+                    ("build.py", "coordinates.py", "collapsed.py", "marginal_likelihood.py", "families.py", "priors.py", "parameters.py",
                      "nutpie_cache.py"))
     return hashlib.sha256(text).hexdigest()
 

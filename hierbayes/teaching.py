@@ -94,7 +94,7 @@ def _collapsed_variables(model, mode: xr.Dataset, scale: dict[str, float]) -> se
     ``scale`` is a reference size per SD label (the posterior mean); an SD below
     :data:`COLLAPSED` of it has collapsed. The names follow :func:`hierbayes.build.build_model`.
     """
-    from .build import hierarchical_centering
+    from .coordinates import hierarchical_centering
 
     design = model.design
     centering = hierarchical_centering(design, model.parameterization, model.collapsed)
@@ -110,7 +110,7 @@ def _collapsed_variables(model, mode: xr.Dataset, scale: dict[str, float]) -> se
                  if rv.name.startswith(f"sd_{s}") or any(rv.name in (f"u_{s}_{k}", f"corr_chol_{k}") for k in blocks)}
         if centering and centering[0] == factor:
             # its effects are drawn around the fixed effects: collapsed, they equal them, and
-            # moving a fixed effect alone would leave the spike (build.hierarchical_centering)
+            # moving a fixed effect alone would leave the spike (coordinates.hierarchical_centering)
             held |= {rv.name for rv in model.pymc_model.free_RVs
                      if rv.name == "Intercept_centered" or rv.name.startswith("beta")}
     return held
@@ -137,7 +137,7 @@ def map_estimate(model, scale: dict[str, float], parameterization: str | Mapping
         The coordinates in which the mode is taken; None uses the model's own.
         ``"centered"`` (default) is the model in its own terms, group effects
         ``r_j ~ Normal(0, sd)`` (drawn around the fixed effects in one factor:
-        :func:`hierbayes.build.hierarchical_centering`).
+        :func:`hierbayes.coordinates.hierarchical_centering`).
 
     Returns
     -------

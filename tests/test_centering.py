@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import hierbayes as hb
-from hierbayes import build
+from hierbayes import build, coordinates
 from hierbayes.parameters import safe_name
 
 FIT = dict(draws=500, tune=500, chains=2, seed=3, progressbar=False, warn=False)
@@ -43,7 +43,7 @@ def test_helmert_contrasts_are_orthonormal_and_sum_to_zero():
     import pytensor.tensor as pt
 
     w = pt.matrix("w")
-    H = pytensor.function([w], build.helmert_rest(w, 6))(np.eye(5))
+    H = pytensor.function([w], coordinates.helmert_rest(w, 6))(np.eye(5))
     np.testing.assert_allclose(H.T @ H, np.eye(5), atol=1e-12)
     np.testing.assert_allclose(H.sum(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(H[:, 0], [2**-0.5, -(2**-0.5), 0, 0, 0, 0])
@@ -52,17 +52,17 @@ def test_helmert_contrasts_are_orthonormal_and_sum_to_zero():
 def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
     df = crossed()
     m = hb.Model("y ~ x + (1 | item) + (1 | rater)", df, parameterization="centered")
-    assert build.hierarchical_centering(m.design, "centered") == ("rater", ("Intercept",))
-    assert build.hierarchical_centering(m.design, {"item": "centered"}) == ("item", ("Intercept",))
-    assert build.hierarchical_centering(m.design, "non-centered") is None
-    assert build.hierarchical_centering(m.design, "centered", collapse=True) is None
+    assert coordinates.hierarchical_centering(m.design, "centered") == ("rater", ("Intercept",))
+    assert coordinates.hierarchical_centering(m.design, {"item": "centered"}) == ("item", ("Intercept",))
+    assert coordinates.hierarchical_centering(m.design, "non-centered") is None
+    assert coordinates.hierarchical_centering(m.design, "centered", collapse=True) is None
     # slopes join when they are fixed effects too; a slope without one, or no fixed intercept, does not
     slopes = hb.Model("y ~ x + (1 + x | item)", df).design
-    assert build.hierarchical_centering(slopes, "centered") == ("item", ("Intercept", "x"))
+    assert coordinates.hierarchical_centering(slopes, "centered") == ("item", ("Intercept", "x"))
     only_slope = hb.Model("y ~ 1 + (1 + x | item)", df).design
-    assert build.hierarchical_centering(only_slope, "centered") == ("item", ("Intercept",))
+    assert coordinates.hierarchical_centering(only_slope, "centered") == ("item", ("Intercept",))
     no_intercept = hb.Model("y ~ 0 + x + (1 + x | item)", df).design
-    assert build.hierarchical_centering(no_intercept, "centered") == ("item", ("x",))
+    assert coordinates.hierarchical_centering(no_intercept, "centered") == ("item", ("x",))
     # which factor takes them is part of the compiled structure
     assert m.structure[-2] == ("rater", ("Intercept",))
     keys = {build.structure_key(m.design, m.family, m.priors, p) for p in ({"item": "centered", "rater": "centered"},
@@ -83,7 +83,7 @@ def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tup
     k = len(centered.design.factors)
     out = {name: value for name, value in point.items() if not name.startswith(("u_", "ubar_"))}
     log_jacobian = 0.0
-    sheared = build._sheared(plain.design, "non-centered", ())
+    sheared = coordinates.sheared(plain.design, "non-centered", ())
     effect_means = {}
     for factor, r, sd in zip(centered.design.factors, values[:k], values[k:]):
         s, (J, q) = safe_name(factor), r.shape
@@ -103,7 +103,7 @@ def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tup
             effect_means[c] = effect_means.get(c, 0.0) + r[:, i].mean()
     # the fixed effects are sampled plus the effects' means (a shift of unit Jacobian)
     X_mean = build.model_data(plain.design, plain.family, plain.priors).get("X_mean")
-    shift = build._fixed_shift(plain.design, effect_means, X_mean)
+    shift = coordinates.fixed_shift(plain.design, effect_means, X_mean)
     out["Intercept_centered"] = out["Intercept_centered"] + shift[0]
     if "beta" in out:
         out["beta"] = out["beta"] + np.array(shift[1:])
@@ -116,21 +116,21 @@ def _helmert(J: int) -> np.ndarray:
     import pytensor.tensor as pt
 
     w = pt.matrix("w")
-    return pytensor.function([w], build.helmert_rest(w, J))(np.eye(J - 1))
+    return pytensor.function([w], coordinates.helmert_rest(w, J))(np.eye(J - 1))
 
 
 def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_their_means():
     df = crossed()  # 30 rows per item, 50 per rater
     m = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", df, collapse=False)
-    assert build._sheared(m.design, "non-centered", ()) == {"item": ("Intercept", "x"), "rater": ("Intercept",)}
+    assert coordinates.sheared(m.design, "non-centered", ()) == {"item": ("Intercept", "x"), "rater": ("Intercept",)}
     assert {"z_mean_item", "z_contrasts_item", "z_mean_rater"} <= {v.name for v in m.pymc_model.free_RVs}
     # items of 2 to 58 rows: their Helmert contrasts would be correlated, so they stay plain
     uneven = df.drop(index=[i for i in df.index if df.item[i] < "i20" and i % 30 >= 2])
     u = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", uneven, collapse=False)
-    assert build._sheared(u.design, "non-centered", ()) == {"item": (), "rater": ("Intercept",)}
+    assert coordinates.sheared(u.design, "non-centered", ()) == {"item": (), "rater": ("Intercept",)}
     assert "z_item" in u.pymc_model.named_vars and "z_mean_item" not in u.pymc_model.named_vars
     assert u.structure[-1] == (("item", ()), ("rater", ("Intercept",)))  # the compiled model's key holds the choice
-    assert build._sheared(m.design, {"item": "centered"}, ("Intercept", "x")) == {"rater": ()}
+    assert coordinates.sheared(m.design, {"item": "centered"}, ("Intercept", "x")) == {"rater": ()}
 
 
 @pytest.mark.parametrize("formula, data, family", [

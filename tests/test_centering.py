@@ -71,26 +71,38 @@ def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
 
 
 def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tuple[dict, float]:
-    """The non-centered model's point for a centered one (``z = r / sd``) and ``log |dv/dz|``.
+    """The non-centered model's point for a centered one (``z = r L^-T``, ``L = diag(sd) chol(corr)``;
+    ``r / sd`` without correlations) and ``log |dv/dz|``.
 
     A factor whose mean intercept is folded into the centred one is drawn as its level mean
-    and Helmert contrasts: ``u -> (ubar, w)`` adds the constant ``q/2 log J``.
+    and Helmert contrasts: ``u -> (ubar, w)`` adds the constant ``q/2 log J``. (Factors of
+    one block, correlated or not.)
     """
     pm_c = centered.pymc_model
-    values = pm_c.compile_fn(pm_c.replace_rvs_by_values([pm_c[f"r_{safe_name(f)}"] for f in centered.design.factors]
-                                                        + [pm_c[f"sd_{safe_name(f)}"] for f in centered.design.factors]),
+    factors = list(centered.design.factors)
+    cors = [f"cor_{safe_name(f)}" for f in factors if f"cor_{safe_name(f)}" in pm_c.named_vars]
+    values = pm_c.compile_fn(pm_c.replace_rvs_by_values([pm_c[f"r_{safe_name(f)}"] for f in factors]
+                                                        + [pm_c[f"sd_{safe_name(f)}"] for f in factors]
+                                                        + [pm_c[name] for name in cors]),
                              inputs=pm_c.value_vars, on_unused_input="ignore")(point)
-    k = len(centered.design.factors)
+    k = len(factors)
+    cor_values = dict(zip(cors, values[2 * k:]))
     out = {name: value for name, value in point.items() if not name.startswith(("u_", "ubar_"))}
     log_jacobian = 0.0
     sheared = coordinates.sheared(plain.design, "non-centered", ())
     effect_means = {}
-    for factor, r, sd in zip(centered.design.factors, values[:k], values[k:]):
+    for factor, r, sd in zip(factors, values[:k], values[k:2 * k]):
         s, (J, q) = safe_name(factor), r.shape
-        log_jacobian += J * np.log(sd).sum()
+        corr = np.eye(q)
+        if f"cor_{s}" in cor_values:  # in the order of parameters.cor_pairs
+            pairs = [(i, j) for j in range(q) for i in range(j)]
+            for (i, j), c in zip(pairs, cor_values[f"cor_{s}"]):
+                corr[i, j] = corr[j, i] = c
+        L = sd[:, None] * np.linalg.cholesky(corr)
+        log_jacobian += J * np.log(np.diag(L)).sum()
         if f"ubar_{s}_0" in point:
             log_jacobian -= 0.5 * q * np.log(J)
-        z = r / sd
+        z = np.linalg.solve(L, r.T).T
         if not sheared[factor]:
             out[f"z_{s}"] = z
             continue
@@ -104,7 +116,8 @@ def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tup
     # the fixed effects are sampled plus the effects' means (a shift of unit Jacobian)
     X_mean = build.model_data(plain.design, plain.family, plain.priors).get("X_mean")
     shift = coordinates.fixed_shift(plain.design, effect_means, X_mean)
-    out["Intercept_centered"] = out["Intercept_centered"] + shift[0]
+    if "Intercept_centered" in out:
+        out["Intercept_centered"] = out["Intercept_centered"] + shift[0]
     if "beta" in out:
         out["beta"] = out["beta"] + np.array(shift[1:])
     assert set(out) == {v.name for v in plain.pymc_model.value_vars}
@@ -137,6 +150,9 @@ def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_
     ("y ~ x + (1 | item) + (1 | rater)", crossed, "gaussian"),
     ("y ~ x + (1 + x || item) + (1 | rater)", crossed, "gaussian"),
     ("y ~ x + (1 + x || g)", grouped_counts, "poisson"),
+    ("y ~ 0 + x + (1 + x | item)", crossed, "gaussian"),  # a shared slope without a fixed intercept
+    ("y ~ 1 + (1 + x | g)", grouped_counts, "poisson"),   # a varying slope without a fixed one
+    ("y ~ x + (1 + x | g)", grouped_counts, "poisson"),   # correlated, both shared
 ])
 def test_log_density_is_the_non_centered_one_at_the_same_effects(formula, data, family):
     """log p_centered(alpha, beta, v, sd) = log p_noncentered(alpha, beta, z = (v - mu) / sd, sd) - J sum log sd."""

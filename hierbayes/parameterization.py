@@ -186,6 +186,10 @@ def describe(model) -> str | None:
     """One line for a fit's header: how each grouping factor's effects were sampled (None: no factor)."""
     if not model.design.factors:
         return None
+    from .coordinates import hierarchical_centering, sheared
+
+    centering = hierarchical_centering(model.design, model.parameterization, model.collapsed)
+    shear = {} if model.collapsed else sheared(model.design, model.parameterization, centering[1] if centering else ())
     parts = []
     for factor in model.design.factors:
         if model.collapsed:
@@ -196,5 +200,7 @@ def describe(model) -> str | None:
         table = model.parameterization_choice
         if table is not None and np.isfinite(table.loc[factor, "kappa_q10"]):
             chosen += f" (auto: kappa above {table.loc[factor, 'kappa_q10']:.2g} in {1 - KAPPA_QUANTILE:.0%} of levels)"
+        if shear.get(factor):
+            chosen += f", the effects' mean sampled with the fixed {', '.join(shear[factor])}"
         parts.append(f"{factor} {chosen}")
     return "Group effects: " + "; ".join(parts)

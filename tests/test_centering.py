@@ -143,6 +143,11 @@ def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_
     assert coordinates.sheared(u.design, "non-centered", ()) == {"item": (), "rater": ("Intercept",)}
     assert "z_item" in u.pymc_model.named_vars and "z_mean_item" not in u.pymc_model.named_vars
     assert u.structure[-1] == (("item", ()), ("rater", ("Intercept",)))  # the compiled model's key holds the choice
+    from hierbayes.parameterization import describe
+
+    assert describe(m) == ("Group effects: item non-centered, the effects' mean sampled with the fixed Intercept, x; "
+                           "rater non-centered, the effects' mean sampled with the fixed Intercept")
+    assert describe(u).startswith("Group effects: item non-centered; rater non-centered, the effects' mean")
     assert coordinates.sheared(m.design, {"item": "centered"}, ("Intercept", "x")) == {"rater": ()}
 
 

@@ -36,7 +36,6 @@ def fixed_slopes(design: Design) -> list[int]:
     return [j for j, n in enumerate(design.fixed_names) if n != "Intercept"]
 
 
-
 def parameterization_of(parameterization, factor: str) -> str:
     return parameterization.get(factor, "non-centered") if isinstance(parameterization, Mapping) else parameterization
 

@@ -274,8 +274,8 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
         tuple((label, p.kind) for label, p in priors.items()),
         tuple(parameterization_of(parameterization, f) for f in design.factors),
         bool(collapse),
-        centering := hierarchical_centering(design, parameterization, collapse),
-        () if collapse else tuple(sheared(design, parameterization, centering[1] if centering else ()).items()),
+        hierarchical_centering(design, parameterization, collapse),
+        tuple(sheared(design, parameterization, collapse).items()),
     )
 
 
@@ -332,7 +332,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
 
         # non-centered factors first: the fixed effects they share are sampled with their effects' means
         # added (see coordinates.sheared), so their priors need the effects' scales
-        shear = {} if collapse else sheared(design, parameterization, centred)
+        shear = sheared(design, parameterization, collapse)
         nc_terms, shared_means = [], {}
         for factor in shear:
             term, _, means = _group_effects(design, factor, shared, prior_rv, "non-centered",

@@ -178,9 +178,9 @@ def folded_factors(design: Design, parameterization, centering) -> list[str]:
             and parameterization_of(parameterization, f) == "centered"]
 
 
-def sheared(design: Design, parameterization, centred: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+def sheared(design: Design, parameterization, collapse: bool = False) -> dict[str, tuple[str, ...]]:
     """Each non-centered factor, with the coefficients whose fixed effect is sampled plus the
-    mean of the factor's effects (empty: none).
+    mean of the factor's effects (empty: none; no factor at all with ``collapse``).
 
     In non-centered coordinates the data fix a fixed effect plus the mean of a factor's
     effects, ``alpha + sd * mean(z)``, and leave the two apart to the priors: a narrow ridge
@@ -190,8 +190,8 @@ def sheared(design: Design, parameterization, centred: tuple[str, ...]) -> dict[
     (:func:`helmert_rest`; the same iid normal effects), and the fixed effect is sampled as
     ``alpha + sd * z_mean``, under the prior of ``alpha`` moved by ``sd * z_mean``
     (a shift: unit Jacobian, the same posterior). The likelihood then sees neither
-    ``z_mean`` nor ``alpha`` alone. Coefficients a centered factor takes (``centred``) and
-    factors of a single level are left alone.
+    ``z_mean`` nor ``alpha`` alone. Coefficients a centered factor takes
+    (:func:`hierarchical_centering`) and factors of a single level are left alone.
 
     Only for factors whose levels hold about as many rows each (10% and 90% quantiles of
     the level sizes within :data:`SHEAR_BALANCE`): the Helmert contrasts mix the levels, so
@@ -201,11 +201,16 @@ def sheared(design: Design, parameterization, centred: tuple[str, ...]) -> dict[
 
     >>> import hierbayes as hb
     >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
-    >>> sheared(m.design, "non-centered", ())
+    >>> sheared(m.design, "non-centered")
     {'Subject': ('Intercept', 'Days')}
-    >>> sheared(m.design, "centered", ("Intercept", "Days"))
+    >>> sheared(m.design, "centered")
     {}
     """
+    if collapse:
+        return {}
+    centering = hierarchical_centering(design, parameterization)
+    centred = centering[1] if centering else ()
+
     def balanced(counts) -> bool:
         low, high = np.quantile(counts, [0.1, 0.9])
         return len(counts) > 1 and high <= SHEAR_BALANCE * low

@@ -186,10 +186,9 @@ def describe(model) -> str | None:
     """One line for a fit's header: how each grouping factor's effects were sampled (None: no factor)."""
     if not model.design.factors:
         return None
-    from .coordinates import hierarchical_centering, sheared
+    from .coordinates import sheared
 
-    centering = hierarchical_centering(model.design, model.parameterization, model.collapsed)
-    shear = {} if model.collapsed else sheared(model.design, model.parameterization, centering[1] if centering else ())
+    shear = sheared(model.design, model.parameterization, model.collapsed)
     parts = []
     for factor in model.design.factors:
         if model.collapsed:

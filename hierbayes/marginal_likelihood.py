@@ -134,8 +134,8 @@ def _level_terms(Zy, ZW, ZZ, theta, L, s2, w, c, ZL, M, Minv, R):
 def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K):
     """Log-likelihood and its gradients in theta, sigma, L and K (loops: numba compiles this).
 
-    ``K=None`` (no nested factor) compiles without the nested factor's code (numba prunes
-    the ``K is not None`` branch), in about half the time.
+    ``K=None`` (no nested factor) compiles without the nested factor's code and buffers (numba
+    prunes the ``K is not None`` branches), in about half the time.
 
     Level ``j`` of the factor (``Z``, ``L``) has the levels ``first[j]:first[j + 1]`` of the
     nested factor (``V``, ``K``; none for a single factor). With ``B_k = L' Z'V_k K / s^2``
@@ -162,12 +162,13 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
     w1, c1, r1, m1, Hm1 = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
     ZL, S, Sinv, T11, Rq = np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q))
     Jv = Vy.shape[0]
-    w_v, c_v, VK_v, Dinv_v, BD_v = (np.zeros((Jv, qv)), np.zeros((Jv, qv)), np.zeros((Jv, qv, qv)),
-                                    np.zeros((Jv, qv, qv)), np.zeros((Jv, q, qv)))  # per nested level
-    mk, Hmk = np.zeros(qv), np.zeros(qv)
-    D, Gkk, Rv = np.zeros((qv, qv)), np.zeros((qv, qv)), np.zeros((qv, qv))
-    B, SBD = np.zeros((q, qv)), np.zeros((q, qv))
-    VZL = np.zeros((qv, q))
+    if K is not None:
+        w_v, c_v, VK_v, Dinv_v, BD_v = (np.zeros((Jv, qv)), np.zeros((Jv, qv)), np.zeros((Jv, qv, qv)),
+                                        np.zeros((Jv, qv, qv)), np.zeros((Jv, q, qv)))  # per nested level
+        mk, Hmk = np.zeros(qv), np.zeros(qv)
+        D, Gkk, Rv = np.zeros((qv, qv)), np.zeros((qv, qv)), np.zeros((qv, qv))
+        B, SBD = np.zeros((q, qv)), np.zeros((q, qv))
+        VZL = np.zeros((qv, q))
     logdet, Q, tr_Ginv, mm = 0.0, 0.0, 0.0, 0.0
     for j in range(J):
         logdet_M = _level_terms(Zy[j], ZW[j], ZZ[j], theta, L, s2, w1, c1, ZL, S, Sinv, Rq)  # S = M, Sinv = M^-1

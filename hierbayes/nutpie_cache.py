@@ -56,6 +56,8 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from .expansion import Expansion, expansion_of
+
 __all__ = ["compile_model", "load_model", "with_data", "start_function", "cache_dir"]
 
 _KEYS: WeakKeyDictionary = WeakKeyDictionary()  # wrapper function -> its cache key
@@ -172,11 +174,11 @@ def _wrapper_stamp() -> str:
     """Hash of the C callbacks' Python source: a change there makes new cache entries."""
     import inspect
 
-    source = "".join(inspect.getsource(f) for f in (logp_callback, expand_callback))
+    source = "".join(inspect.getsource(f) for f in (logp_callback, copy_callback))
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-# nutpie's two C callbacks (``nutpie.compile_pymc._make_c_logp_func`` and ``_make_c_expand_func``),
+# nutpie's log-density C callback (``nutpie.compile_pymc._make_c_logp_func``),
 # with one change: the outputs are copied and checked by loops. nutpie's ``out[...] = grad`` and
 # ``np.all(np.isfinite(out))`` pull numba's shape-mismatch error message (unicode formatting) into
 # both compiles: on a fresh machine, sleepstudy's fit took 9.2 s CPU instead of 13.3 s without
@@ -221,28 +223,28 @@ def logp_callback(n_dim: int, logp_fn, user_data, shared_keys, shared_data):
     return logp_numba, _c_signature(numba.types.uint64, double_p, double_p, double_p)
 
 
-def expand_callback(n_dim: int, n_expanded: int, expand_fn, user_data, shared_keys, shared_data):
-    """``(dim, n_expanded, x, out, user_data) -> status``: 0, -1 for wrong sizes, -2 on an exception."""
+def copy_callback():
+    """nutpie's expand callback when the draws are expanded after sampling (:mod:`hierbayes.expansion`):
+    ``(dim, n_expanded, x, out, user_data) -> status`` copies the unconstrained point; -1 for unequal sizes.
+    The same for every model, so compiled once per machine."""
     import numba
-    from nutpie.compile_pymc import make_extraction_fn
 
-    extract = make_extraction_fn(expand_fn, shared_data, shared_keys, user_data.dtype)
     double_p = numba.types.CPointer(numba.types.double)
 
-    def expand_numba(dim, expanded, x_, out_, user_data_):
-        if dim != n_dim or expanded != n_expanded:
+    def copy_numba(dim, expanded, x_, out_, user_data_):
+        if dim != expanded:
             return -1
-        try:
-            x = numba.carray(x_, (n_dim,))
-            out = numba.carray(out_, (n_expanded,))
-            (values,) = extract(x, user_data_)
-            for i in range(n_expanded):
-                out[i] = values[i]
-        except Exception:  # noqa: BLE001
-            return -2
+        x = numba.carray(x_, (dim,))
+        out = numba.carray(out_, (dim,))
+        for i in range(dim):
+            out[i] = x[i]
         return 0
 
-    return expand_numba, _c_signature(numba.types.uint64, numba.types.uint64, double_p, double_p)
+    return copy_numba, _c_signature(numba.types.uint64, numba.types.uint64, double_p, double_p)
+
+
+def _copy_key() -> str:
+    return hashlib.sha256(repr(("copy", _VERSIONS, sys.version_info[:2], _wrapper_stamp())).encode()).hexdigest()
 
 
 def _with_lock(func):
@@ -319,6 +321,17 @@ def start_function(shape_info, n_dim: int, starts: Mapping[str, np.ndarray]):
     return initial_point
 
 
+@cache
+def _compiled_class():
+    """nutpie's compiled PyMC model with the :class:`~hierbayes.expansion.Expansion` of its draws."""
+    from dataclasses import make_dataclass
+
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    return make_dataclass("CompiledModel", [("expansion", Expansion | None, None)], bases=(CompiledPyMCModel,),
+                          frozen=True)
+
+
 def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structure: Hashable | None = None):
     """Compile ``model`` for ``nutpie.sample`` as ``nutpie.compile_pymc_model(model)`` does.
 
@@ -351,17 +364,18 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
         if starts is not None:  # nutpie would build PyMC's initial point function only to read shapes from it
             ncp._compute_shapes = partial(shapes_at, point=starts)
         try:
+            # var_names=[]: nutpie stores the unconstrained point; hierbayes.expansion computes the rest
             (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
-             reparameterized_names) = ncp._make_functions(model, mode="NUMBA", compute_grad=True,
-                                                          join_expanded=True, pymc_initial_point_fn=initial_point_fn)
+             reparameterized_names) = ncp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                                                          pymc_initial_point_fn=initial_point_fn, var_names=[])
         finally:
             ncp._compute_shapes = nutpie_shapes
     if starts is not None:
         initial_point_fn = start_function(shape_info, n_dim, starts)
-    logp_fn, expand_fn = logp_fn_pt.vm.jit_fn, expand_fn_pt.vm.jit_fn
+    logp_fn = logp_fn_pt.vm.jit_fn
 
     shared_data, shared_var_keys, layout = {}, {}, []
-    for var in dict.fromkeys([*logp_fn_pt.get_shared(), *expand_fn_pt.get_shared()]):
+    for var in logp_fn_pt.get_shared():
         key = f"shared_{len(shared_data)}"
         shared_data[key] = np.array(var.get_value(), order="C", copy=True)
         shared_data[key].flags.writeable = False
@@ -379,26 +393,26 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
     logp_raw, logp_sig = logp_callback(n_dim, logp_fn, user_data, logp_keys, placeholders)
     logp_key = _key("logp", logp_fn, (n_dim,), layout)
     logp_numba = _cfunc(logp_raw, logp_sig, logp_key)
-    expand_keys = [shared_var_keys[v] for v in expand_fn_pt.get_shared()]
-    expand_raw, expand_sig = expand_callback(n_dim, n_expanded, expand_fn, user_data, expand_keys, placeholders)
-    expand_key = _key("expand", expand_fn, (n_dim, n_expanded), layout)
+    expand_raw, expand_sig = copy_callback()
+    expand_key = _copy_key()
     expand_numba = _cfunc(expand_raw, expand_sig, expand_key)
+    expansion = expansion_of(model, dict(zip(shape_info[0], (tuple(int(n) for n in s) for s in shape_info[2]))))
 
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized_names)
-    compiled = ncp.CompiledPyMCModel(
+    compiled = _compiled_class()(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
         compiled_logp_func=logp_numba, compiled_expand_func=expand_numba, initial_point_func=initial_point_fn,
         shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data, n_expanded=n_expanded,
         shape_info=shape_info, logp_func=logp_fn_pt, expand_func=expand_fn_pt,
-        reparameterized_names=reparameterized_names,
+        reparameterized_names=[], expansion=expansion,  # the transformed draws stay for the expansion
     )
     if structure is not None and starts is not None and logp_key and expand_key:
         _save_entry(structure, {
             "n_dim": int(n_dim), "n_expanded": int(n_expanded), "dims": dims,
             "shape_info": ([str(n) for n in shape_info[0]], [slice(int(w.start), int(w.stop)) for w in shape_info[1]],
                            [np.asarray(x, dtype=np.int64) for x in shape_info[2]]),
-            "reparameterized_names": list(reparameterized_names),
+            "expansion": expansion,
             "unconstrained": list(coords[ncp._UNCONSTRAINED_PARAMETER]),
             "layout": [(key, *slot) for key, slot in zip(shared_data, layout)],
             "callbacks": {"logp": (logp_sig, logp_key), "expand": (expand_sig, expand_key)},
@@ -408,7 +422,7 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
 
 # --- the whole compiled model on disk -----------------------------------------------------------------
 
-_ENTRY_FORMAT = 1
+_ENTRY_FORMAT = 2
 
 
 @cache
@@ -417,7 +431,7 @@ def _source_stamp() -> str:
     here = Path(__file__).parent
     text = b"".join((here / name).read_bytes() for name in
                     ("build.py", "coordinates.py", "collapsed.py", "marginal_likelihood.py", "families.py", "priors.py", "parameters.py",
-                     "nutpie_cache.py"))
+                     "nutpie_cache.py", "expansion.py"))
     return hashlib.sha256(text).hexdigest()
 
 
@@ -483,7 +497,7 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
         shared_var_keys[SharedSlot(name, ndim)] = key
         shared_data[key] = value
     shape_info = entry["shape_info"]
-    return ncp.CompiledPyMCModel(
+    return _compiled_class()(
         _n_dim=entry["n_dim"], dims=entry["dims"], _coords=_coords_index(coords, entry["unconstrained"]),
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
         compiled_logp_func=callbacks["logp"], compiled_expand_func=callbacks["expand"],
@@ -491,7 +505,7 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
         shared_data=shared_data, shared_var_keys=shared_var_keys,
         user_data=ncp.make_user_data(shared_var_keys, shared_data), n_expanded=entry["n_expanded"],
         shape_info=shape_info, logp_func=None, expand_func=None,
-        reparameterized_names=entry["reparameterized_names"],
+        reparameterized_names=[], expansion=entry["expansion"],
     )
 
 

@@ -116,6 +116,7 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
         t2 = time.perf_counter()
         tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
                              save_warmup=False, progress_bar=progressbar, target_accept=target_accept)
+        tree["posterior"] = compiled.expansion.complete(tree["posterior"].to_dataset(), data)
         timings["sample"] = time.perf_counter() - t2
     else:
         t0 = time.perf_counter()

@@ -1,0 +1,140 @@
+"""The sampler's unconstrained draws -> every variable of the model, once, after sampling.
+
+nutpie calls an *expand* callback at every draw to turn the sampler's unconstrained point
+into the model's variables (``sd`` from ``log(sd)``, the correlations from their
+transform, the Deterministics ``b``, ``r_<factor>``, ...). numba compiled that callback
+for every new model structure: about 2 s CPU of a fresh machine's first sleepstudy fit
+(``bench/NOTES.md``). Here nutpie stores the unconstrained point as it is (one C callback
+for every model, compiled once per machine), and :meth:`Expansion.complete` computes the
+rest for all draws at once from the same PyTensor graph, vectorized over the draws and run
+by PyTensor's Python linker, which compiles nothing.
+
+An :class:`Expansion` is plain data (a rewritten graph and names): it is pickled with the
+compiled model on disk, so a later process needs no PyMC model to expand its draws. The
+data the graph reads (centring means, the design of ``b``) are its inputs, never frozen in.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> import hierbayes as hb
+>>> m = hb.Model("Reaction ~ 1 + (1 | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+>>> expansion = expansion_of(m.fitting_model)
+>>> expansion.outputs[:2]
+('sd_Subject', 'sigma')
+>>> draws = xr.Dataset({name: (("chain", "draw", *[f"{name}_dim_{i}" for i in range(len(shape))]),
+...                            np.zeros((1, 3, *shape))) for name, shape in expansion.free.items()})
+>>> float(expansion.complete(draws, {})["sigma"].max())  # exp(log sigma = 0)
+1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["Expansion", "expansion_of"]
+
+
+@dataclass(frozen=True, eq=False)
+class Expansion:
+    """The variables of a model as one vectorized function of its unconstrained draws.
+
+    Attributes
+    ----------
+    free : dict of name -> shape
+        The sampler's variables (PyMC's value variables), in nutpie's order.
+    transformed : tuple of str
+        Those of ``free`` that are transforms (``sd_Subject_log__``): dropped from the posterior.
+    outputs : tuple of str
+        The variables computed from them, in PyMC's order.
+    data : tuple of str
+        The ``pm.Data`` the graph reads, by name.
+    dims : dict
+        Dimension names by variable (PyMC's ``named_vars_to_dims``).
+    graph : pytensor.graph.fg.FunctionGraph
+        Inputs: each free variable with a leading draw axis, then ``data``; outputs: ``outputs``.
+    """
+
+    free: dict[str, tuple[int, ...]]
+    transformed: tuple[str, ...]
+    outputs: tuple[str, ...]
+    data: tuple[str, ...]
+    dims: dict[str, tuple[str, ...]]
+    graph: object
+
+    @cached_property
+    def _function(self):
+        import pytensor
+        from pytensor.compile.mode import Mode
+
+        with pytensor.config.change_flags(cxx=""):  # Python implementations throughout: no C compiled, even
+            # for the core of a Blockwise (which PyTensor otherwise builds with g++ on first use)
+            return pytensor.function(self.graph.inputs, self.graph.outputs, mode=Mode(linker="py", optimizer=None),
+                                     on_unused_input="ignore", accept_inplace=True)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_function"}  # the compiled function stays behind
+
+    def complete(self, posterior: xr.Dataset, data: Mapping[str, np.ndarray]) -> xr.Dataset:
+        """``posterior`` of the free variables -> the model's variables (transforms dropped).
+
+        Parameters
+        ----------
+        posterior : xarray.Dataset
+            Draws of every variable in ``free`` over ``(chain, draw, ...)``.
+        data : mapping
+            The values of the model's ``pm.Data`` by name (at least those in ``data``).
+        """
+        chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        flat = [posterior[name].values.reshape(chains * draws, *shape) for name, shape in self.free.items()]
+        values = self._function(*flat, *[np.asarray(data[name]) for name in self.data])
+        expanded = {}
+        for name, value in zip(self.outputs, values):
+            value = np.asarray(value).reshape(chains, draws, *np.shape(value)[1:])
+            dims = self.dims.get(name) or tuple(f"{name}_dim_{i}" for i in range(value.ndim - 2))
+            expanded[name] = (("chain", "draw", *dims), value)
+        kept = posterior.drop_vars(list(self.transformed))
+        return kept.assign(expanded)
+
+
+def expansion_of(model, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Expansion:
+    """The :class:`Expansion` of a ``pm.Model``: its variables from its value variables.
+
+    PyMC's own graph of each variable (``model.unobserved_value_vars``), vectorized over a
+    leading draw axis and simplified by PyTensor's FAST_COMPILE rewrites.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    shapes : mapping, optional
+        The shape of each value variable (nutpie's ``shape_info``); read at PyMC's initial
+        point by default, which compiles a function.
+    """
+    import pytensor.tensor as pt
+    from pytensor.compile import SharedVariable
+    from pytensor.compile.mode import get_mode
+    from pytensor.graph import clone_replace, graph_inputs
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.graph.replace import vectorize_graph
+
+    free = [model.rvs_to_values[rv] for rv in model.free_RVs]
+    names = {value.name for value in free}
+    outputs = [var for var in model.unobserved_value_vars if var.name not in names]
+    batched = {value: pt.tensor(value.name, dtype=value.dtype, shape=(None, *value.type.shape)) for value in free}
+    graph = vectorize_graph(outputs, batched)
+    shared = list(dict.fromkeys(v for v in graph_inputs(graph) if isinstance(v, SharedVariable)))
+    as_inputs = {var: var.type(name=var.name) for var in shared}
+    fgraph = FunctionGraph([*batched.values(), *as_inputs.values()], clone_replace(graph, as_inputs), clone=True)
+    get_mode("FAST_COMPILE").optimizer.rewrite(fgraph)
+    if shapes is None:
+        shapes = {name: np.shape(value) for name, value in model.initial_point().items()}
+    transforms = {model.rvs_to_values[rv].name for rv in model.free_RVs if model.rvs_to_transforms.get(rv) is not None}
+    return Expansion(
+        free={value.name: tuple(int(n) for n in shapes[value.name]) for value in free},
+        transformed=tuple(value.name for value in free if value.name in transforms),
+        outputs=tuple(var.name for var in outputs), data=tuple(var.name for var in shared),
+        dims={name: tuple(dims) for name, dims in model.named_vars_to_dims.items()}, graph=fgraph)

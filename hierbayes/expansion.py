@@ -36,7 +36,7 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
-__all__ = ["Expansion", "expansion_of"]
+__all__ = ["Expansion", "expansion_of", "lean_rewrites"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +71,7 @@ class Expansion:
         import pytensor
         from pytensor.compile.mode import Mode
 
-        with pytensor.config.change_flags(cxx=""):  # Python implementations throughout: no C compiled, even
-            # for the core of a Blockwise (which PyTensor otherwise builds with g++ on first use)
+        with lean_rewrites():  # Python implementations throughout, even for the core of a Blockwise
             return pytensor.function(self.graph.inputs, self.graph.outputs, mode=Mode(linker="py", optimizer=None),
                                      on_unused_input="ignore", accept_inplace=True)
 
@@ -116,7 +115,6 @@ def expansion_of(model, shapes: Mapping[str, tuple[int, ...]] | None = None) -> 
         The shape of each value variable (nutpie's ``shape_info``); read at PyMC's initial
         point by default, which compiles a function.
     """
-    import pytensor
     import pytensor.tensor as pt
     from pytensor.compile import SharedVariable
     from pytensor.graph import clone_replace, graph_inputs
@@ -136,8 +134,7 @@ def expansion_of(model, shapes: Mapping[str, tuple[int, ...]] | None = None) -> 
     as_inputs = {var: var.type(name=var.name) for var in shared}
     fgraph = FunctionGraph([*core.values(), *as_inputs.values()], clone_replace(graph, {**core, **as_inputs}),
                            clone=False)
-    # constant folding runs ops: in Python, not built with g++; and no stack traces for the rewrites' variables
-    with pytensor.config.change_flags(cxx="", traceback__limit=0):
+    with lean_rewrites():
         rewrite_graph(fgraph, include=("canonicalize", "stabilize", "specialize"), exclude=("fusion", "inplace"))
         batched = {value: pt.tensor(value.name, dtype=value.dtype, shape=(None, *value.type.shape))
                    for value in core.values()}
@@ -151,6 +148,20 @@ def expansion_of(model, shapes: Mapping[str, tuple[int, ...]] | None = None) -> 
         transformed=tuple(value.name for value in free if value.name in transforms),
         outputs=tuple(var.name for var in outputs), data=tuple(var.name for var in shared),
         dims={name: tuple(dims) for name, dims in model.named_vars_to_dims.items()}, graph=fgraph)
+
+
+def lean_rewrites(*, in_python: bool = True):
+    """PyTensor settings for building graphs quickly, as a context manager.
+
+    New variables carry no stack trace (``traceback__limit=0``; extracting it was a quarter
+    of the rewrites' time). With ``in_python``, the ops that constant folding (or a
+    Python-linked function) runs are executed in Python instead of being built with g++
+    (``cxx=""``); PyTensor then also caps fused elementwise loops at NumPy's 32 operands,
+    so a graph meant for numba is rewritten with ``in_python=False``.
+    """
+    import pytensor
+
+    return pytensor.config.change_flags(traceback__limit=0, **({"cxx": ""} if in_python else {}))
 
 
 def _inlined(outputs: list) -> list:

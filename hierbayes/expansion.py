@@ -88,12 +88,13 @@ class Expansion:
         data : mapping
             The values of the model's ``pm.Data`` by name (at least those in ``data``).
         """
-        chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-        flat = [posterior[name].values.reshape(chains * draws, *shape) for name, shape in self.free.items()]
-        values = self._function(*flat, *[np.asarray(data[name]) for name in self.data])
+        inputs = [np.asarray(data[name]) for name in self.data]
+        by_chain = [self._function(*[posterior[name].values[chain].reshape(-1, *shape)  # one chain at a time:
+                                     for name, shape in self.free.items()], *inputs)  # less memory in flight
+                    for chain in range(posterior.sizes["chain"])]
         expanded = {}
-        for name, value in zip(self.outputs, values):
-            value = np.asarray(value).reshape(chains, draws, *np.shape(value)[1:])
+        for name, values in zip(self.outputs, zip(*by_chain)):
+            value = np.stack([np.asarray(v) for v in values])
             dims = self.dims.get(name) or tuple(f"{name}_dim_{i}" for i in range(value.ndim - 2))
             expanded[name] = (("chain", "draw", *dims), value)
         kept = posterior.drop_vars(list(self.transformed))

@@ -20,10 +20,13 @@ callbacks through nutpie's pointers at run time). Models of one structure (equal
 the callbacks instead of compiling them. For a structure's first compile, the shapes are
 read at hierbayes's starts (:func:`shapes_at`) rather than at PyMC's initial point, and the
 callbacks copy their outputs by loops (:func:`logp_callback`): together about half of a
-fresh machine's compile.
+fresh machine's compile. nutpie's per-draw expansion is not compiled at all: nutpie stores
+the unconstrained point through one copy callback shared by every model
+(:func:`copy_callback`), and :mod:`hierbayes.expansion` computes the model's variables
+after sampling.
 
 Given the structure key and the starts, :func:`compile_model` also writes the rest of the
-compiled model (shapes, dims, the slots of the shared data) to ``models/``: a later
+compiled model (shapes, dims, the slots of the shared data, the draws' expansion) to ``models/``: a later
 process then rebuilds it with :func:`load_model` from that entry and numba's files alone,
 without building the PyMC model (which took ~3 s of a new process's sleepstudy fit).
 

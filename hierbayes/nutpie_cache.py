@@ -399,12 +399,12 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
     expand_raw, expand_sig = copy_callback()
     expand_key = _copy_key()
     expand_numba = _cfunc(expand_raw, expand_sig, expand_key)
-    expansion = expansion_of(model, dict(zip(shape_info[0], (tuple(int(n) for n in s) for s in shape_info[2]))))
+    shapes = {name: tuple(int(n) for n in shape) for name, _, shape in zip(*shape_info)}
+    expansion = expansion_of(model, shapes)
 
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized_names)
     compiled = _compiled_class()(
-        _n_dim=n_dim, dims=dims, _coords=coords,
-        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        _n_dim=n_dim, dims=dims, _coords=coords, _shapes=shapes,
         compiled_logp_func=logp_numba, compiled_expand_func=expand_numba, initial_point_func=initial_point_fn,
         shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data, n_expanded=n_expanded,
         shape_info=shape_info, logp_func=logp_fn_pt, expand_func=expand_fn_pt,

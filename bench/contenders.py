@@ -13,9 +13,9 @@ never the non-centered auxiliaries.
 - ``pymc``: a hand-written PyMC model of the same structure (non-centered,
   ``LKJCholeskyCov`` for correlated blocks, ``u[:, k][g]`` indexing), compiled and
   sampled with nutpie directly.
-- ``hierbayes-noncentered`` (``collapse=False``) and ``hierbayes-auto``
-  (``parameterization="auto"``): variants for the collapsed and per-block work, when
-  the installed hierbayes has them; ``hierbayes-ta09``: ``target_accept=0.9``, the
+- ``hierbayes-noncentered`` (``collapse=False, parameterization="non-centered"``: every
+  group effect sampled, non-centered) and ``hierbayes-auto`` (``parameterization="auto"``,
+  the default since 2026-11-22): variants for the collapsed and per-block work; ``hierbayes-ta09``: ``target_accept=0.9``, the
   default until the benchmark showed 0.8 (PyMC's, bambi's and brms's) mixes better.
 """
 
@@ -180,7 +180,7 @@ CONTENDERS: dict[str, Callable[[], Callable]] = {
     "bambi": lambda: bambi_contender("pymc"),
     "bambi-nutpie": lambda: bambi_contender("nutpie"),
     "pymc": lambda: pymc_contender(),
-    "hierbayes-noncentered": lambda: hierbayes_contender(collapse=False),
+    "hierbayes-noncentered": lambda: hierbayes_contender(collapse=False, parameterization="non-centered"),
     "hierbayes-auto": lambda: hierbayes_contender(parameterization="auto"),
     "hierbayes-ta09": lambda: hierbayes_contender({"target_accept": 0.9}),  # the default before 2026-11-22
 }

@@ -48,13 +48,16 @@ class Model:
     priors : dict, optional
         Priors by printed name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by
         class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
-    parameterization : {"non-centered", "centered", "auto"} or dict, default "non-centered"
-        For every grouping factor, or per factor name. ``"centered"`` draws the effects
-        around the fixed effects in one factor (:func:`hierbayes.coordinates.hierarchical_centering`),
-        which mixes far better when levels have much data. ``"auto"`` chooses per factor from
-        a method-of-moments estimate of how much each level's data say
-        (:mod:`hierbayes.parameterization`); the choice is in
-        :attr:`parameterization_choice` and in the fit's summary.
+    parameterization : {"auto", "non-centered", "centered"} or dict, default "auto"
+        How sampled group effects are drawn, for every grouping factor or per factor name.
+        ``"non-centered"`` (``r_j = L z_j``) mixes well when a level's data say little next
+        to the spread of the levels; ``"centered"`` draws the effects around the fixed
+        effects in one factor (:func:`hierbayes.coordinates.hierarchical_centering`), which
+        mixes far better when levels have much data. ``"auto"`` chooses per factor from a
+        method-of-moments estimate of how much each level's data say
+        (:mod:`hierbayes.parameterization`): non-centered unless nine levels in ten are well
+        informed. The choice is in :attr:`parameterization_choice` and in the fit's summary.
+        Unused when the effects are integrated out (:attr:`collapsed`).
     collapse : bool, optional
         Integrate the group effects out of the likelihood and draw them back exactly
         after sampling (:mod:`hierbayes.collapsed`). By default (None) this is done
@@ -75,7 +78,7 @@ class Model:
 
     def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian", *,
                  link: str | None = None, priors: Mapping[str, Prior] | None = None,
-                 parameterization: str | Mapping[str, str] = "non-centered", na_action: str = "drop",
+                 parameterization: str | Mapping[str, str] = "auto", na_action: str = "drop",
                  collapse: bool | None = None):
         self.formula = formula
         self.family = get_family(family, link)
@@ -85,11 +88,14 @@ class Model:
         self.data = data
         self.user_priors = dict(priors or {})
         self.priors: dict[str, Prior] = resolve_priors(self.design, self.family, self.user_priors)
+        self.collapsed: bool = _check_collapse(collapse, self.design, self.family)
         self.parameterization_choice = None
         if isinstance(parameterization, str) and parameterization == "auto":
-            parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family)
+            if self.collapsed:  # no effects are sampled: nothing to choose
+                parameterization = "non-centered"
+            else:
+                parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family)
         self.parameterization = _check_parameterization(parameterization, self.design)
-        self.collapsed: bool = _check_collapse(collapse, self.design, self.family)
 
     # -- the PyMC model ------------------------------------------------------------------------
     @cached_property

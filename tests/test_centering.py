@@ -134,12 +134,12 @@ def _helmert(J: int) -> np.ndarray:
 
 def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_their_means():
     df = crossed()  # 30 rows per item, 50 per rater
-    m = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", df, collapse=False)
+    m = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", df, collapse=False, parameterization="non-centered")
     assert coordinates.sheared(m.design, "non-centered") == {"item": ("Intercept", "x"), "rater": ("Intercept",)}
     assert {"z_mean_item", "z_contrasts_item", "z_mean_rater"} <= {v.name for v in m.pymc_model.free_RVs}
     # items of 2 to 58 rows: their Helmert contrasts would be correlated, so they stay plain
     uneven = df.drop(index=[i for i in df.index if df.item[i] < "i20" and i % 30 >= 2])
-    u = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", uneven, collapse=False)
+    u = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", uneven, collapse=False, parameterization="non-centered")
     assert coordinates.sheared(u.design, "non-centered") == {"item": (), "rater": ("Intercept",)}
     assert "z_item" in u.pymc_model.named_vars and "z_mean_item" not in u.pymc_model.named_vars
     assert u.structure[-1] == (("item", ()), ("rater", ("Intercept",)))  # the compiled model's key holds the choice

@@ -285,7 +285,7 @@ def test_collapsed_and_non_centered_fits_agree(request, dataset, formula, factor
     data = request.getfixturevalue(dataset)
     settings = dict(draws=1000, tune=700, chains=2, progressbar=False, warn=False)
     collapsed = hb.Model(formula, data).fit(seed=11, **settings)
-    plain = hb.Model(formula, data, collapse=False).fit(seed=12, **settings)
+    plain = hb.Model(formula, data, collapse=False, parameterization="non-centered").fit(seed=12, **settings)
     assert collapsed.model.collapsed and not plain.model.collapsed
     assert f"Group effects: {factor} integrated out and drawn exactly (collapsed)" in repr(collapsed)
     assert f"Group effects: {factor} non-centered" in repr(plain)

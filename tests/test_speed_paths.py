@@ -142,6 +142,17 @@ def test_auto_centers_factors_whose_levels_say_a_lot():
     assert m.parameterization == {"g": "centered"}
 
 
+def test_auto_is_the_default_and_a_collapsed_model_chooses_nothing():
+    informative = _grouped(np.random.default_rng(5), J=20, n_per=50, tau=1.0)
+    sampled = hb.Model("y ~ x + (1 | g)", informative, collapse=False)
+    assert sampled.parameterization == {"g": "centered"} and sampled.parameterization_choice is not None
+    collapsed = hb.Model("y ~ x + (1 | g)", informative)  # gaussian, one factor: the effects are integrated out
+    assert collapsed.collapsed and collapsed.parameterization_choice is None
+    assert describe(collapsed) == "Group effects: g integrated out and drawn exactly (collapsed)"
+    chosen = hb.Model("y ~ x + (1 | g)", informative, collapse=False, parameterization="non-centered")
+    assert chosen.parameterization == "non-centered" and chosen.parameterization_choice is None
+
+
 @pytest.mark.parametrize("J, n_per, tau", [(400, 10, 0.4), (40, 60, 1.0)])
 def test_slope_kappas_recover_the_slope_variance(J, n_per, tau):
     rng = np.random.default_rng(J)

@@ -7,7 +7,7 @@ one compiled model per key and refits new data or new priors by swapping the dat
 
 Group effects of a factor with J levels and Q varying coefficients:
 
-- non-centered (default): ``z[J, Q] ~ Normal(0, 1)``, and for each block
+- non-centered: ``z[J, Q] ~ Normal(0, 1)``, and for each block
   ``u = z @ L.T`` with ``L = diag(sd) @ chol(corr)`` (``chol(corr) ~ LKJ``), or
   ``u = z * sd`` for ``||`` and one-coefficient blocks. When a coefficient is also a
   fixed effect, ``z`` is drawn as its level mean ``z_mean`` and Helmert contrasts
@@ -44,8 +44,9 @@ import numpy as np
 from .deferred import deferred_import
 from .design import Design
 from .errors import DataError
-from .coordinates import (centred_slopes, centring_shift, effect_means, fixed_shift, fixed_slopes, folded_factors,
-                          helmert_rest, hierarchical_centering, less_shift, parameterization_of, sheared)
+from .coordinates import (CENTERED, centred_slopes, centring_shift, effect_means, factor_blocks, fixed_shift,
+                          fixed_slopes, folded_factors, helmert_rest, hierarchical_centering, less_shift,
+                          parameterization_of, sheared)
 from .families import Family
 from .parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
 from .priors import PRIOR_KINDS, Prior
@@ -55,7 +56,7 @@ pt = deferred_import("pytensor.tensor")
 
 __all__ = ["build_model", "model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
 
-PARAMETERIZATIONS = ("non-centered", "centered")
+PARAMETERIZATIONS = ("non-centered", *CENTERED)
 SLOPE_DIM = "slope"
 
 
@@ -169,9 +170,11 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
         factor, centred = centering
         alpha = natural["Intercept_centered"][0] if design.has_intercept else None
         means = np.array(effect_means(design, factor, centred, alpha, natural.get("beta"), data.get("X_mean")))
+        intercept_only = parameterization_of(parameterization, factor) == "centered-intercept"
         for k, _, sl in factor_blocks(design, factor):
-            if means[sl].any():
-                out[f"u_{safe_name(factor)}_{k}"] = np.tile(means[sl], (len(design.factors[factor].levels), 1))
+            if means[sl].any():  # centered-intercept: u holds the intercepts only, the first column
+                start = means[sl][:1] if intercept_only else means[sl]
+                out[f"u_{safe_name(factor)}_{k}"] = np.tile(start, (len(design.factors[factor].levels), 1))
     return out
 
 
@@ -413,16 +416,6 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     return model
 
 
-def factor_blocks(design: Design, factor: str):
-    """(position in ``design.blocks``, block, slice of the factor's coefficients) of each block of ``factor``."""
-    start = 0
-    for k, block in enumerate(design.blocks):
-        if block.factor == factor:
-            q = len(block.coef_names)
-            yield k, block, slice(start, start + q)
-            start += q
-
-
 def _correlation(k: int, q: int, shared):
     """Block ``k``'s Cholesky factor of its correlation matrix (LKJ prior) and its correlations."""
     chol = pm.LKJCorr(f"corr_chol_{k}", n=q, eta=shared[f"corr_chol_{k}__eta"])
@@ -466,18 +459,27 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
     the block with the intercept is drawn as its level mean ``ubar_<factor>_<k>`` and the
     Helmert contrasts ``u_<factor>_<k>`` (J - 1 rows); the linear predictor leaves out the
     mean intercept, which the caller adds to the centred factor's mean.
+
+    ``"centered-intercept"`` draws the intercepts so (``u_<factor>_<k>``, one column) and
+    every slope non-centered given them: ``z_slopes_<factor>`` (J x slopes) iid ``N(0, 1)``
+    and, in the intercept's correlated block, ``r_slopes = L[1:, 0] d + L[1:, 1:] z`` with
+    ``d = (v - mu) / L[0, 0]`` the standardized intercepts (the conditional normal of the
+    slopes given the intercept; ``d`` is the non-centered intercept, so the model is the same).
     """
     s = safe_name(factor)
     coefs = design.factor_coefs(factor)
     J = len(design.factors[factor].levels)
     fdim, cdim = factor_dim(factor), coef_dim(factor)
     sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
-    z = z_mean = None
+    z = z_mean = z_slopes = None
     if parameterization == "non-centered" and split_mean:  # see coordinates.sheared
         z_mean = pm.Normal(f"z_mean_{s}", 0.0, 1.0 / np.sqrt(J), dims=cdim)
         z = z_mean + helmert_rest(pm.Normal(f"z_contrasts_{s}", 0.0, 1.0, shape=(J - 1, len(coefs))), J)
     elif parameterization == "non-centered":
         z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim))
+    elif parameterization == "centered-intercept":
+        z_slopes = pm.Normal(f"z_slopes_{s}", 0.0, 1.0, shape=(J, len(coefs) - 1))
+        slope_col = {c: i for i, c in enumerate(c for c in coefs if c != "Intercept")}
     mu = None if means is None else pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
     drawn, recorded, cors, mean_intercept, level_means = [], [], [], None, []
     for k, block, sl in factor_blocks(design, factor):
@@ -485,6 +487,34 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
         centre = np.zeros(q) if mu is None else mu[sl]
         folded = fold and "Intercept" in block.coef_names
         rows = J - 1 if folded else J
+        if z_slopes is not None:
+            zb = z_slopes[:, [slope_col[c] for c in block.coef_names if c != "Intercept"]]
+            L = None
+            if block.block.correlated and q > 1:
+                chol, cor = _correlation(k, q, shared)
+                cors.append(cor)
+                L = sd[sl][:, None] * chol
+            if "Intercept" not in block.coef_names:
+                effects = zb @ L.T if L is not None else zb * sd[sl]
+                recorded.append(effects)
+                drawn.append(effects)
+                continue
+            assert block.coef_names[0] == "Intercept"  # the design's order within a term
+            scale = sd[sl][0]  # L[0, 0]: the first row of a correlation's Cholesky factor is (1, 0, ...)
+            lead = pm.Normal(f"u_{s}_{k}", centre[0], scale, shape=(rows, 1))
+            if folded:
+                ubar = pm.Normal(f"ubar_{s}_{k}", 0.0, scale / np.sqrt(J), shape=1)
+                contrasts = helmert_rest(lead, J)
+                lead, mean_intercept = contrasts + ubar, ubar[0]
+            if q > 1:
+                d = (lead - centre[0]) / scale
+                rest = d * L[1:, 0][None, :] + zb @ L[1:, 1:].T if L is not None else zb * sd[sl][1:]
+                recorded.append(pt.concatenate([lead, rest], axis=1))
+                drawn.append(pt.concatenate([contrasts if folded else lead, rest], axis=1))
+            else:
+                recorded.append(lead)
+                drawn.append(contrasts if folded else lead)
+            continue
         if block.block.correlated and q > 1:
             chol, cor = _correlation(k, q, shared)
             cors.append(cor)

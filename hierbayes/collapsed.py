@@ -47,7 +47,7 @@ import time
 import numpy as np
 import xarray as xr
 
-from .build import factor_blocks
+from .coordinates import factor_blocks
 from .parameters import coef_dim, factor_dim, safe_name
 from .predictor import design_effects
 

@@ -6,6 +6,8 @@ it makes about coordinates are here, as functions of the design:
 
 - :func:`hierarchical_centering`: the centered factor whose effects are drawn around the fixed
   effects (and :func:`folded_factors`, the other centered factors whose mean intercept joins it);
+  a factor sampled ``"centered-intercept"`` counts as centered for its varying intercept only,
+  its slopes drawn non-centered given it (:func:`centres_intercept_only`);
 - :func:`sheared`: the non-centered factors whose standardized effects are drawn as their mean
   and Helmert contrasts (:func:`helmert_rest`), with the fixed effect sampled plus the effects'
   mean (:func:`fixed_shift`).
@@ -26,7 +28,9 @@ from .design import Design
 pt = deferred_import("pytensor.tensor")
 
 __all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift", "helmert_rest", "parameterization_of",
-           "fixed_counterparts", "fixed_slopes", "SHEAR_BALANCE"]
+           "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE"]
+
+CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
 
 SHEAR_BALANCE = 2.0  # largest ratio of the 90% to the 10% quantile of a factor's level sizes for sheared
 
@@ -38,6 +42,29 @@ def fixed_slopes(design: Design) -> list[int]:
 
 def parameterization_of(parameterization, factor: str) -> str:
     return parameterization.get(factor, "non-centered") if isinstance(parameterization, Mapping) else parameterization
+
+
+def centres_intercept_only(design: Design, factor: str) -> str | None:
+    """Why ``factor`` cannot be sampled ``"centered-intercept"`` (None: it can).
+
+    That draws the varying intercepts centered and the block's slopes non-centered given
+    them (their conditional normal: ``r_slope = L[1:, 0] (v - mu) / L[0, 0] + L[1:, 1:] z``;
+    the design puts the intercept first in its term), so there must be both.
+    """
+    coefs = design.factor_coefs(factor)
+    if "Intercept" not in coefs or len(coefs) < 2:
+        return f"{factor!r} needs a varying intercept and a varying slope"
+    return None
+
+
+def factor_blocks(design: Design, factor: str):
+    """(position in ``design.blocks``, block, slice of the factor's coefficients) of each block of ``factor``."""
+    start = 0
+    for k, block in enumerate(design.blocks):
+        if block.factor == factor:
+            q = len(block.coef_names)
+            yield k, block, slice(start, start + q)
+            start += q
 
 
 def fixed_counterparts(design: Design, factor: str) -> tuple[str, ...]:
@@ -91,9 +118,13 @@ def hierarchical_centering(design: Design, parameterization, collapse: bool = Fa
         return None
     best = None
     for factor, fd in design.factors.items():
-        if parameterization_of(parameterization, factor) != "centered":
+        chosen = parameterization_of(parameterization, factor)
+        if chosen not in CENTERED:
             continue
-        if coefs := fixed_counterparts(design, factor):
+        coefs = fixed_counterparts(design, factor)
+        if chosen == "centered-intercept":
+            coefs = tuple(c for c in coefs if c == "Intercept")
+        if coefs:
             rows = float(np.median(fd.counts))
             if best is None or rows > best[0]:
                 best = (rows, factor, coefs)
@@ -175,7 +206,7 @@ def folded_factors(design: Design, parameterization, centering) -> list[str]:
     if not centering or "Intercept" not in centering[1]:
         return []
     return [f for f in design.factors if f != centering[0] and "Intercept" in design.factor_coefs(f)
-            and parameterization_of(parameterization, f) == "centered"]
+            and parameterization_of(parameterization, f) in CENTERED]
 
 
 def sheared(design: Design, parameterization, collapse: bool = False) -> dict[str, tuple[str, ...]]:

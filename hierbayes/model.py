@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import build as _build
 from . import collapsed as _collapsed
+from .coordinates import centres_intercept_only
 from .parameterization import choose_parameterization
 from .design import Design, make_design
 from .errors import HierbayesError
@@ -48,16 +49,19 @@ class Model:
     priors : dict, optional
         Priors by printed name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by
         class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
-    parameterization : {"auto", "non-centered", "centered"} or dict, default "auto"
+    parameterization : {"auto", "non-centered", "centered", "centered-intercept"} or dict, default "auto"
         How sampled group effects are drawn, for every grouping factor or per factor name.
         ``"non-centered"`` (``r_j = L z_j``) mixes well when a level's data say little next
         to the spread of the levels; ``"centered"`` draws the effects around the fixed
         effects in one factor (:func:`hierbayes.coordinates.hierarchical_centering`), which
-        mixes far better when levels have much data. ``"auto"`` chooses per factor from a
-        method-of-moments estimate of how much each level's data say
-        (:mod:`hierbayes.parameterization`): non-centered unless nine levels in ten are well
-        informed. The choice is in :attr:`parameterization_choice` and in the fit's summary.
-        Unused when the effects are integrated out (:attr:`collapsed`).
+        mixes far better when levels have much data; ``"centered-intercept"`` draws the
+        varying intercepts centered and the slopes non-centered given them, for levels with
+        much data about their intercept and little about their slopes. ``"auto"`` chooses per
+        factor from a method-of-moments estimate of how much each level's data say about each
+        coefficient (:mod:`hierbayes.parameterization`): a coefficient is centered when nine
+        levels in ten are well informed about it. The choice is in
+        :attr:`parameterization_choice` and in the fit's summary. Unused when the effects are
+        integrated out (:attr:`collapsed`).
     collapse : bool, optional
         Integrate the group effects out of the likelihood and draw them back exactly
         after sampling (:mod:`hierbayes.collapsed`). By default (None) this is done
@@ -212,7 +216,12 @@ def _check_parameterization(value, design: Design):
                                      f"of this model ({list(design.factors)})")
             if p not in allowed:
                 raise HierbayesError(f"parameterization for {factor!r} must be one of {allowed}, not {p!r}")
-        return dict(value)
-    if value not in allowed:
+        chosen = dict(value)
+    elif value not in allowed:
         raise HierbayesError(f"parameterization must be one of {(*allowed, 'auto')}, not {value!r}")
-    return value
+    else:
+        chosen = {factor: value for factor in design.factors}
+    for factor, p in chosen.items():
+        if p == "centered-intercept" and (why := centres_intercept_only(design, factor)):
+            raise HierbayesError(f'parameterization "centered-intercept" is not possible: {why}')
+    return dict(value) if isinstance(value, Mapping) else value

@@ -9,12 +9,15 @@ side by side for every population-level parameter. A mode, unlike a mean, depend
 parameterization: in the non-centered coordinates (``z_j = r_j / sd``) the joint mode
 is elsewhere (often *above* the mean), which is one more reason not to report it.
 
-**Why non-centered by default.** When a level's data say little next to the population
-spread, the centered posterior of ``(r_j, log sd)`` is a funnel that NUTS cannot
-traverse: divergent transitions and a poor effective sample size. The non-centered
-parameterization samples ``z_j ~ Normal(0, 1)`` instead, whose geometry is plain.
-:func:`compare_parameterizations` fits both and tabulates divergences and ESS per
-second; its ``plot_funnel`` shows the two funnels side by side.
+**Why non-centered when levels hold little data.** When a level's data say little next
+to the population spread, the centered posterior of ``(r_j, log sd)`` is a funnel that
+NUTS cannot traverse: divergent transitions and a poor effective sample size. The
+non-centered parameterization samples ``z_j ~ Normal(0, 1)`` instead, whose geometry is
+plain. When every level holds a lot of data the roles turn, and the non-centered
+``(z_j, log sd)`` is the funnel; the default ``parameterization="auto"``
+(:mod:`hierbayes.parameterization`) therefore centers only a factor whose levels nearly
+all say a lot. :func:`compare_parameterizations` fits both and tabulates divergences and
+ESS per second; its ``plot_funnel`` shows the two funnels side by side.
 
 Examples
 --------

@@ -75,8 +75,10 @@ def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tup
     ``r / sd`` without correlations) and ``log |dv/dz|``.
 
     A factor whose mean intercept is folded into the centred one is drawn as its level mean
-    and Helmert contrasts: ``u -> (ubar, w)`` adds the constant ``q/2 log J``. (Factors of
-    one block, correlated or not.)
+    and Helmert contrasts: ``u -> (ubar, w)`` adds the constant ``q/2 log J``. A
+    ``"centered-intercept"`` factor draws only its first column so (``u`` holds the
+    intercepts, ``z_slopes`` are the non-centered ``z`` of the rest): ``q`` is 1 there, and 0
+    for a factor ``centered`` leaves non-centered. (Factors of one block, correlated or not.)
     """
     pm_c = centered.pymc_model
     factors = list(centered.design.factors)
@@ -87,7 +89,7 @@ def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tup
                              inputs=pm_c.value_vars, on_unused_input="ignore")(point)
     k = len(factors)
     cor_values = dict(zip(cors, values[2 * k:]))
-    out = {name: value for name, value in point.items() if not name.startswith(("u_", "ubar_"))}
+    out = {name: value for name, value in point.items() if not name.startswith(("u_", "ubar_", "z_"))}
     log_jacobian = 0.0
     sheared = coordinates.sheared(plain.design, "non-centered")
     effect_means = {}
@@ -99,9 +101,13 @@ def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tup
             for (i, j), c in zip(pairs, cor_values[f"cor_{s}"]):
                 corr[i, j] = corr[j, i] = c
         L = sd[:, None] * np.linalg.cholesky(corr)
-        log_jacobian += J * np.log(np.diag(L)).sum()
+        chosen = coordinates.parameterization_of(centered.parameterization, factor)
+        drawn_centered = {"centered": q, "centered-intercept": 1, "non-centered": 0}[chosen]
+        columns = [plain.design.factor_coefs(factor).index("Intercept")] if chosen == "centered-intercept" else (
+            slice(0, drawn_centered))
+        log_jacobian += J * np.log(np.diag(L))[columns].sum()
         if f"ubar_{s}_0" in point:
-            log_jacobian -= 0.5 * q * np.log(J)
+            log_jacobian -= 0.5 * drawn_centered * np.log(J)
         z = np.linalg.solve(L, r.T).T
         if not sheared[factor]:
             out[f"z_{s}"] = z
@@ -151,18 +157,27 @@ def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_
     assert coordinates.sheared(m.design, {"item": "centered"}) == {"rater": ()}
 
 
-@pytest.mark.parametrize("formula, data, family", [
-    ("y ~ x + (1 | item) + (1 | rater)", crossed, "gaussian"),
-    ("y ~ x + (1 + x || item) + (1 | rater)", crossed, "gaussian"),
-    ("y ~ x + (1 + x || g)", grouped_counts, "poisson"),
-    ("y ~ 0 + x + (1 + x | item)", crossed, "gaussian"),  # a shared slope without a fixed intercept
-    ("y ~ 1 + (1 + x | g)", grouped_counts, "poisson"),   # a varying slope without a fixed one
-    ("y ~ x + (1 + x | g)", grouped_counts, "poisson"),   # correlated, both shared
+C, CI = "centered", "centered-intercept"
+
+
+@pytest.mark.parametrize("formula, data, family, parameterization", [
+    ("y ~ x + (1 | item) + (1 | rater)", crossed, "gaussian", C),
+    ("y ~ x + (1 + x || item) + (1 | rater)", crossed, "gaussian", C),
+    ("y ~ x + (1 + x || g)", grouped_counts, "poisson", C),
+    ("y ~ 0 + x + (1 + x | item)", crossed, "gaussian", C),  # a shared slope without a fixed intercept
+    ("y ~ 1 + (1 + x | g)", grouped_counts, "poisson", C),   # a varying slope without a fixed one
+    ("y ~ x + (1 + x | g)", grouped_counts, "poisson", C),   # correlated, both shared
+    # the intercepts centered, the slopes non-centered given them
+    ("y ~ x + (1 + x | g)", grouped_counts, "poisson", CI),
+    ("y ~ x + (1 + x || g)", grouped_counts, "poisson", CI),
+    ("y ~ x + (0 + x | g) + (1 | g)", grouped_counts, "poisson", CI),  # the intercept's term second
+    ("y ~ x + (1 + x | item) + (1 | rater)", crossed, "gaussian", {"item": CI}),
+    ("y ~ x + (1 + x | item) + (1 | rater)", crossed, "gaussian", {"item": CI, "rater": C}),  # item's mean folded
 ])
-def test_log_density_is_the_non_centered_one_at_the_same_effects(formula, data, family):
+def test_log_density_is_the_non_centered_one_at_the_same_effects(formula, data, family, parameterization):
     """log p_centered(alpha, beta, v, sd) = log p_noncentered(alpha, beta, z = (v - mu) / sd, sd) - J sum log sd."""
     df = data()
-    centered = hb.Model(formula, df, family, parameterization="centered", collapse=False)
+    centered = hb.Model(formula, df, family, parameterization=parameterization, collapse=False)
     plain = hb.Model(formula, df, family, parameterization="non-centered", collapse=False)
     logp_c, logp_nc = centered.pymc_model.compile_logp(), plain.pymc_model.compile_logp()
     rng = np.random.default_rng(4)
@@ -174,15 +189,18 @@ def test_log_density_is_the_non_centered_one_at_the_same_effects(formula, data, 
         assert np.abs(float(logp_c(point)) - float(logp_nc(other))) > 1  # the Jacobian is there: not a vacuous check
 
 
-@pytest.mark.parametrize("formula, data, family, priors", [
-    ("y ~ x + (1 + x | item) + (1 | rater)", crossed, "gaussian", {}),
-    ("y ~ x + (1 + x || g)", grouped_counts, "poisson", {"x": hb.StudentT(4, 0.3, 1), "Intercept": hb.Normal(1, 2)}),
-    ("y ~ 0 + x + (1 + x | item)", crossed, "gaussian", {"x": hb.Normal(1.5, 2)}),
+@pytest.mark.parametrize("formula, data, family, priors, parameterization", [
+    ("y ~ x + (1 + x | item) + (1 | rater)", crossed, "gaussian", {}, C),
+    ("y ~ x + (1 + x || g)", grouped_counts, "poisson", {"x": hb.StudentT(4, 0.3, 1), "Intercept": hb.Normal(1, 2)}, C),
+    ("y ~ 0 + x + (1 + x | item)", crossed, "gaussian", {"x": hb.Normal(1.5, 2)}, C),
+    ("y ~ x + (1 + x | g)", grouped_counts, "poisson", {"Intercept": hb.Normal(1, 2)}, CI),
+    ("y ~ x + (1 + x || g)", grouped_counts, "poisson", {"Intercept": hb.Normal(1, 2)}, CI),
 ])
-def test_starts_are_pymcs_initial_point_with_effects_at_the_fixed_effects(formula, data, family, priors):
+def test_starts_are_pymcs_initial_point_with_effects_at_the_fixed_effects(formula, data, family, priors,
+                                                                           parameterization):
     from pymc.initial_point import make_initial_point_fn
 
-    m = hb.Model(formula, data(), family, priors=priors, parameterization="centered", collapse=False)
+    m = hb.Model(formula, data(), family, priors=priors, parameterization=parameterization, collapse=False)
     values = build.model_data(m.design, m.family, m.priors, m.collapsed)
     ours = build.initial_values(m.design, m.family, m.priors, values, m.parameterization, m.collapsed)
     theirs = make_initial_point_fn(model=m.fitting_model, return_transformed=True)(0)
@@ -217,7 +235,7 @@ def crossed_fits():
 def poisson_fits():
     df = grouped_counts()
     return {p: hb.Model("y ~ x + (1 + x | g)", df, "poisson", parameterization=p).fit(**FIT)
-            for p in ("centered", "non-centered")}
+            for p in ("centered", "non-centered", "centered-intercept")}
 
 
 def test_crossed_gaussian_centered_and_non_centered_fits_agree(crossed_fits):
@@ -234,6 +252,23 @@ def test_poisson_correlated_slopes_centered_and_non_centered_fits_agree(poisson_
     assert "u_g_0" in c.posterior
     for var in ("b", "sd_g", "cor_g", "r_g"):
         _agree(c, nc, var)
+
+
+def test_poisson_with_only_the_intercepts_centered_agrees_with_non_centered(poisson_fits):
+    ci, nc = poisson_fits["centered-intercept"], poisson_fits["non-centered"]
+    assert ci.posterior["u_g_0"].shape[-1] == 1 and ci.posterior["z_slopes_g"].shape[-1] == 1
+    for var in ("b", "sd_g", "cor_g", "r_g"):
+        _agree(ci, nc, var)
+    assert "Group effects: g centered-intercept" in repr(ci)
+
+
+def test_centered_intercept_needs_a_leading_varying_intercept_and_a_slope():
+    df = grouped_counts()
+    for formula in ("y ~ x + (1 | g)", "y ~ x + (0 + x | g)"):
+        with pytest.raises(hb.HierbayesError, match="'g' needs a varying intercept and a varying slope"):
+            hb.Model(formula, df, "poisson", parameterization="centered-intercept")
+    with pytest.raises(hb.HierbayesError, match="'h' needs a varying intercept and a varying slope"):
+        hb.Model("y ~ x + (x | g) + (1 | h)", df.assign(h=df["g"]), "poisson", parameterization="centered-intercept")
 
 
 def test_recorded_effects_are_deviations_from_the_fixed_effects(crossed_fits, poisson_fits):

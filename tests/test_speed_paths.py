@@ -165,14 +165,16 @@ def test_slope_kappas_recover_the_slope_variance(J, n_per, tau):
     np.testing.assert_allclose(kappa, Sxx * tau2 / s2)
 
 
-def test_auto_centers_a_factor_only_when_every_coefficient_is_well_informed():
+def test_auto_centers_only_the_intercepts_when_the_slopes_are_ill_informed():
     rng = np.random.default_rng(7)
     data = _grouped(rng, J=20, n_per=50, tau=1.0)             # the intercept: kappa about 50
     data["y"] += rng.normal(0, 0.02, 20)[data["g"].str[1:].astype(int)] * data["x"]  # a slope that barely varies
     m = hb.Model("y ~ x + (x | g)", data, parameterization="auto", collapse=False)
     table = m.parameterization_choice
-    assert m.parameterization == {"g": "non-centered"} and table.loc["g", "limiting"] == "x"
-    assert table.loc["g", "kappa_q10"] < 1
+    assert m.parameterization == {"g": "centered-intercept"} and table.loc["g", "limiting"] == "x"
+    assert table.loc["g", "kappa_q10"] < 1 and table.loc["g", "intercept_kappa_q10"] > 10
+    assert describe(m).startswith("Group effects: g centered-intercept (auto: kappa above ")
+    assert describe(m).endswith("for x)") and "in 90% of levels for the intercept" in describe(m)
     assert hb.Model("y ~ x + (1 | g)", data, parameterization="auto", collapse=False).parameterization == {
         "g": "centered"}
 

@@ -308,7 +308,7 @@ def test_nested_collapsed_and_non_centered_fits_agree():
     formula = "y ~ x + (x | school) + (1 | school:klass)"
     settings = dict(draws=1000, tune=700, chains=2, progressbar=False, warn=False)
     collapsed = hb.Model(formula, df).fit(seed=11, **settings)
-    plain = hb.Model(formula, df, collapse=False).fit(seed=12, **settings)
+    plain = hb.Model(formula, df, collapse=False, parameterization="non-centered").fit(seed=12, **settings)
     assert collapsed.model.collapsed and not plain.model.collapsed
     assert "school:klass integrated out and drawn exactly (collapsed)" in repr(collapsed)
     assert int(collapsed.idata["sample_stats"]["diverging"].sum()) == 0

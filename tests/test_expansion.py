@@ -24,7 +24,8 @@ def _grouped(seed=0):
 
 
 CASES = [  # formula, options: correlated blocks, the shear, centered factors, crossed factors, a GLMM
-    ("Reaction ~ Days + (Days | Subject)", dict(collapse=False)),
+    ("Reaction ~ Days + (Days | Subject)", dict(collapse=False, parameterization="non-centered")),
+    ("Reaction ~ Days + (Days | Subject)", dict(collapse=False, parameterization="centered-intercept")),
     ("Reaction ~ Days + (Days || Subject)", dict(collapse=False, parameterization="centered")),
     ("y ~ x + (1 + x | g) + (1 | h)", dict(collapse=False)),
     ("y ~ x + (1 | g) + (0 + x | h)", dict(family="student_t", collapse=False)),

@@ -487,13 +487,13 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
         centre = np.zeros(q) if mu is None else mu[sl]
         folded = fold and "Intercept" in block.coef_names
         rows = J - 1 if folded else J
+        L = None  # the block's Cholesky factor of its covariance, when correlated
+        if block.block.correlated and q > 1:
+            chol, cor = _correlation(k, q, shared)
+            cors.append(cor)
+            L = sd[sl][:, None] * chol
         if z_slopes is not None:
             zb = z_slopes[:, [slope_col[c] for c in block.coef_names if c != "Intercept"]]
-            L = None
-            if block.block.correlated and q > 1:
-                chol, cor = _correlation(k, q, shared)
-                cors.append(cor)
-                L = sd[sl][:, None] * chol
             if "Intercept" not in block.coef_names:
                 effects = zb @ L.T if L is not None else zb * sd[sl]
                 recorded.append(effects)
@@ -515,10 +515,7 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
                 recorded.append(lead)
                 drawn.append(contrasts if folded else lead)
             continue
-        if block.block.correlated and q > 1:
-            chol, cor = _correlation(k, q, shared)
-            cors.append(cor)
-            L = sd[sl][:, None] * chol
+        if L is not None:
             if z is not None:
                 effects = z[:, sl] @ L.T
                 if z_mean is not None:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import build as _build
 from . import collapsed as _collapsed
-from .coordinates import centres_intercept_only
+from .coordinates import centres_intercept_only, parameterization_of
 from .parameterization import choose_parameterization
 from .design import Design, make_design
 from .errors import HierbayesError
@@ -216,12 +216,10 @@ def _check_parameterization(value, design: Design):
                                      f"of this model ({list(design.factors)})")
             if p not in allowed:
                 raise HierbayesError(f"parameterization for {factor!r} must be one of {allowed}, not {p!r}")
-        chosen = dict(value)
     elif value not in allowed:
         raise HierbayesError(f"parameterization must be one of {(*allowed, 'auto')}, not {value!r}")
-    else:
-        chosen = {factor: value for factor in design.factors}
-    for factor, p in chosen.items():
-        if p == "centered-intercept" and (why := centres_intercept_only(design, factor)):
+    for factor in design.factors:
+        if parameterization_of(value, factor) == "centered-intercept" and (
+                why := centres_intercept_only(design, factor)):
             raise HierbayesError(f'parameterization "centered-intercept" is not possible: {why}')
     return dict(value) if isinstance(value, Mapping) else value

@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python /root/.pyenv/versions/3.1[2-9]*/bin/python python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast lint bench bench-paths clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "hierbayes needs Python >= 3.12; none found on PATH or under ~/.pyenv/versions" >&2; exit 1; }
@@ -18,8 +18,16 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/hierbayes demo sleepstudy
 
-test: $(VENV)/.installed
+# everything CI runs: lint, then unit, statistical and integration tests and the doctests
+test: $(VENV)/.installed lint
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
+
+# the development loop: lint and the unit tests only (under 2 minutes)
+test-fast: $(VENV)/.installed lint
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile tests/unit
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check hierbayes tests bench validation
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py --suite quick

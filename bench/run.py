@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,7 +79,6 @@ def _peak_memory_mb() -> float:
 def worker(spec: dict) -> None:
     """Run one contender on one model and write the result JSON to ``spec["out"]``."""
     import pandas as pd
-
     from contenders import CONTENDERS
     from suite import MODELS
 

@@ -1,11 +1,15 @@
 """hierbayes: Bayesian multilevel regression from lme4/brms formulas.
 
-The pipeline, one module per stage::
+The pipeline, one subpackage per stage (``docs/architecture.md`` draws it)::
 
-    formula.py -> design.py -> build.py -> sampling.py -> fit.py
-    (text -> ModelSpec -> Design arrays -> pm.Model -> draws -> Fit summaries)
+    spec/      formula text + DataFrame -> ModelSpec -> Design arrays (families, priors, labels)
+    model/     Design + priors -> pm.Model (parameterizations, the sampler's data contract)
+    backend/   pm.Model + data -> draws (nutpie, the compiled-model cache, compatibility layer)
+    posterior/ draws -> Posterior: summaries, diagnostics, predictions, checks, pooling
+    viz/       plots and the HTML report;   lessons/  teaching and calibration
 
-with the registries ``families.py`` and ``priors.py`` and the label map ``parameters.py``.
+``api`` puts the stages behind ``hb.Model`` and ``hb.Fit``; ``cli`` is the command line,
+``io`` saves and loads fits. Lower stages never import higher ones.
 
 Examples
 --------
@@ -16,16 +20,9 @@ Examples
 ['sd(Intercept|Subject)', 'sd(Days|Subject)', 'cor(Intercept,Days|Subject)', 'sigma']
 """
 
-__version__ = "0.1.0"
-
-import warnings as _warnings
-
-# nutpie compiles with numba, so PyTensor's C/BLAS linker is not on our path; its
-# warning that BLAS is missing only confuses users.
-_warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
-
-from . import datasets  # noqa: E402
-from .errors import (  # noqa: E402
+from hierbayes import datasets
+from hierbayes.api import Fit, Model, load
+from hierbayes.errors import (
     ConvergenceWarning,
     DataError,
     DataWarning,
@@ -33,20 +30,18 @@ from .errors import (  # noqa: E402
     HierbayesError,
     PriorError,
 )
-from .families import Family, get_family, register_family  # noqa: E402
-from .fit import Fit  # noqa: E402
-from .checking import compare  # noqa: E402
-from .io import load_fit as load  # noqa: E402
-from .model import Model  # noqa: E402
-from .readers import read_data  # noqa: E402
-from .priors import LKJ, Exponential, Gamma, HalfCauchy, HalfNormal, HalfStudentT, Normal, StudentT  # noqa: E402
-from .teaching import compare_parameterizations  # noqa: E402
-from .validation import calibrate  # noqa: E402
+from hierbayes.lessons.calibration import calibrate
+from hierbayes.lessons.teaching import compare_parameterizations
+from hierbayes.posterior.checking import compare
+from hierbayes.spec.families import Family, get_family, register_family
+from hierbayes.spec.priors import LKJ, Exponential, Gamma, HalfCauchy, HalfNormal, HalfStudentT, Normal, StudentT
+from hierbayes.spec.readers import read_data
+from hierbayes.version import __version__
 
 __all__ = [
     "Model", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",
     "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "LKJ",
     "HierbayesError", "FormulaError", "DataError", "PriorError", "ConvergenceWarning", "DataWarning",
     "compare_parameterizations",
-    "calibrate",
+    "calibrate", "__version__",
 ]

@@ -1,5 +1,5 @@
 """``python -m hierbayes``: the command line (see :mod:`hierbayes.cli`)."""
 
-from .cli import main
+from hierbayes.cli import main
 
 raise SystemExit(main())

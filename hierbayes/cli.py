@@ -45,8 +45,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ConvergenceWarning, DataWarning, HierbayesError
-from .sampling import SAMPLERS
+from hierbayes.backend.sampling import SAMPLERS
+from hierbayes.errors import ConvergenceWarning, DataWarning, HierbayesError
 
 __all__ = ["main", "DEMOS", "RUN_MANIFEST", "FIT_FILE", "write_run"]
 
@@ -106,7 +106,7 @@ def _check_out(out: Path) -> None:
 
 
 def _write_files(fit, folder: Path, notes: list[str], about: dict) -> list[str]:
-    from .report import render_report, report_images, report_tables
+    from hierbayes.viz.report import render_report, report_images, report_tables
 
     tables = report_tables(fit)
     for name, frame in tables.items():
@@ -127,7 +127,7 @@ def _write_files(fit, folder: Path, notes: list[str], about: dict) -> list[str]:
 
 
 def _version() -> str:
-    from . import __version__
+    from hierbayes.version import __version__
 
     return __version__
 
@@ -187,9 +187,9 @@ def _say_warnings(caught) -> list[str]:
 
 
 def _model(args):
-    from . import datasets
-    from .model import Model
-    from .readers import read_data
+    from hierbayes import datasets
+    from hierbayes.api import Model
+    from hierbayes.spec.readers import read_data
 
     if args.command == "demo":
         formula, family = DEMOS[args.name]
@@ -239,7 +239,7 @@ def _convergence_exit(fit) -> int:
 
 
 def _summary(args) -> int:
-    from .io import load_fit
+    from hierbayes.api import load as load_fit
 
     path = args.path / FIT_FILE if args.path.is_dir() else args.path
     fit = load_fit(path)

@@ -1,6 +1,6 @@
 """Heavy dependencies imported when first used, not when hierbayes is imported.
 
-A fit whose compiled model is on disk (:func:`hierbayes.nutpie_cache.load_model`) needs
+A fit whose compiled model is on disk (:func:`hierbayes.backend.compiled_cache.load_model`) needs
 neither PyMC nor PyTensor nor matplotlib; importing them costs a new process about
 1.5 s (``python -X importtime -c "import hierbayes"``). Modules write
 ``pm = deferred_import("pymc")`` and use ``pm.Normal`` as usual: the module is imported

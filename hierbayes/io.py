@@ -4,7 +4,7 @@ A saved fit is the fit's DataTree (posterior, sample stats, observed data,
 log-likelihood and any predictive groups) plus what rebuilds its model exactly: the
 formula, family, link, the priors the user gave, the parameterization, and the
 columns of the fitting data that the formula uses (stored losslessly as Parquet bytes
-in the group ``hierbayes_data``). Loading rebuilds the :class:`~hierbayes.model.Model`
+in the group ``hierbayes_data``). Loading rebuilds the :class:`~hierbayes.api.Model`
 from those, which restores the whole design state (level names, categorical levels,
 ``scale``/``center`` constants) without pickling any object, and attaches the stored
 draws; summaries, plots and predictions of the loaded fit are those of the original.
@@ -37,10 +37,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
-from .design import used_columns
-from .errors import DataWarning, HierbayesError
-from .priors import Prior
+from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.spec.design import used_columns
+from hierbayes.spec.parameters import FIXED_DIM, factor_dim
+from hierbayes.spec.priors import Prior
+from hierbayes.version import __version__
 
 __all__ = ["save_fit", "load_fit", "FORMAT_VERSION", "FORMATS"]
 
@@ -151,8 +152,6 @@ def _check_header(attrs, path: Path) -> None:
 
 def _check_draws(model, posterior: xr.Dataset, path: Path) -> None:
     """The rebuilt design must label the stored draws exactly as when they were sampled."""
-    from .parameters import FIXED_DIM, factor_dim
-
     expected = {FIXED_DIM: model.design.fixed_names} if model.design.fixed_names else {}
     expected.update({factor_dim(f): fd.levels for f, fd in model.design.factors.items()})
     for dim, labels in expected.items():
@@ -162,8 +161,15 @@ def _check_draws(model, posterior: xr.Dataset, path: Path) -> None:
                                  "the model rebuilt from the stored data")
 
 
-def load_fit(path: str | os.PathLike):
-    """Read a fit written by :meth:`Fit.save <hierbayes.fit.Fit.save>`.
+def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type):
+    """Read a fit written by :meth:`Fit.save <hierbayes.Fit.save>` (``hb.load`` is this with
+    :class:`hierbayes.Model` and :class:`hierbayes.Fit`).
+
+    Parameters
+    ----------
+    path : str or path
+    model_class, fit_class : type
+        What to rebuild the model and the fit as.
 
     Returns
     -------
@@ -175,9 +181,6 @@ def load_fit(path: str | os.PathLike):
     HierbayesError
         If the file is missing, damaged, not a saved fit, or from another hierbayes version.
     """
-    from .fit import Fit
-    from .model import Model
-
     path = Path(path)
     tree = _read_tree(path)
     attrs = dict(tree.attrs)
@@ -198,7 +201,7 @@ def load_fit(path: str | os.PathLike):
                              f"({type(err).__name__}: {err})") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # the warnings of the original fit, once was enough
-        model = Model(meta["formula"], data, meta["family"], link=meta["link"], priors=user_priors, **options)
+        model = model_class(meta["formula"], data, meta["family"], link=meta["link"], priors=user_priors, **options)
     if model.priors != priors:
         raise HierbayesError(f"{str(path)!r} is inconsistent: the priors rebuilt from its data differ from the stored ones")
     _check_draws(model, tree["posterior"].to_dataset(), path)
@@ -206,4 +209,4 @@ def load_fit(path: str | os.PathLike):
     idata = xr.DataTree.from_dict(groups)
     idata.attrs = {k: v for k, v in attrs.items() if k not in _META or k in ("hierbayes_version", "formula",
                                                                           "family", "link", "sampler")}
-    return Fit(model, idata, sampler=meta["sampler"], timings=timings, seed=seed, prob=float(meta["prob"]))
+    return fit_class(model, idata, sampler=meta["sampler"], timings=timings, seed=seed, prob=float(meta["prob"]))

@@ -1,8 +1,16 @@
-"""Shared fixtures: bundled data, the optional ../shared reference folder, simulators."""
+"""Shared fixtures: bundled data, the optional ../shared reference folder, simulators.
+
+The tests are in three folders: ``unit`` (fast, one stage at a time; ``make test-fast``),
+``statistical`` (recovery and agreement with references) and ``integration`` (docs,
+notebooks, browser, CLI, bench, processes). Every test session compiles into a temporary
+cache directory of its own, never the user's ``~/.cache/hierbayes``.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +19,22 @@ import pandas as pd
 import pytest
 
 matplotlib.use("Agg")
+
+
+CACHE_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    """One temporary compile cache for the session, shared by the xdist workers (they inherit it)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    config.stash[CACHE_DIR] = tempfile.mkdtemp(prefix="hierbayes-test-cache-")
+    os.environ["HIERBAYES_CACHE_DIR"] = config.stash[CACHE_DIR]
+
+
+def pytest_unconfigure(config):
+    if folder := config.stash.get(CACHE_DIR, None):
+        shutil.rmtree(folder, ignore_errors=True)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 import hierbayes as hb
-from hierbayes.validation import Calibration, calibration_data
+from hierbayes.lessons.calibration import Calibration, calibration_data
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,0 +1,9 @@
+"""Stage 3, the sampler: a PyMC model and its data in, draws out.
+
+``sampling`` runs NUTS (nutpie by default; PyMC or NumPyro on request);
+``compiled_cache`` keeps compiled models in memory and on disk so that a model of the
+same structure is never compiled twice; ``expansion`` gives the sampler a lean model and
+computes the recorded quantities after sampling.
+
+Depends on :mod:`hierbayes.spec` and :mod:`hierbayes.model` only.
+"""

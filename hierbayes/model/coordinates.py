@@ -1,0 +1,267 @@
+"""The sampler's coordinates for group effects and the fixed effects they share.
+
+The same model can be sampled in several coordinates, and which one mixes depends on how much
+each level's data say (``docs/speed.md``). :mod:`hierbayes.model.data` writes the model; the choices
+it makes about coordinates are here, as functions of the design:
+
+- :func:`hierarchical_centering`: the centered factor whose effects are drawn around the fixed
+  effects (and :func:`folded_factors`, the other centered factors whose mean intercept joins it);
+  a factor sampled ``"centered-intercept"`` counts as centered for its varying intercept only,
+  its slopes drawn non-centered given it (:func:`centres_intercept_only`);
+- :func:`sheared`: the non-centered factors whose standardized effects are drawn as their mean
+  and Helmert contrasts (:func:`helmert_rest`), with the fixed effect sampled plus the effects'
+  mean (:func:`fixed_shift`).
+
+Each is a change of coordinates with a constant Jacobian: the posterior is the same
+(``tests/test_centering.py`` checks the log densities point by point).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from hierbayes.deferred import deferred_import
+from hierbayes.spec.design import Design
+
+pt = deferred_import("pytensor.tensor")
+
+__all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift", "helmert_rest", "parameterization_of",
+           "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE"]
+
+CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
+
+SHEAR_BALANCE = 2.0  # largest ratio of the 90% to the 10% quantile of a factor's level sizes for sheared
+
+
+def fixed_slopes(design: Design) -> list[int]:
+    """Positions in ``design.fixed_names`` of the fixed effects other than the intercept."""
+    return [j for j, n in enumerate(design.fixed_names) if n != "Intercept"]
+
+
+def parameterization_of(parameterization, factor: str) -> str:
+    return parameterization.get(factor, "non-centered") if isinstance(parameterization, Mapping) else parameterization
+
+
+def centres_intercept_only(design: Design, factor: str) -> str | None:
+    """Why ``factor`` cannot be sampled ``"centered-intercept"`` (None: it can).
+
+    That draws the varying intercepts centered and the block's slopes non-centered given
+    them (their conditional normal: ``r_slope = L[1:, 0] (v - mu) / L[0, 0] + L[1:, 1:] z``;
+    the design puts the intercept first in its term), so there must be both.
+    """
+    coefs = design.factor_coefs(factor)
+    if "Intercept" not in coefs or len(coefs) < 2:
+        return f"{factor!r} needs a varying intercept and a varying slope"
+    return None
+
+
+def factor_blocks(design: Design, factor: str):
+    """(position in ``design.blocks``, block, slice of the factor's coefficients) of each block of ``factor``."""
+    start = 0
+    for k, block in enumerate(design.blocks):
+        if block.factor == factor:
+            q = len(block.coef_names)
+            yield k, block, slice(start, start + q)
+            start += q
+
+
+def fixed_counterparts(design: Design, factor: str) -> tuple[str, ...]:
+    """The varying coefficients of ``factor`` that are also fixed effects of the same column.
+
+    The varying intercept's counterpart is the fixed intercept; a varying slope's is the
+    fixed slope of the same name whose ``X`` column equals the slope's ``Z`` column.
+    """
+    Z = np.concatenate([b.Z for b in design.blocks if b.factor == factor], axis=1)
+    out = []
+    for k, coef in enumerate(design.factor_coefs(factor)):
+        if coef == "Intercept" and design.has_intercept:
+            out.append(coef)
+        elif coef != "Intercept" and coef in design.fixed_names and np.array_equal(
+                Z[:, k], design.X[:, design.fixed_names.index(coef)]):
+            out.append(coef)
+    return tuple(out)
+
+
+def hierarchical_centering(design: Design, parameterization, collapse: bool = False
+                           ) -> tuple[str, tuple[str, ...]] | None:
+    """The centered factor whose effects are drawn around the fixed effects, and which coefficients are.
+
+    A fixed effect can be the mean of one factor's effects only (not of two crossed
+    factors). Of the factors sampled ``"centered"`` that have a varying coefficient which
+    is also a fixed effect, the one with the most rows per level (median; the first in
+    formula order on ties) takes them: there the data say the most about each level, so
+    the fixed effect and the mean of the effects are the most correlated when sampled
+    apart. None when no factor qualifies, or with ``collapse`` (no effects are sampled).
+
+    Parameters
+    ----------
+    design : Design
+    parameterization : str or dict of factor -> str
+    collapse : bool
+
+    Returns
+    -------
+    (factor, coefficients) or None
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+    >>> hierarchical_centering(m.design, "centered")
+    ('Subject', ('Intercept', 'Days'))
+    >>> hierarchical_centering(m.design, "non-centered") is None
+    True
+    """
+    if collapse:
+        return None
+    best = None
+    for factor, fd in design.factors.items():
+        chosen = parameterization_of(parameterization, factor)
+        if chosen not in CENTERED:
+            continue
+        coefs = fixed_counterparts(design, factor)
+        if chosen == "centered-intercept":
+            coefs = tuple(c for c in coefs if c == "Intercept")
+        if coefs:
+            rows = float(np.median(fd.counts))
+            if best is None or rows > best[0]:
+                best = (rows, factor, coefs)
+    return None if best is None else best[1:]
+
+
+def centred_slopes(design: Design, centred: tuple[str, ...]) -> list[int]:
+    """Positions in ``beta`` of the fixed slopes that are the mean of a factor's effects."""
+    return [i for i, j in enumerate(fixed_slopes(design)) if design.fixed_names[j] in centred]
+
+
+def centring_shift(design: Design, centred: tuple[str, ...], beta, X_mean):
+    """``X_mean . beta`` over the centred slopes: the fixed slopes multiply ``X - X_mean``, the
+    effects raw ``Z``, so ``(x - m) beta + x u = -m beta + x (beta + u)`` (None when there is none).
+
+    Works on NumPy arrays (starts) and PyTensor tensors (the model) alike.
+    """
+    taken = centred_slopes(design, centred)
+    if not taken or not design.has_intercept:
+        return None
+    return X_mean[taken] @ beta[taken]
+
+
+def less_shift(alpha, shift):
+    return alpha if shift is None else alpha - shift
+
+
+def effect_means(design: Design, factor: str, centred: tuple[str, ...], alpha, beta, X_mean) -> list:
+    """The mean of each varying coefficient of ``factor`` under hierarchical centering (0.0: not centred).
+
+    The intercept's is ``alpha - X_mean . beta`` over the centred slopes (see
+    :func:`centring_shift`), a slope's is its fixed effect. NumPy or PyTensor alike.
+    """
+    slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
+    means = []
+    for coef in design.factor_coefs(factor):
+        if coef not in centred:
+            means.append(0.0)
+        elif coef == "Intercept":
+            means.append(less_shift(alpha, centring_shift(design, centred, beta, X_mean)))
+        else:
+            means.append(beta[slopes.index(coef)])
+    return means
+
+
+def helmert_rest(w, J: int):
+    """``H w`` for the orthonormal Helmert basis ``H`` (J x J-1) of the contrasts among J levels, in O(J).
+
+    Column ``k`` of ``H`` (k = 1..J-1) is ``(1, ..., 1, -k, 0, ..., 0) / sqrt(k (k + 1))`` with
+    ``k`` ones: orthonormal, and orthogonal to the constant. So ``u = ubar + H w`` with
+    ``ubar ~ N(0, S / J)`` and the rows of ``w`` iid ``N(0, S)`` are J iid ``N(0, S)`` rows,
+    written as their mean and the contrasts around it (an orthogonal map: unit Jacobian).
+
+    Examples
+    --------
+    >>> import pytensor
+    >>> w = pt.matrix("w")
+    >>> H = pytensor.function([w], helmert_rest(w, 4))(np.eye(3))
+    >>> bool(np.allclose(H.T @ H, np.eye(3)) and np.allclose(H.sum(axis=0), 0))
+    True
+    """
+    k = np.arange(1, J, dtype=float)[:, None]
+    c = w / np.sqrt(k * (k + 1.0))
+    after = pt.concatenate([pt.cumsum(c[::-1], axis=0)[::-1], pt.zeros((1, w.shape[1]))], axis=0)
+    return after - pt.concatenate([pt.zeros((1, w.shape[1])), k * c], axis=0)
+
+
+def folded_factors(design: Design, parameterization, centering) -> list[str]:
+    """Centered factors whose mean varying intercept is folded into the hierarchically centred one.
+
+    With crossed factors, the intercept of one factor's centred effects and the mean of
+    another's effects are identified only together (the data fix their sum), a direction
+    that spans every level of both factors. Each other centered factor with a varying
+    intercept is then drawn as its mean and the contrasts around it
+    (:func:`helmert_rest`), and its mean intercept joins the centred factor's mean: the
+    slow direction shrinks to two numbers. (Crossed 20k, ``bench/results_centering.md``:
+    minimum ESS 216 non-centered, 258 centred into one factor, 2047 with the fold.)
+    """
+    if not centering or "Intercept" not in centering[1]:
+        return []
+    return [f for f in design.factors if f != centering[0] and "Intercept" in design.factor_coefs(f)
+            and parameterization_of(parameterization, f) in CENTERED]
+
+
+def sheared(design: Design, parameterization, collapse: bool = False) -> dict[str, tuple[str, ...]]:
+    """Each non-centered factor, with the coefficients whose fixed effect is sampled plus the
+    mean of the factor's effects (empty: none; no factor at all with ``collapse``).
+
+    In non-centered coordinates the data fix a fixed effect plus the mean of a factor's
+    effects, ``alpha + sd * mean(z)``, and leave the two apart to the priors: a narrow ridge
+    through ``alpha`` and all of ``z`` that NUTS crosses in small steps when the levels hold
+    many rows (the intercept had the lowest ESS of crossed 20k and poisson 10k). So such a
+    factor's standardized effects are drawn as their mean ``z_mean`` and Helmert contrasts
+    (:func:`helmert_rest`; the same iid normal effects), and the fixed effect is sampled as
+    ``alpha + sd * z_mean``, under the prior of ``alpha`` moved by ``sd * z_mean``
+    (a shift: unit Jacobian, the same posterior). The likelihood then sees neither
+    ``z_mean`` nor ``alpha`` alone. Coefficients a centered factor takes
+    (:func:`hierarchical_centering`) and factors of a single level are left alone.
+
+    Only for factors whose levels hold about as many rows each (10% and 90% quantiles of
+    the level sizes within :data:`SHEAR_BALANCE`): the Helmert contrasts mix the levels, so
+    data-rich levels of unequal sizes make them correlated, which a diagonal mass matrix
+    cannot follow (the InstEval-sized model, levels of 1 to 920 rows, sampled 4x slower:
+    ``bench/NOTES.md``).
+
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+    >>> sheared(m.design, "non-centered")
+    {'Subject': ('Intercept', 'Days')}
+    >>> sheared(m.design, "centered")
+    {}
+    """
+    if collapse:
+        return {}
+    centering = hierarchical_centering(design, parameterization)
+    centred = centering[1] if centering else ()
+
+    def balanced(counts) -> bool:
+        low, high = np.quantile(counts, [0.1, 0.9])
+        return len(counts) > 1 and high <= SHEAR_BALANCE * low
+
+    return {f: tuple(c for c in fixed_counterparts(design, f) if c not in centred)
+            if balanced(design.factors[f].counts) else ()
+            for f in design.factors if parameterization_of(parameterization, f) == "non-centered"}
+
+
+def fixed_shift(design: Design, means: Mapping[str, object], X_mean):
+    """What the sampled fixed effects add to ``[alpha, *beta]``: the effects' means (:func:`sheared`).
+    NumPy or PyTensor alike.
+
+    The fixed slopes multiply centred columns and the effects raw ones, so a slope's mean
+    effect also moves the intercept of the centred columns by ``X_mean`` times it:
+    ``alpha + (x - m) beta + x u = (alpha + m u) + (x - m)(beta + u)``.
+    """
+    slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
+    beta_shift = [means.get(c, 0.0) for c in slopes]
+    alpha_shift = means.get("Intercept", 0.0)
+    if design.has_intercept:
+        alpha_shift = alpha_shift + sum(X_mean[j] * means[c] for j, c in enumerate(slopes) if c in means)
+    return [alpha_shift, *beta_shift]

@@ -1,0 +1,255 @@
+"""The sampler's data contract: every array the PyMC model reads, by name, and the key of its structure.
+
+Every array that depends on the data or on prior values enters the PyMC model as
+``pm.Data`` (:mod:`hierbayes.model.pymc_model`), so the compiled model depends only on the
+*structure* (family, terms, blocks, level counts, prior kinds). :func:`structure_key`
+names that structure; the sampler keeps one compiled model per key and refits new data or
+new priors by swapping the values :func:`model_data` and :func:`pack_data` give, starting
+from :func:`initial_values`.
+
+Examples
+--------
+>>> import hierbayes as hb
+>>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+>>> sorted(model_data(m.design, m.family, m.priors))[:4]
+['Intercept_centered__mu', 'Intercept_centered__sigma', 'X', 'X_mean']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from hierbayes.deferred import deferred_import
+from hierbayes.errors import DataError
+from hierbayes.model.coordinates import (
+    CENTERED,
+    effect_means,
+    factor_blocks,
+    fixed_slopes,
+    hierarchical_centering,
+    parameterization_of,
+    sheared,
+)
+from hierbayes.spec.design import Design
+from hierbayes.spec.families import Family
+from hierbayes.spec.parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
+from hierbayes.spec.priors import PRIOR_KINDS, Prior
+
+pm = deferred_import("pymc")
+pt = deferred_import("pytensor.tensor")
+
+__all__ = ["model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
+
+PARAMETERIZATIONS = ("non-centered", *CENTERED)
+SLOPE_DIM = "slope"
+
+
+def response_name(design: Design) -> str:
+    """Name of the observed variable: the response expression as an identifier."""
+    return safe_name(design.spec.response.expr)
+
+
+def internal_names(design: Design) -> set[str]:
+    """Names the PyMC model gives its own variables, data and dims (a factor's dim may not take one).
+
+    >>> import hierbayes as hb
+    >>> {"b", "sigma", "sd_Subject"} <= internal_names(hb.Model("Reaction ~ Days + (1 | Subject)",
+    ...                                                        hb.datasets.load("sleepstudy")).design)
+    True
+    """
+    from hierbayes.model.collapsed import STAT_NAMES
+
+    names = {"b", "beta", "Intercept_centered", "sigma", "nu", "alpha", "X", "X_mean", "y_obs", "trials",
+             "offset", FIXED_DATA, FIXED_DIM, SLOPE_DIM, response_name(design), *STAT_NAMES}
+    names |= {f"{base}_{kind}" for base in ("beta", "sd") for kind in PRIOR_KINDS}
+    for factor in design.factors:
+        s = safe_name(factor)
+        names |= {f"{prefix}_{s}" for prefix in ("z", "z_mean", "z_contrasts", "sd", "r", "cor", "g", "Z", "u", "ubar")}
+        names |= {coef_dim(factor), cor_dim(factor)}
+    return names
+
+
+def check_factor_names(design: Design) -> None:
+    """Refuse a grouping factor whose name the model already uses for one of its own variables."""
+    taken = internal_names(design)
+    for factor in design.factors:
+        if factor in taken:
+            raise DataError(f"grouping factor {factor!r} has the name of one of the model's own variables; "
+                            f"rename the column (for example df.rename(columns={{{factor!r}: {factor + '_group'!r}}}))")
+
+
+def _varying_columns(design: Design, factor: str) -> list[int]:
+    """Positions (in the factor's coefficients) of the non-intercept Z columns."""
+    return [k for k, c in enumerate(design.factor_coefs(factor)) if c != "Intercept"]
+
+
+def _factor_Z(design: Design, factor: str) -> np.ndarray:
+    Z = np.concatenate([b.Z for b in design.blocks if b.factor == factor], axis=1)
+    return Z[:, _varying_columns(design, factor)]
+
+
+def prior_groups(name: str, labels: list[str], priors: Mapping[str, Prior]) -> list[tuple[str, str, list[int]]]:
+    """Split labels by prior kind: (variable name, kind, positions)."""
+    kinds: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        kinds.setdefault(priors[label].kind, []).append(i)
+    if len(kinds) == 1:
+        return [(name, next(iter(kinds)), list(range(len(labels))))]
+    return [(f"{name}_{kind}", kind, idx) for kind, idx in kinds.items()]
+
+
+def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], bool]]:
+    """(variable, labels, scalar) of every group of parameters with a prior other than LKJ.
+
+    A group whose labels have priors of several kinds becomes one variable per kind
+    (:func:`prior_groups`).
+
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+    >>> [name for name, _, _ in prior_blocks(m.design, m.family)]
+    ['Intercept_centered', 'beta', 'sd_Subject', 'sigma']
+    """
+    slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
+    blocks = [("Intercept_centered", ["Intercept"], True)] if design.has_intercept else []
+    if slopes:
+        blocks.append(("beta", slopes, False))
+    for factor in design.factors:
+        blocks.append((f"sd_{safe_name(factor)}", [f"sd({c}|{factor})" for c in design.factor_coefs(factor)], False))
+    return blocks + [(name, [name], True) for name, _ in family.parameters]
+
+
+def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
+                   data: Mapping[str, np.ndarray], parameterization: str | Mapping[str, str] = "non-centered",
+                   collapse: bool = False) -> dict[str, np.ndarray]:
+    """Where the sampler starts every parameter with a prior, on the sampler's scale.
+
+    Each starts at its prior's location (PyMC's ``support_point``: ``mu``, a half
+    distribution's scale, an exponential's mean), positive parameters on the log scale
+    under PyMC's value name (``sigma_log__``); the effects drawn around the fixed effects
+    (:func:`hierarchical_centering`) start at the fixed effects' starts. Parameters absent
+    here (standardized or zero-mean group effects, correlation Cholesky factors) start at
+    zero, which is the identity for a correlation. The prior values come from ``data``
+    (:func:`model_data`), so new data or new priors move the start without the PyMC model.
+
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy"))
+    >>> start = initial_values(m.design, m.family, m.priors, model_data(m.design, m.family, m.priors))
+    >>> round(float(start["Intercept_centered"]), 1), sorted(start)
+    (298.5, ['Intercept_centered', 'beta', 'sd_Subject_log__', 'sigma_log__'])
+    >>> start = initial_values(m.design, m.family, m.priors, model_data(m.design, m.family, m.priors), "centered")
+    >>> start["u_Subject_0"][:2].round(1)  # the level intercepts start at the fixed intercept
+    array([[298.5],
+           [298.5]])
+    """
+    out, natural = {}, {}
+    for name, labels, _ in prior_blocks(design, family):
+        for var, kind, idx in prior_groups(name, labels, priors):
+            spec = PRIOR_KINDS[kind]
+            value = np.asarray(spec.start({p: np.asarray(data[f"{var}__{p}"]) for p in spec.parameters}), dtype=float)
+            natural[name] = np.zeros(len(labels)) if name not in natural else natural[name]
+            natural[name][idx] = value
+            out[f"{var}_log__" if spec.support == "positive" else var] = (
+                np.log(value) if spec.support == "positive" else value)
+    if centering := hierarchical_centering(design, parameterization, collapse):
+        factor, centred = centering
+        alpha = natural["Intercept_centered"][0] if design.has_intercept else None
+        means = np.array(effect_means(design, factor, centred, alpha, natural.get("beta"), data.get("X_mean")))
+        intercept_only = parameterization_of(parameterization, factor) == "centered-intercept"
+        for k, _, sl in factor_blocks(design, factor):
+            if means[sl].any():  # centered-intercept: u holds the intercepts only, the first column
+                start = means[sl][:1] if intercept_only else means[sl]
+                out[f"u_{safe_name(factor)}_{k}"] = np.tile(start, (len(design.factors[factor].levels), 1))
+    return out
+
+
+def model_coords(design: Design) -> dict[str, list]:
+    """The PyMC model's coordinates: fixed-effect terms, and each factor's levels, coefficients
+    and correlation pairs (the dims of :mod:`hierbayes.spec.parameters`)."""
+    coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in fixed_slopes(design)]}
+    for factor, fd in design.factors.items():
+        coords[factor_dim(factor)] = list(fd.levels)
+        coords[coef_dim(factor)] = list(design.factor_coefs(factor))
+        pairs = cor_pairs(design, factor)
+        if pairs:
+            coords[cor_dim(factor)] = [f"{a},{b}" for a, b in pairs]
+    return coords
+
+
+def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
+               collapse: bool = False) -> dict[str, np.ndarray]:
+    """Every ``pm.Data`` value of the model, by name: data arrays and prior parameters.
+
+    With ``collapse``, the rows are replaced by the sufficient statistics of
+    :mod:`hierbayes.model.collapsed`.
+    """
+    data: dict[str, np.ndarray] = {"y_obs": design.y}
+    if design.trials is not None:
+        data["trials"] = design.trials
+    if design.offset is not None:
+        data["offset"] = design.offset
+    slopes = fixed_slopes(design)
+    X = design.X[:, slopes]
+    if design.has_intercept:
+        data["X_mean"] = X.mean(axis=0)
+        X = X - data["X_mean"]
+    data["X"] = X
+    for factor, fd in design.factors.items():
+        s = safe_name(factor)
+        data[f"g_{s}"] = fd.index
+        data[f"Z_{s}"] = _factor_Z(design, factor)
+
+    for name, labels, scalar in prior_blocks(design, family):
+        for var, kind, idx in prior_groups(name, labels, priors):
+            for p in PRIOR_KINDS[kind].parameters:
+                values = np.array([priors[labels[i]].values[p] for i in idx], dtype=float)
+                data[f"{var}__{p}"] = values[0] if scalar else values
+    for k, block in enumerate(design.blocks):
+        if block.block.correlated and len(block.coef_names) > 1:
+            data[f"corr_chol_{k}__eta"] = np.float64(priors[lkj_label(block)].values["eta"])
+    if collapse:
+        from hierbayes.model.collapsed import collapsed_data
+
+        data = collapsed_data(data, design)
+    return data
+
+
+FIXED_DATA = "fixed_data"  # the pm.Data vector holding every value whose size the structure fixes
+
+
+def is_row_data(name: str) -> bool:
+    """Arrays with one entry per row (their length changes with the data, not the structure)."""
+    return name in ("y_obs", "trials", "offset", "X") or name.startswith(("g_", "Z_"))
+
+
+def pack_data(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's ``pm.Data`` values: the row arrays by name, everything else in one vector.
+
+    Prior parameters, ``X_mean`` and the collapsed sufficient statistics have sizes fixed by
+    the structure, so they travel as one flat vector (``fixed_data``, in ``data``'s order):
+    every separate shared variable costs numba about half a second to compile into nutpie's
+    C callback (``bench/NOTES.md``).
+    """
+    out = {name: value for name, value in data.items() if is_row_data(name)}
+    fixed = [np.ravel(np.asarray(value, dtype=float)) for name, value in data.items() if not is_row_data(name)]
+    out[FIXED_DATA] = np.concatenate(fixed) if fixed else np.zeros(0)
+    return out
+
+
+def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], parameterization,
+                  collapse: bool = False) -> tuple:
+    """What the compiled model depends on; equal keys can share one compiled model."""
+    return (
+        family.name, family.link, response_name(design), design.fixed_names,
+        design.offset is not None, design.trials is not None,
+        tuple((b.factor, b.coef_names, b.block.correlated, len(design.factors[b.factor].levels))
+              for b in design.blocks),
+        tuple((label, p.kind) for label, p in priors.items()),
+        tuple(parameterization_of(parameterization, f) for f in design.factors),
+        bool(collapse),
+        hierarchical_centering(design, parameterization, collapse),
+        tuple(sheared(design, parameterization, collapse).items()),
+    )
+
+

@@ -1,0 +1,176 @@
+"""A formula over a DataFrame, validated, ready to fit: the model behind ``hb.Model``.
+
+Examples
+--------
+>>> import hierbayes as hb
+>>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+>>> model.prior_summary().loc["sd(Days|Subject)", "prior"]
+'HalfNormal(sigma=19.61)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+
+import pandas as pd
+
+from hierbayes.errors import HierbayesError
+from hierbayes.model import collapsed as _collapsed
+from hierbayes.model import data as _data
+from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
+from hierbayes.model.parameterization import choose_parameterization
+from hierbayes.model.pymc_model import build_model
+from hierbayes.spec.design import Design, make_design
+from hierbayes.spec.families import Family, get_family
+from hierbayes.spec.formula import ModelSpec, parse
+from hierbayes.spec.parameters import default_priors, prior_targets, resolve_priors
+from hierbayes.spec.priors import Prior
+
+__all__ = ["ModelDefinition"]
+
+
+class ModelDefinition:
+    """A Bayesian multilevel regression model: formula, data, family and priors, validated.
+
+    The model stage of the pipeline; :class:`hierbayes.Model` adds fitting to it.
+
+    Validation (formula syntax, columns, family support, priors) happens here, before
+    anything is compiled.
+
+    Parameters
+    ----------
+    formula : str
+        lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.spec.formula`.
+    data : pandas.DataFrame
+    family : str or Family, default "gaussian"
+        ``gaussian``, ``student_t``, ``bernoulli``, ``binomial``, ``poisson``,
+        ``negative_binomial`` (see :mod:`hierbayes.spec.families`).
+    link : str, optional
+        Another of the family's links (``"probit"`` for bernoulli).
+    priors : dict, optional
+        Priors by printed name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by
+        class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
+    parameterization : {"auto", "non-centered", "centered", "centered-intercept"} or dict, default "auto"
+        How sampled group effects are drawn, for every grouping factor or per factor name.
+        ``"non-centered"`` (``r_j = L z_j``) mixes well when a level's data say little next
+        to the spread of the levels; ``"centered"`` draws the effects around the fixed
+        effects in one factor (:func:`hierbayes.model.coordinates.hierarchical_centering`), which
+        mixes far better when levels have much data; ``"centered-intercept"`` draws the
+        varying intercepts centered and the slopes non-centered given them, for levels with
+        much data about their intercept and little about their slopes. ``"auto"`` chooses per
+        factor from a method-of-moments estimate of how much each level's data say about each
+        coefficient (:mod:`hierbayes.model.parameterization`): a coefficient is centered when nine
+        levels in ten are well informed about it. The choice is in
+        :attr:`parameterization_choice` and in the fit's summary. Unused when the effects are
+        integrated out (:attr:`collapsed`).
+    collapse : bool, optional
+        Integrate the group effects out of the likelihood and draw them back exactly
+        after sampling (:mod:`hierbayes.model.collapsed`). By default (None) this is done
+        wherever it is exact: a gaussian model with every varying term on one grouping
+        factor, or on a factor and one nested in it (``(1 | school/class)``). ``False``
+        turns it off; ``True`` refuses models where it is not exact.
+    na_action : {"drop", "error"}, default "drop"
+        Rows with missing values in used columns: dropped with a warning, or refused.
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"),
+    ...              priors={"Days": hb.Normal(0, 10)})
+    >>> m.priors["Days"]
+    Normal(mu=0, sigma=10)
+    """
+
+    fit_class: type | None = None
+    """The class of this model's fits (:class:`hierbayes.Fit` for ``hb.Model``; None: the plain
+    :class:`~hierbayes.posterior.fit.Posterior`)."""
+
+    def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian", *,
+                 link: str | None = None, priors: Mapping[str, Prior] | None = None,
+                 parameterization: str | Mapping[str, str] = "auto", na_action: str = "drop",
+                 collapse: bool | None = None):
+        self.formula = formula
+        self.family = get_family(family, link)
+        self.spec: ModelSpec = parse(formula)
+        self.design: Design = make_design(self.spec, data, self.family, na_action=na_action)
+        _data.check_factor_names(self.design)
+        self.data = data
+        self.user_priors = dict(priors or {})
+        self.priors: dict[str, Prior] = resolve_priors(self.design, self.family, self.user_priors)
+        self.collapsed: bool = _check_collapse(collapse, self.design, self.family)
+        self.parameterization_choice = None
+        if isinstance(parameterization, str) and parameterization == "auto":
+            if self.collapsed:  # no effects are sampled: nothing to choose
+                parameterization = "non-centered"
+            else:
+                parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family)
+        self.parameterization = _check_parameterization(parameterization, self.design)
+
+    # -- the PyMC model ------------------------------------------------------------------------
+    @cached_property
+    def pymc_model(self):
+        """The PyMC model (built on first use)."""
+        return build_model(self.design, self.family, self.priors, self.parameterization)
+
+    @cached_property
+    def fitting_model(self):
+        """The PyMC model the sampler runs: with the group effects integrated out when
+        :attr:`collapsed`, else :attr:`pymc_model`."""
+        if not self.collapsed:
+            return self.pymc_model
+        return build_model(self.design, self.family, self.priors, self.parameterization, collapse=True)
+
+    @property
+    def structure(self) -> tuple:
+        """Key of this model's structure: models with equal keys share one compiled model."""
+        return _data.structure_key(self.design, self.family, self.priors, self.parameterization, self.collapsed)
+
+    def prior_summary(self) -> pd.DataFrame:
+        """Every prior in force, by printed parameter name, and whether it is a default.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``parameter``; columns ``class``, ``prior``, ``source``.
+        """
+        defaults = default_priors(self.design, self.family)
+        rows = []
+        for label, cls, _ in prior_targets(self.design, self.family):
+            prior = self.priors[label]
+            rows.append({"parameter": label, "class": cls, "prior": repr(prior),
+                         "source": "default" if defaults.get(label) == prior else "user"})
+        return pd.DataFrame(rows).set_index("parameter")
+
+    def __repr__(self) -> str:
+        d = self.design
+        groups = ", ".join(f"{f} ({len(fd.levels)} levels)" for f, fd in d.factors.items()) or "none"
+        return (f"hierbayes.Model: {self.spec.formula}\n  family: {self.family.name} (link: {self.family.link})\n"
+                f"  data: {d.n_obs} rows; groups: {groups}")
+
+
+def _check_collapse(value, design: Design, family: Family) -> bool:
+    if value not in (None, True, False):
+        raise HierbayesError(f"collapse must be True, False or None (where exact), not {value!r}")
+    reason = _collapsed.collapse_reason(design, family)
+    if value and reason:
+        raise HierbayesError(f"collapse=True is not possible: {reason}")
+    return reason is None and value is not False
+
+
+def _check_parameterization(value, design: Design):
+    allowed = _data.PARAMETERIZATIONS
+    if isinstance(value, Mapping):
+        for factor, p in value.items():
+            if factor not in design.factors:
+                raise HierbayesError(f"parameterization given for {factor!r}, which is not a grouping factor "
+                                     f"of this model ({list(design.factors)})")
+            if p not in allowed:
+                raise HierbayesError(f"parameterization for {factor!r} must be one of {allowed}, not {p!r}")
+    elif value not in allowed:
+        raise HierbayesError(f"parameterization must be one of {(*allowed, 'auto')}, not {value!r}")
+    for factor in design.factors:
+        if parameterization_of(value, factor) == "centered-intercept" and (
+                why := centres_intercept_only(design, factor)):
+            raise HierbayesError(f'parameterization "centered-intercept" is not possible: {why}')
+    return dict(value) if isinstance(value, Mapping) else value

@@ -1,0 +1,232 @@
+"""``parameterization="auto"``: centered or non-centered per grouping factor, from the data.
+
+Non-centered group effects mix well when a level's data say little next to the
+population spread, centered ones when they say a lot (Papaspiliopoulos, Roberts and
+Skold 2007). For level ``j`` with ``n_j`` observations the ratio is
+
+    kappa_j = n_j * tau^2 / s^2
+
+with ``tau^2`` the between-level and ``s^2`` the within-level variance, estimated
+before sampling by a one-way ANOVA (method of moments, the ANOVA estimate behind the
+intra-class correlation) of the response after an ordinary least-squares fit of the
+fixed effects. On the response scale this ratio is the same as on the link scale with
+the family's working variance (poisson: ``1/mu``; bernoulli: ``1/(p(1-p))``), since
+both variances move by the same factor ``(d mu / d eta)^2``. Binomial responses enter
+as proportions, with trials as level sizes.
+
+A varying slope's ``kappa_j`` uses the level's spread of its column in place of ``n_j``
+(:func:`slope_kappas`). A factor is centered when, for every varying coefficient, nine
+levels in ten have ``kappa_j`` above :data:`CENTERED_ABOVE` (the 10% quantile over its
+levels, ``kappa_q10``); when only its intercept is (levels with many rows but little spread
+in a slope's column, or slopes that barely vary), ``"centered-intercept"``: the intercepts
+centered and the slopes non-centered given them. Factors without a varying intercept stay
+non-centered. This is the default of :class:`hierbayes.Model`.
+
+The threshold is above the crossover of 1 that the Gibbs-sampler theory gives, on purpose:
+centering ill-informed levels makes a funnel (divergences, a biased posterior), while
+leaving informed levels non-centered only mixes more slowly. On the benchmark
+(``bench/NOTES.md``) centering lost where ``kappa_q10`` was 1.8 (the InstEval-sized
+lecturers: min ESS 431 against 509) and won from 3.7 up (the bernoulli intercepts, the
+crossed and poisson factors at 6 to 22); :data:`CENTERED_ABOVE` sits between them. The
+median was the first rule; it centered the students of the InstEval-sized benchmark
+(median 1.39, but a quarter of the students below 1), which then mixed at half the speed
+of non-centered.
+
+Examples
+--------
+>>> import hierbayes as hb
+>>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"),
+...              parameterization="auto", collapse=False)
+>>> m.parameterization
+{'Subject': 'centered'}
+>>> row = m.parameterization_choice.loc["Subject"]
+>>> round(float(row["kappa_q10"]), 1), row["limiting"]  # the Days slope is the least informed
+(4.4, 'Days')
+>>> describe(m)
+'Group effects: Subject centered (auto: kappa above 4.4 in 90% of levels)'
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["choose_parameterization", "level_kappas", "slope_kappas", "coefficient_kappas", "one_way_anova",
+           "describe", "CENTERED_ABOVE"]
+
+CENTERED_ABOVE = 2.5
+KAPPA_QUANTILE = 0.1  # the share of levels allowed below CENTERED_ABOVE in a centered factor
+
+
+def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None = None
+                  ) -> tuple[float, float]:
+    """Method-of-moments between- and within-level variances ``(tau^2, s^2)`` of ``values``.
+
+    ``tau^2 = max(0, (MSB - MSW) / n0)`` with ``n0 = (N - sum n_j^2 / N) / (J - 1)``, the
+    ANOVA estimator for unbalanced levels; ``weights`` count each value as that many
+    observations (binomial trials).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(200), 50)
+    >>> y = rng.normal(0, 2.0, 200)[g] + rng.normal(0, 1.0, g.size)
+    >>> tau2, s2 = one_way_anova(y, g, 200)
+    >>> round(tau2, 1), round(s2, 2)
+    (3.8, 0.99)
+    """
+    w = np.ones_like(values, dtype=float) if weights is None else np.asarray(weights, dtype=float)
+    n_j = np.bincount(index, weights=w, minlength=J)
+    N = n_j.sum()
+    mean_j = np.bincount(index, weights=w * values, minlength=J) / np.maximum(n_j, 1e-300)
+    grand = (w * values).sum() / N
+    msb = (n_j * (mean_j - grand) ** 2).sum() / max(J - 1, 1)
+    msw = (w * (values - mean_j[index]) ** 2).sum() / max(N - J, 1)
+    n0 = (N - (n_j**2).sum() / N) / max(J - 1, 1)
+    return float(max(0.0, (msb - msw) / n0)), float(msw)
+
+
+def _response_residuals(design, family) -> tuple[np.ndarray, np.ndarray | None]:
+    """The response (proportions for binomial) less its least-squares fit on the fixed effects."""
+    y = design.y if design.trials is None else design.y / np.maximum(design.trials, 1)
+    if design.X.shape[1]:
+        coef, *_ = np.linalg.lstsq(design.X, y, rcond=None)
+        y = y - design.X @ coef
+    return y, design.trials
+
+
+def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """``kappa_j = S_zz,j tau^2 / s^2`` for a varying slope on column ``z``, by method of moments.
+
+    Each level's least-squares slope of ``values`` on ``z`` (both centred within the level)
+    has sampling variance ``s^2 / S_zz,j``; ``tau^2`` is their between-level variance by the
+    unbalanced ANOVA estimator of :func:`one_way_anova` with ``S_zz,j`` in place of ``n_j``
+    (at least 0), ``s^2`` the pooled residual variance. ``S_zz,j`` plays the part of ``n_j`` for an intercept. Levels with fewer than
+    three rows or a constant ``z`` say nothing about their slope (kappa 0).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(100), 30); x = rng.normal(size=g.size)
+    >>> y = rng.normal(0, 0.5, 100)[g] * x + rng.normal(0, 1.0, g.size)
+    >>> kappa, tau2, s2 = slope_kappas(y, x, g, 100)
+    >>> round(tau2, 2), round(s2, 1), round(float(np.median(kappa)), 0)
+    (0.28, 1.0, 8.0)
+    """
+    w = np.ones_like(values, dtype=float) if weights is None else np.asarray(weights, dtype=float)
+    n_j = np.bincount(index, weights=w, minlength=J)
+    safe = np.maximum(n_j, 1e-300)
+    zc = z - (np.bincount(index, weights=w * z, minlength=J) / safe)[index]
+    vc = values - (np.bincount(index, weights=w * values, minlength=J) / safe)[index]
+    Szz = np.bincount(index, weights=w * zc * zc, minlength=J)
+    counts = np.bincount(index, minlength=J)
+    ok = (counts >= 3) & (Szz > 1e-12 * max(Szz.max(), 1e-300))
+    if ok.sum() < 2:
+        return np.zeros(J), 0.0, float("nan")
+    slope = np.where(ok, np.bincount(index, weights=w * zc * vc, minlength=J) / np.where(ok, Szz, 1.0), 0.0)
+    resid = vc - slope[index] * zc
+    used = ok[index]
+    s2 = float((w * resid**2)[used].sum() / max(w[used].sum() - 2 * ok.sum(), 1))
+    wj = Szz[ok]  # the slopes' precisions / s^2: the ANOVA estimator with S_zz,j in place of n_j
+    mean = (wj * slope[ok]).sum() / wj.sum()
+    between = (wj * (slope[ok] - mean) ** 2).sum()
+    tau2 = max(0.0, float((between - (ok.sum() - 1) * s2) / (wj.sum() - (wj**2).sum() / wj.sum())))
+    return np.where(ok, Szz, 0.0) * tau2 / max(s2, 1e-300), tau2, s2
+
+
+def _intercept_kappas(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None
+                      ) -> tuple[np.ndarray, float, float]:
+    tau2, s2 = one_way_anova(values, index, J, weights)
+    n_j = np.bincount(index, weights=weights, minlength=J)
+    return n_j * tau2 / max(s2, 1e-300), tau2, s2
+
+
+def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]:
+    """``kappa_j = n_j tau^2 / s^2`` for every level of ``factor``, with ``tau^2`` and ``s^2``."""
+    fd = design.factors[factor]
+    values, weights = _response_residuals(design, family)
+    return _intercept_kappas(values, fd.index, len(fd.levels), weights)
+
+
+def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarray, float, float]]:
+    """Per varying coefficient of ``factor``: every level's kappa, ``tau^2`` and ``s^2``
+    (:func:`level_kappas` for the intercept, :func:`slope_kappas` for each slope), from one
+    least-squares fit of the fixed effects."""
+    from hierbayes.spec.linear_predictor import design_effects
+
+    ((_, index, Z),) = [(f, i, Z) for f, i, Z in design_effects(design) if f == factor]
+    values, weights = _response_residuals(design, family)
+    J = len(design.factors[factor].levels)
+    return {coef: _intercept_kappas(values, index, J, weights) if coef == "Intercept"
+            else slope_kappas(values, Z[:, k], index, J, weights)
+            for k, coef in enumerate(design.factor_coefs(factor))}
+
+
+def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFrame]:
+    """Centered or non-centered for each grouping factor, and the numbers behind the choice.
+
+    A factor's effects are drawn as one block, so it is centered only when the levels' data
+    say a lot about every varying coefficient: the smallest 10% quantile of kappa over its
+    coefficients (``kappa_q10``, on ``limiting``) must be above :data:`CENTERED_ABOVE`.
+
+    Only the intercept well informed: ``"centered-intercept"``
+    (:func:`hierbayes.model.coordinates.centres_intercept_only`).
+
+    Returns
+    -------
+    choice : dict of factor -> "centered", "centered-intercept" or "non-centered"
+    table : DataFrame
+        Index ``factor``; columns ``levels``, ``median_n``, ``tau2``, ``s2`` (the
+        intercept's), ``kappa_q10`` (the least informed coefficient's), ``limiting`` (that
+        coefficient), ``intercept_kappa_q10``, ``parameterization``.
+    """
+    from hierbayes.model.coordinates import centres_intercept_only
+
+    choice, rows = {}, []
+    for factor, fd in design.factors.items():
+        row = {"factor": factor, "levels": len(fd.levels), "median_n": float(np.median(fd.counts)),
+               "tau2": np.nan, "s2": np.nan, "kappa_q10": np.nan, "limiting": None, "intercept_kappa_q10": np.nan}
+        if "Intercept" in design.factor_coefs(factor):
+            kappas = coefficient_kappas(design, family, factor)
+            _, row["tau2"], row["s2"] = kappas["Intercept"]
+            lows = {coef: float(np.quantile(k, KAPPA_QUANTILE)) for coef, (k, _, _) in kappas.items()}
+            row["limiting"] = min(lows, key=lows.get)
+            row["kappa_q10"] = lows[row["limiting"]]
+            row["intercept_kappa_q10"] = lows["Intercept"]
+        if row["kappa_q10"] > CENTERED_ABOVE:
+            choice[factor] = "centered"
+        elif row["intercept_kappa_q10"] > CENTERED_ABOVE and centres_intercept_only(design, factor) is None:
+            choice[factor] = "centered-intercept"
+        else:
+            choice[factor] = "non-centered"
+        rows.append({**row, "parameterization": choice[factor]})
+    return choice, pd.DataFrame(rows).set_index("factor")
+
+
+def describe(model) -> str | None:
+    """One line for a fit's header: how each grouping factor's effects were sampled (None: no factor)."""
+    if not model.design.factors:
+        return None
+    from hierbayes.model.coordinates import sheared
+
+    shear = sheared(model.design, model.parameterization, model.collapsed)
+    parts = []
+    for factor in model.design.factors:
+        if model.collapsed:
+            parts.append(f"{factor} integrated out and drawn exactly (collapsed)")
+            continue
+        p = model.parameterization
+        chosen = p.get(factor, "non-centered") if isinstance(p, dict) else p
+        table = model.parameterization_choice
+        if table is not None and np.isfinite(table.loc[factor, "kappa_q10"]):
+            low, share = table.loc[factor, "kappa_q10"], f"{1 - KAPPA_QUANTILE:.0%}"
+            if chosen == "centered-intercept":
+                chosen += (f" (auto: kappa above {table.loc[factor, 'intercept_kappa_q10']:.2g} in {share} of levels "
+                           f"for the intercept, {low:.2g} for {table.loc[factor, 'limiting']})")
+            else:
+                chosen += f" (auto: kappa above {low:.2g} in {share} of levels)"
+        if shear.get(factor):
+            chosen += f", the effects' mean sampled with the fixed {', '.join(shear[factor])}"
+        parts.append(f"{factor} {chosen}")
+    return "Group effects: " + "; ".join(parts)

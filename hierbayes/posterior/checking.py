@@ -1,0 +1,250 @@
+"""Model checking and comparison: predictive draws, PSIS-LOO, Bayesian R-squared.
+
+- :func:`posterior_predictive` draws replicated data for the fitting rows, one per
+  posterior draw, and stores them in the fit's DataTree as ArviZ expects
+  (``posterior_predictive`` group, next to ``observed_data`` and ``log_likelihood``), so
+  ArviZ's PPC plots and LOO-PIT work on ``fit.idata`` directly.
+- :func:`prior_predictive` samples the priors and data from them, to check what the
+  priors (the defaults included) say before seeing the data.
+- :func:`loo` is PSIS-LOO from arviz-stats, with its Pareto-k diagnostic explained in
+  plain words; :func:`compare` ranks several fits of the same data by it.
+- :func:`bayes_r2` is the model-based R-squared of Gelman, Goodrich, Gabry and Vehtari
+  (2019): per draw, the variance of the expected values over the rows divided by itself
+  plus the mean modelled residual variance.
+
+Examples
+--------
+>>> import hierbayes as hb
+>>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+>>> fit = model.fit(draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+>>> fit.posterior_predictive(seed=1).dims
+('chain', 'draw', 'obs')
+>>> "posterior_predictive" in fit.idata.children
+True
+>>> bool(0.6 < fit.r2().loc["R2", "mean"] < 0.9)
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.model.data import response_name
+from hierbayes.posterior.fit import Posterior
+from hierbayes.posterior.predict import OBS_DIM, predict
+from hierbayes.posterior.summaries import draw_stats
+from hierbayes.spec.design import used_columns
+
+__all__ = ["posterior_predictive", "prior_predictive", "loo", "pareto_k_message", "compare", "bayes_r2"]
+
+
+# --- predictive draws -----------------------------------------------------------------------
+
+def _obs_dataset(name: str, values: np.ndarray, coords: dict) -> xr.Dataset:
+    return xr.Dataset({name: (("chain", "draw", OBS_DIM), values)}, coords=coords)
+
+
+def posterior_predictive(fit, seed: int | np.random.Generator | None = None) -> xr.DataArray:
+    """Replicated data for the fitting rows, one per posterior draw, stored in ``fit.idata``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, obs)``, named as the response (the same name as in
+        ``observed_data`` and ``log_likelihood``).
+    """
+    draws = predict(fit, None, kind="response", groups="known", seed=seed)
+    coords = {"chain": draws["chain"].values, "draw": draws["draw"].values}
+    fit.idata["posterior_predictive"] = xr.DataTree(_obs_dataset(draws.name, draws.values, coords))
+    return fit.idata["posterior_predictive"][draws.name]
+
+
+def prior_predictive(model, draws: int = 500, seed: int | None = None) -> xr.DataTree:
+    """Draws from the priors and of data from them, for the fitting rows.
+
+    Parameters
+    ----------
+    model : Model
+    draws : int
+    seed : int, optional
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``prior`` (the posterior's variables and dims: ``b``, ``sd_<factor>``,
+        ``cor_<factor>``, ``r_<factor>``, family parameters), ``prior_predictive``
+        (the response, dims ``(chain, draw, obs)``) and ``observed_data``.
+    """
+    import pymc as pm
+
+    if int(draws) != draws or draws < 1:
+        raise HierbayesError(f"draws must be a positive whole number, not {draws!r}")
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # PyMC logs the list of sampled variables
+    try:
+        tree = pm.sample_prior_predictive(draws=int(draws), model=model.pymc_model, random_seed=seed)
+    finally:
+        logger.setLevel(level)
+    name = model.spec.response.expr
+    prior = tree["prior"].to_dataset()
+    ys = tree["prior_predictive"].to_dataset()[response_name(model.design)]
+    coords = {"chain": ys["chain"].values, "draw": ys["draw"].values}
+    return xr.DataTree.from_dict({
+        "prior": prior,
+        "prior_predictive": _obs_dataset(name, ys.transpose("chain", "draw", ...).values, coords),
+        "observed_data": xr.Dataset({name: (OBS_DIM, model.design.y)}),
+    })
+
+
+# --- LOO ---------------------------------------------------------------------------------------
+
+def pareto_k_message(pareto_k: np.ndarray, good_k: float, rows: pd.Index) -> str | None:
+    """A plain-language warning for observations whose Pareto k exceeds ``good_k``, or None.
+
+    Examples
+    --------
+    >>> print(pareto_k_message(np.array([0.1, 0.9, 0.2]), 0.7, pd.Index(["a", "b", "c"])))
+    LOO is unreliable for 1 of 3 observations (Pareto k above 0.7, largest 0.9 at row 'b'): ...
+    """
+    k = np.asarray(pareto_k, dtype=float).ravel()
+    bad = np.flatnonzero(k > good_k)
+    if bad.size == 0:
+        return None
+    worst = bad[np.argsort(-k[bad])]
+    labels = [v.item() if isinstance(v, np.generic) else v for v in rows[worst]]
+    shown = ", ".join(repr(v) for v in labels[:10]) + (", ..." if worst.size > 10 else "")
+    return (f"LOO is unreliable for {bad.size} of {k.size} observations (Pareto k above {good_k:.2g}, "
+            f"largest {k[worst[0]]:.2g} at row {labels[0]!r}): each of these rows alone moves the "
+            "posterior so much that leaving it out cannot be approximated by reweighting the draws, and the "
+            "elpd is then too optimistic. Check these rows for errors, consider a family that expects such "
+            "values (student_t for outliers, negative_binomial for overdispersed counts), or refit without "
+            f"them (K-fold cross-validation). Rows: {shown}")
+
+
+def _fitted_index(model) -> pd.Index:
+    """Index labels of the rows the model was fitted to (after dropping missing values)."""
+    data = model.data
+    if model.design.n_dropped:
+        data = data.loc[data[used_columns(model.spec, data.columns)].notna().all(axis=1)]
+    return data.index
+
+
+def loo(fit, warn: bool = True):
+    """PSIS-LOO of ``fit`` (arviz-stats), pointwise, with high Pareto k explained in words.
+
+    The pointwise log-likelihood is computed and stored first if the fit has none.
+
+    Returns
+    -------
+    arviz_stats.utils.ELPDData
+        ``elpd``, ``se``, ``p`` (effective number of parameters), pointwise ``elpd_i``
+        and ``pareto_k``, and ``good_k`` (the threshold above which a k is bad).
+    """
+    result, message = _loo_and_message(fit)
+    if warn and message:
+        warnings.warn(message, DataWarning, stacklevel=3)
+    return result
+
+
+def _loo_and_message(fit):
+    from arviz_stats import loo as az_loo
+
+    if "log_likelihood" not in fit.idata.children:
+        fit.add_log_likelihood()
+    name = fit.model.spec.response.expr
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        result = az_loo(fit.idata, pointwise=True, var_name=name)
+    return result, pareto_k_message(result.pareto_k.values, result.good_k, _fitted_index(fit.model))
+
+
+def compare(fits: Mapping[str, object], method: str = "stacking") -> pd.DataFrame:
+    """Rank fits of the same data by PSIS-LOO.
+
+    Parameters
+    ----------
+    fits : dict of name -> Fit
+        At least two fits of the same response values.
+    method : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
+        How the model weights are estimated.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fit, best first: ``rank``, ``elpd``, ``p``, ``elpd_diff`` (to the
+        best) and its standard error ``dse``, ``weight`` and ArviZ's diagnostic columns.
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> data = hb.datasets.load("sleepstudy")
+    >>> kw = dict(draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> default = hb.Model("Reaction ~ Days + (Days | Subject)", data).fit(**kw)
+    >>> no_trend = hb.Model("Reaction ~ Days + (Days | Subject)", data,   # Days forced to about 0
+    ...                     priors={"Days": hb.Normal(0, 0.1), "sd(Days|Subject)": hb.HalfNormal(0.1)}).fit(**kw)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # a few influential rows (Pareto k) in sleepstudy
+    ...     table = hb.compare({"default priors": default, "no trend": no_trend})
+    >>> table.index[0], bool(table.loc["no trend", "elpd_diff"] < 0)
+    ('default priors', True)
+    """
+    from arviz_stats import compare as az_compare
+
+    if not isinstance(fits, Mapping) or len(fits) < 2:
+        raise HierbayesError("compare needs a dict of at least two fits, such as {'model a': fit_a, 'model b': fit_b}")
+    for name, fit in fits.items():
+        if not isinstance(fit, Posterior):
+            raise HierbayesError(f"{name!r} is a {type(fit).__name__}, not a hierbayes Fit")
+    (first, ref), *rest = fits.items()
+    for name, fit in rest:
+        y0, y1 = ref.model.design.y, fit.model.design.y
+        if y0.shape != y1.shape or not np.array_equal(y0, y1):
+            raise HierbayesError(f"{name!r} and {first!r} were fitted to different response values "
+                                 f"({y1.size} and {y0.size} rows); LOO compares fits of the same data only")
+    results = {}
+    for name, fit in fits.items():
+        results[name], message = _loo_and_message(fit)
+        if message:
+            warnings.warn(f"{name!r}: {message}", DataWarning, stacklevel=2)
+    return az_compare(results, method=method, round_to="none")
+
+
+# --- Bayesian R2 --------------------------------------------------------------------------------
+
+# Variance of one response given its expected value ``mean`` (on the response scale) and the
+# family's parameters; binomial means are proportions of ``trials``.
+def bayes_r2(fit, prob: float | None = None, summary: bool = True) -> pd.DataFrame | np.ndarray:
+    """Bayesian R-squared: explained variance over explained plus modelled residual variance.
+
+    Per draw ``s``, ``R2_s = V_s / (V_s + E_s)`` with ``V_s`` the variance over the rows of
+    the expected responses and ``E_s`` the mean over the rows of the family's variance
+    of a response around its expected value (``sigma^2`` for gaussian, ``mu`` for
+    poisson, ``mu (1 - mu)`` for bernoulli, ...). Group effects count as explained.
+
+    Returns
+    -------
+    DataFrame or ndarray
+        One row ``R2`` with mean, SD and interval; with ``summary=False`` the draws
+        ``(chain, draw)``.
+    """
+    from arviz_stats.base import array_stats
+
+    family, design = fit.model.family, fit.model.design
+    mean = fit.expected_mean()
+    trials = design.trials if design.trials is not None else 1.0
+    residual = family.response_variance(mean, fit._family_draws(), trials).mean(axis=-1)
+    shape = mean.shape[:2]
+    r2 = array_stats.bayesian_r2((mean * trials).reshape(-1, mean.shape[-1]), residual.reshape(-1), "var")
+    r2 = np.asarray(r2).reshape(shape)
+    if not summary:
+        return r2
+    return pd.DataFrame({k: np.atleast_1d(v) for k, v in draw_stats(r2, prob or fit.prob).items()},
+                        index=pd.Index(["R2"], name="parameter"))

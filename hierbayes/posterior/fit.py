@@ -1,0 +1,327 @@
+"""The posterior of a model and its summaries: what ``hb.Fit`` is built on.
+
+Examples
+--------
+>>> import hierbayes as hb
+>>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+>>> fit = model.fit(draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+>>> bool(fit.fixed_effects().loc["Days", "mean"] > 5)
+True
+>>> fit.posterior["r_Subject"].sel(Subject="308", Subject__coef="Days").shape
+(2, 200)
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hierbayes.errors import ConvergenceWarning, HierbayesError
+from hierbayes.model.data import model_coords
+from hierbayes.model.parameterization import describe as describe_parameterization
+from hierbayes.posterior.diagnostics import check_convergence
+from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
+from hierbayes.spec.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
+from hierbayes.spec.parameters import (
+    FIXED_DIM,
+    Parameter,
+    coef_dim,
+    factor_dim,
+    group_effect_label,
+    model_parameters,
+    safe_name,
+)
+from hierbayes.version import __version__
+
+__all__ = ["Posterior"]
+
+LOG_LIKELIHOOD_MAX_VALUES = 50_000_000  # draws x rows kept in memory (400 MB); above it, on request only
+
+
+class Posterior:
+    """Posterior draws of a model, with summaries by posterior mean and 95% equal-tailed intervals.
+
+    The posterior stage of the pipeline; :class:`hierbayes.Fit` adds plots, the MAP lesson and saving.
+
+    Attributes
+    ----------
+    model : Model
+    idata : xarray.DataTree
+        The ArviZ DataTree: ``posterior``, ``sample_stats``, ``observed_data`` and
+        ``log_likelihood`` groups. Group effects are ``r_<factor>`` with dims
+        ``(<factor>, <factor>__coef)``, coordinates the level names.
+    sampler : str
+    timings : dict
+        Seconds spent building, compiling and sampling.
+    """
+
+    def __init__(self, model, idata: xr.DataTree, *, sampler: str, timings: dict | None = None,
+                 seed: int | None = None, prob: float = 0.95):
+        self.model = model
+        self.idata = idata
+        self.sampler = sampler
+        self.timings = dict(timings or {})
+        self.seed = seed
+        self.prob = prob
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_run(cls, model, run, *, seed: int | None, log_likelihood: bool = False) -> Posterior:
+        """Label the raw sampler output with the model's coordinates and add the data groups."""
+        design = model.design
+        posterior = run.tree["posterior"].to_dataset()
+        coords = model_coords(design)
+        posterior = posterior.assign_coords({k: v for k, v in coords.items() if k in posterior.dims})
+        name = model.spec.response.expr
+        groups = {
+            "posterior": posterior,
+            "sample_stats": run.tree["sample_stats"].to_dataset(),
+            "observed_data": xr.Dataset({name: ("obs", design.y)}),
+        }
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs.update({"hierbayes_version": __version__, "formula": model.formula,
+                           "family": model.family.name, "link": model.family.link, "sampler": run.sampler})
+        fit = cls(model, tree, sampler=run.sampler, timings=run.timings, seed=seed)
+        if log_likelihood and posterior.sizes["chain"] * posterior.sizes["draw"] * design.n_obs <= LOG_LIKELIHOOD_MAX_VALUES:
+            fit.add_log_likelihood()
+        return fit
+
+    def add_log_likelihood(self) -> None:
+        """Store the pointwise log-likelihood in the ``log_likelihood`` group (for LOO)."""
+        d, fam, post = self.model.design, self.model.family, self.posterior
+        b = fixed_effect_draws(post, d)
+        effects, params = posterior_effects(post, d), self._family_draws()
+        logp = np.empty((post.sizes["chain"], post.sizes["draw"], d.n_obs))
+        for c in range(logp.shape[0]):  # a chain at a time: temporaries of draws x rows, not chains x draws x rows
+            eta = linear_predictor(None if b is None else b[c], d.X, d.offset, [(r[c], i, Z) for r, i, Z in effects])
+            logp[c] = fam.log_density(d.y, fam.link_function.inverse(eta), {k: v[c] for k, v in params.items()},
+                                      d.trials)
+        name = self.model.spec.response.expr
+        self.idata["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), logp)}))
+
+    # -- draws ----------------------------------------------------------------------------------
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior draws as an xarray Dataset."""
+        return self.idata["posterior"].to_dataset()
+
+    @cached_property
+    def parameters(self) -> list[Parameter]:
+        """Every summarised parameter with its printed label and posterior variable."""
+        return model_parameters(self.model.design, self.model.family)
+
+    def _family_draws(self) -> dict[str, np.ndarray]:
+        post = self.posterior
+        return {name: post[name].transpose("chain", "draw").values[..., None] for name, _ in self.model.family.parameters}
+
+    def linear_predictor(self) -> np.ndarray:
+        """Linear predictor of the fitting data, (chain, draw, obs)."""
+        post, d = self.posterior, self.model.design
+        b = fixed_effect_draws(post, d)
+        return linear_predictor(b, d.X, d.offset, posterior_effects(post, d))
+
+    def expected_mean(self) -> np.ndarray:
+        """Expected response (mean on the response scale) of the fitting data, (chain, draw, obs)."""
+        return self.model.family.link_function.inverse(self.linear_predictor())
+
+    # -- prediction and checking (logic in predict.py, checking.py) --------------------------------
+    def predict(self, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,
+                allow_new_levels: bool = False, seed: int | None = None) -> xr.DataArray:
+        """Posterior draws of predictions, (chain, draw, obs); see :func:`hierbayes.posterior.predict.predict`."""
+        from hierbayes.posterior.predict import predict
+
+        return predict(self, data, kind, groups, allow_new_levels=allow_new_levels, seed=seed)
+
+    def predict_summary(self, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,
+                        allow_new_levels: bool = False, seed: int | None = None,
+                        prob: float | None = None) -> pd.DataFrame:
+        """Mean, SD and interval of the predictions per row; see :func:`hierbayes.posterior.predict.predict_summary`."""
+        from hierbayes.posterior.predict import predict_summary
+
+        return predict_summary(self, data, kind, groups, allow_new_levels=allow_new_levels, seed=seed, prob=prob)
+
+    def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
+        """Replicated data, stored in ``idata["posterior_predictive"]``; see :mod:`hierbayes.posterior.checking`."""
+        from hierbayes.posterior.checking import posterior_predictive
+
+        return posterior_predictive(self, seed=seed)
+
+    def prior_predictive(self, draws: int = 500, seed: int | None = None) -> xr.DataArray:
+        """Data drawn from the priors, stored with the prior draws in ``idata``; returns the data draws."""
+        tree = self.model.sample_prior_predictive(draws=draws, seed=seed)
+        for group in ("prior", "prior_predictive"):
+            self.idata[group] = tree[group]
+        return self.idata["prior_predictive"][self.model.spec.response.expr]
+
+    def loo(self, warn: bool = True):
+        """PSIS-LOO (arviz-stats ELPDData), high Pareto k explained; see :func:`hierbayes.posterior.checking.loo`."""
+        from hierbayes.posterior.checking import loo
+
+        return loo(self, warn=warn)
+
+    def r2(self, prob: float | None = None, summary: bool = True):
+        """Bayesian R-squared; see :func:`hierbayes.posterior.checking.bayes_r2`."""
+        from hierbayes.posterior.checking import bayes_r2
+
+        return bayes_r2(self, prob=prob, summary=summary)
+
+    # -- tables ---------------------------------------------------------------------------------
+    def _table(self, parameters: list[Parameter], prob: float | None) -> pd.DataFrame:
+        return summary_table(parameter_draws(self.posterior, parameters), [p.label for p in parameters],
+                             prob or self.prob)
+
+    def summary(self, prob: float | None = None) -> pd.DataFrame:
+        """Every population-level parameter: fixed effects, variance components, family parameters.
+
+        Columns ``mean``, ``sd``, the equal-tailed interval (``2.5%``, ``97.5%`` for
+        ``prob=0.95``), ``ess_bulk``, ``ess_tail``, ``r_hat``. Group effects are in
+        :meth:`group_effects`.
+        """
+        return self._table(self.parameters, prob)
+
+    def fixed_effects(self, prob: float | None = None) -> pd.DataFrame:
+        """Population-level effects, indexed by term as formulaic names it (``floor[T.1]``)."""
+        return self._table([p for p in self.parameters if p.cls in ("Intercept", "b")], prob)
+
+    def variance_components(self, prob: float | None = None) -> pd.DataFrame:
+        """Group SDs ``sd(x|g)``, correlations ``cor(a,b|g)`` and family parameters (``sigma``)."""
+        return self._table([p for p in self.parameters if p.cls not in ("Intercept", "b")], prob)
+
+    def group_effects(self, factor: str, prob: float | None = None) -> pd.DataFrame:
+        """Per level and varying coefficient: the deviation and the group's total coefficient.
+
+        The deviation ``r`` is the level's departure from the population value; the total
+        is ``population coefficient + r`` (just ``r`` when the coefficient has no
+        population-level term).
+
+        Returns
+        -------
+        DataFrame
+            MultiIndex (level, coefficient); columns ``n`` (observations of the level),
+            ``mean``, ``sd``, interval, ``total_mean``, ``total_sd`` and the total's interval.
+        """
+        design = self.model.design
+        if factor not in design.factors:
+            raise HierbayesError(f"{factor!r} is not a grouping factor of this model; "
+                                 f"the factors are {list(design.factors)}")
+        prob = prob or self.prob
+        post = self.posterior
+        r = post[f"r_{safe_name(factor)}"].transpose("chain", "draw", factor_dim(factor), coef_dim(factor)).values
+        coefs = design.factor_coefs(factor)
+        total = r.copy()
+        for k, coef in enumerate(coefs):
+            if coef in design.fixed_names:
+                total[..., k] += post["b"].sel({FIXED_DIM: coef}).transpose("chain", "draw").values[..., None]
+        levels = design.factors[factor].levels
+        index = pd.MultiIndex.from_product([levels, coefs], names=[factor, "coefficient"])
+        dev = {k: v.ravel() for k, v in draw_stats(r, prob).items()}
+        tot = {f"total_{k}": v.ravel() for k, v in draw_stats(total, prob).items()}
+        n = np.repeat(design.factors[factor].counts, len(coefs))
+        return pd.DataFrame({"n": n, **dev, **tot}, index=index)
+
+    def icc(self, prob: float | None = None) -> pd.DataFrame:
+        """Intra-class correlation of each grouping factor that has a varying intercept.
+
+        ``ICC_g = sd(Intercept|g)^2 / (sum_h sd(Intercept|h)^2 + v)``, draw by draw, where
+        ``v`` is the residual variance on the latent (link) scale: ``sigma^2`` for
+        gaussian, ``pi^2/3`` for logit, ``1`` for probit, ``log(1 + 1/lambda)`` for poisson
+        and ``log(1 + 1/lambda + 1/alpha)`` for negative binomial with
+        ``lambda = exp(Intercept + sum_h sd(Intercept|h)^2 / 2)`` (Nakagawa, Johnson and
+        Schielzeth 2017). Varying slopes are not in the denominator (the ICC at x = 0).
+        """
+        d, fam, post = self.model.design, self.model.family, self.posterior
+        variances = {f: post[f"sd_{safe_name(f)}"].sel({coef_dim(f): "Intercept"}).transpose("chain", "draw").values ** 2
+                     for f in d.factors if "Intercept" in d.factor_coefs(f)}
+        if not variances:
+            raise HierbayesError("the ICC needs a varying intercept, and no grouping factor has one")
+        total = sum(variances.values())
+        intercept = post["b"].sel({FIXED_DIM: "Intercept"}).values if "Intercept" in d.fixed_names else 0.0
+        lam = fam.link_function.inverse(intercept + total / 2) if fam.link == "log" else intercept
+        params = {name: post[name].transpose("chain", "draw").values for name, _ in fam.parameters}
+        residual = fam.latent_variance(np.asarray(lam) * np.ones_like(total), params)
+        draws = np.stack([v / (total + residual) for v in variances.values()], axis=-1)
+        return pd.DataFrame(draw_stats(draws, prob or self.prob), index=pd.Index(list(variances), name="factor"))
+
+    # -- pooling (logic in pooling.py) --------------------------------------------------------------
+    def pooling(self, factor: str, term: str = "Intercept", prob: float | None = None) -> pd.DataFrame:
+        """No, complete and partial pooling of ``term`` per level; see :func:`hierbayes.posterior.pooling.pooling`."""
+        from hierbayes.posterior.pooling import pooling
+
+        return pooling(self, factor, term, prob)
+
+    # -- diagnostics -------------------------------------------------------------------------------
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, ESS, divergences, tree depth and E-BFMI, each with a plain-language message.
+
+        R-hat and ESS cover every summarised parameter and every group effect.
+        """
+        table = self.summary()
+        for factor in self.model.design.factors:
+            r = self.posterior[f"r_{safe_name(factor)}"]
+            draws = r.transpose("chain", "draw", ...).values.reshape(r.sizes["chain"], r.sizes["draw"], -1)
+            labels = [group_effect_label(factor, lvl, c) for lvl in r[factor_dim(factor)].values
+                      for c in r[coef_dim(factor)].values]
+            table = pd.concat([table, summary_table(draws, labels)])
+        return check_convergence(self.idata["sample_stats"].to_dataset(), table)
+
+    def warn_if_unconverged(self) -> bool:
+        """Warn (:class:`~hierbayes.errors.ConvergenceWarning`) for every failed check; True if all pass."""
+        checks = self.diagnostics()
+        failed = checks[~checks["ok"]]
+        for message in failed["message"]:
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        return failed.empty
+
+    # -- display -----------------------------------------------------------------------------------
+    def _sections(self, prob: float | None = None) -> list[tuple[str, pd.DataFrame]]:
+        table = self.summary(prob)
+        design, sections = self.model.design, []
+        for factor, fd in design.factors.items():
+            rows = [p.label for p in self.parameters if p.factor == factor]
+            sections.append((f"~{factor} (levels: {len(fd.levels)})", table.loc[rows]))
+        fixed = [p.label for p in self.parameters if p.cls in ("Intercept", "b")]
+        if fixed:
+            sections.append(("Population-level effects:", table.loc[fixed]))
+        family = [name for name, _ in self.model.family.parameters]
+        if family:
+            sections.append(("Family-specific parameters:", table.loc[family]))
+        return sections
+
+    def _header(self) -> list[str]:
+        m, post = self.model, self.posterior
+        lo, hi = interval_names(self.prob)
+        return [
+            f" Family: {m.family.name}",
+            f"  Links: mu = {m.family.link}",
+            f"Formula: {m.spec.formula}",
+            f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"
+                                                  if m.design.n_dropped else ""),
+            f"  Draws: {post.sizes['chain']} chains x {post.sizes['draw']} draws (sampler: {self.sampler})",
+            *filter(None, [describe_parameterization(m)]),
+            f"Posterior means and SDs; {100 * self.prob:g}% equal-tailed intervals [{lo}, {hi}]",
+        ]
+
+    def __repr__(self) -> str:
+        lines = self._header() + [""]
+        group_started = False
+        for title, frame in self._sections():
+            if title.startswith("~") and not group_started:
+                lines.append("Group-level effects:")
+                group_started = True
+            lines += [title, frame.round(3).to_string(), ""]
+        checks = self.diagnostics()
+        bad = checks[~checks["ok"]]
+        lines.append("Diagnostics: all checks passed." if bad.empty
+                     else "Diagnostics: " + " ".join(bad["message"]))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        parts = ["<div class='hierbayes-fit'>", "<pre>" + "\n".join(self._header()) + "</pre>"]
+        for title, frame in self._sections():
+            parts += [f"<h4>{title}</h4>", frame.round(3).to_html()]
+        parts.append("</div>")
+        return "\n".join(parts)

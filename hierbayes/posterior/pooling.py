@@ -1,0 +1,468 @@
+"""Complete, no and partial pooling of one varying coefficient, level by level.
+
+A multilevel model sits between two simpler models of the same data:
+
+- **no pooling**: every level of the factor gets its own coefficients, estimated from
+  its own rows only (the level's least-squares or maximum-likelihood estimate);
+- **complete pooling**: the factor is ignored and every level gets the population
+  coefficients.
+
+The multilevel (**partial pooling**) estimate of a level lies in between: it is pulled
+from the level's own estimate toward the population value, the more so the less data
+the level has. :func:`pooling` puts the three side by side.
+
+How the two classical fits are defined
+--------------------------------------
+No pooling for factor ``g`` is one fit of the response on the columns of ``g``'s
+varying coefficients *separately for every level* plus the population-level columns
+that do not vary by ``g`` (shared by all levels, as in Gelman and Hill's
+``lm(y ~ x + factor(g) - 1)``); other grouping factors are ignored. Complete pooling is
+the fit of the population-level part of the formula alone. Both keep the offset, and
+both are least squares for the gaussian and student-t families and maximum likelihood
+by iteratively reweighted least squares on the link scale for the others (Poisson
+quasi-likelihood for the negative binomial, which gives the same estimates of the
+mean structure). So every number is on the link scale.
+
+A population-level column that is the varying column times a value constant within
+each level (a level-2 predictor such as a county's uranium for the intercept, or a
+cross-level interaction for a slope) is part of the level's coefficient: the
+population value of level ``j`` is then ``b_term + sum_c b_c w_cj`` and differs
+between levels, and the partial-pooling estimate is that plus the level's deviation
+``r_j``. Without level-2 predictors it is ``b_term + r_j``, the ``total`` of
+:meth:`~hierbayes.api.Fit.group_effects`.
+
+Where a level cannot identify its coefficients the no-pooling estimate is NaN and the
+``reason`` column says why: too few rows, a varying predictor that takes one value in
+the level, or (for GLMs) responses all at a boundary of the support or separated by a
+predictor, where the maximum-likelihood estimate is infinite.
+
+The pooling factor
+------------------
+``pooling_factor = (no_pooling - partial_pooling) / (no_pooling - population)``: the
+fraction of the distance from the level's own estimate to the population value
+(posterior mean) that the partial-pooling estimate travelled; 0 is no pooling, 1 is
+complete pooling. In the one-way normal model it is ``(s^2/n) / (s^2/n + tau^2)`` and
+lies in [0, 1]. Elsewhere the ratio can fall slightly outside (a level whose own
+estimate is already next to the population value makes it noisy; a correlated slope
+or the shared coefficients can move the estimate sideways), so it is clipped to
+[0, 1]; it is NaN where there is no no-pooling estimate or no distance to travel.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> from hierbayes.spec.formula import parse
+>>> from hierbayes.spec.families import get_family
+>>> from hierbayes.spec.design import make_design
+>>> df = pd.DataFrame({"y": [1.0, 3.0, 2.0, 6.0, 5.0], "g": list("aabbc")})
+>>> d = make_design(parse("y ~ 1 + (1 | g)"), df, get_family("gaussian"))
+>>> est = no_pooling(d, get_family("gaussian"), "g")
+>>> est.estimates[:, 0].tolist()
+[2.0, 4.0, 5.0]
+>>> round(float(complete_pooling(d, get_family("gaussian"))[0]), 6)
+3.4
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from hierbayes.errors import HierbayesError
+from hierbayes.posterior.summaries import draw_stats, interval_names
+from hierbayes.spec.design import Design
+from hierbayes.spec.families import Family
+from hierbayes.spec.linear_predictor import design_effects, fixed_effect_draws
+from hierbayes.spec.parameters import coef_dim, factor_dim, safe_name
+
+__all__ = ["pooling", "no_pooling", "complete_pooling", "level_columns", "NoPooling", "population_draws",
+           "check_coefficient"]
+
+MAX_ITERATIONS = 100
+TOLERANCE = 1e-10
+_SEPARATED_ETA = 15.0  # |eta| beyond which a GLM fit has run off to a boundary (mean within 3e-7 of it)
+
+# Working variance V(mu) of each family (per trial for the binomial): the quasi-likelihood of IRLS.
+_VARIANCE = {
+    "gaussian": lambda mu: np.ones_like(mu),
+    "student_t": lambda mu: np.ones_like(mu),
+    "poisson": lambda mu: mu,
+    "negative_binomial": lambda mu: mu,
+    "bernoulli": lambda mu: mu * (1 - mu),
+    "binomial": lambda mu: mu * (1 - mu),
+}
+# d mean / d eta of each link, as a function of eta.
+_MEAN_DERIVATIVE = {
+    "identity": np.ones_like,
+    "log": np.exp,
+    "logit": lambda eta: special.expit(eta) * special.expit(-eta),
+    "probit": stats.norm.pdf,
+}
+
+
+# --- which population-level columns belong to a level's coefficient ---------------------------------
+
+def level_columns(design: Design, factor: str) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """The population-level columns that make up each varying coefficient of ``factor``.
+
+    A fixed column ``c`` belongs to coefficient ``t`` when ``X[:, c] = Z[:, t] * w`` with
+    ``w`` constant within every level: the coefficient's own column (``w = 1``), level-2
+    predictors (for the intercept) and cross-level interactions (for a slope).
+
+    Returns
+    -------
+    dict
+        Coefficient name -> list of (column position in ``design.X``, ``w`` per level).
+        ``w`` is NaN for a level where ``Z[:, t]`` is zero on every row.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from hierbayes.spec.formula import parse
+    >>> from hierbayes.spec.families import get_family
+    >>> from hierbayes.spec.design import make_design
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "u": [0.5, 0.5, 2.0, 2.0], "g": list("aabb")})
+    >>> d = make_design(parse("y ~ u + (1 | g)"), df, get_family("gaussian"))
+    >>> [(d.fixed_names[c], w.tolist()) for c, w in level_columns(d, "g")["Intercept"]]
+    [('Intercept', [1.0, 1.0]), ('u', [0.5, 2.0])]
+    """
+    fd = design.factors[factor]
+    Z = _factor_Z(design, factor)
+    J = len(fd.levels)
+    out: dict[str, list[tuple[int, np.ndarray]]] = {c: [] for c in design.factor_coefs(factor)}
+    for c in range(design.X.shape[1]):
+        x = design.X[:, c]
+        for k, coef in enumerate(design.factor_coefs(factor)):
+            w = _level_ratio(x, Z[:, k], fd.index, J)
+            if w is not None:
+                out[coef].append((c, w))
+                break
+    return out
+
+
+def _level_ratio(x: np.ndarray, z: np.ndarray, index: np.ndarray, J: int) -> np.ndarray | None:
+    """``w`` per level with ``x = z * w`` and ``w`` constant within levels, or None."""
+    scale = max(float(np.abs(x).max()), 1e-300)
+    nonzero = z != 0
+    if np.any(np.abs(x[~nonzero]) > 1e-12 * scale):
+        return None
+    if not nonzero.any():
+        return None
+    ratio = x[nonzero] / z[nonzero]
+    idx = index[nonzero]
+    lo = np.full(J, np.inf)
+    hi = np.full(J, -np.inf)
+    np.minimum.at(lo, idx, ratio)
+    np.maximum.at(hi, idx, ratio)
+    seen = np.isfinite(lo)
+    if np.any(hi[seen] - lo[seen] > 1e-9 * max(float(np.abs(ratio).max()), 1.0)):
+        return None
+    w = np.where(seen, lo, np.nan)
+    if np.ptp(ratio) == 0:  # the same value everywhere (the coefficient's own column)
+        w = np.full(J, ratio[0])
+    return w
+
+
+def _factor_Z(design: Design, factor: str) -> np.ndarray:
+    return next(Z for f, _, Z in design_effects(design) if f == factor)
+
+
+# --- the weighted least-squares step with per-level coefficients -----------------------------------
+
+def _level_sums(index: np.ndarray, J: int, weights: np.ndarray, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Per-level ``A_j' W B_j`` as (J, a, b), from per-row products."""
+    out = np.empty((J, A.shape[1], B.shape[1]))
+    for k in range(A.shape[1]):
+        for m in range(B.shape[1]):
+            out[:, k, m] = np.bincount(index, weights=weights * A[:, k] * B[:, m], minlength=J)
+    return out
+
+
+def _weighted_fit(z: np.ndarray, w: np.ndarray, X: np.ndarray, Z: np.ndarray, index: np.ndarray,
+                  J: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares of ``z`` on shared columns ``X`` and per-level columns ``Z``.
+
+    Solved level by level (Frisch-Waugh): the shared coefficients from the within-level
+    residuals, then each level's coefficients given them. Pseudo-inverses keep
+    rank-deficient levels harmless. Returns (shared (P,), per level (J, Q)).
+    """
+    P, Q = X.shape[1], Z.shape[1]
+    zc = z[:, None]
+    if Q == 0:
+        beta = np.linalg.lstsq(X * np.sqrt(w)[:, None], z * np.sqrt(w), rcond=None)[0] if P else np.zeros(0)
+        return beta, np.zeros((J, 0))
+    A_inv = np.linalg.pinv(_level_sums(index, J, w, Z, Z), hermitian=True)
+    c = _level_sums(index, J, w, Z, zc)[..., 0]
+    beta = np.zeros(P)
+    if P:
+        B = _level_sums(index, J, w, Z, X)
+        AB = A_inv @ B
+        M = (X * w[:, None]).T @ X - np.einsum("jqp,jqr->pr", B, AB)
+        r = (X * w[:, None]).T @ z - np.einsum("jqp,jq->p", AB, c)
+        beta = np.linalg.lstsq(M, r, rcond=None)[0]
+        c = c - B @ beta
+    return beta, np.einsum("jqr,jr->jq", A_inv, c)
+
+
+def _irls(y: np.ndarray, trials: np.ndarray | None, offset: np.ndarray, X: np.ndarray, Z: np.ndarray,
+          index: np.ndarray, J: int, family: Family) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Quasi-likelihood fit by iteratively reweighted least squares on the link scale."""
+    if family.name not in _VARIANCE or family.link not in _MEAN_DERIVATIVE:
+        raise HierbayesError(f"no- and complete-pooling estimates are not available for the {family.name!r} "
+                             f"family with the {family.link!r} link")
+    link = family.link_function
+    n = np.ones_like(y) if trials is None else trials
+    p = y / n
+    if family.link == "identity":
+        mu = p.astype(float)
+    elif family.link == "log":
+        mu = p + 0.1
+    else:
+        mu = (n * p + 0.5) / (n + 1)
+    eta = link.forward(mu)
+    beta, u = np.zeros(X.shape[1]), np.zeros((J, Z.shape[1]))
+    for _ in range(MAX_ITERATIONS):
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            d = np.maximum(_MEAN_DERIVATIVE[family.link](eta), 1e-300)
+            mu = link.inverse(eta)
+            w = n * d**2 / np.maximum(_VARIANCE[family.name](mu), 1e-300)
+            working = eta - offset + (p - mu) / d
+        beta, u = _weighted_fit(working, w, X, Z, index, J)
+        new_eta = offset + X @ beta + np.einsum("nq,nq->n", Z, u[index])
+        change = np.max(np.abs(new_eta - eta) / (1 + np.abs(new_eta)))
+        eta = new_eta
+        if family.link == "identity" and family.name in ("gaussian", "student_t"):
+            return beta, u, True
+        if change < TOLERANCE:
+            return beta, u, True
+        if family.link != "identity" and np.max(np.abs(eta)) > 2 * _SEPARATED_ETA:
+            break  # running off to a boundary: the caller finds the levels responsible
+    return beta, u, False
+
+
+# --- no pooling and complete pooling ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NoPooling:
+    """Each level's own estimates of the varying coefficients of one factor (link scale).
+
+    Attributes
+    ----------
+    coefficients : tuple of str
+    estimates : ndarray (J, Q)
+        NaN where the level cannot identify its coefficients.
+    reasons : tuple of str
+        Per level: why its estimates are NaN ("" when they are not).
+    shared : dict
+        Estimates of the population-level columns shared by all levels.
+    """
+
+    coefficients: tuple[str, ...]
+    estimates: np.ndarray
+    reasons: tuple[str, ...]
+    shared: dict[str, float]
+
+
+def _unidentified(design: Design, factor: str, Z: np.ndarray) -> list[str]:
+    """Per level, why ``Z``'s columns cannot be estimated from the level's rows ("" if they can)."""
+    fd = design.factors[factor]
+    coefs = design.factor_coefs(factor)
+    J, Q = len(fd.levels), len(coefs)
+    gram = _level_sums(fd.index, J, np.ones(len(fd.index)), Z, Z)
+    counts = fd.counts
+    reasons = [""] * J
+    for j in range(J):
+        scale = np.sqrt(np.maximum(np.diag(gram[j]), 1e-300))
+        G = gram[j] / np.outer(scale, scale)
+        if np.linalg.matrix_rank(G, rtol=1e-9, hermitian=True) == Q:
+            continue
+        if counts[j] < Q:
+            reasons[j] = f"{counts[j]} observation{'s' if counts[j] != 1 else ''} for {Q} coefficients"
+            continue
+        rows = Z[fd.index == j]
+        for k in range(Q):
+            if np.linalg.matrix_rank(G[: k + 1, : k + 1], rtol=1e-9, hermitian=True) <= k:
+                col = rows[:, k]
+                if np.ptp(col) == 0:
+                    reasons[j] = f"{coefs[k]!r} takes the single value {col[0]:g} in this level"
+                else:
+                    reasons[j] = f"{coefs[k]!r} is collinear with {', '.join(map(repr, coefs[:k]))} in this level"
+                break
+    return reasons
+
+
+def _boundary_reason(family: Family, y: np.ndarray, trials: np.ndarray | None) -> str:
+    """Why a level's maximum-likelihood estimate is infinite, judged from its responses alone."""
+    if family.link == "log" and np.all(y == 0):
+        return "every response is 0, so the estimate is minus infinity on the log scale"
+    if family.link in ("logit", "probit"):
+        n = np.ones_like(y) if trials is None else trials
+        if np.all(y == 0):
+            return f"every response is a failure, so the estimate is minus infinity on the {family.link} scale"
+        if np.all(y == n):
+            return f"every response is a success, so the estimate is plus infinity on the {family.link} scale"
+    return ""
+
+
+def no_pooling(design: Design, family: Family, factor: str) -> NoPooling:
+    """Estimate the varying coefficients of ``factor`` separately for every level.
+
+    One fit of the response on the factor's varying columns, level by level, plus the
+    population-level columns that do not vary by ``factor`` (shared); other grouping
+    factors are ignored. Least squares for gaussian and student-t, maximum likelihood
+    (IRLS, link scale) for the GLM families.
+
+    Parameters
+    ----------
+    design : Design
+    family : Family
+    factor : str
+
+    Returns
+    -------
+    NoPooling
+    """
+    fd = design.factors[factor]
+    J = len(fd.levels)
+    coefs = design.factor_coefs(factor)
+    Z = _factor_Z(design, factor)
+    absorbed = {c for cols in level_columns(design, factor).values() for c, _ in cols}
+    shared = [c for c in range(design.X.shape[1]) if c not in absorbed]
+    offset = design.offset if design.offset is not None else np.zeros(design.n_obs)
+    reasons = _unidentified(design, factor, Z)  # these levels stay in the fit: pinv copes with them
+    dropped: set[int] = set()  # levels whose estimates are infinite: out of the fit
+    for j in range(J):
+        rows = fd.index == j
+        if boundary := _boundary_reason(family, design.y[rows], None if design.trials is None else design.trials[rows]):
+            reasons[j] = reasons[j] or boundary
+            dropped.add(j)
+    while True:
+        keep = ~np.isin(fd.index, sorted(dropped))
+        trials = None if design.trials is None else design.trials[keep]
+        beta, u, converged = _irls(design.y[keep], trials, offset[keep], design.X[keep][:, shared],
+                                   Z[keep], fd.index[keep], J, family)
+        eta = offset + design.X[:, shared] @ beta + np.einsum("nq,nq->n", Z, u[fd.index])
+        runaway = set() if family.link == "identity" else \
+            {int(j) for j in np.unique(fd.index[keep & (np.abs(eta) > _SEPARATED_ETA)])}
+        if not runaway:
+            break
+        for j in runaway:
+            reasons[j] = reasons[j] or "no finite estimate: the level's responses are separated by its predictors"
+            dropped.add(j)
+    if not converged:
+        raise HierbayesError(f"the no-pooling fit for {factor!r} did not converge in {MAX_ITERATIONS} iterations")
+    estimates = np.where(np.array([bool(r) for r in reasons])[:, None], np.nan, u)
+    names = [design.fixed_names[c] for c in shared]
+    return NoPooling(coefs, estimates, tuple(reasons), dict(zip(names, beta.tolist())))
+
+
+def complete_pooling(design: Design, family: Family) -> np.ndarray:
+    """The population-level part of the formula fitted alone (every grouping factor ignored).
+
+    Returns
+    -------
+    ndarray (p,)
+        Coefficients of ``design.fixed_names``, on the link scale.
+    """
+    offset = design.offset if design.offset is not None else np.zeros(design.n_obs)
+    index = np.zeros(design.n_obs, dtype=np.int64)
+    beta, _, converged = _irls(design.y, design.trials, offset, design.X, np.zeros((design.n_obs, 0)),
+                               index, 1, family)
+    if not converged:
+        raise HierbayesError(f"the complete-pooling fit did not converge in {MAX_ITERATIONS} iterations "
+                             "(a predictor may separate the responses)")
+    return beta
+
+
+# --- partial pooling from the posterior ------------------------------------------------------------
+
+def check_coefficient(design: Design, factor: str, term: str) -> int:
+    """Position of ``term`` among the varying coefficients of ``factor``; errors name what exists."""
+    if factor not in design.factors:
+        raise HierbayesError(f"{factor!r} is not a grouping factor of this model; "
+                             f"the factors are {list(design.factors)}")
+    coefs = design.factor_coefs(factor)
+    if term not in coefs:
+        raise HierbayesError(f"{term!r} does not vary by {factor!r}; its varying coefficients are {list(coefs)}")
+    return coefs.index(term)
+
+
+def population_draws(fit, factor: str, term: str) -> np.ndarray:
+    """Draws (chain, draw, level) of the population value of ``term`` for each level of ``factor``.
+
+    ``sum_c b_c w_cj`` over the population-level columns that belong to the coefficient
+    (:func:`level_columns`); 0 when the coefficient has no population-level term.
+    """
+    design, post = fit.model.design, fit.posterior
+    check_coefficient(design, factor, term)
+    b = fixed_effect_draws(post, design)
+    out = np.zeros((post.sizes["chain"], post.sizes["draw"], len(design.factors[factor].levels)))
+    for c, w in level_columns(design, factor)[term]:
+        out = out + b[..., c, None] * w
+    return out
+
+
+def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None) -> pd.DataFrame:
+    """No, complete and partial pooling of one varying coefficient, one row per level.
+
+    Parameters
+    ----------
+    fit : Fit
+    factor : str
+        A grouping factor of the model.
+    term : str, default "Intercept"
+        One of the factor's varying coefficients.
+    prob : float, optional
+        Mass of the partial-pooling interval (the fit's, 0.95, by default).
+
+    Returns
+    -------
+    DataFrame
+        Index: the levels. Columns ``n`` (rows of the level), ``no_pooling``,
+        ``complete_pooling``, ``population`` (posterior mean of the population value),
+        ``partial_pooling`` (posterior mean), ``partial_sd``, the interval (``2.5%``,
+        ``97.5%``), ``pooling_factor`` and ``reason`` (why ``no_pooling`` is NaN). All on
+        the link scale; see the module notes for the definitions.
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> fit = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy")).fit(
+    ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> table = fit.pooling("Subject", "Days")
+    >>> bool(table["pooling_factor"].between(0, 1).all())
+    True
+    """
+    design, family = fit.model.design, fit.model.family
+    k = check_coefficient(design, factor, term)
+    prob = prob or fit.prob
+    post = fit.posterior
+    r = post[f"r_{safe_name(factor)}"].transpose("chain", "draw", factor_dim(factor), coef_dim(factor)).values
+    pop = population_draws(fit, factor, term)
+    partial = draw_stats(pop + r[..., k], prob)
+    population = pop.reshape(-1, pop.shape[-1]).mean(axis=0)
+    own = no_pooling(design, family, factor)
+    cp = complete_pooling(design, family)
+    complete = np.zeros(len(population))
+    for c, w in level_columns(design, factor)[term]:
+        complete = complete + cp[c] * w
+    estimate = own.estimates[:, k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moved = (estimate - partial["mean"]) / (estimate - population)
+    lo, hi = interval_names(prob)
+    table = pd.DataFrame({
+        "n": design.factors[factor].counts,
+        "no_pooling": estimate,
+        "complete_pooling": complete,
+        "population": population,
+        "partial_pooling": partial["mean"],
+        "partial_sd": partial["sd"],
+        lo: partial[lo],
+        hi: partial[hi],
+        "pooling_factor": np.clip(np.where(np.isfinite(moved), moved, np.nan), 0.0, 1.0),
+        "reason": list(own.reasons),
+    }, index=pd.Index(list(design.factors[factor].levels), name=factor))
+    table.attrs.update({"factor": factor, "term": term, "scale": family.link, "prob": prob})
+    return table

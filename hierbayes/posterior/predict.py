@@ -1,0 +1,353 @@
+"""Predictions from the posterior draws, for the fitting data or for new rows.
+
+New rows go through the fitting data's own design state: formulaic's model specs,
+kept in :class:`~hierbayes.spec.design.Design`, re-apply ``scale``/``center`` with the
+fitting data's constants and encode categorical columns with the fitting data's
+levels, so new data are never re-centred on themselves (a single new row included).
+
+Group effects of the new rows come from one of three sources (``groups=``):
+
+- ``"known"``: the fitted effect of each level, draw by draw. A level not seen in
+  fitting is an error, unless ``allow_new_levels=True``, which draws its effect as for
+  ``"new"``.
+- ``"population"``: none; the population-level prediction (lme4's ``re.form=NA``).
+- ``"new"``: every level of the new rows is treated as a new level: its effect is drawn
+  from the fitted population distribution ``N(0, L L')``, ``L = diag(sd) @ chol(cor)``,
+  once per posterior draw and level (brms's ``sample_new_levels="gaussian"``), so the
+  prediction carries the uncertainty of a level never seen.
+
+Draws stay aligned with the posterior: draw ``(c, d)`` of a prediction uses draw
+``(c, d)`` of every parameter.
+
+Examples
+--------
+>>> import pandas as pd
+>>> import hierbayes as hb
+>>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
+>>> fit = model.fit(draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+>>> new = pd.DataFrame({"Days": [0, 9], "Subject": ["308", "a new subject"]})
+>>> draws = fit.predict(new, allow_new_levels=True, seed=1)
+>>> draws.dims, draws.shape
+(('chain', 'draw', 'obs'), (2, 200, 2))
+>>> list(fit.predict_summary(new, groups="population").columns)
+['mean', 'sd', '2.5%', '97.5%']
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hierbayes.errors import DataError, HierbayesError
+from hierbayes.posterior.summaries import draw_stats
+from hierbayes.spec.design import Design, _expression_names
+from hierbayes.spec.linear_predictor import design_effects, linear_predictor
+from hierbayes.spec.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
+
+__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_summary", "KINDS", "GROUPS"]
+
+KINDS = ("mean", "response")
+GROUPS = ("known", "population", "new")
+OBS_DIM = "obs"
+
+
+@dataclass(frozen=True)
+class FactorRows:
+    """One grouping factor on the rows: the level name of each row and its ``Z`` columns."""
+
+    factor: str
+    labels: np.ndarray  # (n,) str
+    Z: np.ndarray  # (n, Q), the factor's coefficients in design.factor_coefs order
+
+
+@dataclass(frozen=True)
+class NewRows:
+    """The design of the rows to predict, built with the fitting data's state."""
+
+    X: np.ndarray
+    offset: np.ndarray | None
+    factors: tuple[FactorRows, ...]
+    trials: np.ndarray | None
+    index: pd.Index
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
+
+# --- the new-data design ----------------------------------------------------------------------
+
+def _fitted_rows(design: Design) -> NewRows:
+    factors = tuple(FactorRows(f, np.asarray(design.factors[f].levels, dtype=object)[index], Z)
+                    for f, index, Z in design_effects(design))
+    return NewRows(design.X, design.offset, factors, design.trials, pd.RangeIndex(design.n_obs, name=OBS_DIM))
+
+
+def _required_columns(design: Design, groups: str, kind: str, needs_trials: bool) -> list[str]:
+    needed = list(design.fixed_spec.required_variables)
+    for expr, ospec in design.offset_specs:
+        needed += [expr] if ospec is None else list(ospec.required_variables)
+    if groups != "population":
+        for b in design.blocks:
+            needed += list(b.spec.required_variables) + list(b.block.factor_columns)
+    if kind == "response" and needs_trials:
+        needed += [design.spec.response.expr, design.spec.response.failures]
+    return list(dict.fromkeys(needed))
+
+
+def _check_columns(data: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise DataError(f"the new data lack the column {missing[0]!r}, which the model uses"
+                        + (f" (also missing: {', '.join(repr(c) for c in missing[1:])})" if missing[1:] else ""))
+    for c in columns:
+        nan = data[c].isna().to_numpy()
+        if nan.any():
+            raise DataError(f"column {c!r} of the new data has {int(nan.sum())} missing values "
+                            f"(first at row {data.index[nan][0]!r}); predictions need every used value")
+
+
+def _check_categories(spec, data: pd.DataFrame) -> None:
+    """Raise :class:`DataError` for a categorical value the fitting data did not have."""
+    for factor, (kind, state) in spec.encoder_state.items():
+        if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
+            continue
+        columns = [factor] if factor in data.columns else [c for c in _expression_names(factor) if c in data.columns]
+        if len(columns) != 1:
+            continue  # formulaic's own warning, turned into an error below, still catches it
+        column = columns[0]
+        values = data[column]
+        unknown = values[~values.isin(state["categories"])]
+        if len(unknown):
+            raise DataError(f"column {column!r} of the new data has the level {unknown.iloc[0]!r}, which the "
+                            f"fitting data did not have (its levels: {list(state['categories'])}); no coefficient "
+                            "was estimated for it")
+
+
+def _evaluate(spec, data: pd.DataFrame, what: str) -> np.ndarray:
+    """Columns of ``spec`` on ``data``, with the fitting data's transforms and levels."""
+    _check_categories(spec, data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            values = np.asarray(spec.get_model_matrix(data), dtype=float)
+        except Exception as err:  # formulaic wraps failures of user expressions
+            raise DataError(f"cannot evaluate {what} on the new data: {err}") from None
+    for w in caught:
+        if "categories outside" in str(w.message):
+            raise DataError(f"{what} on the new data: {w.message}")
+    return values
+
+
+def _level_labels(data: pd.DataFrame, fitting: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """The level name of each new row, spelt as the design spells the fitting data's levels."""
+    parts = []
+    for c in columns:
+        values = data[c]
+        fitted = fitting[c] if c in fitting.columns else None
+        if (fitted is not None and pd.api.types.is_integer_dtype(fitted.dtype)
+                and pd.api.types.is_float_dtype(values.dtype) and (values == np.round(values)).all()):
+            values = values.astype(fitted.dtype)
+        parts.append(np.array([str(v) for v in values], dtype=object))
+    labels = parts[0]
+    for p in parts[1:]:
+        labels = labels + ":" + p
+    return labels
+
+
+def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str = "mean") -> NewRows:
+    """The design of ``data`` under the fitted ``model`` (the fitting data when ``None``).
+
+    Parameters
+    ----------
+    model : Model
+    data : pandas.DataFrame or None
+        Rows to predict; needs the predictor columns (and grouping columns unless
+        ``groups="population"``), not the response.
+    groups : {"known", "population", "new"}
+    kind : {"mean", "response"}
+        Binomial response draws also need the ``cbind`` columns (trials).
+
+    Raises
+    ------
+    DataError
+        For a missing column, a missing value, or a categorical level of a fixed effect
+        that the fitting data did not have (naming the column and the level).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import hierbayes as hb
+    >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.5, 4.0], "x": [0.0, 1, 2, 3], "g": list("aabb")})
+    >>> rows = new_rows(hb.Model("y ~ scale(x) + (1 | g)", df), pd.DataFrame({"x": [1.5], "g": ["a"]}))
+    >>> rows.X.tolist()   # x = 1.5 is the fitting mean: scale(x) = 0, not re-centred on itself
+    [[1.0, 0.0]]
+    """
+    design = model.design
+    if data is None:
+        return _fitted_rows(design)
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"new data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("the new data are empty (0 rows)")
+    _check_columns(data, _required_columns(design, groups, kind, model.family.needs_trials))
+    X = _evaluate(design.fixed_spec, data, "the fixed effects")
+    offset = None
+    for expr, ospec in design.offset_specs:
+        values = data[expr].to_numpy(dtype=float) if ospec is None else _evaluate(ospec, data, f"offset {expr!r}")[:, 0]
+        offset = values if offset is None else offset + values
+    factors = []
+    if groups != "population":
+        for factor in design.factors:
+            blocks = [b for b in design.blocks if b.factor == factor]
+            Z = np.concatenate([_evaluate(b.spec, data, f"group term {b.block}") for b in blocks], axis=1)
+            factors.append(FactorRows(factor, _level_labels(data, model.data, blocks[0].block.factor_columns), Z))
+    trials = None
+    if kind == "response" and model.family.needs_trials:
+        r = design.spec.response
+        trials = data[r.expr].to_numpy(dtype=float) + data[r.failures].to_numpy(dtype=float)
+    return NewRows(X, offset, tuple(factors), trials, pd.Index(data.index, name=OBS_DIM))
+
+
+# --- group effects of the rows -------------------------------------------------------------------
+
+def _draws(posterior: xr.Dataset, var: str, *dims: str) -> np.ndarray:
+    return posterior[var].transpose("chain", "draw", *dims).values
+
+
+def new_level_effects(posterior: xr.Dataset, design: Design, factor: str, n_levels: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Effects of ``n_levels`` new levels of ``factor``, drawn from the population per posterior draw.
+
+    For each block of the factor, ``u = z @ L.T`` with ``z ~ N(0, I)``,
+    ``L = diag(sd) @ chol(cor)`` from that draw's ``sd_<factor>`` and ``cor_<factor>``
+    (``L = diag(sd)`` for ``||`` and one-coefficient blocks). Blocks on one factor are
+    independent of each other, as in the model.
+
+    Returns
+    -------
+    ndarray (chain, draw, n_levels, Q)
+    """
+    s = safe_name(factor)
+    sd = _draws(posterior, f"sd_{s}", coef_dim(factor))
+    chains, draws, _ = sd.shape
+    out = np.empty((chains, draws, n_levels, sd.shape[-1]))
+    start = 0
+    for block in (b for b in design.blocks if b.factor == factor):
+        names = block.coef_names
+        q = len(names)
+        sl = slice(start, start + q)
+        start += q
+        z = rng.standard_normal((chains, draws, n_levels, q))
+        if block.block.correlated and q > 1:
+            corr = np.broadcast_to(np.eye(q), (chains, draws, q, q)).copy()
+            cor = posterior[f"cor_{s}"]
+            for j in range(q):
+                for i in range(j):
+                    value = cor.sel({cor_dim(factor): f"{names[i]},{names[j]}"}).transpose("chain", "draw").values
+                    corr[..., i, j] = corr[..., j, i] = value
+            L = sd[..., sl, None] * np.linalg.cholesky(corr)
+            out[..., sl] = np.einsum("cdnk,cdqk->cdnq", z, L)
+        else:
+            out[..., sl] = z * sd[..., None, sl]
+    return out
+
+
+def _unseen_error(factor: str, unseen: list[str]) -> DataError:
+    shown = ", ".join(repr(v) for v in unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+    what = f"level {shown} of grouping factor {factor!r} was" if len(unseen) == 1 else \
+        f"levels {shown} of grouping factor {factor!r} were"
+    return DataError(f"{what} not in the fitting data; pass "
+                     "allow_new_levels=True (or groups='new') to draw their effects from the fitted population "
+                     "distribution, or groups='population' to leave the group effects out")
+
+
+def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, groups: str,
+                   allow_new_levels: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``(r, index, Z)`` of one factor for :func:`hierbayes.spec.linear_predictor.linear_predictor`."""
+    factor = rows.factor
+    if groups == "new":
+        names, index = np.unique(rows.labels.astype(str), return_inverse=True)
+        return new_level_effects(posterior, design, factor, len(names), rng), index, rows.Z
+    levels = design.factors[factor].levels
+    position = {lvl: i for i, lvl in enumerate(levels)}
+    index = np.array([position.get(lbl, -1) for lbl in rows.labels], dtype=np.int64)
+    known = _draws(posterior, f"r_{safe_name(factor)}", factor_dim(factor), coef_dim(factor))
+    if (index >= 0).all():
+        return known, index, rows.Z
+    unseen = list(dict.fromkeys(rows.labels[index < 0]))
+    if not allow_new_levels:
+        raise _unseen_error(factor, unseen)
+    new = new_level_effects(posterior, design, factor, len(unseen), rng)
+    extra = {lbl: len(levels) + k for k, lbl in enumerate(unseen)}
+    index[index < 0] = [extra[lbl] for lbl in rows.labels[index < 0]]
+    return np.concatenate([known, new], axis=2), index, rows.Z
+
+
+# --- predictions ---------------------------------------------------------------------------
+
+def _check_options(kind: str, groups: str) -> None:
+    if kind not in KINDS:
+        raise HierbayesError(f"kind must be one of {KINDS}, not {kind!r}")
+    if groups not in GROUPS:
+        raise HierbayesError(f"groups must be one of {GROUPS}, not {groups!r}")
+
+
+def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,
+            allow_new_levels: bool = False, seed: int | np.random.Generator | None = None) -> xr.DataArray:
+    """Posterior draws of the prediction for each row of ``data``.
+
+    Parameters
+    ----------
+    fit : Fit
+    data : pandas.DataFrame, optional
+        New rows (the fitting data when omitted).
+    kind : {"mean", "response"}
+        ``"mean"``: the expected response (on the response scale, through the inverse
+        link); ``"response"``: draws of the response itself, adding the family's
+        observation noise.
+    groups : {"known", "population", "new"}
+        Where group effects come from; see :mod:`hierbayes.posterior.predict`.
+    allow_new_levels : bool
+        With ``groups="known"``: draw the effects of unseen levels from the population
+        instead of raising.
+    seed : int or numpy Generator, optional
+        For the draws of new-level effects and of the response.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, obs)``, draw-aligned with the posterior; ``obs`` is the
+        index of ``data``.
+    """
+    _check_options(kind, groups)
+    model, post = fit.model, fit.posterior
+    design, family = model.design, model.family
+    rows = new_rows(model, data, groups, kind)
+    rng = np.random.default_rng(seed)
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    b = _draws(post, "b", FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
+    effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
+    mean = family.link_function.inverse(linear_predictor(b, rows.X, rows.offset, effects))
+    trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints
+    values = family.random(rng, mean, fit._family_draws(), trials) if kind == "response" else mean
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}
+    return xr.DataArray(np.asarray(values, dtype=float), dims=("chain", "draw", OBS_DIM), coords=coords,
+                        name=model.spec.response.expr, attrs={"kind": kind, "groups": groups})
+
+
+def predict_summary(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,
+                    allow_new_levels: bool = False, seed: int | np.random.Generator | None = None,
+                    prob: float | None = None) -> pd.DataFrame:
+    """Posterior mean, SD and equal-tailed interval of the prediction for each row.
+
+    Takes the arguments of :func:`predict`, plus ``prob`` (the interval's mass,
+    the fit's by default). The index is the index of ``data``.
+    """
+    draws = predict(fit, data, kind, groups, allow_new_levels=allow_new_levels, seed=seed)
+    stats = draw_stats(draws.values, prob or fit.prob)
+    return pd.DataFrame(stats, index=pd.Index(draws[OBS_DIM].values, name=OBS_DIM))

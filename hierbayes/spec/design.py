@@ -1,0 +1,419 @@
+"""ModelSpec + DataFrame -> :class:`Design`: validated arrays, the second stage.
+
+The fixed part and each block's expression become columns through formulaic, whose
+model specs carry the stateful transforms (``scale``, ``center``, categorical
+levels) that new data must reuse. A grouping factor becomes an integer level index
+per row and the tuple of its level names; a block is that index plus its ``Z[N, q]``
+columns. No dense rows-by-levels matrix is ever built.
+
+Validation happens here, before any model is compiled: unknown columns, a
+non-numeric response, values outside the family's support, infinite values, a
+one-level factor, collinear fixed effects. Rows with missing values in the columns
+the formula uses are dropped with a warning that says how many and which columns
+(or refused with ``na_action="error"``); nothing else is dropped.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from hierbayes.spec.formula import parse
+>>> from hierbayes.spec.families import get_family
+>>> df = pd.DataFrame({"y": [1.0, 2.0, 3.5, 4.0], "x": [0, 1, 0, 1], "g": list("aabb")})
+>>> d = make_design(parse("y ~ x + (1 | g)"), df, get_family("gaussian"))
+>>> d.fixed_names, d.factors["g"].levels, d.factors["g"].index.tolist()
+(('Intercept', 'x'), ('a', 'b'), [0, 0, 1, 1])
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+from formulaic.errors import FormulaicError
+
+from hierbayes.errors import DataError, DataWarning, FormulaError, did_you_mean
+from hierbayes.spec.families import Family
+from hierbayes.spec.formula import Block, ModelSpec
+
+__all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns"]
+
+
+@dataclass(frozen=True)
+class FactorDesign:
+    """A grouping factor: level names, a level index per row, observations per level."""
+
+    name: str
+    levels: tuple[str, ...]
+    index: np.ndarray  # int32 (N,)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.index, minlength=len(self.levels))
+
+
+@dataclass(frozen=True)
+class BlockDesign:
+    """One group term on the data: its factor, coefficient names and ``Z[N, q]``."""
+
+    block: Block
+    coef_names: tuple[str, ...]
+    Z: np.ndarray
+    spec: Any = field(repr=False)  # formulaic ModelSpec, for new data
+
+    @property
+    def factor(self) -> str:
+        return self.block.factor
+
+    @property
+    def label(self) -> str:
+        return f"{'+'.join(self.coef_names)}|{self.factor}"
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything the model builder needs, as arrays, plus the state for new data.
+
+    Attributes
+    ----------
+    y, trials : ndarray
+        Response (and binomial trials, else None).
+    X : ndarray (N, p)
+        Fixed-effect columns named by ``fixed_names`` (formulaic's names).
+    offset : ndarray (N,) or None
+    blocks : tuple of BlockDesign
+    factors : dict of FactorDesign, by factor name
+    n_dropped : int
+        Rows dropped for missing values (with the warning saying so).
+    """
+
+    spec: ModelSpec
+    y: np.ndarray
+    trials: np.ndarray | None
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    offset: np.ndarray | None
+    blocks: tuple[BlockDesign, ...]
+    factors: dict[str, FactorDesign]
+    n_dropped: int
+    fixed_spec: Any = field(repr=False)
+    offset_specs: tuple[Any, ...] = field(repr=False, default=())
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def has_intercept(self) -> bool:
+        return "Intercept" in self.fixed_names
+
+    def factor_coefs(self, factor: str) -> tuple[str, ...]:
+        """All varying coefficients of ``factor``, across its blocks, in order."""
+        return tuple(c for b in self.blocks if b.factor == factor for c in b.coef_names)
+
+
+# --- which columns a formula uses ------------------------------------------------------------
+
+_NOT_COLUMNS = {"np", "numpy", "C", "scale", "center", "standardize", "poly", "bs", "cr", "cc", "I",
+                "log", "exp", "sqrt", "Q", "lookup_encoded_factor", "hashed", "True", "False", "None"}
+
+
+def _expression_names(expr: str) -> set[str]:
+    """Names an expression reads as variables (not functions, not modules)."""
+    backticked = dict((f"_bq{i}", name) for i, name in enumerate(re.findall(r"`([^`]+)`", expr)))
+    pieces = iter(backticked)
+    text = re.sub(r"`[^`]+`", lambda m: next(pieces), expr)
+    text = text.replace(":", "*").replace("||", "|")
+    try:
+        tree = ast.parse(text.strip() or "1", mode="eval")
+    except SyntaxError:
+        return set(backticked.values())
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names = {n.id for n in ast.walk(tree)
+             if isinstance(n, ast.Name) and id(n) not in called and id(n) not in bases}
+    return {backticked.get(n, n) for n in names}
+
+
+def used_columns(spec: ModelSpec, columns) -> list[str]:
+    """Columns of the data that the formula reads, in formula order.
+
+    Examples
+    --------
+    >>> from hierbayes.spec.formula import parse
+    >>> used_columns(parse("y ~ scale(x) + (1 | g/h)"), ["y", "x", "g", "h", "z"])
+    ['y', 'x', 'g', 'h']
+    """
+    columns = list(columns)
+    exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
+             *(b.expr for b in spec.blocks)]
+    wanted: list[str] = []
+    for expr in exprs:
+        wanted.extend(sorted(_expression_names(expr)))
+    for b in spec.blocks:
+        wanted.extend(b.factor_columns)
+    unknown = [n for n in dict.fromkeys(wanted) if n not in columns and n not in _NOT_COLUMNS]
+    if unknown:
+        name = unknown[0]
+        close = did_you_mean(name, columns)
+        hint = f"; did you mean {close!r}?" if close else f"; the data have {_column_list(columns)}"
+        raise DataError(f"unknown column {name!r} in the formula{hint}")
+    return [c for c in columns if c in set(wanted)]
+
+
+def _column_list(columns) -> str:
+    cols = [str(c) for c in columns]
+    return ", ".join(repr(c) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
+
+
+# --- evaluation through formulaic -------------------------------------------------------------
+
+def _matrix(expr: str, data: pd.DataFrame, what: str):
+    try:
+        with np.errstate(all="ignore"):
+            mm = model_matrix(expr, data, na_action="ignore")
+    except FormulaicError as err:
+        raise FormulaError(f"cannot read {what} {expr!r}: {err}") from None
+    except Exception as err:  # formulaic wraps evaluation errors of user expressions
+        raise DataError(f"cannot evaluate {what} {expr!r}: {err}") from None
+    values = np.asarray(mm, dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise DataError(f"{what}: column {mm.model_spec.column_names[j]!r} has {int(bad[:, j].sum())} "
+                        "infinite or undefined values after its transform (e.g. log of a value <= 0)")
+    return values, mm.model_spec
+
+
+def _as_arithmetic(expr: str) -> str:
+    """``expr`` wrapped in ``I()`` when it has an operator outside parentheses and backticks.
+
+    formulaic reads such operators as formula syntax: ``n - hits`` would mean the column
+    ``n`` without the term ``hits``, not a subtraction.
+
+    >>> _as_arithmetic("n - hits"), _as_arithmetic("np.log(t)")
+    ('I(n - hits)', 'np.log(t)')
+    """
+    depth, quoted = 0, False
+    for ch in expr:
+        quoted ^= ch == "`"
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and not quoted and ch in "+-*/:^%":
+            return f"I({expr})"
+    return expr
+
+
+def _single_column(expr: str, data: pd.DataFrame, what: str) -> tuple[np.ndarray, Any]:
+    if expr in data.columns:
+        col = data[expr]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            example = col.dropna().iloc[0] if col.notna().any() else None
+            raise DataError(f"{what} {expr!r} must be numeric; it holds {col.dtype} values such as {example!r}")
+        return col.to_numpy(dtype=float), None
+    values, mspec = _matrix(f"0 + {_as_arithmetic(expr)}", data, what)
+    if values.shape[1] != 1:
+        raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]} columns")
+    return values[:, 0], mspec
+
+
+def _factor_levels(data: pd.DataFrame, block: Block) -> FactorDesign:
+    """Level names (observed combinations for ``a:b``) and a level index per row."""
+    parts = []
+    for column in block.factor_columns:
+        col = data[column]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            order = [c for c in col.cat.categories if (col == c).any()]
+        else:
+            order = sorted(col.unique(), key=lambda v: (str(type(v)), v) if not isinstance(v, str) else ("str", v))
+        parts.append((col.map({v: i for i, v in enumerate(order)}).to_numpy(), [str(v) for v in order]))
+    if len(parts) == 1:
+        codes, names = parts[0]
+        return FactorDesign(block.factor, tuple(names), codes.astype(np.int32))
+    combined = np.zeros(len(data), dtype=np.int64)
+    for codes, names in parts:
+        combined = combined * len(names) + codes
+    observed, index = np.unique(combined, return_inverse=True)
+    labels = []
+    for code in observed:
+        pieces = []
+        for _codes, names in reversed(parts):
+            code, r = divmod(code, len(names))
+            pieces.append(names[r])
+        labels.append(":".join(reversed(pieces)))
+    return FactorDesign(block.factor, tuple(labels), index.astype(np.int32))
+
+
+def _collinear_message(X: np.ndarray, names: tuple[str, ...]) -> str | None:
+    """Name a fixed-effect column that is a linear combination of earlier ones."""
+    kept: list[int] = []
+    scale = np.maximum(np.abs(X).max(axis=0), 1e-300)
+    Xs = X / scale
+    for j in range(X.shape[1]):
+        if not kept:
+            if np.allclose(Xs[:, j], 0):
+                return f"fixed-effect column {names[j]!r} is all zeros"
+            kept.append(j)
+            continue
+        A = Xs[:, kept]
+        coef, *_ = np.linalg.lstsq(A, Xs[:, j], rcond=None)
+        resid = Xs[:, j] - A @ coef
+        if np.linalg.norm(resid) <= 1e-8 * max(np.linalg.norm(Xs[:, j]), 1.0):
+            partners = [names[k] for k, c in zip(kept, coef) if abs(c) > 1e-8] or [names[k] for k in kept]
+            return (f"fixed effects are perfectly collinear: {names[j]!r} is a linear combination of "
+                    f"{', '.join(repr(p) for p in partners)}; drop one of these terms")
+        kept.append(j)
+    return None
+
+
+# --- the design ----------------------------------------------------------------------------------
+
+def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: str = "drop") -> Design:
+    """Validate ``data`` against ``spec`` and ``family`` and build the design arrays.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        From :func:`hierbayes.spec.formula.parse`.
+    data : pandas.DataFrame
+    family : Family
+    na_action : {"drop", "error"}
+        Rows with missing values in used columns are dropped with a
+        :class:`~hierbayes.errors.DataWarning` (``"drop"``) or refused (``"error"``).
+
+    Returns
+    -------
+    Design
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("the data are empty (0 rows)")
+    if na_action not in ("drop", "error"):
+        raise DataError(f"na_action must be 'drop' or 'error', not {na_action!r}")
+    columns = used_columns(spec, data.columns)
+    data, n_dropped = _drop_missing(data, columns, na_action)
+    _check_finite(data, columns)
+    _check_numbers_stored_as_text(spec, data, columns)
+
+    y, _ = _single_column(spec.response.expr, data, "response")
+    trials = None
+    if spec.response.is_cbind:
+        failures, _ = _single_column(spec.response.failures, data, "failures column")
+        _check_counts_column(failures, spec.response.failures)
+        trials = y + failures
+        if family.name == "bernoulli":
+            raise DataError("cbind(successes, failures) needs family='binomial', not 'bernoulli'")
+    elif family.needs_trials:
+        raise DataError(f"the {family.name} family needs the response as cbind(successes, failures)")
+    if not np.isfinite(y).all():
+        raise DataError(f"response {spec.response.expr!r} has infinite or undefined values after its transform")
+    family.check_response(y, trials, spec.response.expr)
+    if np.ptp(y) == 0 and trials is None:
+        raise DataError(f"response {spec.response.expr!r} is constant (every value is {y[0]:g}): nothing to model")
+
+    X, fixed_spec = _matrix(spec.fixed, data, "fixed effects")
+    fixed_names = tuple(fixed_spec.column_names)
+    if (message := _collinear_message(X, fixed_names)) is not None:
+        raise DataError(message)
+
+    offset, offset_specs = None, []
+    for expr in spec.offsets:
+        values, ospec = _single_column(expr, data, "offset")
+        offset = values if offset is None else offset + values
+        offset_specs.append((expr, ospec))
+
+    factors: dict[str, FactorDesign] = {}
+    blocks = []
+    for block in spec.blocks:
+        if block.factor not in factors:
+            factors[block.factor] = _checked_factor(data, block, family)
+        Z, zspec = _matrix(block.expr, data, f"group term {block}")
+        names = tuple(zspec.column_names)
+        if not names:
+            raise FormulaError(f"group term {block} has no coefficients")
+        if not block.correlated and any("[" in n for n in names):
+            raise FormulaError(
+                f"group term {block}: '||' with a categorical variable is ambiguous (its levels would be "
+                "forced independent); write ( ... | factor ) or give one numeric column per coefficient")
+        blocks.append(BlockDesign(block, names, Z, zspec))
+    for factor in factors:
+        coefs = [c for b in blocks if b.factor == factor for c in b.coef_names]
+        if len(set(coefs)) < len(coefs):
+            dup = next(c for c in coefs if coefs.count(c) > 1)
+            raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
+    return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
+                  fixed_spec, tuple(offset_specs))
+
+
+def _drop_missing(data: pd.DataFrame, columns: list[str], na_action: str) -> tuple[pd.DataFrame, int]:
+    missing = data[columns].isna()
+    rows = missing.any(axis=1)
+    if not rows.any():
+        return data, 0
+    counts = missing.sum()
+    detail = ", ".join(f"{c!r} ({int(n)})" for c, n in counts.items() if n)
+    if na_action == "error":
+        raise DataError(f"{int(rows.sum())} rows have missing values in {detail}; "
+                        "remove or impute them, or pass na_action='drop'")
+    warnings.warn(f"dropped {int(rows.sum())} of {len(data)} rows with missing values in {detail}",
+                  DataWarning, stacklevel=4)
+    kept = data.loc[~rows]
+    if len(kept) == 0:
+        raise DataError(f"every row has a missing value in {detail}")
+    return kept, int(rows.sum())
+
+
+def _check_finite(data: pd.DataFrame, columns: list[str]) -> None:
+    for c in columns:
+        col = data[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            values = col.to_numpy(dtype=float)
+            if np.isinf(values).any():
+                raise DataError(f"column {c!r} has {int(np.isinf(values).sum())} infinite values "
+                                f"(first at row {data.index[np.isinf(values)][0]!r})")
+
+
+def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse a text column whose values are mostly numbers: a typo, not a categorical predictor.
+
+    Grouping-factor columns and columns wrapped in ``C(...)`` are categorical on purpose.
+    """
+    exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
+             *(b.expr for b in spec.blocks)]
+    categorical = set(re.findall(r"\bC\(\s*`?([^`),]+?)`?\s*[,)]", " ".join(exprs)))
+    categorical.update(c for b in spec.blocks for c in b.factor_columns)
+    for c in columns:
+        col = data[c]
+        if c in categorical or not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+            continue
+        present = col[col.notna()]
+        numbers = pd.to_numeric(present, errors="coerce")
+        text = present[numbers.isna()]
+        if 0 < len(text) <= numbers.notna().sum():
+            raise DataError(f"column {c!r} holds numbers and text: {text.iloc[0]!r} (row {text.index[0]!r}) is not a "
+                            f"number ({len(text)} such rows). Fix the value(s), or write C({c}) to treat the column "
+                            "as categorical")
+
+
+def _check_counts_column(values: np.ndarray, column: str) -> None:
+    bad = (values < 0) | (values != np.round(values))
+    if bad.any():
+        hint = "; successes exceed trials there" if values[bad][0] < 0 else ""
+        raise DataError(f"failures column {column!r} must hold non-negative whole counts; found {values[bad][0]:g} "
+                        f"({int(bad.sum())} such rows){hint}")
+
+
+def _checked_factor(data: pd.DataFrame, block: Block, family: Family) -> FactorDesign:
+    factor = _factor_levels(data, block)
+    if len(factor.levels) < 2:
+        raise DataError(f"grouping factor {block.factor!r} has only one level ({factor.levels[0]!r}); "
+                        "a varying effect needs at least two levels")
+    if len(factor.levels) == len(data) and "sigma" in dict(family.parameters):
+        warnings.warn(f"grouping factor {block.factor!r} has as many levels as rows ({len(data)}); with a "
+                      f"{family.name} family its effects are not identifiable from the residual sigma",
+                      DataWarning, stacklevel=4)
+    return factor

@@ -1,0 +1,262 @@
+"""Formula text -> :class:`ModelSpec`: the first stage of the pipeline.
+
+We parse only what no library parses for us: the response (including lme4's
+``cbind(successes, failures)``), the split of the right-hand side into its fixed
+part and its group terms ("bars"), ``offset(...)`` terms, and the grouping factors
+(``a/b`` nesting, ``a:b`` interactions). Every expression inside is left as text for
+formulaic to turn into design columns in :mod:`hierbayes.spec.design`.
+
+A group term ``( expr | factor )`` is kept whole as one :class:`Block`: its
+coefficients share one correlation matrix. ``( expr || factor )`` is one block with
+independent coefficients.
+
+Examples
+--------
+>>> spec = parse("Reaction ~ Days + (Days | Subject)")
+>>> spec.response.expr, spec.fixed
+('Reaction', 'Days')
+>>> spec.blocks
+(Block(expr='Days', factor='Subject', correlated=True),)
+>>> [b.factor for b in parse("y ~ 1 + (1 | school/class)").blocks]
+['school', 'school:class']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hierbayes.errors import FormulaError
+
+__all__ = ["Block", "Response", "ModelSpec", "parse"]
+
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One group term: coefficients of ``expr`` varying over the levels of ``factor``.
+
+    ``factor`` is a column name or an interaction ``a:b`` of column names (its levels
+    are the observed combinations). ``correlated`` is False for ``||`` terms.
+    """
+
+    expr: str
+    factor: str
+    correlated: bool = True
+
+    @property
+    def factor_columns(self) -> tuple[str, ...]:
+        """The data columns that make up the grouping factor."""
+        return tuple(part.strip("`") for part in self.factor.split(":"))
+
+    def __str__(self) -> str:
+        bar = "|" if self.correlated else "||"
+        return f"({self.expr} {bar} {self.factor})"
+
+
+@dataclass(frozen=True)
+class Response:
+    """The left-hand side: one expression, or ``cbind(successes, failures)``."""
+
+    expr: str
+    failures: str | None = None
+
+    @property
+    def is_cbind(self) -> bool:
+        return self.failures is not None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the formula says, before any data are seen.
+
+    Attributes
+    ----------
+    formula : str
+        The text as given.
+    response : Response
+        The left-hand side.
+    fixed : str
+        The fixed (population-level) part, as formulaic text (``"1"`` when only an
+        intercept; may contain ``0 +`` or ``- 1``).
+    offsets : tuple of str
+        Expressions inside ``offset(...)``, added to the linear predictor with
+        coefficient 1.
+    blocks : tuple of Block
+        The group terms, with ``a/b`` already expanded.
+    """
+
+    formula: str
+    response: Response
+    fixed: str
+    offsets: tuple[str, ...]
+    blocks: tuple[Block, ...]
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """Grouping factors in order of first appearance."""
+        return tuple(dict.fromkeys(b.factor for b in self.blocks))
+
+
+def _split_top_level(text: str, sep: str, start: int, formula: str) -> list[tuple[str, int]]:
+    """Split ``text`` on ``sep`` outside parentheses; return (piece, offset) pairs.
+
+    ``start`` is the offset of ``text`` in ``formula`` (for error positions).
+    """
+    pieces, depth, last, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError("unbalanced parenthesis: ')' without '('", formula, start + i)
+        elif depth == 0 and text.startswith(sep, i):
+            pieces.append((text[last:i], start + last))
+            i += len(sep)
+            last = i
+            continue
+        i += 1
+    if depth > 0:
+        raise FormulaError("unbalanced parenthesis: '(' is never closed", formula, start + text.rfind("(") if "(" in text else start)
+    pieces.append((text[last:], start + last))
+    return pieces
+
+
+def _strip(piece: str, offset: int) -> tuple[str, int]:
+    stripped = piece.lstrip()
+    return stripped.rstrip(), offset + len(piece) - len(stripped)
+
+
+def _outer_parens(term: str) -> bool:
+    """True when ``term`` is wrapped whole in one pair of parentheses."""
+    if not (term.startswith("(") and term.endswith(")")):
+        return False
+    depth = 0
+    for i, ch in enumerate(term):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(term) - 1:
+            return False
+    return True
+
+
+def _call_argument(term: str, name: str) -> str | None:
+    """The argument text of ``name(...)`` when ``term`` is exactly that call."""
+    match = re.fullmatch(rf"{name}\s*\((.*)\)", term, flags=re.S)
+    if match is None or not _outer_parens(term[term.index("(") :]):
+        return None
+    return match.group(1).strip()
+
+
+def _factor_names(text: str, offset: int, formula: str) -> list[str]:
+    """Expand a grouping-factor expression: ``a/b/c`` -> ``a, a:b, a:b:c``."""
+    nested = [_strip(p, o) for p, o in _split_top_level(text, "/", offset, formula)]
+    factors, prefix = [], []
+    for part, pos in nested:
+        names = [_strip(p, o) for p, o in _split_top_level(part, ":", pos, formula)]
+        for name, npos in names:
+            if not name:
+                raise FormulaError("empty grouping factor", formula, npos)
+            if not _NAME.match(name):
+                raise FormulaError(
+                    f"grouping factor {name!r} must be a column name (or a:b, a/b of column names)",
+                    formula,
+                    npos,
+                )
+        prefix = prefix + [n for n, _ in names]
+        factors.append(":".join(prefix))
+    return factors
+
+
+def _parse_block(inner: str, offset: int, formula: str) -> list[Block]:
+    """Parse the inside of ``( expr | factor )`` or ``( expr || factor )``."""
+    for sep, correlated in (("||", False), ("|", True)):  # noqa: B007 (used after the loop)
+        parts = _split_top_level(inner, sep, offset, formula)
+        if len(parts) == 2:
+            break
+        if len(parts) > 2:
+            raise FormulaError(f"a group term takes one '{sep}'", formula, parts[2][1] - len(sep))
+    (expr, epos), (factor, fpos) = (_strip(*parts[0]), _strip(*parts[1]))
+    if not expr:
+        raise FormulaError(
+            "empty group term: write (1 | g) for a varying intercept", formula, epos
+        )
+    if not factor:
+        raise FormulaError("group term has no grouping factor after '|'", formula, fpos)
+    if "|" in expr:
+        raise FormulaError("'|' inside the expression of a group term", formula, epos + expr.index("|"))
+    return [Block(expr, f, correlated) for f in _factor_names(factor, fpos, formula)]
+
+
+def parse(formula: str) -> ModelSpec:
+    """Parse an lme4/brms-style formula.
+
+    Parameters
+    ----------
+    formula : str
+        ``response ~ fixed terms + (expr | factor) + ...``. Group terms may use
+        ``||`` (uncorrelated), ``a/b`` (nested: ``a`` and ``a:b``) and ``a:b``
+        (interaction factor). ``offset(expr)`` enters with coefficient 1.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    FormulaError
+        With the position of the fault shown under the formula.
+
+    Examples
+    --------
+    >>> parse("y ~ x + offset(np.log(t)) + (1 | g)").offsets
+    ('np.log(t)',)
+    """
+    if not isinstance(formula, str) or not formula.strip():
+        raise FormulaError("the formula is empty; write it as 'y ~ x + (1 | g)'")
+    if formula.count("~") != 1:
+        where = formula.find("~", formula.find("~") + 1) if formula.count("~") > 1 else len(formula)
+        raise FormulaError("a formula needs exactly one '~' between response and predictors", formula, where)
+    tilde = formula.index("~")
+    lhs, lpos = _strip(formula[:tilde], 0)
+    if not lhs:
+        raise FormulaError("no response before '~'", formula, 0)
+    _split_top_level(lhs, "~", lpos, formula)  # checks the parentheses
+    response = _parse_response(lhs, lpos, formula)
+
+    rhs_text = formula[tilde + 1 :]
+    terms = [_strip(p, o) for p, o in _split_top_level(rhs_text, "+", tilde + 1, formula)]
+    fixed, offsets, blocks = [], [], []
+    for term, pos in terms:
+        if not term:
+            raise FormulaError("empty term (a '+' with nothing on one side)", formula, pos)
+        if _outer_parens(term) and "|" in term:
+            blocks.extend(_parse_block(term[1:-1], pos + 1, formula))
+        elif "|" in term:
+            raise FormulaError("a group term must be in parentheses: (expr | factor)", formula, pos + term.index("|"))
+        elif (arg := _call_argument(term, "offset")) is not None:
+            if not arg:
+                raise FormulaError("offset() needs an expression", formula, pos)
+            offsets.append(arg)
+        else:
+            fixed.append(term)
+    return ModelSpec(
+        formula=formula.strip(),
+        response=response,
+        fixed=" + ".join(fixed) if fixed else "1",
+        offsets=tuple(offsets),
+        blocks=tuple(blocks),
+    )
+
+
+def _parse_response(lhs: str, pos: int, formula: str) -> Response:
+    arg = _call_argument(lhs, "cbind")
+    if arg is None:
+        return Response(lhs)
+    parts = [_strip(p, o) for p, o in _split_top_level(arg, ",", pos + lhs.index("(") + 1, formula)]
+    if len(parts) != 2 or not all(p for p, _ in parts):
+        raise FormulaError("cbind() takes two columns: cbind(successes, failures)", formula, pos)
+    return Response(parts[0][0], parts[1][0])

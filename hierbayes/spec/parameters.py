@@ -1,0 +1,210 @@
+"""The one place where printed parameter names meet posterior variables.
+
+Users see brms-style labels (``Intercept``, ``Days``, ``sd(Days|Subject)``,
+``cor(Intercept,Days|Subject)``, ``sigma``) in every table and in ``priors=``. The
+posterior stores them in a few array variables with level- and coefficient-named
+dims. :func:`model_parameters` lists every parameter with its label, class, posterior
+variable and selection; :func:`resolve_priors` combines the data-scaled defaults with
+what the user asked for. Nothing else in the package builds a label.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from hierbayes.spec.formula import parse
+>>> from hierbayes.spec.families import get_family
+>>> from hierbayes.spec.design import make_design
+>>> df = pd.DataFrame({"y": [1.0, 2.0, 3.5, 4.0, 2.0, 1.0], "x": [0, 1, 0, 1, 2, 2], "g": list("aabbcc")})
+>>> d = make_design(parse("y ~ x + (x | g)"), df, get_family("gaussian"))
+>>> [p.label for p in model_parameters(d, get_family("gaussian"))]
+['Intercept', 'x', 'sd(Intercept|g)', 'sd(x|g)', 'cor(Intercept,x|g)', 'sigma']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hierbayes.errors import PriorError, did_you_mean
+from hierbayes.spec import priors as P
+from hierbayes.spec.design import Design
+from hierbayes.spec.families import Family
+
+__all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name",
+           "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
+
+FIXED_DIM = "term"
+
+
+def safe_name(name: str) -> str:
+    """A factor or response label as a plain identifier for internal variable names."""
+    return re.sub(r"\W", "_", name)
+
+
+def factor_dim(factor: str) -> str:
+    """Dim of the levels of ``factor``: the factor's own name (``posterior.sel(Subject="308")``)."""
+    return factor
+
+
+def coef_dim(factor: str) -> str:
+    """Dim of the varying coefficients of ``factor``."""
+    return f"{factor}__coef"
+
+
+def effects_var(factor: str) -> str:
+    """Posterior variable of the group effects of ``factor``: ``r_<factor>`` (dims level, coefficient)."""
+    return f"r_{safe_name(factor)}"
+
+
+def group_effect_label(factor: str, level: str, coef: str) -> str:
+    """Printed label of one group effect: ``r_Subject[308,Days]``."""
+    return f"r_{factor}[{level},{coef}]"
+
+
+def group_effect_parameters(design: Design, levels: dict[str, list[str]] | None = None) -> list[Parameter]:
+    """One :class:`Parameter` per level and varying coefficient (all levels unless ``levels`` names some)."""
+    out = []
+    for factor, fd in design.factors.items():
+        chosen = fd.levels if levels is None else levels.get(factor, [])
+        out += [Parameter(group_effect_label(factor, level, c), "r", effects_var(factor),
+                          {factor_dim(factor): level, coef_dim(factor): c}, "real", factor)
+                for level in chosen for c in design.factor_coefs(factor)]
+    return out
+
+
+def cor_dim(factor: str) -> str:
+    """Dim of the correlation pairs of ``factor``."""
+    return f"{factor}__cor"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter as users see it.
+
+    Attributes
+    ----------
+    label : str
+        Printed name, also the key in ``priors=``.
+    cls : str
+        brms class: ``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"`` or the family parameter's name.
+    var : str
+        Posterior variable holding it.
+    sel : dict
+        Selection of this parameter within ``var``.
+    support : str
+        ``"real"``, ``"positive"`` or ``"correlation"``.
+    factor : str or None
+        Grouping factor, for ``sd`` and ``cor``.
+    """
+
+    label: str
+    cls: str
+    var: str
+    sel: dict = field(default_factory=dict, hash=False)
+    support: str = "real"
+    factor: str | None = None
+
+
+def cor_pairs(design: Design, factor: str) -> list[tuple[str, str]]:
+    """Coefficient pairs of the correlations of ``factor``: within each correlated block,
+    ``(c0, c1), (c0, c2), (c1, c2), ...`` (column by column of the upper triangle)."""
+    pairs = []
+    for block in design.blocks:
+        if block.factor == factor and block.block.correlated:
+            c = block.coef_names
+            pairs += [(c[i], c[j]) for j in range(len(c)) for i in range(j)]
+    return pairs
+
+
+def model_parameters(design: Design, family: Family) -> list[Parameter]:
+    """Every summarised parameter of the model, in the order tables print them."""
+    out = [Parameter(name, "Intercept" if name == "Intercept" else "b", "b", {FIXED_DIM: name})
+           for name in design.fixed_names]
+    for factor in design.factors:
+        s = safe_name(factor)
+        out += [Parameter(f"sd({c}|{factor})", "sd", f"sd_{s}", {coef_dim(factor): c}, "positive", factor)
+                for c in design.factor_coefs(factor)]
+        out += [Parameter(f"cor({a},{b}|{factor})", "cor", f"cor_{s}", {cor_dim(factor): f"{a},{b}"},
+                          "correlation", factor)
+                for a, b in cor_pairs(design, factor)]
+    out += [Parameter(name, name, name, {}, support) for name, support in family.parameters]
+    return out
+
+
+def lkj_label(block) -> str:
+    """Prior key of a correlated block's LKJ prior: ``cor(Intercept,Days|Subject)``."""
+    return f"cor({','.join(block.coef_names)}|{block.factor})"
+
+
+def prior_targets(design: Design, family: Family) -> list[tuple[str, str, str]]:
+    """(label, class, support) of every parameter that takes a prior, in order.
+
+    Differs from :func:`model_parameters` in one respect: a correlated block takes one
+    LKJ prior on its whole correlation matrix.
+    """
+    targets = [(p.label, p.cls, p.support) for p in model_parameters(design, family) if p.cls != "cor"]
+    targets += [(lkj_label(b), "cor", "correlation") for b in design.blocks
+                if b.block.correlated and len(b.coef_names) > 1]
+    return targets
+
+
+def _column_sd(values: np.ndarray) -> float:
+    sd = float(np.std(values))
+    return sd if sd > 0 else 1.0
+
+
+def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
+    """Weakly informative priors scaled to the data (the rstanarm recipe).
+
+    With ``s = sd(y)`` on the identity link and ``s = 1`` on the others, ``m`` the
+    link of the response mean, and ``sd(x)`` a column's standard deviation:
+
+    - ``Intercept`` (on centred predictors): Normal(m, 2.5 s)
+    - fixed slope on ``x``: Normal(0, 2.5 s / sd(x))
+    - ``sd(x|g)``: HalfNormal(s / sd(x)), with sd(x) = 1 for the intercept
+    - ``cor(...|g)``: LKJ(2)
+    - family parameters: from the family registry (``sigma``: Exponential(1 / s)).
+    """
+    r = family.summarise_response(design.y, design.trials)
+    priors: dict[str, P.Prior] = {}
+    for j, name in enumerate(design.fixed_names):
+        if name == "Intercept":
+            priors[name] = P.Normal(r.location, 2.5 * r.scale)
+        else:
+            priors[name] = P.Normal(0.0, 2.5 * r.scale / _column_sd(design.X[:, j]))
+    for block in design.blocks:
+        for k, coef in enumerate(block.coef_names):
+            z_sd = 1.0 if coef == "Intercept" else _column_sd(block.Z[:, k])
+            priors[f"sd({coef}|{block.factor})"] = P.HalfNormal(r.scale / z_sd)
+        if block.block.correlated and len(block.coef_names) > 1:
+            priors[lkj_label(block)] = P.LKJ(2.0)
+    priors.update(family.default_priors(r))
+    return priors
+
+
+def resolve_priors(design: Design, family: Family, user: dict | None) -> dict[str, P.Prior]:
+    """The priors in force: defaults, overridden by class (``"b"``, ``"sd"``, ``"cor"``), then by label.
+
+    Raises
+    ------
+    PriorError
+        For a key that names no parameter (with the closest label suggested), or a
+        prior whose support does not fit its parameter.
+    """
+    targets = prior_targets(design, family)
+    resolved = default_priors(design, family)
+    user = dict(user or {})
+    labels = {label for label, _, _ in targets}
+    classes = {cls for _, cls, _ in targets}
+    for key in user:
+        if key not in labels and key not in classes:
+            close = did_you_mean(key, sorted(labels))
+            hint = f"; did you mean {close!r}?" if close else f"; the parameters are {sorted(labels)}"
+            raise PriorError(f"prior given for {key!r}, which is not a parameter of this model{hint}")
+    for label, cls, support in targets:
+        prior = user.get(label, user.get(cls))
+        if prior is not None:
+            P.check_support(label, prior, support)
+            resolved[label] = prior
+    return {label: resolved[label] for label, _, _ in targets}

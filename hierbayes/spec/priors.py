@@ -1,0 +1,147 @@
+"""The prior registry: the distributions a user may put on a parameter.
+
+A :class:`Prior` is data (a kind and its parameters). Which PyMC distribution a kind
+means, which parameters it takes and which support it covers is written once, in
+:data:`PRIOR_KINDS`. The model builder passes the parameter values into PyMC as data,
+so a new prior of the same kind refits without recompiling.
+
+Examples
+--------
+>>> Normal(0, 10)
+Normal(mu=0, sigma=10)
+>>> HalfNormal(50).support
+'positive'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hierbayes.deferred import deferred_import
+from hierbayes.errors import PriorError
+
+pm = deferred_import("pymc")
+
+__all__ = [
+    "Prior",
+    "PRIOR_KINDS",
+    "Normal",
+    "StudentT",
+    "HalfNormal",
+    "HalfStudentT",
+    "HalfCauchy",
+    "Exponential",
+    "Gamma",
+    "LKJ",
+]
+
+
+@dataclass(frozen=True)
+class PriorKind:
+    """How one kind of prior maps onto PyMC: the class, its parameters, its support, and
+    where the sampler starts (``start``: the distribution's location on the natural scale
+    from its parameter values, PyMC's ``support_point``; ``None`` for correlations, which
+    start at the identity)."""
+
+    pymc_name: str  # the PyMC class, by name so that importing hierbayes does not import PyMC
+    parameters: tuple[str, ...]
+    support: str  # "real", "positive" or "correlation"
+    start: Callable[[dict], Any] | None = None
+
+    @property
+    def distribution(self) -> Any:
+        """The PyMC distribution class."""
+        return getattr(pm, self.pymc_name)
+
+
+PRIOR_KINDS: dict[str, PriorKind] = {
+    "Normal": PriorKind("Normal", ("mu", "sigma"), "real", lambda p: p["mu"]),
+    "StudentT": PriorKind("StudentT", ("nu", "mu", "sigma"), "real", lambda p: p["mu"]),
+    "HalfNormal": PriorKind("HalfNormal", ("sigma",), "positive", lambda p: p["sigma"]),
+    "HalfStudentT": PriorKind("HalfStudentT", ("nu", "sigma"), "positive", lambda p: p["sigma"]),
+    "HalfCauchy": PriorKind("HalfCauchy", ("beta",), "positive", lambda p: p["beta"]),
+    "Exponential": PriorKind("Exponential", ("lam",), "positive", lambda p: 1 / p["lam"]),
+    "Gamma": PriorKind("Gamma", ("alpha", "beta"), "positive", lambda p: p["alpha"] / p["beta"]),
+    "LKJ": PriorKind("LKJCorr", ("eta",), "correlation"),
+}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution: a kind from :data:`PRIOR_KINDS` and its parameter values."""
+
+    kind: str
+    params: tuple[tuple[str, float], ...]
+
+    @property
+    def support(self) -> str:
+        return PRIOR_KINDS[self.kind].support
+
+    @property
+    def values(self) -> dict[str, float]:
+        return dict(self.params)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params)
+        return f"{self.kind}({inner})"
+
+
+def _make(kind: str, *values: float) -> Prior:
+    names = PRIOR_KINDS[kind].parameters
+    params = tuple((n, float(v)) for n, v in zip(names, values, strict=True))
+    for name, value in params:
+        if name != "mu" and not value > 0:
+            raise PriorError(f"{kind}: parameter {name} must be positive, got {value}")
+    return Prior(kind, params)
+
+
+def Normal(mu: float = 0.0, sigma: float = 1.0) -> Prior:
+    """Normal(mu, sigma) on a real-valued parameter (fixed effects)."""
+    return _make("Normal", mu, sigma)
+
+
+def StudentT(nu: float, mu: float = 0.0, sigma: float = 1.0) -> Prior:
+    """Student-t(nu, mu, sigma) on a real-valued parameter."""
+    return _make("StudentT", nu, mu, sigma)
+
+
+def HalfNormal(sigma: float = 1.0) -> Prior:
+    """Half-normal with scale ``sigma`` on a positive parameter (SDs, sigma)."""
+    return _make("HalfNormal", sigma)
+
+
+def HalfStudentT(nu: float = 3.0, sigma: float = 1.0) -> Prior:
+    """Half-Student-t, brms's default shape for group SDs."""
+    return _make("HalfStudentT", nu, sigma)
+
+
+def HalfCauchy(beta: float = 1.0) -> Prior:
+    """Half-Cauchy with scale ``beta`` on a positive parameter."""
+    return _make("HalfCauchy", beta)
+
+
+def Exponential(lam: float = 1.0) -> Prior:
+    """Exponential with rate ``lam`` (mean 1/lam) on a positive parameter."""
+    return _make("Exponential", lam)
+
+
+def Gamma(alpha: float, beta: float) -> Prior:
+    """Gamma with shape ``alpha`` and rate ``beta`` on a positive parameter."""
+    return _make("Gamma", alpha, beta)
+
+
+def LKJ(eta: float = 2.0) -> Prior:
+    """LKJ(eta) on a correlation matrix; eta = 1 is uniform, larger shrinks to 0."""
+    return _make("LKJ", eta)
+
+
+def check_support(label: str, prior: Prior, support: str) -> None:
+    """Raise :class:`PriorError` when ``prior`` cannot describe a parameter of ``support``."""
+    if not isinstance(prior, Prior):
+        raise PriorError(f"prior for {label!r} must be made with hb.Normal, hb.HalfNormal, ...; got {prior!r}")
+    if prior.support != support:
+        wanted = {"real": "Normal or StudentT", "positive": "HalfNormal, HalfStudentT, Exponential or Gamma",
+                  "correlation": "LKJ"}[support]
+        raise PriorError(f"{label!r} is a {support} parameter; its prior must be {wanted}, not {prior.kind}")

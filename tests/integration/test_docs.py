@@ -1,0 +1,45 @@
+"""The documentation site builds with ``mkdocs build --strict``: no broken link, image or reference."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def build(config: Path, site: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
+                           "--site-dir", str(site)], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+
+
+def test_site_builds_strictly_with_the_api_reference(tmp_path):
+    result = build(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    for name in ("hierbayes.api.Model", "hierbayes.api.Fit", "hierbayes.spec.readers.read_data", "hierbayes.cli"):
+        assert f'id="{name}"' in api, name  # rendered from the docstrings
+    assert (tmp_path / "site" / "images" / "shrinkage_sleepstudy.png").is_file()
+
+
+BROKEN = {"[the CLI](no-such-page.md)": "no-such-page.md", "![plot](images/no-such.png)": "images/no-such.png",
+          "[Model][hierbayes.no_such_object]": "hierbayes.no_such_object"}
+
+
+def test_broken_links_images_and_references_fail_the_build(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs)
+    with open(docs / "index.md", "a") as fh:
+        fh.write("".join(f"\n{text}\n" for text in BROKEN))
+    config = tmp_path / "mkdocs.yml"
+    config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: docs", f"docs_dir: {docs}"))
+    result = build(config, tmp_path / "site")
+    assert result.returncode == 1
+    warnings = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == len(BROKEN)
+    for target in BROKEN.values():
+        assert any(target in line for line in warnings), target

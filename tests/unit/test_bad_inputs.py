@@ -1,0 +1,205 @@
+"""Every row of docs/bad-inputs.md, through the Python API and through the command line.
+
+A row's data start from sleepstudy (180 rows, Reaction, Days, Subject) and are changed to
+carry one fault. Through Python the fault raises a :class:`~hierbayes.errors.HierbayesError`
+(or warns) with a message naming the column, term or value; through the command line it
+gives exit code 2 with that message on stderr and no traceback (or, for the warnings,
+exit 0 with the warning on stderr), and no output folder. Nothing here compiles a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hierbayes as hb
+from hierbayes import cli
+from hierbayes.errors import DataError, DataWarning, FormulaError
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md"
+BASE = "Reaction ~ Days + (Days | Subject)"
+
+
+def _set(column, rows, value, dtype=None):
+    def change(d):
+        d = d.astype({column: dtype}) if dtype else d.copy()
+        d.loc[rows, column] = value
+        return d
+    return change
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: how to make it, and what both front doors must say."""
+
+    formula: str = BASE
+    change: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    family: str = "gaussian"
+    error: type | None = DataError  # None: a DataWarning, and the fit goes ahead
+    message: str = ""  # regular expression the message must match
+    options: dict = field(default_factory=dict)  # Model keywords; the CLI gets the same as flags
+    file_text: str | None = None  # the data file's exact text (file-level faults)
+    sep: str | None = None
+
+
+CASES = {
+    "unknown-column": Case("Reaction ~ Dayz + (Days | Subject)",
+                           message=r"unknown column 'Dayz' in the formula; did you mean 'Days'\?"),
+    "misspelled-factor": Case("Reaction ~ Days + (Days | Subjct)",
+                              message=r"unknown column 'Subjct' in the formula; did you mean 'Subject'\?"),
+    "unbalanced-parenthesis": Case("Reaction ~ Days + (Days | Subject", error=FormulaError,
+                                   message=r"unbalanced parenthesis: '\(' is never closed\n  Reaction ~ Days \+ "
+                                           r"\(Days \| Subject\n {20}\^"),
+    "empty-group-term": Case("Reaction ~ Days + ( | Subject)", error=FormulaError,
+                             message=r"empty group term: write \(1 \| g\) for a varying intercept\n"
+                                     r"  Reaction ~ Days \+ \( \| Subject\)\n {22}\^"),
+    "double-bar-categorical": Case("Reaction ~ Days + (C(Days) || Subject)", error=FormulaError,
+                                   message=r"group term \(C\(Days\) \|\| Subject\): '\|\|' with a categorical "
+                                           r"variable is ambiguous"),
+    "response-not-numeric": Case("status ~ Days + (Days | Subject)", change=lambda d: d.assign(status="ok"),
+                                 message=r"response 'status' must be numeric; it holds \w+ values such as 'ok'"),
+    "text-in-numeric-column": Case(change=_set("Days", 5, "abc", object),
+                                   message=r"column 'Days' holds numbers and text: 'abc' \(row 5\) is not a number"),
+    "missing-values-dropped": Case(change=lambda d: _set("Subject", 9, np.nan)(_set("Days", 7, np.nan)(
+                                       _set("Reaction", 3, np.nan)(d))), error=None,
+                                   message=r"dropped 3 of 180 rows with missing values in 'Reaction' \(1\), "
+                                           r"'Days' \(1\), 'Subject' \(1\)"),
+    "missing-values-refused": Case(change=_set("Subject", [2, 9], np.nan), options={"na_action": "error"},
+                                   message=r"2 rows have missing values in 'Subject' \(2\)"),
+    "infinite-value": Case(change=_set("Reaction", 3, np.inf),
+                           message=r"column 'Reaction' has 1 infinite values \(first at row 3\)"),
+    "one-level-factor": Case("Reaction ~ Days + (1 | site)", change=lambda d: d.assign(site="Lab A"),
+                             message=r"grouping factor 'site' has only one level \('Lab A'\)"),
+    "level-per-row": Case("Reaction ~ Days + (1 | visit)", change=lambda d: d.assign(visit=np.arange(len(d))),
+                          error=None, message=r"grouping factor 'visit' has as many levels as rows \(180\); .*not "
+                                              r"identifiable"),
+    "negative-count": Case("count ~ Days + (1 | Subject)", family="poisson",
+                           change=lambda d: d.assign(count=d["Days"] - 1),
+                           message=r"response 'count' must be non-negative whole counts .*-1"),
+    "non-integer-count": Case("count ~ Days + (1 | Subject)", family="negative_binomial",
+                              change=lambda d: d.assign(count=d["Days"] + 0.5),
+                              message=r"response 'count' must be non-negative whole counts .*0\.5"),
+    "bernoulli-not-binary": Case("slept ~ Days + (1 | Subject)", family="bernoulli",
+                                 change=lambda d: d.assign(slept=np.where(d["Days"] > 4, 1, 2)),
+                                 message=r"response 'slept' must be 0 or 1 for the bernoulli family; found .*2"),
+    "successes-above-trials": Case("cbind(hits, n - hits) ~ Days + (1 | Subject)", family="binomial",
+                                   change=lambda d: d.assign(hits=d["Days"], n=8),
+                                   message=r"failures column 'n - hits' must hold non-negative whole counts; "
+                                           r"found -1 \(18 such rows\); successes exceed trials"),
+    "constant-response": Case(change=lambda d: d.assign(Reaction=250.0),
+                              message=r"response 'Reaction' is constant \(every value is 250\)"),
+    "collinear-fixed-effects": Case("Reaction ~ Days + Hours + (Days | Subject)",
+                                    change=lambda d: d.assign(Hours=24 * d["Days"]),
+                                    message=r"fixed effects are perfectly collinear: 'Hours' is a linear combination "
+                                            r"of 'Days'"),
+    "empty-file": Case(file_text="", message=r"the data file .*empty-file\.csv. is empty"),
+    "header-only-file": Case(file_text="Reaction,Days,Subject\n", message=r"the data are empty \(0 rows\)"),
+    "semicolon-delimiter": Case(file_text="Reaction;Days;Subject\n" + "".join(
+                                    f"{250 + 3 * d + s},5;{d};s{s}\n" for s in range(6) for d in range(10)),
+                                error=None, message=r"data: 60 rows; groups: Subject \(6 levels\)"),
+    "wrong-delimiter": Case(file_text="Reaction;Days;Subject\n250;0;a\n260;1;b\n", sep=",",
+                            message=r"could not tell the column delimiter of '.*wrong-delimiter\.csv': with the comma "
+                                    r"delimiter its header 'Reaction;Days;Subject' is one column, but it contains "
+                                    r"the semicolon delimiter"),
+}
+
+
+def documented_rows() -> list[str]:
+    """The case ids of the table in docs/bad-inputs.md (first cell of each row, in backticks)."""
+    return re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", DOC.read_text(), flags=re.M)
+
+
+def test_every_documented_row_has_a_case_and_back():
+    rows = documented_rows()
+    assert len(rows) == len(set(rows))
+    assert set(rows) == set(CASES)
+
+
+def _data_file(case: Case, name: str, sleepstudy: pd.DataFrame, folder: Path) -> Path:
+    path = folder / f"{name}.csv"
+    if case.file_text is not None:
+        path.write_text(case.file_text)
+    else:
+        (case.change(sleepstudy) if case.change else sleepstudy).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_python_api(name, sleepstudy, tmp_path):
+    case = CASES[name]
+    if case.file_text is not None:  # file-level faults: hb.read_data is the Python front door
+        def make():
+            data = hb.read_data(_data_file(case, name, sleepstudy, tmp_path), sep=case.sep)
+            return hb.Model(case.formula, data, case.family, **case.options)
+    else:
+        def make():
+            data = case.change(sleepstudy) if case.change else sleepstudy
+            return hb.Model(case.formula, data, case.family, **case.options)
+    if case.error is not None:
+        with pytest.raises(case.error, match=case.message):
+            make()
+    elif name == "semicolon-delimiter":  # read correctly: nothing to warn about
+        assert re.search(case.message, repr(make()))
+    else:
+        with pytest.warns(DataWarning, match=case.message):
+            make()
+
+
+def _cli(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _flags(case: Case) -> list[str]:
+    flags = ["--family", case.family]
+    if case.options.get("na_action") == "error":
+        flags += ["--na", "error"]
+    if case.sep:
+        flags += ["--sep", case.sep]
+    return flags
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_command_line(name, sleepstudy, tmp_path):
+    case = CASES[name]
+    path = _data_file(case, name, sleepstudy, tmp_path)
+    out = tmp_path / "run"
+    if case.error is not None:
+        code, stdout, stderr = _cli(["fit", path, case.formula, *_flags(case), "--out", out, "--no-progress"])
+        assert code == 2
+        assert stderr.startswith("hierbayes: error: ")
+        assert re.search(case.message, stderr[len("hierbayes: error: "):].rstrip("\n"))
+        assert "Traceback" not in stderr
+        if case.error is not FormulaError:  # a formula error adds the formula and a caret under the fault
+            assert stderr.count("\n") == 1
+        assert stdout == ""
+    else:
+        code, stdout, stderr = _cli(["fit", path, case.formula, *_flags(case), "--dry-run", "--out", out])
+        assert code == 0
+        assert re.search(case.message, stderr + stdout)
+    assert not out.exists()  # nothing written, not even half
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_bad_input_in_a_real_process_has_no_traceback_unless_debug(tmp_path):
+    """The entry point as a user runs it: one line on stderr and exit 2; ``--debug`` lets the exception out."""
+    path = tmp_path / "data.csv"
+    path.write_text("y,x,g\n1,2,a\n2,3,b\n3,5,b\n")
+    argv = ["fit", str(path), "y ~ x + (1 | gg)"]
+    plain = subprocess.run([sys.executable, "-m", "hierbayes", *argv], capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 2
+    assert plain.stderr == "hierbayes: error: unknown column 'gg' in the formula; did you mean 'g'?\n"
+    with pytest.raises(DataError, match="unknown column 'gg'"):  # Python prints its traceback
+        cli.main([*argv, "--debug"])

@@ -1,0 +1,239 @@
+"""Plots (hierbayes.viz.plots): the artists drawn, not just the absence of errors.
+
+Two fits on a design built to show shrinkage: 12 levels of 2 to 150 rows and noisy
+observations, so small levels' own estimates are far off and move most. The gaussian fit has
+a varying intercept (``y ~ x + (1 | g)``), so every arrow of its shrinkage plot points at the
+population mean; the poisson fit has correlated varying slopes (``y ~ x + (x | g)``), where
+shrinkage is toward the population in two dimensions at once.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+from matplotlib.contour import ContourSet  # noqa: E402
+from scipy import stats  # noqa: E402
+
+import hierbayes as hb  # noqa: E402
+from hierbayes.viz import plots  # noqa: E402
+
+FIT = dict(draws=300, tune=300, chains=2, seed=5, progressbar=False, warn=False)
+SIZES = [2, 2, 3, 4, 6, 10, 15, 25, 40, 60, 100, 150]
+
+
+def shrinkage_design(seed: int, family: str) -> pd.DataFrame:
+    """Gaussian: intercepts vary (tau 1, sigma 2). Poisson: intercepts and slopes vary, correlated."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat([f"g{j:02d}" for j in range(len(SIZES))], SIZES)
+    level = pd.factorize(g, sort=True)[0]
+    x = rng.normal(size=g.size)
+    u = rng.multivariate_normal([0, 0], [[1, 0.3], [0.3, 0.25]], len(SIZES))
+    if family == "gaussian":
+        y = 1.0 + u[level, 0] + 0.5 * x + rng.normal(0, 2.0, g.size)
+    else:
+        y = rng.poisson(np.exp(0.5 * (1.0 + u[level, 0] + (0.5 + u[level, 1]) * x)))
+    return pd.DataFrame({"g": g, "x": x, "y": y})
+
+
+@pytest.fixture(scope="module")
+def gaussian_fit():
+    return hb.Model("y ~ x + (1 | g)", shrinkage_design(0, "gaussian")).fit(**FIT)
+
+
+@pytest.fixture(scope="module")
+def poisson_fit():
+    return hb.Model("y ~ x + (x | g)", shrinkage_design(1, "poisson"), family="poisson").fit(**FIT)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def scatter(ax, label: str) -> np.ndarray:
+    return next(c for c in ax.collections if isinstance(c, PathCollection) and c.get_label() == label).get_offsets()
+
+
+def line(ax, label: str):
+    return next(ln for ln in ax.get_lines() if ln.get_label() == label)
+
+
+# --- shrinkage ----------------------------------------------------------------------------------
+
+def test_shrinkage_arrows_go_from_own_estimate_to_partial_pooling_toward_the_population(gaussian_fit):
+    table = gaussian_fit.pooling("g")
+    ax = gaussian_fit.plot_shrinkage("g")
+    arrows = plots.shrinkage_arrows(ax)
+    assert len(arrows) == len(SIZES)
+    starts = np.array([a.xyann[1] for a in arrows])
+    ends = np.array([a.xy[1] for a in arrows])
+    np.testing.assert_allclose(starts, table["no_pooling"])
+    np.testing.assert_allclose(ends, table["partial_pooling"])
+    population = line(ax, "population mean").get_ydata()[0]
+    assert population == pytest.approx(table["population"].iloc[0])
+    assert np.all(np.sign(ends - starts) == np.sign(population - starts))
+    assert np.all(np.abs(ends - population) < np.abs(starts - population))
+    assert line(ax, "complete pooling").get_ydata()[0] == pytest.approx(table["complete_pooling"].iloc[0])
+    assert ax.get_xscale() == "log"
+    intervals = next(c for c in ax.collections if isinstance(c, LineCollection))
+    assert len(intervals.get_segments()) == len(SIZES)
+
+
+def test_smallest_groups_move_most(gaussian_fit):
+    arrows = plots.shrinkage_arrows(gaussian_fit.plot_shrinkage("g"))
+    by_size = sorted(arrows, key=lambda a: a.xy[0])  # x is the level's number of rows
+    length = [abs(a.xy[1] - a.xyann[1]) for a in by_size]
+    assert min(length[:2]) > 5 * length[-1]
+    assert np.mean(length[:4]) > 5 * np.mean(length[-4:])
+
+
+def test_shrinkage_of_a_poisson_slope_sorted_on_the_log_scale(poisson_fit):
+    table = poisson_fit.pooling("g", "x")
+    ax = poisson_fit.plot_shrinkage("g", "x", x="sorted")
+    assert len(plots.shrinkage_arrows(ax)) == int(table["no_pooling"].notna().sum())
+    offsets = scatter(ax, "partial pooling (posterior mean)")
+    order = np.argsort(offsets[:, 0])
+    assert np.all(np.diff(offsets[order, 1]) >= 0)
+    assert ax.get_ylabel() == "x (log scale)"
+    missing = int(table["no_pooling"].isna().sum())
+    notes = [t.get_text() for t in ax.texts if "without an estimate" in t.get_text()]
+    assert notes == ([f"{missing} level{'s' if missing > 1 else ''} without an estimate of its own "
+                      "(see pooling()['reason'])"] if missing else [])
+
+
+def test_shrinkage_2d_arrows_and_population_contours(poisson_fit):
+    ax = poisson_fit.plot_shrinkage_2d("g")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Intercept (log scale)", "x (log scale)")
+    arrows = plots.shrinkage_arrows(ax)
+    assert len(arrows) == int(poisson_fit.pooling("g")["no_pooling"].notna().sum())
+    contours = [c for c in ax.collections if isinstance(c, ContourSet)]
+    assert len(contours) == 1 and len(contours[0].levels) == 3
+    # the arrows end nearer the population mean, in the population's own metric
+    summary = poisson_fit.summary()
+    sd = summary.loc[["sd(Intercept|g)", "sd(x|g)"], "mean"].to_numpy()
+    rho = summary.loc["cor(Intercept,x|g)", "mean"]
+    inv = np.linalg.inv(np.outer(sd, sd) * np.array([[1, rho], [rho, 1]]))
+    centre = scatter(ax, "population mean")[0]
+
+    def distance(p):
+        d = np.asarray(p) - centre
+        return d @ inv @ d
+
+    closer = [distance(a.xy) < distance(a.xyann) for a in arrows]
+    assert sum(closer) >= len(arrows) - 1
+
+
+def test_population_contours_of_one_normal_are_its_chi_square_ellipses():
+    mean, cov = np.array([[1.0, -2.0]]), np.array([[[4.0, 1.2], [1.2, 1.0]]])
+    levels, _ = plots._mixture_levels(mean, cov, [0.95, 0.5], n=20000)
+    expected = np.exp(-0.5 * stats.chi2.ppf([0.95, 0.5], 2)) / (2 * np.pi * np.sqrt(np.linalg.det(cov[0])))
+    np.testing.assert_allclose(levels, expected, rtol=0.05)
+
+
+def test_shrinkage_2d_needs_two_coefficients(gaussian_fit):
+    with pytest.raises(hb.HierbayesError, match=r"needs two varying coefficients; 'g' has only \['Intercept'\]"):
+        gaussian_fit.plot_shrinkage_2d("g")
+
+
+# --- forest, funnel, trace, pair, ppc -------------------------------------------------------------
+
+def test_group_effects_forest_is_sorted_with_the_population_mean(poisson_fit):
+    ax = poisson_fit.plot_group_effects("g", "x")
+    table = poisson_fit.group_effects("g").xs("x", level="coefficient").sort_values("total_mean")
+    np.testing.assert_allclose(scatter(ax, "posterior mean")[:, 0], table["total_mean"])
+    segments = next(c for c in ax.collections if isinstance(c, LineCollection)).get_segments()
+    np.testing.assert_allclose([s[0][0] for s in segments], table["total_2.5%"])
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(table.index)
+    assert line(ax, "population mean").get_xdata()[0] == pytest.approx(poisson_fit.fixed_effects().loc["x", "mean"])
+
+
+def test_funnel_shows_every_draw_with_divergences_marked(poisson_fit):
+    ax = plots.plot_funnel(poisson_fit)
+    diverging = int(poisson_fit.idata["sample_stats"]["diverging"].sum())
+    drawn = len(scatter(ax, "draws")) + len(scatter(ax, f"divergent ({diverging})"))
+    assert drawn == 2 * 300
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("r_g[g00,Intercept]", "log sd(Intercept|g)")
+
+
+@pytest.mark.parametrize("which", ["gaussian_fit", "poisson_fit"])
+def test_trace_has_a_density_and_a_trace_per_printed_parameter(which, request):
+    fit = request.getfixturevalue(which)
+    fig = fit.plot_trace()
+    labels = [p.label for p in fit.parameters]
+    assert len(fig.axes) == 2 * len(labels)
+    texts = {t for ax in fig.axes for t in (ax.get_ylabel(), ax.get_xlabel(), ax.get_title())}
+    assert set(labels) <= texts
+    assert all(len(ax.get_lines()) >= 2 for ax in fig.axes)  # one line per chain
+
+
+def test_pair_plot_defaults_to_the_funnel_of_the_smallest_level(gaussian_fit):
+    fig = gaussian_fit.plot_pair()
+    labels = {ax.get_xlabel() for ax in fig.axes} | {ax.get_ylabel() for ax in fig.axes}
+    assert {"r_g[g00,Intercept]", "log sd(Intercept|g)"} <= labels
+    points = [c for ax in fig.axes for c in ax.collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in points) >= 2 * 300
+
+
+def test_pair_plot_names_an_unknown_label(gaussian_fit):
+    with pytest.raises(hb.HierbayesError, match=r"no parameter labelled 'sd\(Intercept\|h\)'.*did you mean "
+                                                 r"'sd\(Intercept\|g\)'"):
+        gaussian_fit.plot_pair(["sd(Intercept|h)", "x"])
+
+
+def test_ppc_of_a_continuous_response_overlays_replicated_densities(gaussian_fit):
+    ax = gaussian_fit.plot_ppc(n_draws=20)
+    lines = ax.get_lines()
+    assert len(lines) == 21
+    observed = line(ax, "observed")
+    y = gaussian_fit.model.design.y
+    np.testing.assert_allclose(observed.get_ydata(), stats.gaussian_kde(y)(observed.get_xdata()))
+
+
+def test_ppc_of_counts_compares_frequencies_value_by_value(poisson_fit):
+    ax = poisson_fit.plot_ppc()
+    y = poisson_fit.model.design.y.astype(int)
+    bars = ax.patches
+    heights = np.array([b.get_height() for b in bars])
+    np.testing.assert_array_equal(heights[: y.max() + 1], np.bincount(y))
+    replicated = poisson_fit.idata["posterior_predictive"]["y"].values
+    assert len(bars) >= y.max() + 1 and len(bars) == int(max(y.max(), np.quantile(replicated, 0.995))) + 1
+    assert ax.containers[-1].has_yerr  # the replicated frequencies with their intervals
+
+
+PLOTS = {
+    "shrinkage": lambda f: f.plot_shrinkage("g"),
+    "shrinkage_sorted": lambda f: f.plot_shrinkage("g", x="sorted"),
+    "shrinkage_2d": lambda f: f.plot_shrinkage_2d("g"),
+    "group_effects": lambda f: f.plot_group_effects("g"),
+    "funnel": lambda f: plots.plot_funnel(f),
+    "ppc": lambda f: f.plot_ppc(),
+    "trace": lambda f: f.plot_trace(),
+    "pair": lambda f: f.plot_pair(),
+}
+CASES = [(fit, name) for fit in ("gaussian_fit", "poisson_fit") for name in PLOTS
+         if (fit, name) != ("gaussian_fit", "shrinkage_2d")]  # one varying coefficient: see above
+
+
+@pytest.mark.parametrize("which, name", CASES)
+def test_every_plot_renders_to_png(which, name, request):
+    out = PLOTS[name](request.getfixturevalue(which))
+    fig = out if isinstance(out, matplotlib.figure.Figure) else out.figure
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    assert buffer.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(ax.has_data() for ax in fig.axes if ax.get_visible() and ax.axison)
+
+
+def test_shrinkage_rejects_an_unknown_layout(gaussian_fit):
+    with pytest.raises(hb.HierbayesError, match="x must be 'n' or 'sorted', not 'size'"):
+        gaussian_fit.plot_shrinkage("g", x="size")

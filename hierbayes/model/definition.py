@@ -21,7 +21,7 @@ from hierbayes.model import data as _data
 from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
 from hierbayes.model.parameterization import choose_parameterization
 from hierbayes.model.pymc_model import build_model
-from hierbayes.spec.design import Design, make_design
+from hierbayes.spec.design import Design, make_design, used_columns
 from hierbayes.spec.families import Family, get_family
 from hierbayes.spec.formula import ModelSpec, parse
 from hierbayes.spec.parameters import default_priors, prior_targets, resolve_priors
@@ -43,6 +43,8 @@ class ModelDefinition:
     formula : str
         lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.spec.formula`.
     data : pandas.DataFrame
+        The model keeps its own copy of the columns the formula uses (``model.data``), so
+        later changes to this DataFrame do not reach the model, its fits or saved files.
     family : str or Family, default "gaussian"
         ``gaussian``, ``student_t``, ``bernoulli``, ``binomial``, ``poisson``,
         ``negative_binomial`` (see :mod:`hierbayes.spec.families`).
@@ -93,9 +95,11 @@ class ModelDefinition:
         self.formula = formula
         self.family = get_family(family, link)
         self.spec: ModelSpec = parse(formula)
-        self.design: Design = make_design(self.spec, data, self.family, na_action=na_action)
+        # our own copy of the columns the formula reads: later edits of the caller's DataFrame must not
+        # leak into predictions, checks or saved fits
+        self.data: pd.DataFrame = data[used_columns(self.spec, data.columns)].copy()
+        self.design: Design = make_design(self.spec, self.data, self.family, na_action=na_action)
         _data.check_factor_names(self.design)
-        self.data = data
         self.user_priors = dict(priors or {})
         self.priors: dict[str, Prior] = resolve_priors(self.design, self.family, self.user_priors)
         self.collapsed: bool = _check_collapse(collapse, self.design, self.family)

@@ -102,3 +102,16 @@ def test_damaged_or_foreign_files_are_clear_errors(fit, tmp_path):
 def test_unknown_format_is_refused(fit, tmp_path):
     with pytest.raises(hb.HierbayesError, match="format must be one of"):
         fit.save(tmp_path / "fit.pkl", format="pickle")
+
+
+def test_the_model_keeps_its_own_copy_of_the_columns_it_uses(tmp_path):
+    """Editing the caller's DataFrame after building the model changes nothing the model reports."""
+    data = simulate_sleep()
+    data["unused"] = 1.0
+    model = hb.Model("Reaction ~ Days + (1 | Subject)", data)
+    before = model.data.copy()
+    data.loc[:, "Reaction"] = 0.0
+    data.loc[:, "Subject"] = "somebody else"
+    assert list(model.data.columns) == ["Reaction", "Days", "Subject"]
+    pd.testing.assert_frame_equal(model.data, before)
+    assert np.array_equal(model.design.y, before["Reaction"].to_numpy())

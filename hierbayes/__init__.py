@@ -32,7 +32,7 @@ from hierbayes.errors import (
 )
 from hierbayes.lessons.calibration import calibrate
 from hierbayes.lessons.teaching import compare_parameterizations
-from hierbayes.posterior.checking import compare
+from hierbayes.posterior.comparison import compare
 from hierbayes.spec.families import Family, get_family, register_family
 from hierbayes.spec.priors import LKJ, Exponential, Gamma, HalfCauchy, HalfNormal, HalfStudentT, Normal, StudentT
 from hierbayes.spec.readers import read_data

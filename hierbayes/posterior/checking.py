@@ -7,7 +7,8 @@
 - :func:`prior_predictive` samples the priors and data from them, to check what the
   priors (the defaults included) say before seeing the data.
 - :func:`loo` is PSIS-LOO from arviz-stats, with its Pareto-k diagnostic explained in
-  plain words; :func:`compare` ranks several fits of the same data by it.
+  plain words (:func:`hierbayes.posterior.comparison.compare` ranks several fits of the same
+  data by it).
 - :func:`bayes_r2` is the model-based R-squared of Gelman, Goodrich, Gabry and Vehtari
   (2019): per draw, the variance of the expected values over the rows divided by itself
   plus the mean modelled residual variance.
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,12 +37,11 @@ import xarray as xr
 
 from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.model.data import response_name
-from hierbayes.posterior.fit import Posterior
 from hierbayes.posterior.predict import OBS_DIM, predict
 from hierbayes.posterior.summaries import draw_stats
 from hierbayes.spec.design import used_columns
 
-__all__ = ["posterior_predictive", "prior_predictive", "loo", "pareto_k_message", "compare", "bayes_r2"]
+__all__ = ["posterior_predictive", "prior_predictive", "loo", "pareto_k_message", "loo_with_message", "bayes_r2"]
 
 
 # --- predictive draws -----------------------------------------------------------------------
@@ -148,13 +147,14 @@ def loo(fit, warn: bool = True):
         ``elpd``, ``se``, ``p`` (effective number of parameters), pointwise ``elpd_i``
         and ``pareto_k``, and ``good_k`` (the threshold above which a k is bad).
     """
-    result, message = _loo_and_message(fit)
+    result, message = loo_with_message(fit)
     if warn and message:
         warnings.warn(message, DataWarning, stacklevel=3)
     return result
 
 
-def _loo_and_message(fit):
+def loo_with_message(fit):
+    """PSIS-LOO of ``fit`` (its log-likelihood computed if missing) and the Pareto-k message, or None."""
     from arviz_stats import loo as az_loo
 
     if "log_likelihood" not in fit.idata.children:
@@ -164,57 +164,6 @@ def _loo_and_message(fit):
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
         result = az_loo(fit.idata, pointwise=True, var_name=name)
     return result, pareto_k_message(result.pareto_k.values, result.good_k, _fitted_index(fit.model))
-
-
-def compare(fits: Mapping[str, object], method: str = "stacking") -> pd.DataFrame:
-    """Rank fits of the same data by PSIS-LOO.
-
-    Parameters
-    ----------
-    fits : dict of name -> Fit
-        At least two fits of the same response values.
-    method : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
-        How the model weights are estimated.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per fit, best first: ``rank``, ``elpd``, ``p``, ``elpd_diff`` (to the
-        best) and its standard error ``dse``, ``weight`` and ArviZ's diagnostic columns.
-
-    Examples
-    --------
-    >>> import hierbayes as hb
-    >>> data = hb.datasets.load("sleepstudy")
-    >>> kw = dict(draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
-    >>> default = hb.Model("Reaction ~ Days + (Days | Subject)", data).fit(**kw)
-    >>> no_trend = hb.Model("Reaction ~ Days + (Days | Subject)", data,   # Days forced to about 0
-    ...                     priors={"Days": hb.Normal(0, 0.1), "sd(Days|Subject)": hb.HalfNormal(0.1)}).fit(**kw)
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("ignore")  # a few influential rows (Pareto k) in sleepstudy
-    ...     table = hb.compare({"default priors": default, "no trend": no_trend})
-    >>> table.index[0], bool(table.loc["no trend", "elpd_diff"] < 0)
-    ('default priors', True)
-    """
-    from arviz_stats import compare as az_compare
-
-    if not isinstance(fits, Mapping) or len(fits) < 2:
-        raise HierbayesError("compare needs a dict of at least two fits, such as {'model a': fit_a, 'model b': fit_b}")
-    for name, fit in fits.items():
-        if not isinstance(fit, Posterior):
-            raise HierbayesError(f"{name!r} is a {type(fit).__name__}, not a hierbayes Fit")
-    (first, ref), *rest = fits.items()
-    for name, fit in rest:
-        y0, y1 = ref.model.design.y, fit.model.design.y
-        if y0.shape != y1.shape or not np.array_equal(y0, y1):
-            raise HierbayesError(f"{name!r} and {first!r} were fitted to different response values "
-                                 f"({y1.size} and {y0.size} rows); LOO compares fits of the same data only")
-    results = {}
-    for name, fit in fits.items():
-        results[name], message = _loo_and_message(fit)
-        if message:
-            warnings.warn(f"{name!r}: {message}", DataWarning, stacklevel=2)
-    return az_compare(results, method=method, round_to="none")
 
 
 # --- Bayesian R2 --------------------------------------------------------------------------------

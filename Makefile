@@ -7,15 +7,21 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 $$HOME/.pyenv/versio
 
 .PHONY: demo test test-fast lint bench bench-paths clean
 
-$(VENV)/.installed: pyproject.toml
+# the runtime only (make demo)
+$(VENV)/.runtime: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "hierbayes needs Python >= 3.12; none found on PATH or under ~/.pyenv/versions" >&2; exit 1; }
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e .
+	@touch $@
+
+# the runtime and the test tools (make test)
+$(VENV)/.installed: $(VENV)/.runtime
 	$(VENV)/bin/python -m pip install -q -e ".[test]"
 	@touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.runtime
 	$(VENV)/bin/hierbayes demo sleepstudy
 
 # everything CI runs: lint, then unit, statistical and integration tests and the doctests

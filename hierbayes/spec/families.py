@@ -3,9 +3,9 @@
 An entry holds the PyMC likelihood on the linear predictor (the model; through
 :mod:`hierbayes.spec.likelihood` also the pointwise log-likelihood of LOO and, by
 default, draws of the response), the links it takes (each :class:`Link` with its
-inverse), its own parameters and their default priors, which responses
+inverse and derivative), its own parameters and their default priors, which responses
 it accepts, and its variance: ``variance(mu, params)`` for the Bayesian R-squared and
-the ICC. What an entry
+the ICC, ``quasi_variance(mu)`` for the no- and complete-pooling fits. What an entry
 leaves out is derived from its other fields where that is exact; otherwise the call that
 needs it raises a :class:`~hierbayes.errors.HierbayesError` naming the family and the
 missing field. Add a family with :func:`register_family` (``docs/families.md``,
@@ -39,6 +39,9 @@ stats = deferred_import("scipy.stats")
 
 __all__ = ["Family", "Link", "FAMILIES", "LINKS", "get_family", "register_family"]
 
+_STEP = 6e-6  # relative step of the central difference: about the cube root of machine epsilon
+
+
 @dataclass(frozen=True)
 class Link:
     """A link function g: ``eta = g(mean)``.
@@ -52,12 +55,37 @@ class Link:
         ``eta -> mean`` in NumPy (predictions, the ICC, the pooling fits).
     inverse_tensor : callable
         ``eta -> mean`` in PyTensor (the model).
+    mean_derivative : callable, optional
+        ``eta -> d mean / d eta`` in NumPy: the weights of the no- and complete-pooling
+        fits. Without it, a central difference of ``inverse`` (relative error about 1e-10).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> LINKS["logit"].derivative(np.array([0.0])).tolist()
+    [0.25]
+    >>> LINKS["log"].bounded, LINKS["identity"].bounded
+    (True, False)
     """
 
     name: str
     forward: Callable[[np.ndarray], np.ndarray]
     inverse: Callable[[np.ndarray], np.ndarray]
     inverse_tensor: Callable[[Any], Any]
+    mean_derivative: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def derivative(self, eta: np.ndarray) -> np.ndarray:
+        """``d mean / d eta`` at ``eta``: ``mean_derivative``, or a central difference of ``inverse``."""
+        if self.mean_derivative is not None:
+            return self.mean_derivative(eta)
+        h = _STEP * (1.0 + np.abs(eta))
+        return (self.inverse(eta + h) - self.inverse(eta - h)) / (2 * h)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the mean has a bound that an estimate can run off to: a finite mean at infinite eta."""
+        with np.errstate(all="ignore"):
+            return bool(np.isfinite(self.inverse(np.array([-np.inf, np.inf]))).any())
 
 
 def _probit_inverse_tensor(eta):
@@ -65,10 +93,12 @@ def _probit_inverse_tensor(eta):
 
 
 LINKS: dict[str, Link] = {
-    "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e),
-    "log": Link("log", np.log, np.exp, lambda e: pt.exp(e)),
-    "logit": Link("logit", lambda m: special.logit(m), lambda e: special.expit(e), lambda e: pt.sigmoid(e)),
-    "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor),
+    "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e, np.ones_like),
+    "log": Link("log", np.log, np.exp, lambda e: pt.exp(e), np.exp),
+    "logit": Link("logit", lambda m: special.logit(m), lambda e: special.expit(e), lambda e: pt.sigmoid(e),
+                  lambda e: special.expit(e) * special.expit(-e)),
+    "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor,
+                   lambda e: stats.norm.pdf(e)),
 }
 
 
@@ -109,7 +139,12 @@ class Family:
     variance : callable, optional
         ``(mean, params) -> array``: variance of a response (of one trial for binomial)
         given its mean. The Bayesian R-squared (times the trials); the ICC's latent
-        variance on the identity and log links.
+        variance on the identity and log links; ``quasi_variance`` of a family without
+        parameters.
+    quasi_variance : callable, optional
+        ``mean -> array``: the variance function V(mu) of the no- and complete-pooling
+        fits (quasi-likelihood by IRLS), needed up to a constant factor only. Default
+        ``variance(mean, {})`` for a family without parameters.
     latent_variance : callable, optional
         ``(mean_at_intercept, params) -> array``: distribution-specific variance on the
         link scale (Nakagawa, Johnson & Schielzeth 2017), used by the ICC. Default from
@@ -134,6 +169,7 @@ class Family:
     likelihood: Callable[..., Any]
     check_response: Callable[[np.ndarray, np.ndarray | None, str], None]
     variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
+    quasi_variance: Callable[[np.ndarray], np.ndarray] | None = None
     latent_variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
     random: Callable[..., np.ndarray] | None = None
     needs_trials: bool = False
@@ -179,6 +215,14 @@ class Family:
         if self.variance is None:
             raise self._missing("variance", "the Bayesian R-squared (fit.r2())")
         return trials * self.variance(mean, params)
+
+    def working_variance(self, mean: np.ndarray) -> np.ndarray:
+        """V(mu) of the no- and complete-pooling fits: ``quasi_variance``, else ``variance(mean, {})``."""
+        if self.quasi_variance is not None:
+            return self.quasi_variance(mean)
+        if self.variance is not None and not self.parameters:
+            return self.variance(mean, {})
+        raise self._missing("quasi_variance", "the no- and complete-pooling estimates (fit.pooling())")
 
     def icc_variance(self, mean: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """Residual variance on the link scale for the ICC: ``latent_variance``, else derived from ``variance``."""
@@ -361,15 +405,19 @@ def register_family(family: Family) -> Family:
     >>> gamma = hb.register_family(hb.Family(
     ...     name="gamma", link="log", links=("log", "identity"), parameters=(("shape", "positive"),),
     ...     default_priors=lambda r: {"shape": hb.Gamma(2.0, 0.5)}, likelihood=gamma_like,
-    ...     check_response=positive, variance=lambda mu, p: mu**2 / p["shape"]))
+    ...     check_response=positive, variance=lambda mu, p: mu**2 / p["shape"], quasi_variance=np.square))
     >>> df = pd.DataFrame({"y": [1.2, 0.7, 3.1, 2.2, 0.4, 1.9], "g": list("aabbcc")})
     >>> model = hb.Model("y ~ 1 + (1 | g)", df, family="gamma")
     >>> model.prior_summary().loc["shape", "prior"]
     'Gamma(alpha=2, beta=0.5)'
+    >>> from hierbayes.posterior.pooling import no_pooling  # each level's own fit: log of its mean
+    >>> no_pooling(model.design, model.family, "g").estimates[:, 0].round(4).tolist()
+    [-0.0513, 0.9746, 0.1398]
     >>> gamma.draw(np.random.default_rng(1), np.zeros((2, 3)), {"shape": 2.0}).shape  # from the likelihood
     (2, 3)
 
-    ``model.fit()`` then samples it, and LOO, predictions, the ICC and R-squared work as for the built-in families.
+    ``model.fit()`` then samples it, and LOO, predictions, the ICC, R-squared and
+    ``fit.pooling`` work as for the built-in families.
     """
     FAMILIES[family.name] = family
     return family
@@ -382,6 +430,7 @@ register_family(Family(
     likelihood=_normal_like,
     check_response=_check_real,
     variance=lambda m, p: np.broadcast_to(p["sigma"] ** 2, np.shape(m)),
+    quasi_variance=np.ones_like,
     random=lambda rng, m, p, n: rng.normal(m, p["sigma"]),
 ))
 register_family(Family(
@@ -391,6 +440,7 @@ register_family(Family(
     likelihood=_student_like,
     check_response=_check_real,
     variance=lambda m, p: np.broadcast_to(_t_variance(p), np.shape(m)),
+    quasi_variance=np.ones_like,
     random=lambda rng, m, p, n: m + p["sigma"] * rng.standard_t(p["nu"], size=np.shape(m)),
 ))
 register_family(Family(
@@ -432,6 +482,7 @@ register_family(Family(
     likelihood=_negbin_like,
     check_response=_check_counts,
     variance=lambda m, p: m + m**2 / p["alpha"],
+    quasi_variance=lambda m: m,  # Poisson quasi-likelihood: the mean structure without alpha
     random=lambda rng, m, p, n: rng.negative_binomial(p["alpha"], _nb_p(m, p["alpha"])),
 ))
 

@@ -21,8 +21,10 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -191,6 +193,21 @@ class Family:
         """
         return dict(self.link_likelihoods).get(self.link, self.likelihood)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of the code that enters the model (the likelihood on this link and the inverse
+        link), so a family registered again under the same name with other code gets a model of
+        its own, not a compiled one of the same name from the cache.
+
+        >>> get_family("poisson").fingerprint == get_family("poisson").fingerprint
+        True
+        """
+        parts = [self.name, self.link, repr(self.parameters), repr(self.needs_trials)]
+        for function in (self.likelihood_on_link, self.link_function.inverse_tensor):
+            code = getattr(function, "__code__", None)
+            parts.append(repr(function) if code is None else _code_text(code))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
     def _missing(self, field: str, needed_by: str) -> HierbayesError:
         return HierbayesError(f"the {self.name!r} family has no {field}, which {needed_by} needs: register the "
                               f"family with {field}=... (see 'Adding a family' in docs/families.md)")
@@ -246,6 +263,12 @@ class Family:
         else:
             mean = max(mean, eps)
         return ResponseSummary(float(LINKS[self.link].forward(mean)), 1.0)
+
+
+def _code_text(code) -> str:
+    """A function's code as text that is the same in every process (nested code included, no addresses)."""
+    consts = tuple(_code_text(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts)
+    return repr((code.co_code, consts, code.co_names, code.co_varnames))
 
 
 # --- response checks -------------------------------------------------------------

@@ -237,7 +237,9 @@ class Posterior:
         gaussian, ``pi^2/3`` for logit, ``1`` for probit, ``log(1 + 1/lambda)`` for poisson
         and ``log(1 + 1/lambda + 1/alpha)`` for negative binomial with
         ``lambda = exp(Intercept + sum_h sd(Intercept|h)^2 / 2)`` (Nakagawa, Johnson and
-        Schielzeth 2017). Varying slopes are not in the denominator (the ICC at x = 0).
+        Schielzeth 2017): the family's ``icc_variance`` (its registry entry's
+        ``latent_variance``, or the default from its ``variance``). Varying slopes are not in
+        the denominator (the ICC at x = 0).
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
         variances = {f: post[f"sd_{safe_name(f)}"].sel({coef_dim(f): "Intercept"}).transpose("chain", "draw").values ** 2

@@ -211,7 +211,6 @@ def _irls(y: np.ndarray, trials: np.ndarray | None, offset: np.ndarray, X: np.nd
     n = np.ones_like(y) if trials is None else trials
     p = y / n
     mu = _start(link, p, n)
-    family.working_variance(mu)  # a family without a variance function fails here, by name
     eta = link.forward(mu)
     beta, u = np.zeros(X.shape[1]), np.zeros((J, Z.shape[1]))
     last = None

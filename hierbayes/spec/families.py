@@ -183,6 +183,16 @@ class Family:
     needs_trials: bool = False
     link_likelihoods: tuple[tuple[str, Callable[..., Any]], ...] = ()
 
+    def __post_init__(self):
+        # tuples, so an entry written with lists still hashes (its compiled functions are cached by it)
+        for field in ("links", "parameters", "link_likelihoods"):
+            object.__setattr__(self, field, tuple(tuple(v) if isinstance(v, list) else v for v in getattr(self, field)))
+        unknown = [link for link in (self.link, *self.links) if link not in LINKS]
+        if unknown:
+            raise HierbayesError(f"family {self.name!r}: unknown link {unknown[0]!r}; the links are {sorted(LINKS)}")
+        if self.link not in self.links:
+            raise HierbayesError(f"family {self.name!r}: its link {self.link!r} is not among its links {self.links}")
+
     @property
     def link_function(self) -> Link:
         return LINKS[self.link]

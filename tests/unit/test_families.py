@@ -169,3 +169,12 @@ def test_a_family_registered_again_with_other_code_gets_its_own_compiled_model(m
 
     assert dataclasses.replace(minimal, likelihood=other_like).fingerprint != minimal.fingerprint
     assert dataclasses.replace(minimal, likelihood=_gamma_like).fingerprint == minimal.fingerprint
+
+
+def test_an_entry_with_an_unknown_link_is_refused_and_lists_become_tuples(minimal):
+    with pytest.raises(hb.HierbayesError, match="unknown link 'inverse'"):
+        dataclasses.replace(minimal, links=("log", "inverse"))
+    with pytest.raises(hb.HierbayesError, match="its link 'identity' is not among its links"):
+        dataclasses.replace(minimal, link="identity")
+    listed = dataclasses.replace(minimal, links=["log"], parameters=[["shape", "positive"]])
+    assert listed.parameters == (("shape", "positive"),) and hash(listed)

@@ -43,6 +43,7 @@ stats = deferred_import("scipy.stats")
 
 __all__ = ["Family", "Link", "FAMILIES", "LINKS", "get_family", "register_family"]
 
+
 @dataclass(frozen=True)
 class Link:
     """A link function g: ``eta = g(mean)``.

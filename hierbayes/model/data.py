@@ -241,7 +241,7 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
                   collapse: bool = False) -> tuple:
     """What the compiled model depends on; equal keys can share one compiled model."""
     return (
-        family.name, family.link, response_name(design), design.fixed_names,
+        family.name, family.link, family.fingerprint, response_name(design), design.fixed_names,
         design.offset is not None, design.trials is not None,
         tuple((b.factor, b.coef_names, b.block.correlated, len(design.factors[b.factor].levels))
               for b in design.blocks),

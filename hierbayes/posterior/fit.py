@@ -91,15 +91,21 @@ class Posterior:
         return fit
 
     def add_log_likelihood(self) -> None:
-        """Store the pointwise log-likelihood in the ``log_likelihood`` group (for LOO)."""
+        """Store the pointwise log-likelihood in the ``log_likelihood`` group (for LOO).
+
+        Each value is the log density of the sampled model's observed variable at that draw's
+        linear predictor and family parameters: the family's PyMC likelihood, compiled
+        (:meth:`~hierbayes.spec.families.Family.log_likelihood`), not a second implementation.
+        A collapsed fit scores the rows given the group effects drawn after sampling, as
+        the non-collapsed model would.
+        """
         d, fam, post = self.model.design, self.model.family, self.posterior
         b = fixed_effect_draws(post, d)
         effects, params = posterior_effects(post, d), self._family_draws()
         logp = np.empty((post.sizes["chain"], post.sizes["draw"], d.n_obs))
         for c in range(logp.shape[0]):  # a chain at a time: temporaries of draws x rows, not chains x draws x rows
             eta = linear_predictor(None if b is None else b[c], d.X, d.offset, [(r[c], i, Z) for r, i, Z in effects])
-            logp[c] = fam.log_density(d.y, fam.link_function.inverse(eta), {k: v[c] for k, v in params.items()},
-                                      d.trials)
+            logp[c] = fam.log_likelihood(d.y, eta, {k: v[c] for k, v in params.items()}, d.trials)
         name = self.model.spec.response.expr
         self.idata["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), logp)}))
 
@@ -231,7 +237,9 @@ class Posterior:
         gaussian, ``pi^2/3`` for logit, ``1`` for probit, ``log(1 + 1/lambda)`` for poisson
         and ``log(1 + 1/lambda + 1/alpha)`` for negative binomial with
         ``lambda = exp(Intercept + sum_h sd(Intercept|h)^2 / 2)`` (Nakagawa, Johnson and
-        Schielzeth 2017). Varying slopes are not in the denominator (the ICC at x = 0).
+        Schielzeth 2017): the family's ``icc_variance`` (its registry entry's
+        ``latent_variance``, or the default from its ``variance``). Varying slopes are not in
+        the denominator (the ICC at x = 0).
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
         variances = {f: post[f"sd_{safe_name(f)}"].sel({coef_dim(f): "Intercept"}).transpose("chain", "draw").values ** 2
@@ -242,7 +250,7 @@ class Posterior:
         intercept = post["b"].sel({FIXED_DIM: "Intercept"}).values if "Intercept" in d.fixed_names else 0.0
         lam = fam.link_function.inverse(intercept + total / 2) if fam.link == "log" else intercept
         params = {name: post[name].transpose("chain", "draw").values for name, _ in fam.parameters}
-        residual = fam.latent_variance(np.asarray(lam) * np.ones_like(total), params)
+        residual = fam.icc_variance(np.asarray(lam) * np.ones_like(total), params)
         draws = np.stack([v / (total + residual) for v in variances.values()], axis=-1)
         return pd.DataFrame(draw_stats(draws, prob or self.prob), index=pd.Index(list(variances), name="factor"))
 

@@ -18,10 +18,14 @@ varying coefficients *separately for every level* plus the population-level colu
 that do not vary by ``g`` (shared by all levels, as in Gelman and Hill's
 ``lm(y ~ x + factor(g) - 1)``); other grouping factors are ignored. Complete pooling is
 the fit of the population-level part of the formula alone. Both keep the offset, and
-both are least squares for the gaussian and student-t families and maximum likelihood
-by iteratively reweighted least squares on the link scale for the others (Poisson
-quasi-likelihood for the negative binomial, which gives the same estimates of the
-mean structure). So every number is on the link scale.
+both are quasi-likelihood fits by iteratively reweighted least squares on the link
+scale, weighted by the link's derivative ``d mu / d eta``
+(:meth:`~hierbayes.spec.families.Link.derivative`) and the family's variance function
+``V(mu)`` (:meth:`~hierbayes.spec.families.Family.working_variance`): least squares
+for the gaussian and student-t families, maximum likelihood for bernoulli, binomial
+and poisson, and the Poisson quasi-likelihood for the negative binomial (consistent
+for the mean structure without alpha). So every number is on the link scale, and a
+registered family gets them from its own registry entry.
 
 A population-level column that is the varying column times a value constant within
 each level (a level-2 predictor such as a county's uranium for the intercept, or a
@@ -68,12 +72,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
 from hierbayes.errors import HierbayesError
 from hierbayes.posterior.summaries import draw_stats, interval_names
 from hierbayes.spec.design import Design
-from hierbayes.spec.families import Family
+from hierbayes.spec.families import Family, Link
 from hierbayes.spec.linear_predictor import design_effects, fixed_effect_draws
 from hierbayes.spec.parameters import coef_dim, factor_dim, safe_name
 
@@ -83,23 +86,6 @@ __all__ = ["pooling", "no_pooling", "complete_pooling", "level_columns", "NoPool
 MAX_ITERATIONS = 100
 TOLERANCE = 1e-10
 _SEPARATED_ETA = 15.0  # |eta| beyond which a GLM fit has run off to a boundary (mean within 3e-7 of it)
-
-# Working variance V(mu) of each family (per trial for the binomial): the quasi-likelihood of IRLS.
-_VARIANCE = {
-    "gaussian": lambda mu: np.ones_like(mu),
-    "student_t": lambda mu: np.ones_like(mu),
-    "poisson": lambda mu: mu,
-    "negative_binomial": lambda mu: mu,
-    "bernoulli": lambda mu: mu * (1 - mu),
-    "binomial": lambda mu: mu * (1 - mu),
-}
-# d mean / d eta of each link, as a function of eta.
-_MEAN_DERIVATIVE = {
-    "identity": np.ones_like,
-    "log": np.exp,
-    "logit": lambda eta: special.expit(eta) * special.expit(-eta),
-    "probit": stats.norm.pdf,
-}
 
 
 # --- which population-level columns belong to a level's coefficient ---------------------------------
@@ -206,38 +192,45 @@ def _weighted_fit(z: np.ndarray, w: np.ndarray, X: np.ndarray, Z: np.ndarray, in
     return beta, np.einsum("jqr,jr->jq", A_inv, c)
 
 
+def _start(link: Link, p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Where IRLS starts: the observed means, moved to ``(n p + 1/2) / (n + 1)`` where the link
+    cannot take them (a 0 on the log link, a 0 or 1 on logit or probit)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = np.isfinite(link.forward(p))
+    return np.where(inside, p, (n * p + 0.5) / (n + 1)).astype(float)
+
+
 def _irls(y: np.ndarray, trials: np.ndarray | None, offset: np.ndarray, X: np.ndarray, Z: np.ndarray,
           index: np.ndarray, J: int, family: Family) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Quasi-likelihood fit by iteratively reweighted least squares on the link scale."""
-    if family.name not in _VARIANCE or family.link not in _MEAN_DERIVATIVE:
-        raise HierbayesError(f"no- and complete-pooling estimates are not available for the {family.name!r} "
-                             f"family with the {family.link!r} link")
+    """Quasi-likelihood fit by iteratively reweighted least squares on the link scale.
+
+    The weights are ``n (d mu / d eta)^2 / V(mu)``, from the link's derivative and the family's
+    variance function (:meth:`~hierbayes.spec.families.Family.working_variance`).
+    """
     link = family.link_function
     n = np.ones_like(y) if trials is None else trials
     p = y / n
-    if family.link == "identity":
-        mu = p.astype(float)
-    elif family.link == "log":
-        mu = p + 0.1
-    else:
-        mu = (n * p + 0.5) / (n + 1)
+    mu = _start(link, p, n)
     eta = link.forward(mu)
     beta, u = np.zeros(X.shape[1]), np.zeros((J, Z.shape[1]))
+    last = None
     for _ in range(MAX_ITERATIONS):
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            d = np.maximum(_MEAN_DERIVATIVE[family.link](eta), 1e-300)
+            d = np.maximum(link.derivative(eta), 1e-300)
             mu = link.inverse(eta)
-            w = n * d**2 / np.maximum(_VARIANCE[family.name](mu), 1e-300)
-            working = eta - offset + (p - mu) / d
+            w = n * d**2 / np.maximum(family.working_variance(mu), 1e-300)
+            # on the identity link mu = eta and d = 1: the working response is the data itself
+            working = p - offset if link.name == "identity" else eta - offset + (p - mu) / d
+        if last is not None and np.array_equal(w, last[0]) and np.array_equal(working, last[1]):
+            return beta, u, True  # the same least-squares problem as the last step: its solution
+        last = (w, working)
         beta, u = _weighted_fit(working, w, X, Z, index, J)
         new_eta = offset + X @ beta + np.einsum("nq,nq->n", Z, u[index])
         change = np.max(np.abs(new_eta - eta) / (1 + np.abs(new_eta)))
         eta = new_eta
-        if family.link == "identity" and family.name in ("gaussian", "student_t"):
-            return beta, u, True
         if change < TOLERANCE:
             return beta, u, True
-        if family.link != "identity" and np.max(np.abs(eta)) > 2 * _SEPARATED_ETA:
+        if link.bounded and np.max(np.abs(eta)) > 2 * _SEPARATED_ETA:
             break  # running off to a boundary: the caller finds the levels responsible
     return beta, u, False
 
@@ -294,16 +287,20 @@ def _unidentified(design: Design, factor: str, Z: np.ndarray) -> list[str]:
 
 
 def _boundary_reason(family: Family, y: np.ndarray, trials: np.ndarray | None) -> str:
-    """Why a level's maximum-likelihood estimate is infinite, judged from its responses alone."""
-    if family.link == "log" and np.all(y == 0):
-        return "every response is 0, so the estimate is minus infinity on the log scale"
-    if family.link in ("logit", "probit"):
-        n = np.ones_like(y) if trials is None else trials
-        if np.all(y == 0):
-            return f"every response is a failure, so the estimate is minus infinity on the {family.link} scale"
-        if np.all(y == n):
-            return f"every response is a success, so the estimate is plus infinity on the {family.link} scale"
-    return ""
+    """Why a level's maximum-likelihood estimate is infinite, judged from its responses alone:
+    their mean is at a bound of the link (all 0 on the log link, all failures or all successes
+    on logit and probit), where the link is infinite."""
+    link = family.link_function
+    n = np.ones_like(y) if trials is None else trials
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = float(link.forward(np.array([y.sum() / n.sum()]))[0])
+    if not np.isinf(eta):
+        return ""
+    with np.errstate(all="ignore"):
+        probability = bool(np.isfinite(link.inverse(np.array([-np.inf, np.inf]))).all())  # bounded both sides
+    value = ("a failure" if eta < 0 else "a success") if probability else f"{y[0]:g}"
+    side = "minus" if eta < 0 else "plus"
+    return f"every response is {value}, so the estimate is {side} infinity on the {link.name} scale"
 
 
 def no_pooling(design: Design, family: Family, factor: str) -> NoPooling:
@@ -344,7 +341,7 @@ def no_pooling(design: Design, family: Family, factor: str) -> NoPooling:
         beta, u, converged = _irls(design.y[keep], trials, offset[keep], design.X[keep][:, shared],
                                    Z[keep], fd.index[keep], J, family)
         eta = offset + design.X[:, shared] @ beta + np.einsum("nq,nq->n", Z, u[fd.index])
-        runaway = set() if family.link == "identity" else \
+        runaway = set() if not family.link_function.bounded else \
             {int(j) for j in np.unique(fd.index[keep & (np.abs(eta) > _SEPARATED_ETA)])}
         if not runaway:
             break

@@ -332,9 +332,12 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     b = _draws(post, "b", FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
     effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
-    mean = family.link_function.inverse(linear_predictor(b, rows.X, rows.offset, effects))
+    eta = linear_predictor(b, rows.X, rows.offset, effects)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints
-    values = family.random(rng, mean, fit._family_draws(), trials) if kind == "response" else mean
+    if kind == "response":
+        values = family.draw(rng, eta, fit._family_draws(), trials)
+    else:
+        values = family.link_function.inverse(eta)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}
     return xr.DataArray(np.asarray(values, dtype=float), dims=("chain", "draw", OBS_DIM), coords=coords,
                         name=model.spec.response.expr, attrs={"kind": kind, "groups": groups})

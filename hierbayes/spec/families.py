@@ -1,11 +1,15 @@
-"""The family registry: likelihood, link, parameters and default priors, as data.
+"""The family registry: one :class:`Family` entry says everything about a response distribution.
 
-Each :class:`Family` says everything the rest of the package needs to know about a
-response distribution, in one place: the PyMC likelihood on the linear predictor,
-the same log density and random draws in NumPy (for LOO, posterior predictive draws
-and predictions without recompiling), which responses it accepts, its own parameters
-with their default priors, and its residual variance on the latent scale (for the
-ICC). Add a family with :func:`register_family`.
+An entry holds the PyMC likelihood on the linear predictor (the model; through
+:mod:`hierbayes.spec.likelihood` also the pointwise log-likelihood of LOO and, by
+default, draws of the response), the links it takes (each :class:`Link` with its
+inverse and derivative), its own parameters and their default priors, which responses
+it accepts, and its variance: ``variance(mu, params)`` for the Bayesian R-squared and
+the ICC, ``quasi_variance(mu)`` for the no- and complete-pooling fits. What an entry
+leaves out is derived from its other fields where that is exact; otherwise the call that
+needs it raises a :class:`~hierbayes.errors.HierbayesError` naming the family and the
+missing field. Add a family with :func:`register_family` (``docs/families.md``,
+"Adding a family", lists every field).
 
 Examples
 --------
@@ -17,18 +21,23 @@ Examples
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import DataError, HierbayesError
+from hierbayes.spec import likelihood as _likelihood
 from hierbayes.spec import priors as P
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
+pytensor = deferred_import("pytensor")
 special = deferred_import("scipy.special")
 stats = deferred_import("scipy.stats")
 
@@ -37,12 +46,55 @@ __all__ = ["Family", "Link", "FAMILIES", "LINKS", "get_family", "register_family
 
 @dataclass(frozen=True)
 class Link:
-    """A link function g: ``eta = g(mean)``; ``inverse`` maps eta to the mean."""
+    """A link function g: ``eta = g(mean)``.
+
+    Attributes
+    ----------
+    name : str
+    forward : callable
+        ``mean -> eta`` in NumPy.
+    inverse : callable
+        ``eta -> mean`` in NumPy (predictions, the ICC, the pooling fits).
+    inverse_tensor : callable
+        ``eta -> mean`` in PyTensor (the model).
+    mean_derivative : callable, optional
+        ``eta -> d mean / d eta`` in NumPy: the weights of the no- and complete-pooling
+        fits. Without it, the derivative of ``inverse_tensor`` by PyTensor, compiled.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> LINKS["logit"].derivative(np.array([0.0])).tolist()
+    [0.25]
+    >>> LINKS["log"].bounded, LINKS["identity"].bounded
+    (True, False)
+    """
 
     name: str
     forward: Callable[[np.ndarray], np.ndarray]
     inverse: Callable[[np.ndarray], np.ndarray]
     inverse_tensor: Callable[[Any], Any]
+    mean_derivative: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def derivative(self, eta: np.ndarray) -> np.ndarray:
+        """``d mean / d eta`` at ``eta``: ``mean_derivative``, or the gradient of ``inverse_tensor``."""
+        if self.mean_derivative is not None:
+            return self.mean_derivative(eta)
+        eta = np.asarray(eta, dtype=float)
+        return _tensor_derivative(self.inverse_tensor)(eta.ravel()).reshape(eta.shape)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the mean has a bound that an estimate can run off to: a finite mean at infinite eta."""
+        with np.errstate(all="ignore"):
+            return bool(np.isfinite(self.inverse(np.array([-np.inf, np.inf]))).any())
+
+
+@functools.lru_cache(maxsize=32)
+def _tensor_derivative(inverse_tensor: Callable[[Any], Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """``eta -> d mean / d eta`` by PyTensor's gradient of ``inverse_tensor`` (Python linker: quick to compile)."""
+    eta = pt.vector("eta", dtype="float64")
+    return pytensor.function([eta], pytensor.grad(inverse_tensor(eta).sum(), eta), mode="FAST_COMPILE")
 
 
 def _probit_inverse_tensor(eta):
@@ -50,10 +102,12 @@ def _probit_inverse_tensor(eta):
 
 
 LINKS: dict[str, Link] = {
-    "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e),
-    "log": Link("log", np.log, np.exp, lambda e: pt.exp(e)),
-    "logit": Link("logit", lambda m: special.logit(m), lambda e: special.expit(e), lambda e: pt.sigmoid(e)),
-    "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor),
+    "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e, np.ones_like),
+    "log": Link("log", np.log, np.exp, lambda e: pt.exp(e), np.exp),
+    "logit": Link("logit", lambda m: special.logit(m), lambda e: special.expit(e), lambda e: pt.sigmoid(e),
+                  lambda e: special.expit(e) * special.expit(-e)),
+    "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor,
+                   lambda e: stats.norm.pdf(e)),
 }
 
 
@@ -67,32 +121,53 @@ class ResponseSummary:
 
 @dataclass(frozen=True)
 class Family:
-    """A response distribution and everything that depends on it.
+    """A response distribution and everything that depends on it: one registry entry.
+
+    ``params`` below is a dict of the family's parameters by name (draws or numbers);
+    ``trials`` the binomial trials (None otherwise).
 
     Attributes
     ----------
     name : str
         As users write it: ``"gaussian"``, ``"poisson"``, ...
     link : str
-        Key of :data:`LINKS`; ``links`` lists the ones allowed.
+        Key of :data:`LINKS`: the link in use (the first of ``links`` by default).
+    links : tuple of str
+        The links the family takes.
     parameters : tuple of (name, support)
-        The family's own parameters (``sigma``, ``nu``, ``alpha``), by printed name.
+        The family's own parameters (``sigma``, ``nu``, ``alpha``) by printed name, with
+        their support (``"positive"`` or ``"real"``): sampled with a prior, summarised.
     default_priors : callable
-        ``ResponseSummary -> {parameter name: Prior}``.
+        ``ResponseSummary -> {parameter name: Prior}``: a default prior for every parameter.
     likelihood : callable
-        ``(name, eta, mean, params, observed, trials, dims) -> PyMC variable``.
-    log_density : callable
-        ``(y, mean, params, trials) -> array``: pointwise log likelihood in NumPy.
-    random : callable
-        ``(rng, mean, params, trials) -> array``: draws of the response.
+        ``(name, eta, mean, params, observed, trials, dims) -> PyMC variable``: the
+        observed variable of the model. The pointwise log-likelihood (LOO) is its compiled
+        log density, and without ``random`` response draws are its compiled draws.
     check_response : callable
         ``(y, trials, column) -> None``; raises :class:`DataError` outside the support.
-    latent_variance : callable
+    variance : callable, optional
+        ``(mean, params) -> array``: variance of a response (of one trial for binomial)
+        given its mean. The Bayesian R-squared (times the trials); the ICC's latent
+        variance on the identity and log links; ``quasi_variance`` of a family without
+        parameters.
+    quasi_variance : callable, optional
+        ``mean -> array``: the variance function V(mu) of the no- and complete-pooling
+        fits (quasi-likelihood by IRLS), needed up to a constant factor only. Default
+        ``variance(mean, {})`` for a family without parameters.
+    latent_variance : callable, optional
         ``(mean_at_intercept, params) -> array``: distribution-specific variance on the
-        link scale (Nakagawa, Johnson & Schielzeth 2017), used by the ICC.
-    response_variance : callable
-        ``(mean, params, trials) -> array``: variance of the response given its mean (of the
-        count of successes for binomial), used by the Bayesian R-squared.
+        link scale (Nakagawa, Johnson & Schielzeth 2017), used by the ICC. Default from
+        ``variance``: itself on the identity link, ``log(1 + variance / mean^2)`` on the
+        log link (the lognormal approximation).
+    random : callable, optional
+        ``(rng, mean, params, trials) -> array``: draws of the response in NumPy
+        (predictions, posterior predictive checks, calibration). Default: draws of
+        ``likelihood``'s variable, compiled.
+    needs_trials : bool
+        The response is ``cbind(successes, failures)``.
+    link_likelihoods : tuple of (link, callable)
+        Likelihoods of ``likelihood``'s signature written on ``eta`` for one link
+        (cheaper gradients); see :attr:`likelihood_on_link`.
     """
 
     name: str
@@ -101,13 +176,23 @@ class Family:
     parameters: tuple[tuple[str, str], ...]
     default_priors: Callable[[ResponseSummary], dict[str, P.Prior]]
     likelihood: Callable[..., Any]
-    log_density: Callable[..., np.ndarray]
-    random: Callable[..., np.ndarray]
     check_response: Callable[[np.ndarray, np.ndarray | None, str], None]
-    latent_variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]
-    response_variance: Callable[..., np.ndarray]
+    variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
+    quasi_variance: Callable[[np.ndarray], np.ndarray] | None = None
+    latent_variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
+    random: Callable[..., np.ndarray] | None = None
     needs_trials: bool = False
     link_likelihoods: tuple[tuple[str, Callable[..., Any]], ...] = ()
+
+    def __post_init__(self):
+        # tuples, so an entry written with lists still hashes (its compiled functions are cached by it)
+        for field in ("links", "parameters", "link_likelihoods"):
+            object.__setattr__(self, field, tuple(tuple(v) if isinstance(v, list) else v for v in getattr(self, field)))
+        unknown = [link for link in (self.link, *self.links) if link not in LINKS]
+        if unknown:
+            raise HierbayesError(f"family {self.name!r}: unknown link {unknown[0]!r}; the links are {sorted(LINKS)}")
+        if self.link not in self.links:
+            raise HierbayesError(f"family {self.name!r}: its link {self.link!r} is not among its links {self.links}")
 
     @property
     def link_function(self) -> Link:
@@ -125,6 +210,64 @@ class Family:
         """
         return dict(self.link_likelihoods).get(self.link, self.likelihood)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of the code that enters the model (the likelihood on this link and the inverse
+        link), so a family registered again under the same name with other code gets a model of
+        its own, not a compiled one of the same name from the cache.
+
+        >>> get_family("poisson").fingerprint == get_family("poisson").fingerprint
+        True
+        """
+        parts = [self.name, self.link, repr(self.parameters), repr(self.needs_trials)]
+        for function in (self.likelihood_on_link, self.link_function.inverse_tensor):
+            code = getattr(function, "__code__", None)
+            parts.append(repr(function) if code is None else _code_text(code))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def _missing(self, field: str, needed_by: str) -> HierbayesError:
+        return HierbayesError(f"the {self.name!r} family has no {field}, which {needed_by} needs: register the "
+                              f"family with {field}=... (see 'Adding a family' in docs/families.md)")
+
+    # -- what the rest of the package calls ------------------------------------------------------
+    def log_likelihood(self, y: np.ndarray, eta: np.ndarray, params: dict[str, np.ndarray],
+                       trials: np.ndarray | None = None) -> np.ndarray:
+        """Pointwise log-likelihood, ``eta``'s shape: the compiled log density of the model's own
+        observed variable (:func:`hierbayes.spec.likelihood.log_likelihood`)."""
+        return _likelihood.log_likelihood(self, y, eta, params, trials)
+
+    def draw(self, rng: np.random.Generator, eta: np.ndarray, params: dict[str, np.ndarray],
+             trials: np.ndarray | None = None) -> np.ndarray:
+        """Draws of the response given ``eta``: ``random`` on the mean, else the likelihood's own draws."""
+        if self.random is not None:
+            return self.random(rng, self.link_function.inverse(eta), params, trials)
+        return _likelihood.draw(self, rng, eta, params, trials)
+
+    def response_variance(self, mean: np.ndarray, params: dict[str, np.ndarray],
+                          trials: np.ndarray | float = 1.0) -> np.ndarray:
+        """Variance of a response (the count of successes for binomial) given its mean: ``trials * variance``."""
+        if self.variance is None:
+            raise self._missing("variance", "the Bayesian R-squared (fit.r2())")
+        return trials * self.variance(mean, params)
+
+    def working_variance(self, mean: np.ndarray) -> np.ndarray:
+        """V(mu) of the no- and complete-pooling fits: ``quasi_variance``, else ``variance(mean, {})``."""
+        if self.quasi_variance is not None:
+            return self.quasi_variance(mean)
+        if self.variance is not None and not self.parameters:
+            return self.variance(mean, {})
+        raise self._missing("quasi_variance", "the no- and complete-pooling estimates (fit.pooling())")
+
+    def icc_variance(self, mean: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Residual variance on the link scale for the ICC: ``latent_variance``, else derived from ``variance``."""
+        if self.latent_variance is not None:
+            return self.latent_variance(mean, params)
+        if self.variance is not None and self.link == "identity":
+            return self.variance(mean, params)
+        if self.variance is not None and self.link == "log":
+            return np.log1p(self.variance(mean, params) / mean**2)
+        raise self._missing("latent_variance", f"the ICC with the {self.link} link (fit.icc())")
+
     def summarise_response(self, y: np.ndarray, trials: np.ndarray | None) -> ResponseSummary:
         """Centre and scale of the response used to scale the default priors."""
         mean = float(np.mean(y / trials)) if trials is not None else float(np.mean(y))
@@ -137,6 +280,12 @@ class Family:
         else:
             mean = max(mean, eps)
         return ResponseSummary(float(LINKS[self.link].forward(mean)), 1.0)
+
+
+def _code_text(code) -> str:
+    """A function's code as text that is the same in every process (nested code included, no addresses)."""
+    consts = tuple(_code_text(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts)
+    return repr((code.co_code, consts, code.co_names, code.co_varnames))
 
 
 # --- response checks -------------------------------------------------------------
@@ -266,11 +415,50 @@ def _nb_p(mean, alpha):
     return alpha / (alpha + mean)
 
 
+def _binary_variance(mean, params):
+    """Variance of one trial: ``mean (1 - mean)``."""
+    return mean * (1 - mean)
+
+
 FAMILIES: dict[str, Family] = {}
 
 
 def register_family(family: Family) -> Family:
-    """Add ``family`` to the registry under ``family.name`` (replacing any earlier one)."""
+    """Add ``family`` to the registry under ``family.name`` (replacing any earlier one).
+
+    Every field of :class:`Family` and what it powers is in ``docs/families.md``
+    ("Adding a family"); ``variance``, ``quasi_variance``, ``latent_variance`` and
+    ``random`` are optional.
+
+    Examples
+    --------
+    A gamma response with a log link and a shape parameter:
+
+    >>> import numpy as np, pandas as pd, pymc as pm
+    >>> import hierbayes as hb
+    >>> def gamma_like(name, eta, mean, params, observed, trials, dims):
+    ...     shape = params["shape"]
+    ...     return pm.Gamma(name, alpha=shape, beta=shape / mean, observed=observed, shape=observed.shape)
+    >>> def positive(y, trials, column):
+    ...     if (y <= 0).any():
+    ...         raise hb.DataError(f"response {column!r} must be positive for the gamma family")
+    >>> gamma = hb.register_family(hb.Family(
+    ...     name="gamma", link="log", links=("log", "identity"), parameters=(("shape", "positive"),),
+    ...     default_priors=lambda r: {"shape": hb.Gamma(2.0, 0.5)}, likelihood=gamma_like,
+    ...     check_response=positive, variance=lambda mu, p: mu**2 / p["shape"], quasi_variance=np.square))
+    >>> df = pd.DataFrame({"y": [1.2, 0.7, 3.1, 2.2, 0.4, 1.9], "g": list("aabbcc")})
+    >>> model = hb.Model("y ~ 1 + (1 | g)", df, family="gamma")
+    >>> model.prior_summary().loc["shape", "prior"]
+    'Gamma(alpha=2, beta=0.5)'
+    >>> from hierbayes.posterior.pooling import no_pooling  # each level's own fit: log of its mean
+    >>> no_pooling(model.design, model.family, "g").estimates[:, 0].round(4).tolist()
+    [-0.0513, 0.9746, 0.1398]
+    >>> gamma.draw(np.random.default_rng(1), np.zeros((2, 3)), {"shape": 2.0}).shape  # from the likelihood
+    (2, 3)
+
+    ``model.fit()`` then samples it, and LOO, predictions, the ICC, R-squared and
+    ``fit.pooling`` work as for the built-in families.
+    """
     FAMILIES[family.name] = family
     return family
 
@@ -280,22 +468,20 @@ register_family(Family(
     parameters=(("sigma", "positive"),),
     default_priors=_gaussian_priors,
     likelihood=_normal_like,
-    log_density=lambda y, m, p, n: stats.norm.logpdf(y, m, p["sigma"]),
-    random=lambda rng, m, p, n: rng.normal(m, p["sigma"]),
     check_response=_check_real,
-    latent_variance=lambda m, p: p["sigma"] ** 2,
-    response_variance=lambda m, p, n: np.broadcast_to(p["sigma"] ** 2, np.shape(m)),
+    variance=lambda m, p: np.broadcast_to(p["sigma"] ** 2, np.shape(m)),
+    quasi_variance=np.ones_like,
+    random=lambda rng, m, p, n: rng.normal(m, p["sigma"]),
 ))
 register_family(Family(
     name="student_t", link="identity", links=("identity", "log"),
     parameters=(("sigma", "positive"), ("nu", "positive")),
     default_priors=_student_priors,
     likelihood=_student_like,
-    log_density=lambda y, m, p, n: stats.t.logpdf(y, p["nu"], m, p["sigma"]),
-    random=lambda rng, m, p, n: m + p["sigma"] * rng.standard_t(p["nu"], size=np.shape(m)),
     check_response=_check_real,
-    latent_variance=lambda m, p: _t_variance(p),
-    response_variance=lambda m, p, n: np.broadcast_to(_t_variance(p), np.shape(m)),
+    variance=lambda m, p: np.broadcast_to(_t_variance(p), np.shape(m)),
+    quasi_variance=np.ones_like,
+    random=lambda rng, m, p, n: m + p["sigma"] * rng.standard_t(p["nu"], size=np.shape(m)),
 ))
 register_family(Family(
     name="bernoulli", link="logit", links=("logit", "probit"),
@@ -303,11 +489,10 @@ register_family(Family(
     default_priors=lambda r: {},
     likelihood=_bernoulli_like,
     link_likelihoods=(("logit", _bernoulli_logit_like),),
-    log_density=lambda y, m, p, n: stats.bernoulli.logpmf(y, m),
-    random=lambda rng, m, p, n: rng.binomial(1, m),
     check_response=_check_binary,
+    variance=_binary_variance,
     latent_variance=lambda m, p: np.full(np.shape(m), np.pi**2 / 3),
-    response_variance=lambda m, p, n: m * (1 - m),
+    random=lambda rng, m, p, n: rng.binomial(1, m),
 ))
 register_family(Family(
     name="binomial", link="logit", links=("logit", "probit"),
@@ -315,11 +500,10 @@ register_family(Family(
     default_priors=lambda r: {},
     likelihood=_binomial_like,
     link_likelihoods=(("logit", _binomial_logit_like),),
-    log_density=lambda y, m, p, n: stats.binom.logpmf(y, n, m),
-    random=lambda rng, m, p, n: rng.binomial(np.asarray(n).astype(np.int64), m),
     check_response=_check_binomial,
+    variance=_binary_variance,
     latent_variance=lambda m, p: np.full(np.shape(m), np.pi**2 / 3),
-    response_variance=lambda m, p, n: n * m * (1 - m),
+    random=lambda rng, m, p, n: rng.binomial(np.asarray(n).astype(np.int64), m),
     needs_trials=True,
 ))
 register_family(Family(
@@ -327,22 +511,19 @@ register_family(Family(
     parameters=(),
     default_priors=lambda r: {},
     likelihood=_poisson_like,
-    log_density=lambda y, m, p, n: stats.poisson.logpmf(y, m),
-    random=lambda rng, m, p, n: rng.poisson(m),
     check_response=_check_counts,
-    latent_variance=lambda m, p: np.log1p(1.0 / m),
-    response_variance=lambda m, p, n: m,
+    variance=lambda m, p: m,
+    random=lambda rng, m, p, n: rng.poisson(m),
 ))
 register_family(Family(
     name="negative_binomial", link="log", links=("log", "identity"),
     parameters=(("alpha", "positive"),),
     default_priors=lambda r: {"alpha": P.Exponential(0.1)},
     likelihood=_negbin_like,
-    log_density=lambda y, m, p, n: stats.nbinom.logpmf(y, p["alpha"], _nb_p(m, p["alpha"])),
-    random=lambda rng, m, p, n: rng.negative_binomial(p["alpha"], _nb_p(m, p["alpha"])),
     check_response=_check_counts,
-    latent_variance=lambda m, p: np.log1p(1.0 / m + 1.0 / p["alpha"]),
-    response_variance=lambda m, p, n: m + m**2 / p["alpha"],
+    variance=lambda m, p: m + m**2 / p["alpha"],
+    quasi_variance=lambda m: m,  # Poisson quasi-likelihood: the mean structure without alpha
+    random=lambda rng, m, p, n: rng.negative_binomial(p["alpha"], _nb_p(m, p["alpha"])),
 ))
 
 _ALIASES = {"normal": "gaussian", "t": "student_t", "studentt": "student_t", "logistic": "bernoulli",

@@ -1,0 +1,129 @@
+"""A family's PyMC likelihood as NumPy functions: pointwise log-likelihood and response draws.
+
+LOO has to score the model that was sampled, so the pointwise log-likelihood is not a
+second implementation of the density: :func:`log_likelihood` compiles, once per family
+(and whether it has trials), the log density of the very variable that
+:attr:`~hierbayes.spec.families.Family.likelihood_on_link` adds to the PyMC model, as a
+function of the linear predictor and the family's parameters, and evaluates it on
+arrays of draws. :func:`draw` compiles the random draws of the same variable: the
+predictive sampler of a family registered without a NumPy ``random``.
+
+Both take ``eta`` of shape ``(..., N)`` (any leading sample dims), the family's
+parameters as scalars, ``(...)`` or ``(..., 1)`` arrays, and ``trials`` of shape ``(N,)``
+or None; both return an array of ``eta``'s shape.
+
+Examples
+--------
+>>> import numpy as np
+>>> from scipy import stats
+>>> from hierbayes.spec.families import get_family
+>>> y, eta = np.array([0.5, 2.0]), np.array([[0.0, 1.0], [1.0, 1.5]])  # two draws of two rows
+>>> sigma = np.array([[1.0], [2.0]])
+>>> ours = log_likelihood(get_family("gaussian"), y, eta, {"sigma": sigma})
+>>> bool(np.allclose(ours, stats.norm.logpdf(y, eta, sigma), rtol=1e-13))
+True
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hierbayes.deferred import deferred_import
+
+if TYPE_CHECKING:
+    from hierbayes.spec.families import Family
+
+pm = deferred_import("pymc")
+pt = deferred_import("pytensor.tensor")
+
+__all__ = ["log_likelihood", "draw"]
+
+
+def _graph(family: Family, has_trials: bool):
+    """Inputs ``[eta, y, (trials), *params]``, the observed variable and its pointwise log density.
+
+    The variable is built exactly as the model builds it: the mean is the link's
+    ``inverse_tensor(eta)`` and :attr:`Family.likelihood_on_link` adds the variable; only the
+    shapes differ (``eta`` is draws x rows and each parameter draws x 1, where the model has
+    rows and scalars).
+    """
+    eta = pt.matrix("eta", dtype="float64")
+    y = pt.vector("y", dtype="float64")
+    trials = pt.vector("trials", dtype="float64") if has_trials else None
+    params = {name: pt.tensor(name, shape=(None, 1), dtype="float64") for name, _ in family.parameters}
+    with pm.Model() as model:
+        variable = family.likelihood_on_link("y_obs", eta, family.link_function.inverse_tensor(eta), params,
+                                             pt.broadcast_to(y, eta.shape), trials, None)
+        logp = model.logp(vars=[variable], sum=False)[0]
+    inputs = [eta, y, *([trials] if has_trials else []), *params.values()]
+    return inputs, variable, logp
+
+
+@functools.lru_cache(maxsize=64)
+def _logp_function(family: Family, has_trials: bool):
+    inputs, _, logp = _graph(family, has_trials)
+    return pm.compile(inputs, logp, on_unused_input="ignore")
+
+
+@functools.lru_cache(maxsize=64)
+def _draw_function(family: Family, has_trials: bool):
+    inputs, variable, _ = _graph(family, has_trials)
+    function, updates = pm.compile(inputs, variable, random_seed=False, return_updates=True,
+                                   on_unused_input="ignore")
+    return function, list(updates)
+
+
+def _arguments(family: Family, eta: np.ndarray, y: np.ndarray | None, params: Mapping[str, np.ndarray],
+               trials: np.ndarray | None) -> list[np.ndarray]:
+    """The compiled functions' arguments: ``eta`` as (draws, N), each parameter as (draws, 1)."""
+    eta = np.asarray(eta, dtype=float)
+    lead, n = eta.shape[:-1], eta.shape[-1]
+    args = [eta.reshape(-1, n), np.zeros(n) if y is None else np.asarray(y, dtype=float)]
+    if trials is not None:
+        args.append(np.broadcast_to(np.asarray(trials, dtype=float), (n,)))
+    for name, _ in family.parameters:
+        value = np.asarray(params[name], dtype=float)
+        if value.ndim == eta.ndim and value.shape[-1] == 1:
+            value = value[..., 0]
+        args.append(np.broadcast_to(value, lead).reshape(-1, 1))
+    return args
+
+
+def log_likelihood(family: Family, y: np.ndarray, eta: np.ndarray, params: Mapping[str, np.ndarray],
+                   trials: np.ndarray | None = None) -> np.ndarray:
+    """Log density of each response under the family's PyMC likelihood, draw by draw.
+
+    Parameters
+    ----------
+    family : Family
+    y : ndarray (N,)
+        The responses (successes for binomial).
+    eta : ndarray (..., N)
+        Linear predictor per draw.
+    params : dict
+        The family's parameters by name, one value per draw (shape ``(...)`` or ``(..., 1)``).
+    trials : ndarray (N,), optional
+
+    Returns
+    -------
+    ndarray (..., N)
+    """
+    args = _arguments(family, eta, y, params, trials)
+    return np.asarray(_logp_function(family, trials is not None)(*args), dtype=float).reshape(np.shape(eta))
+
+
+def draw(family: Family, rng: np.random.Generator, eta: np.ndarray, params: Mapping[str, np.ndarray],
+         trials: np.ndarray | None = None) -> np.ndarray:
+    """One draw of each response from the family's PyMC likelihood per draw of ``eta``.
+
+    ``rng`` seeds the compiled function's random generators, so equal generators give
+    equal draws. Takes the arguments of :func:`log_likelihood` without ``y``.
+    """
+    function, generators = _draw_function(family, trials is not None)
+    pm.pytensorf.reseed_rngs(generators, int(rng.integers(2**63)))
+    args = _arguments(family, eta, None, params, trials)
+    return np.asarray(function(*args), dtype=float).reshape(np.shape(eta))

@@ -60,6 +60,10 @@ class Link:
     mean_derivative : callable, optional
         ``eta -> d mean / d eta`` in NumPy: the weights of the no- and complete-pooling
         fits. Without it, the derivative of ``inverse_tensor`` by PyTensor, compiled.
+    threshold_variance : float, optional
+        For a link that is the CDF of a standard distribution (a threshold model of a binary
+        or binomial response), that distribution's variance: the residual variance on the
+        link scale of the ICC (logit: pi^2/3, probit: 1; Nakagawa, Johnson and Schielzeth 2017).
 
     Examples
     --------
@@ -75,6 +79,7 @@ class Link:
     inverse: Callable[[np.ndarray], np.ndarray]
     inverse_tensor: Callable[[Any], Any]
     mean_derivative: Callable[[np.ndarray], np.ndarray] | None = None
+    threshold_variance: float | None = None
 
     def derivative(self, eta: np.ndarray) -> np.ndarray:
         """``d mean / d eta`` at ``eta``: ``mean_derivative``, or the gradient of ``inverse_tensor``."""
@@ -105,9 +110,9 @@ LINKS: dict[str, Link] = {
     "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e, np.ones_like),
     "log": Link("log", np.log, np.exp, lambda e: pt.exp(e), np.exp),
     "logit": Link("logit", lambda m: special.logit(m), lambda e: special.expit(e), lambda e: pt.sigmoid(e),
-                  lambda e: special.expit(e) * special.expit(-e)),
+                  lambda e: special.expit(e) * special.expit(-e), threshold_variance=np.pi**2 / 3),
     "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor,
-                   lambda e: stats.norm.pdf(e)),
+                   lambda e: stats.norm.pdf(e), threshold_variance=1.0),
 }
 
 
@@ -156,8 +161,8 @@ class Family:
         ``variance(mean, {})`` for a family without parameters.
     latent_variance : callable, optional
         ``(mean_at_intercept, params) -> array``: distribution-specific variance on the
-        link scale (Nakagawa, Johnson & Schielzeth 2017), used by the ICC. Default from
-        ``variance``: itself on the identity link, ``log(1 + variance / mean^2)`` on the
+        link scale (Nakagawa, Johnson & Schielzeth 2017), used by the ICC. Default: for a
+        ``threshold_model``, the link's ``threshold_variance``; else from ``variance``: itself on the identity link, ``log(1 + variance / mean^2)`` on the
         log link (the lognormal approximation).
     random : callable, optional
         ``(rng, mean, params, trials) -> array``: draws of the response in NumPy
@@ -165,6 +170,10 @@ class Family:
         ``likelihood``'s variable, compiled.
     needs_trials : bool
         The response is ``cbind(successes, failures)``.
+    threshold_model : bool
+        The response is a latent variable cut at a threshold, whose distribution's CDF is
+        the inverse link (bernoulli, binomial): the ICC's residual variance is then the
+        link's ``threshold_variance`` (logit pi^2/3, probit 1) unless ``latent_variance`` is given.
     link_likelihoods : tuple of (link, callable)
         Likelihoods of ``likelihood``'s signature written on ``eta`` for one link
         (cheaper gradients); see :attr:`likelihood_on_link`.
@@ -182,6 +191,7 @@ class Family:
     latent_variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
     random: Callable[..., np.ndarray] | None = None
     needs_trials: bool = False
+    threshold_model: bool = False
     link_likelihoods: tuple[tuple[str, Callable[..., Any]], ...] = ()
 
     def __post_init__(self):
@@ -262,6 +272,8 @@ class Family:
         """Residual variance on the link scale for the ICC: ``latent_variance``, else derived from ``variance``."""
         if self.latent_variance is not None:
             return self.latent_variance(mean, params)
+        if self.threshold_model and (threshold := self.link_function.threshold_variance) is not None:
+            return np.full(np.shape(mean), threshold)
         if self.variance is not None and self.link == "identity":
             return self.variance(mean, params)
         if self.variance is not None and self.link == "log":
@@ -491,8 +503,8 @@ register_family(Family(
     link_likelihoods=(("logit", _bernoulli_logit_like),),
     check_response=_check_binary,
     variance=_binary_variance,
-    latent_variance=lambda m, p: np.full(np.shape(m), np.pi**2 / 3),
     random=lambda rng, m, p, n: rng.binomial(1, m),
+    threshold_model=True,
 ))
 register_family(Family(
     name="binomial", link="logit", links=("logit", "probit"),
@@ -502,8 +514,8 @@ register_family(Family(
     link_likelihoods=(("logit", _binomial_logit_like),),
     check_response=_check_binomial,
     variance=_binary_variance,
-    latent_variance=lambda m, p: np.full(np.shape(m), np.pi**2 / 3),
     random=lambda rng, m, p, n: rng.binomial(np.asarray(n).astype(np.int64), m),
+    threshold_model=True,
     needs_trials=True,
 ))
 register_family(Family(

@@ -178,3 +178,17 @@ def test_an_entry_with_an_unknown_link_is_refused_and_lists_become_tuples(minima
         dataclasses.replace(minimal, link="identity")
     listed = dataclasses.replace(minimal, links=["log"], parameters=[["shape", "positive"]])
     assert listed.parameters == (("shape", "positive"),) and hash(listed)
+
+
+@pytest.mark.parametrize(("family", "link", "params", "expected"), [
+    ("bernoulli", "logit", {}, np.pi**2 / 3),  # the logistic distribution's variance
+    ("bernoulli", "probit", {}, 1.0),  # the standard normal's
+    ("binomial", "probit", {}, 1.0),
+    ("poisson", "log", {}, np.log1p(1 / 4.0)),  # log(1 + 1/lambda) at lambda = 4
+    ("negative_binomial", "log", {"alpha": np.array(2.0)}, np.log1p(1 / 4.0 + 1 / 2.0)),
+    ("gaussian", "identity", {"sigma": np.array(3.0)}, 9.0),
+])
+def test_icc_residual_variance_on_the_link_scale(family, link, params, expected):
+    """Nakagawa, Johnson and Schielzeth (2017): the latent residual variance per family and link."""
+    value = hb.get_family(family, link).icc_variance(np.array(4.0), params)
+    np.testing.assert_allclose(value, expected)

@@ -36,6 +36,8 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
+from hierbayes.backend import compat
+
 __all__ = ["Expansion", "expansion_of", "lean_rewrites"]
 
 
@@ -170,13 +172,12 @@ def _inlined(outputs: list) -> list:
     its inner graph, whose ops take a draw axis natively: vectorized whole, an ``OpFromGraph``
     runs once per draw in Python (0.5 s of 4,000 sleepstudy draws)."""
     from pytensor.compile.builders import OpFromGraph
-    from pytensor.compile.rewriting import inline_ofg_node
     from pytensor.graph.fg import FunctionGraph
     from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
     @node_rewriter([OpFromGraph])
     def inline(fgraph, node):
-        return inline_ofg_node(node)
+        return compat.inline_ofg_node(node)
 
     fgraph = FunctionGraph(outputs=outputs, clone=True, copy_inputs=False)  # the model's graph is left as it is
     dfs_rewriter(inline).rewrite(fgraph)

@@ -38,7 +38,7 @@ import xarray as xr
 
 from hierbayes.backend import compat
 
-__all__ = ["Expansion", "expansion_of", "lean_rewrites"]
+__all__ = ["Expansion", "expansion_of", "named_coords_only", "lean_rewrites"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,7 +100,17 @@ class Expansion:
             dims = self.dims.get(name) or tuple(f"{name}_dim_{i}" for i in range(value.ndim - 2))
             expanded[name] = (("chain", "draw", *dims), value)
         kept = posterior.drop_vars(list(self.transformed))
-        return kept.assign(expanded)
+        return named_coords_only(kept.assign(expanded), {dim for dims in self.dims.values() for dim in dims})
+
+
+def named_coords_only(posterior: xr.Dataset, named: set[str]) -> xr.Dataset:
+    """``posterior`` with the coordinates of ``chain``, ``draw`` and the model's ``named`` dims only.
+
+    nutpie labels every dim, including those of the sampler's transformed variables
+    (``sd_Subject_log___dim_0``) and unnamed ones (``z_contrasts_g_dim_0``: ``0, 1, ...``);
+    the posterior keeps the labels of the model's coordinates, whichever path drew it.
+    """
+    return posterior.drop_vars([name for name in posterior.coords if name not in {"chain", "draw", *named}])
 
 
 def expansion_of(model, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Expansion:

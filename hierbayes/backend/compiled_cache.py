@@ -31,7 +31,8 @@ process then rebuilds it with :func:`load_model` from that entry and numba's fil
 without building the PyMC model (which took ~3 s of a new process's sleepstudy fit).
 
 Every private name of nutpie, numba, PyTensor and PyMC used here is reached through
-:mod:`hierbayes.backend.compat`, which checks them;.
+:mod:`hierbayes.backend.compat`, which checks them; when they are not as tested,
+:mod:`hierbayes.backend.sampling` takes nutpie's public API instead (:mod:`hierbayes.backend.public`).
 
 The cache lives in ``$HIERBAYES_CACHE_DIR`` (default ``~/.cache/hierbayes``); deleting
 the directory is always safe.
@@ -64,7 +65,7 @@ import numpy as np
 from hierbayes.backend import compat
 from hierbayes.backend.expansion import Expansion, expansion_of, lean_rewrites
 
-__all__ = ["compile_model", "load_model", "with_data", "start_function", "cache_dir"]
+__all__ = ["compile_model", "load_model", "with_data", "detached", "start_function", "cache_dir"]
 
 _VERSIONS = tuple((p, metadata.version(p)) for p in ("numba", "llvmlite", "nutpie", "pytensor", "pymc", "numpy"))
 
@@ -419,6 +420,20 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
         shape_info=shape_info, logp_func=None, expand_func=None,
         reparameterized_names=[], expansion=entry["expansion"],
     )
+
+
+def detached(compiled):
+    """``compiled`` holding nothing of the PyMC model it was compiled from.
+
+    The C callbacks read the data only through ``user_data``; the PyTensor functions
+    and the model's shared variables (which the model's user may change) are dropped,
+    as in a model from :func:`load_model`. This is what the sampler keeps for a
+    structure in memory.
+    """
+    import dataclasses
+
+    slots = {SharedSlot(var.name, var.ndim): key for var, key in compiled.shared_var_keys.items()}
+    return dataclasses.replace(compiled, logp_func=None, expand_func=None, shared_var_keys=slots)
 
 
 def with_data(compiled, starts: Mapping[str, np.ndarray], coords: Mapping[str, list], **data):

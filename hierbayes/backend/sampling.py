@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from hierbayes.backend import compat
-from hierbayes.backend.compiled_cache import compile_model, load_model, with_data
+from hierbayes.backend.compiled_cache import compile_model, detached, load_model, with_data
 from hierbayes.backend.public import compile_public, refit
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import HierbayesError
@@ -44,6 +44,8 @@ FAST_PATH, PUBLIC_PATH = "nutpie (compiled-model cache)", "nutpie (public API)"
 PATHS = (FAST_PATH, PUBLIC_PATH, "pymc", "numpyro")
 """What :attr:`SamplerRun.path` says: how the draws were made."""
 
+# compiled nutpie models by (path, structure): each was compiled from a private copy of a PyMC
+# model or holds none (compiled_cache.detached), so no user's model is kept or changed here
 _COMPILED: dict[Hashable, object] = {}
 
 
@@ -79,7 +81,8 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
     (:func:`hierbayes.backend.compiled_cache.load_model`: no PyMC model is built), and only then
     built and compiled. When the fast path's private hooks are unavailable
     (:func:`hierbayes.backend.compat.fast_path_available`) or fail, nutpie's public API is used
-    instead (:mod:`hierbayes.backend.public`), with one warning per process.
+    instead (:mod:`hierbayes.backend.public`), with one warning per process. ``build()``'s model
+    is never changed: PyMC's samplers run a copy of it.
 
     Parameters
     ----------
@@ -114,10 +117,10 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
         timings["sample"] = time.perf_counter() - t2
         return SamplerRun(tree, sampler, timings, path)
     t0 = time.perf_counter()
-    cache_key = ("pymc", key)
-    if cache_key not in _COMPILED:
-        _COMPILED[cache_key] = build()
-    model = _COMPILED[cache_key]
+    # a copy of the user's model (its pm.Data copied too), so that set_data never changes theirs
+    from pymc.model.fgraph import clone_model
+
+    model = clone_model(build())
     pm.set_data(dict(data), model=model)
     timings["build"] = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -179,8 +182,9 @@ def _fast_model(build, data, key, coords, starts, timings: dict):
     else:
         model = build()
         t1 = time.perf_counter()
-        # nutpie's compile, with the C callbacks and the model's layout kept on disk
-        compiled = compile_model(model, starts, structure=key)
+        # nutpie's compile, with the C callbacks and the model's layout kept on disk; kept in
+        # memory without the PyTensor functions and shared variables of the user's model
+        compiled = detached(compile_model(model, starts, structure=key))
         _COMPILED[cache_key] = compiled
         timings["build"], timings["compile"] = t1 - t0, time.perf_counter() - t1
     return compiled

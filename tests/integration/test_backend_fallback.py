@@ -3,8 +3,12 @@ as a nutpie release might, fits still run, say so once, and land on the fast pat
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import types
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -112,3 +116,14 @@ def test_a_sampled_model_and_its_refit_with_other_data_through_the_public_path(m
         assert_same_posterior(f, p)
     # the refit sampled the other data, not the first fit's
     assert refit.summary().loc["Intercept", "mean"] - public.summary().loc["Intercept", "mean"] > 80
+
+
+def test_bench_paths_prints_the_path_of_each_suite_model():
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "bench" / "paths.py"), "--suite", "tiny", "--draws", "50",
+                           "--tune", "50"], capture_output=True, text=True, timeout=600, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    header, line = done.stdout.splitlines()
+    assert header == "# fast path: available"
+    assert line.split()[:4] == ["tiny", "nutpie", "(compiled-model", "cache)"] and " fit " in line

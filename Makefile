@@ -38,5 +38,9 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py --suite quick
 
+# which sampler path (compiled-model cache, or nutpie's public API) each quick-suite model takes here
+bench-paths: $(VENV)/.installed
+	$(VENV)/bin/python bench/paths.py --suite quick
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -23,6 +23,7 @@ Examples
 from hierbayes import datasets
 from hierbayes.api import Fit, Model, load
 from hierbayes.errors import (
+    BackendWarning,
     ConvergenceWarning,
     DataError,
     DataWarning,
@@ -42,6 +43,7 @@ __all__ = [
     "Model", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",
     "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "LKJ",
     "HierbayesError", "FormulaError", "DataError", "PriorError", "ConvergenceWarning", "DataWarning",
+    "BackendWarning",
     "compare_parameterizations",
     "calibrate", "__version__",
 ]

@@ -13,6 +13,7 @@ __all__ = [
     "PriorError",
     "ConvergenceWarning",
     "DataWarning",
+    "BackendWarning",
 ]
 
 
@@ -68,3 +69,11 @@ class ConvergenceWarning(UserWarning):
 
 class DataWarning(UserWarning):
     """Something in the data changes what is fitted (rows dropped, weak identification)."""
+
+
+class BackendWarning(UserWarning):
+    """The sampler's fast path is unavailable (a dependency changed); fits take a slower one.
+
+    Shown once per process, with the reason (:func:`hierbayes.backend.compat.fast_path_available`);
+    ``fit.idata.attrs["sampler_path"]`` tells which path a fit took.
+    """

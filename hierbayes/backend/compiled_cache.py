@@ -30,6 +30,10 @@ compiled model (shapes, dims, the slots of the shared data, the draws' expansion
 process then rebuilds it with :func:`load_model` from that entry and numba's files alone,
 without building the PyMC model (which took ~3 s of a new process's sleepstudy fit).
 
+Every private name of nutpie, numba, PyTensor and PyMC used here is reached through
+:mod:`hierbayes.backend.compat`, which checks them; when they are not as tested,
+:mod:`hierbayes.backend.sampling` takes nutpie's public API instead (:mod:`hierbayes.backend.public`).
+
 The cache lives in ``$HIERBAYES_CACHE_DIR`` (default ``~/.cache/hierbayes``); deleting
 the directory is always safe.
 
@@ -55,15 +59,14 @@ from dataclasses import dataclass
 from functools import cache, partial, wraps
 from importlib import metadata
 from pathlib import Path
-from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from hierbayes.backend import compat
 from hierbayes.backend.expansion import Expansion, expansion_of, lean_rewrites
 
-__all__ = ["compile_model", "load_model", "with_data", "start_function", "cache_dir"]
+__all__ = ["compile_model", "load_model", "with_data", "detached", "start_function", "cache_dir"]
 
-_KEYS: WeakKeyDictionary = WeakKeyDictionary()  # wrapper function -> its cache key
 _VERSIONS = tuple((p, metadata.version(p)) for p in ("numba", "llvmlite", "nutpie", "pytensor", "pymc", "numpy"))
 
 
@@ -75,97 +78,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hierbayes"
 
 
-def _caching_classes():
-    """numba cache classes that file a function under its entry in ``_KEYS`` (built on first use)."""
-    from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
-
-    class StructureLocator(_CacheLocator):
-        def __init__(self, key: str):
-            self._key = key
-            self._path = cache_dir() / "numba"
-
-        def ensure_cache_path(self):
-            self._path.mkdir(parents=True, exist_ok=True)
-
-        def get_cache_path(self):
-            return str(self._path)
-
-        def get_source_stamp(self):
-            return 0  # the key holds the versions
-
-        def get_disambiguator(self):
-            return self._key[:32]
-
-        @classmethod
-        def from_function(cls, py_func, py_file):
-            key = _KEYS.get(py_func)
-            return None if key is None else cls(key)
-
-    class StructureCacheImpl(CompileResultCacheImpl):
-        _locator_classes = [StructureLocator]
-
-        def get_filename_base(self, fullname, abiflags):
-            # named by the key alone, so that a later process can load it without the function
-            major, minor = sys.version_info[:2]
-            return f"callback-{self._locator.get_disambiguator()}.py{major}{minor}{abiflags}"
-
-    class StructureCache(FunctionCache):
-        _impl_class = StructureCacheImpl
-
-        def _index_key(self, sig, codegen):
-            return (sig, codegen.magic_tuple(), _KEYS[self._py_func])
-
-    return StructureCache
-
-
-_CACHE_CLASS = None
-
-
 def _cfunc(py_func, signature, key: str | None):
     """``numba.cfunc(signature)(py_func)``, loaded from / saved to the cache when ``key`` is given."""
-    global _CACHE_CLASS
-    from numba.core import sigutils
-    from numba.core.ccallback import CFunc
-
-    compiled = CFunc(py_func, sigutils.normalize_signature(signature), locals={}, options={})
-    if key is not None:
-        _CACHE_CLASS = _CACHE_CLASS or _caching_classes()
-        _KEYS[py_func] = key
-        compiled._cache = _CACHE_CLASS(py_func)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=Warning)
-        compiled.compile()
-    return compiled
+    return compat.cached_cfunc(py_func, signature, key, cache_dir() / "numba")
 
 
 def _load_cfunc(signature, key: str):
     """The C callback saved under ``key``, or None when it is not on disk (never compiles)."""
-    global _CACHE_CLASS
-    from numba.core import sigutils
-    from numba.core.ccallback import CFunc
-
-    def not_loaded(*args):  # stands in for the Python function, which a loaded callback never runs
-        raise RuntimeError("hierbayes: a cached C callback was called without being loaded")
-
-    compiled = CFunc(not_loaded, sigutils.normalize_signature(signature), locals={}, options={})
-    _CACHE_CLASS = _CACHE_CLASS or _caching_classes()
-    _KEYS[not_loaded] = key
-    compiled._cache = _CACHE_CLASS(not_loaded)
-    cres = compiled._cache.load_overload(compiled._sig, compiled._targetdescr.target_context)
-    if cres is None:
-        return None
-    compiled._cache_hits += 1
-    compiled._library = cres.library
-    compiled._wrapper_name = cres.fndesc.llvm_cfunc_wrapper_name
-    compiled._wrapper_address = cres.library.get_pointer_to_function(compiled._wrapper_name)
-    return compiled
+    return compat.load_cfunc(signature, key, cache_dir() / "numba")
 
 
 def _key(kind: str, inner, dims: tuple, shared: list[tuple[str, int, str]]) -> str | None:
     """Cache key of a C callback around PyTensor's numba function ``inner`` (None: not cacheable)."""
-    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
-
-    inner_key = CACHED_SRC_FUNCTIONS.get(getattr(inner, "py_func", None))
+    inner_key = compat.numba_source_key(inner)
     if inner_key is None:
         return None
     text = repr((kind, inner_key, dims, shared, _VERSIONS, sys.version_info[:2], _wrapper_stamp()))
@@ -197,9 +122,8 @@ def logp_callback(n_dim: int, logp_fn, user_data, shared_keys, shared_data):
     """``(dim, x, grad_out, logp_out, user_data) -> status``: 0, or 1 on an exception, 3 for a
     non-finite gradient, 4 for a non-finite log density, -1 for a wrong dimension (nutpie's codes)."""
     import numba
-    from nutpie.compile_pymc import make_extraction_fn
 
-    extract = make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
+    extract = compat.make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
     double_p = numba.types.CPointer(numba.types.double)
 
     def logp_numba(dim, x_, out_, logp_, user_data_):
@@ -259,9 +183,6 @@ def _with_lock(func):
             return func(*args, **kwargs)
 
     return locked
-
-
-_PATCH_LOCK = threading.Lock()  # held while nutpie's shape function is swapped for shapes_at
 
 
 def shapes_at(model, point: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -329,10 +250,8 @@ def _compiled_class():
     """nutpie's compiled PyMC model with the :class:`~hierbayes.backend.expansion.Expansion` of its draws."""
     from dataclasses import make_dataclass
 
-    from nutpie.compile_pymc import CompiledPyMCModel
-
-    return make_dataclass("CompiledModel", [("expansion", Expansion | None, None)], bases=(CompiledPyMCModel,),
-                          frozen=True)
+    return make_dataclass("CompiledModel", [("expansion", Expansion | None, None)],
+                          bases=(compat.compiled_model_class(),), frozen=True)
 
 
 def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structure: Hashable | None = None):
@@ -354,28 +273,21 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
     nutpie.compile_pymc.CompiledPyMCModel
         Supports ``with_data`` like nutpie's own.
     """
-    from nutpie import compile_pymc as ncp
-    from pymc.initial_point import make_initial_point_fn
-
     if starts is None:
-        initial_point_fn = _with_lock(make_initial_point_fn(
+        initial_point_fn = _with_lock(compat.make_initial_point_fn(
             model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True))
     else:  # nutpie only wraps this function; ours replaces the wrapper below, so PyMC's is never built
         initial_point_fn = _not_built
-    with _PATCH_LOCK, lean_rewrites(in_python=False):  # the rewrites without stack traces: ~0.5 s CPU
-        nutpie_shapes = ncp._compute_shapes
-        if starts is not None:  # nutpie would build PyMC's initial point function only to read shapes from it
-            ncp._compute_shapes = partial(shapes_at, point=starts)
-        try:
-            # var_names=[]: nutpie stores the unconstrained point; hierbayes.backend.expansion computes the rest
-            (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
-             reparameterized_names) = ncp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
-                                                          pymc_initial_point_fn=initial_point_fn, var_names=[])
-        finally:
-            ncp._compute_shapes = nutpie_shapes
+    with lean_rewrites(in_python=False):  # the rewrites without stack traces: ~0.5 s CPU
+        # var_names=[]: nutpie stores the unconstrained point; hierbayes.backend.expansion computes the rest;
+        # with starts, the shapes are read at them (nutpie would build PyMC's initial point function for them)
+        (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
+         reparameterized_names) = compat.make_functions(
+            model, initial_point_fn=initial_point_fn, var_names=[],
+            shapes=None if starts is None else partial(shapes_at, point=starts))
     if starts is not None:
         initial_point_fn = start_function(shape_info, n_dim, starts)
-    logp_fn = logp_fn_pt.vm.jit_fn
+    logp_fn = compat.jitted(logp_fn_pt)
 
     shared_data, shared_var_keys, layout = {}, {}, []
     for var in logp_fn_pt.get_shared():
@@ -384,7 +296,7 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
         shared_data[key].flags.writeable = False
         shared_var_keys[var] = key
         layout.append((var.name, shared_data[key].ndim, str(shared_data[key].dtype)))
-    user_data = ncp.make_user_data(shared_var_keys, shared_data)
+    user_data = compat.make_user_data(shared_var_keys, shared_data)
     # the callbacks see the data only through user_data's pointers; compile them against
     # placeholders of the same rank and dtype so that no data are frozen into their code
     placeholders = {}
@@ -402,9 +314,9 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
     shapes = {name: tuple(int(n) for n in shape) for name, _, shape in zip(*shape_info)}
     expansion = expansion_of(model, shapes)
 
-    dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized_names)
-    compiled = _compiled_class()(
-        _n_dim=n_dim, dims=dims, _coords=coords, _shapes=shapes,
+    dims, coords = compat.prepare_dims_and_coords(model, shape_info, reparameterized_names)
+    compiled = compat.new_compiled_model(
+        _compiled_class(), n_dim=n_dim, dims=dims, coords=coords, shapes=shapes,
         compiled_logp_func=logp_numba, compiled_expand_func=expand_numba, initial_point_func=initial_point_fn,
         shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data, n_expanded=n_expanded,
         shape_info=shape_info, logp_func=logp_fn_pt, expand_func=expand_fn_pt,
@@ -416,7 +328,7 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
             "shape_info": ([str(n) for n in shape_info[0]], [slice(int(w.start), int(w.stop)) for w in shape_info[1]],
                            [np.asarray(x, dtype=np.int64) for x in shape_info[2]]),
             "expansion": expansion,
-            "unconstrained": list(coords[ncp._UNCONSTRAINED_PARAMETER]),
+            "unconstrained": list(coords[compat.unconstrained_parameter()]),
             "layout": [(key, *slot) for key, slot in zip(shared_data, layout)],
             "callbacks": {"logp": (logp_sig, logp_key), "expand": (expand_sig, expand_key)},
         })
@@ -480,8 +392,6 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
     starts : mapping
         :func:`hierbayes.model.data.initial_values`.
     """
-    from nutpie import compile_pymc as ncp
-
     try:
         entry = pickle.loads(_entry_path(structure).read_bytes())
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
@@ -500,16 +410,30 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
         shared_var_keys[SharedSlot(name, ndim)] = key
         shared_data[key] = value
     shape_info = entry["shape_info"]
-    return _compiled_class()(
-        _n_dim=entry["n_dim"], dims=entry["dims"], _coords=_coords_index(coords, entry["unconstrained"]),
-        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+    return compat.new_compiled_model(
+        _compiled_class(), n_dim=entry["n_dim"], dims=entry["dims"], coords=_coords_index(coords, entry["unconstrained"]),
+        shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
         compiled_logp_func=callbacks["logp"], compiled_expand_func=callbacks["expand"],
         initial_point_func=start_function(shape_info, entry["n_dim"], starts),
         shared_data=shared_data, shared_var_keys=shared_var_keys,
-        user_data=ncp.make_user_data(shared_var_keys, shared_data), n_expanded=entry["n_expanded"],
+        user_data=compat.make_user_data(shared_var_keys, shared_data), n_expanded=entry["n_expanded"],
         shape_info=shape_info, logp_func=None, expand_func=None,
         reparameterized_names=[], expansion=entry["expansion"],
     )
+
+
+def detached(compiled):
+    """``compiled`` holding nothing of the PyMC model it was compiled from.
+
+    The C callbacks read the data only through ``user_data``; the PyTensor functions
+    and the model's shared variables (which the model's user may change) are dropped,
+    as in a model from :func:`load_model`. This is what the sampler keeps for a
+    structure in memory.
+    """
+    import dataclasses
+
+    slots = {SharedSlot(var.name, var.ndim): key for var, key in compiled.shared_var_keys.items()}
+    return dataclasses.replace(compiled, logp_func=None, expand_func=None, shared_var_keys=slots)
 
 
 def with_data(compiled, starts: Mapping[str, np.ndarray], coords: Mapping[str, list], **data):
@@ -519,23 +443,18 @@ def with_data(compiled, starts: Mapping[str, np.ndarray], coords: Mapping[str, l
     the chains from the old data's prior locations: a refit would then not give the draws
     of a fresh fit with the same seed.
     """
-    import dataclasses
-
-    from nutpie import compile_pymc as ncp
-
     updated = compiled.with_data(**data)
-    return dataclasses.replace(
-        updated, initial_point_func=start_function(compiled.shape_info, compiled.n_dim, starts),
-        _coords=_coords_index(coords, compiled.coords[ncp._UNCONSTRAINED_PARAMETER]))
+    return compat.with_coords(
+        updated, _coords_index(coords, compiled.coords[compat.unconstrained_parameter()]),
+        initial_point_func=start_function(compiled.shape_info, compiled.n_dim, starts))
 
 
 def _coords_index(coords: Mapping[str, list], unconstrained) -> dict:
     """nutpie's coordinates: the model's, and the names of the sampler's unconstrained values."""
     import pandas as pd
-    from nutpie import compile_pymc as ncp
 
     return {**{name: pd.Index(values) for name, values in coords.items()},
-            ncp._UNCONSTRAINED_PARAMETER: pd.Index(unconstrained)}
+            compat.unconstrained_parameter(): pd.Index(unconstrained)}
 
 
 def _not_built(seed):

@@ -36,7 +36,9 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
-__all__ = ["Expansion", "expansion_of", "lean_rewrites"]
+from hierbayes.backend import compat
+
+__all__ = ["Expansion", "expansion_of", "named_coords_only", "lean_rewrites"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +100,17 @@ class Expansion:
             dims = self.dims.get(name) or tuple(f"{name}_dim_{i}" for i in range(value.ndim - 2))
             expanded[name] = (("chain", "draw", *dims), value)
         kept = posterior.drop_vars(list(self.transformed))
-        return kept.assign(expanded)
+        return named_coords_only(kept.assign(expanded), {dim for dims in self.dims.values() for dim in dims})
+
+
+def named_coords_only(posterior: xr.Dataset, named: set[str]) -> xr.Dataset:
+    """``posterior`` with the coordinates of ``chain``, ``draw`` and the model's ``named`` dims only.
+
+    nutpie labels every dim, including those of the sampler's transformed variables
+    (``sd_Subject_log___dim_0``) and unnamed ones (``z_contrasts_g_dim_0``: ``0, 1, ...``);
+    the posterior keeps the labels of the model's coordinates, whichever path drew it.
+    """
+    return posterior.drop_vars([name for name in posterior.coords if name not in {"chain", "draw", *named}])
 
 
 def expansion_of(model, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Expansion:
@@ -170,13 +182,12 @@ def _inlined(outputs: list) -> list:
     its inner graph, whose ops take a draw axis natively: vectorized whole, an ``OpFromGraph``
     runs once per draw in Python (0.5 s of 4,000 sleepstudy draws)."""
     from pytensor.compile.builders import OpFromGraph
-    from pytensor.compile.rewriting import inline_ofg_node
     from pytensor.graph.fg import FunctionGraph
     from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
     @node_rewriter([OpFromGraph])
     def inline(fgraph, node):
-        return inline_ofg_node(node)
+        return compat.inline_ofg_node(node)
 
     fgraph = FunctionGraph(outputs=outputs, clone=True, copy_inputs=False)  # the model's graph is left as it is
     dfs_rewriter(inline).rewrite(fgraph)

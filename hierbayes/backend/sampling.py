@@ -23,31 +23,41 @@ Examples
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 
-from hierbayes.backend.compiled_cache import compile_model, load_model, with_data
+from hierbayes.backend import compat
+from hierbayes.backend.compiled_cache import compile_model, detached, load_model, with_data
+from hierbayes.backend.public import compile_public, refit
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import HierbayesError
 
 pm = deferred_import("pymc")
 
-__all__ = ["SAMPLERS", "SamplerRun", "run_sampler", "clear_cache"]
+__all__ = ["SAMPLERS", "PATHS", "SamplerRun", "run_sampler", "clear_cache"]
 
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
+FAST_PATH, PUBLIC_PATH = "nutpie (compiled-model cache)", "nutpie (public API)"
+PATHS = (FAST_PATH, PUBLIC_PATH, "pymc", "numpyro")
+"""What :attr:`SamplerRun.path` says: how the draws were made."""
+
+# compiled nutpie models by (path, structure): each was compiled from a private copy of a PyMC
+# model or holds none (compiled_cache.detached), so no user's model is kept or changed here
 _COMPILED: dict[Hashable, object] = {}
 
 
 @dataclass
 class SamplerRun:
-    """The raw result of one sampler run, with where its time went (seconds)."""
+    """The raw result of one sampler run, with where its time went (seconds) and the path it took
+    (one of :data:`PATHS`)."""
 
     tree: xr.DataTree
     sampler: str
     timings: dict[str, float] = field(default_factory=dict)
+    path: str = ""
 
 
 def clear_cache() -> None:
@@ -69,7 +79,10 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
 
     With nutpie, a compiled model is looked for in this process, then on disk
     (:func:`hierbayes.backend.compiled_cache.load_model`: no PyMC model is built), and only then
-    built and compiled.
+    built and compiled. When the fast path's private hooks are unavailable
+    (:func:`hierbayes.backend.compat.fast_path_available`) or fail, nutpie's public API is used
+    instead (:mod:`hierbayes.backend.public`), with one warning per process. ``build()``'s model
+    is never changed: PyMC's samplers run a copy of it.
 
     Parameters
     ----------
@@ -95,46 +108,97 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
     if sampler == "nutpie":
         import nutpie
 
-        t0 = time.perf_counter()
-        cache_key = ("nutpie", key)
-        if cache_key in _COMPILED:
-            cached = _COMPILED[cache_key]
-            # PyTensor drops pm.Data the graph never reads (Z of an intercept-only block)
-            known = {var.name for var in cached.shared_var_keys}
-            compiled = with_data(cached, starts, coords, **{k: v for k, v in data.items() if k in known})
-            timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
-        elif (compiled := load_model(key, coords, data, starts)) is not None:
-            _COMPILED[cache_key] = compiled  # from disk: no PyMC model built, nothing compiled
-            timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
-        else:
-            model = build()
-            t1 = time.perf_counter()
-            # nutpie's compile, with the C callbacks and the model's layout kept on disk
-            compiled = compile_model(model, starts, structure=key)
-            _COMPILED[cache_key] = compiled
-            timings["build"], timings["compile"] = t1 - t0, time.perf_counter() - t1
+        compiled, finish, path = _nutpie_model(build, data, key, coords, starts, timings)
         t2 = time.perf_counter()
-        tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                             save_warmup=False, progress_bar=progressbar, target_accept=target_accept)
-        tree["posterior"] = compiled.expansion.complete(tree["posterior"].to_dataset(), data)
+        with compat.quiet_blas():
+            tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                                 save_warmup=False, progress_bar=progressbar, target_accept=target_accept)
+        tree["posterior"] = finish.complete(tree["posterior"].to_dataset(), data)
         timings["sample"] = time.perf_counter() - t2
-    else:
-        t0 = time.perf_counter()
-        cache_key = ("pymc", key)
-        if cache_key not in _COMPILED:
-            _COMPILED[cache_key] = build()
-        model = _COMPILED[cache_key]
-        pm.set_data(dict(data), model=model)
-        timings["build"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        # numpyro (JAX) compiles the whole sampler with XLA each time: the path to a GPU
-        external = {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
-        if sampler == "numpyro":
-            from hierbayes.model.marginal_likelihood import register_jax
+        return SamplerRun(tree, sampler, timings, path)
+    t0 = time.perf_counter()
+    # a copy of the user's model (its pm.Data copied too), so that set_data never changes theirs
+    from pymc.model.fgraph import clone_model
 
-            register_jax()  # the collapsed log-likelihood's JAX implementation
+    model = clone_model(build())
+    pm.set_data(dict(data), model=model)
+    timings["build"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    # numpyro (JAX) compiles the whole sampler with XLA each time: the path to a GPU
+    external = {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
+    if sampler == "numpyro":
+        from hierbayes.model.marginal_likelihood import register_jax
+
+        register_jax()  # the collapsed log-likelihood's JAX implementation
+    with compat.quiet_blas():
         tree = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                          target_accept=target_accept, progressbar=progressbar, nuts_sampler=sampler,
                          model=model, compute_convergence_checks=False, **external)
-        timings["sample"] = time.perf_counter() - t1
-    return SamplerRun(tree, sampler, timings)
+    timings["sample"] = time.perf_counter() - t1
+    return SamplerRun(tree, sampler, timings, sampler)
+
+
+class _BuildFailed(Exception):
+    """``build()`` raised: the model's own error, not the fast path's."""
+
+
+def _nutpie_model(build: Callable, data, key, coords, starts, timings: dict):
+    """``(compiled model, its finisher of the draws, path)``: the fast path when it works."""
+    def built():
+        try:
+            return build()
+        except Exception as error:
+            raise _BuildFailed from error
+
+    reason = compat.fast_path_available()
+    try:
+        if reason is None:
+            try:
+                compiled = _fast_model(built, data, key, coords, starts, timings)
+                return compiled, compiled.expansion, FAST_PATH
+            except _BuildFailed:
+                raise
+            except Exception as error:  # a hook that is there but fails or behaves otherwise
+                reason = compat.record_failure(error)
+        compat.warn_fallback(reason)
+        public = _public_model(built, data, key, starts, timings)
+        return public.compiled, public, PUBLIC_PATH
+    except _BuildFailed as failed:
+        raise failed.__cause__ from None
+
+
+def _fast_model(build, data, key, coords, starts, timings: dict):
+    t0 = time.perf_counter()
+    cache_key = (FAST_PATH, key)
+    if cache_key in _COMPILED:
+        cached = _COMPILED[cache_key]
+        # PyTensor drops pm.Data the graph never reads (Z of an intercept-only block)
+        known = {var.name for var in cached.shared_var_keys}
+        compiled = with_data(cached, starts, coords, **{k: v for k, v in data.items() if k in known})
+        timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
+    elif (compiled := load_model(key, coords, data, starts)) is not None:
+        _COMPILED[cache_key] = compiled  # from disk: no PyMC model built, nothing compiled
+        timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
+    else:
+        model = build()
+        t1 = time.perf_counter()
+        # nutpie's compile, with the C callbacks and the model's layout kept on disk; kept in
+        # memory without the PyTensor functions and shared variables of the user's model
+        compiled = detached(compile_model(model, starts, structure=key))
+        _COMPILED[cache_key] = compiled
+        timings["build"], timings["compile"] = t1 - t0, time.perf_counter() - t1
+    return compiled
+
+
+def _public_model(build, data, key, starts, timings: dict):
+    t0 = time.perf_counter()
+    cache_key = (PUBLIC_PATH, key)
+    if cache_key in _COMPILED:
+        public = refit(_COMPILED[cache_key], data)
+        timings["build"], timings["compile"] = 0.0, time.perf_counter() - t0
+    else:
+        model = build()
+        t1 = time.perf_counter()
+        public = _COMPILED[cache_key] = compile_public(model, starts)
+        timings["build"], timings["compile"] = t1 - t0, time.perf_counter() - t1
+    return public

@@ -84,7 +84,7 @@ class Posterior:
         }
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update({"hierbayes_version": __version__, "formula": model.formula,
-                           "family": model.family.name, "link": model.family.link, "sampler": run.sampler})
+                           "family": model.family.name, "link": model.family.link, "sampler": run.sampler, "sampler_path": run.path})
         fit = cls(model, tree, sampler=run.sampler, timings=run.timings, seed=seed)
         if log_likelihood and posterior.sizes["chain"] * posterior.sizes["draw"] * design.n_obs <= LOG_LIKELIHOOD_MAX_VALUES:
             fit.add_log_likelihood()

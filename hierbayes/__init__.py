@@ -2,11 +2,11 @@
 
 The pipeline, one subpackage per stage (``docs/architecture.md`` draws it)::
 
-    spec/      formula text + DataFrame -> ModelSpec -> Design arrays (families, priors, labels)
-    model/     Design + priors -> pm.Model (parameterizations, the sampler's data contract)
-    backend/   pm.Model + data -> draws (nutpie, the compiled-model cache, compatibility layer)
-    posterior/ draws -> Posterior: summaries, diagnostics, predictions, checks, pooling
-    viz/       plots and the HTML report;   lessons/  teaching and calibration
+    specification/  formula text + DataFrame -> ModelSpec -> Design arrays (families, priors, labels)
+    model/          Design + priors -> pm.Model (parameterizations, the sampler's data contract)
+    backend/        pm.Model + data -> draws (nutpie, the compiled-model cache, compatibility layer)
+    posterior/      draws -> Posterior: summaries, diagnostics, predictions, checks, pooling
+    viz/            plots and the HTML report;   lessons/  teaching and calibration
 
 ``api`` puts the stages behind ``hb.Model`` and ``hb.Fit``; ``cli`` is the command line,
 ``io`` saves and loads fits. Lower stages never import higher ones.
@@ -34,9 +34,18 @@ from hierbayes.errors import (
 from hierbayes.lessons.calibration import calibrate
 from hierbayes.lessons.teaching import compare_parameterizations
 from hierbayes.posterior.comparison import compare
-from hierbayes.spec.families import Family, get_family, register_family
-from hierbayes.spec.priors import LKJ, Exponential, Gamma, HalfCauchy, HalfNormal, HalfStudentT, Normal, StudentT
-from hierbayes.spec.readers import read_data
+from hierbayes.specification.families import Family, get_family, register_family
+from hierbayes.specification.priors import (
+    LKJ,
+    Exponential,
+    Gamma,
+    HalfCauchy,
+    HalfNormal,
+    HalfStudentT,
+    Normal,
+    StudentT,
+)
+from hierbayes.specification.readers import read_data
 from hierbayes.version import __version__
 
 __all__ = [

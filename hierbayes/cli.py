@@ -189,7 +189,7 @@ def _say_warnings(caught) -> list[str]:
 def _model(args):
     from hierbayes import datasets
     from hierbayes.api import Model
-    from hierbayes.spec.readers import read_data
+    from hierbayes.specification.readers import read_data
 
     if args.command == "demo":
         formula, family = DEMOS[args.name]

@@ -38,9 +38,9 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.errors import DataWarning, HierbayesError
-from hierbayes.spec.design import used_columns
-from hierbayes.spec.parameters import FIXED_DIM, factor_dim
-from hierbayes.spec.priors import Prior
+from hierbayes.specification.design import used_columns
+from hierbayes.specification.parameters import FIXED_DIM, factor_dim
+from hierbayes.specification.priors import Prior
 from hierbayes.version import __version__
 
 __all__ = ["save_fit", "load_fit", "FORMAT_VERSION", "FORMATS"]

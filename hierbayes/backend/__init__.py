@@ -7,5 +7,5 @@ computes the recorded quantities after sampling. ``compat`` holds every private 
 nutpie, numba, PyTensor and PyMC these use and checks them; when they fail, ``public``
 runs nutpie through its public API instead.
 
-Depends on :mod:`hierbayes.spec` and :mod:`hierbayes.model` only.
+Depends on :mod:`hierbayes.specification` and :mod:`hierbayes.model` only.
 """

@@ -342,10 +342,10 @@ _ENTRY_FORMAT = 2
 
 @cache
 def _source_stamp() -> str:
-    """Hash of the stages that write and compile the PyMC model (every module of ``spec/``,
+    """Hash of the stages that write and compile the PyMC model (every module of ``specification/``,
     ``model/`` and ``backend/``): a change there makes new entries."""
     package = Path(__file__).resolve().parent.parent
-    files = sorted(f for stage in ("spec", "model", "backend") for f in (package / stage).glob("*.py"))
+    files = sorted(f for stage in ("specification", "model", "backend") for f in (package / stage).glob("*.py"))
     text = b"".join(f.relative_to(package).as_posix().encode() + f.read_bytes() for f in files)
     return hashlib.sha256(text).hexdigest()
 

@@ -6,7 +6,7 @@ family, :func:`calibrate` repeats ``n_sims`` times:
 1. draw every parameter from the priors in force (:attr:`Model.priors`, by printed label);
 2. simulate a response through the same design, with an independent NumPy path:
    group effects ``u = z @ L.T`` with ``L = diag(sd) @ chol(corr)``,
-   :func:`~hierbayes.spec.linear_predictor.linear_predictor`, the inverse link and ``family.random``;
+   :func:`~hierbayes.specification.linear_predictor.linear_predictor`, the inverse link and ``family.random``;
 3. refit the model of the same structure (the compiled model is reused, so a refit costs
    about a second) with the priors held fixed;
 4. record the rank of each true value among thinned posterior draws.
@@ -71,10 +71,10 @@ from hierbayes.model import data as _data
 from hierbayes.model.definition import ModelDefinition
 from hierbayes.posterior.fitting import fit_model
 from hierbayes.posterior.summaries import parameter_draws
-from hierbayes.spec.design import used_columns
-from hierbayes.spec.formula import parse
-from hierbayes.spec.linear_predictor import design_effects, linear_predictor
-from hierbayes.spec.parameters import (
+from hierbayes.specification.design import used_columns
+from hierbayes.specification.formula import parse
+from hierbayes.specification.linear_predictor import design_effects, linear_predictor
+from hierbayes.specification.parameters import (
     FIXED_DIM,
     Parameter,
     coef_dim,
@@ -86,7 +86,7 @@ from hierbayes.spec.parameters import (
     model_parameters,
     safe_name,
 )
-from hierbayes.spec.priors import PRIOR_KINDS, Prior
+from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
 __all__ = ["Calibration", "calibrate", "calibration_data", "plot_ranks", "draw_prior", "simulate_truth",
            "tracked_parameters"]

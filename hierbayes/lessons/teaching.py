@@ -45,7 +45,7 @@ import xarray as xr
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.posterior.summaries import interval_names, parameter_draws
-from hierbayes.spec.parameters import model_parameters, safe_name
+from hierbayes.specification.parameters import model_parameters, safe_name
 
 plt = deferred_import("matplotlib.pyplot")
 

@@ -7,5 +7,5 @@ sampler's data contract (every ``pm.Data`` value, the starting point, the struct
 parameterizations of the group effects and the ``"auto"`` choice among them;
 ``collapsed`` and ``marginal_likelihood`` integrate Gaussian group effects out exactly.
 
-Depends on :mod:`hierbayes.spec` only.
+Depends on :mod:`hierbayes.specification` only.
 """

@@ -48,8 +48,8 @@ import numpy as np
 import xarray as xr
 
 from hierbayes.model.coordinates import factor_blocks
-from hierbayes.spec.linear_predictor import design_effects
-from hierbayes.spec.parameters import coef_dim, factor_dim, safe_name
+from hierbayes.specification.linear_predictor import design_effects
+from hierbayes.specification.parameters import coef_dim, factor_dim, safe_name
 
 __all__ = ["collapse_reason", "nesting", "sufficient_statistics", "nested_statistics", "draw_group_effects", "collapsed_data",
            "with_group_effects", "MAX_COEFS", "STAT_NAMES"]

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from hierbayes.deferred import deferred_import
-from hierbayes.spec.design import Design
+from hierbayes.specification.design import Design
 
 pt = deferred_import("pytensor.tensor")
 

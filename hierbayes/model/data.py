@@ -32,10 +32,10 @@ from hierbayes.model.coordinates import (
     parameterization_of,
     sheared,
 )
-from hierbayes.spec.design import Design
-from hierbayes.spec.families import Family
-from hierbayes.spec.parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
-from hierbayes.spec.priors import PRIOR_KINDS, Prior
+from hierbayes.specification.design import Design
+from hierbayes.specification.families import Family
+from hierbayes.specification.parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
+from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -166,7 +166,7 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
 
 def model_coords(design: Design) -> dict[str, list]:
     """The PyMC model's coordinates: fixed-effect terms, and each factor's levels, coefficients
-    and correlation pairs (the dims of :mod:`hierbayes.spec.parameters`)."""
+    and correlation pairs (the dims of :mod:`hierbayes.specification.parameters`)."""
     coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in fixed_slopes(design)]}
     for factor, fd in design.factors.items():
         coords[factor_dim(factor)] = list(fd.levels)

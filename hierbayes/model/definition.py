@@ -21,11 +21,11 @@ from hierbayes.model import data as _data
 from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
 from hierbayes.model.parameterization import choose_parameterization
 from hierbayes.model.pymc_model import build_model
-from hierbayes.spec.design import Design, make_design, used_columns
-from hierbayes.spec.families import Family, get_family
-from hierbayes.spec.formula import ModelSpec, parse
-from hierbayes.spec.parameters import default_priors, prior_targets, resolve_priors
-from hierbayes.spec.priors import Prior
+from hierbayes.specification.design import Design, make_design, used_columns
+from hierbayes.specification.families import Family, get_family
+from hierbayes.specification.formula import ModelSpec, parse
+from hierbayes.specification.parameters import default_priors, prior_targets, resolve_priors
+from hierbayes.specification.priors import Prior
 
 __all__ = ["ModelDefinition"]
 
@@ -41,13 +41,13 @@ class ModelDefinition:
     Parameters
     ----------
     formula : str
-        lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.spec.formula`.
+        lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.specification.formula`.
     data : pandas.DataFrame
         The model keeps its own copy of the columns the formula uses (``model.data``), so
         later changes to this DataFrame do not reach the model, its fits or saved files.
     family : str or Family, default "gaussian"
         ``gaussian``, ``student_t``, ``bernoulli``, ``binomial``, ``poisson``,
-        ``negative_binomial`` (see :mod:`hierbayes.spec.families`).
+        ``negative_binomial`` (see :mod:`hierbayes.specification.families`).
     link : str, optional
         Another of the family's links (``"probit"`` for bernoulli).
     priors : dict, optional

@@ -153,7 +153,7 @@ def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarra
     """Per varying coefficient of ``factor``: every level's kappa, ``tau^2`` and ``s^2``
     (:func:`level_kappas` for the intercept, :func:`slope_kappas` for each slope), from one
     least-squares fit of the fixed effects."""
-    from hierbayes.spec.linear_predictor import design_effects
+    from hierbayes.specification.linear_predictor import design_effects
 
     ((_, index, Z),) = [(f, i, Z) for f, i, Z in design_effects(design) if f == factor]
     values, weights = _response_residuals(design, family)

@@ -65,10 +65,10 @@ from hierbayes.model.data import (
     prior_groups,
     response_name,
 )
-from hierbayes.spec.design import Design
-from hierbayes.spec.families import Family
-from hierbayes.spec.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
-from hierbayes.spec.priors import PRIOR_KINDS, Prior
+from hierbayes.specification.design import Design
+from hierbayes.specification.families import Family
+from hierbayes.specification.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
+from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -99,7 +99,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     design : Design
     family : Family
     priors : mapping of label -> Prior
-        As returned by :func:`hierbayes.spec.parameters.resolve_priors` (every parameter).
+        As returned by :func:`hierbayes.specification.parameters.resolve_priors` (every parameter).
     parameterization : {"non-centered", "centered"} or dict of factor -> one of them
     collapse : bool
         Integrate the group effects out (:mod:`hierbayes.model.collapsed`; gaussian, one factor or two nested):

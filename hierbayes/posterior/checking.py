@@ -39,7 +39,7 @@ from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.model.data import response_name
 from hierbayes.posterior.predict import OBS_DIM, predict
 from hierbayes.posterior.summaries import draw_stats
-from hierbayes.spec.design import used_columns
+from hierbayes.specification.design import used_columns
 
 __all__ = ["posterior_predictive", "prior_predictive", "loo", "pareto_k_message", "loo_with_message", "bayes_r2"]
 

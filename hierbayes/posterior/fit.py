@@ -25,8 +25,8 @@ from hierbayes.model.data import model_coords
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence
 from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
-from hierbayes.spec.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
-from hierbayes.spec.parameters import (
+from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
+from hierbayes.specification.parameters import (
     FIXED_DIM,
     Parameter,
     coef_dim,
@@ -95,7 +95,7 @@ class Posterior:
 
         Each value is the log density of the sampled model's observed variable at that draw's
         linear predictor and family parameters: the family's PyMC likelihood, compiled
-        (:meth:`~hierbayes.spec.families.Family.log_likelihood`), not a second implementation.
+        (:meth:`~hierbayes.specification.families.Family.log_likelihood`), not a second implementation.
         A collapsed fit scores the rows given the group effects drawn after sampling, as
         the non-collapsed model would.
         """

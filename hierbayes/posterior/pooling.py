@@ -20,8 +20,8 @@ that do not vary by ``g`` (shared by all levels, as in Gelman and Hill's
 the fit of the population-level part of the formula alone. Both keep the offset, and
 both are quasi-likelihood fits by iteratively reweighted least squares on the link
 scale, weighted by the link's derivative ``d mu / d eta``
-(:meth:`~hierbayes.spec.families.Link.derivative`) and the family's variance function
-``V(mu)`` (:meth:`~hierbayes.spec.families.Family.working_variance`): least squares
+(:meth:`~hierbayes.specification.families.Link.derivative`) and the family's variance function
+``V(mu)`` (:meth:`~hierbayes.specification.families.Family.working_variance`): least squares
 for the gaussian and student-t families, maximum likelihood for bernoulli, binomial
 and poisson, and the Poisson quasi-likelihood for the negative binomial (consistent
 for the mean structure without alpha). So every number is on the link scale, and a
@@ -54,9 +54,9 @@ or the shared coefficients can move the estimate sideways), so it is clipped to
 Examples
 --------
 >>> import numpy as np, pandas as pd
->>> from hierbayes.spec.formula import parse
->>> from hierbayes.spec.families import get_family
->>> from hierbayes.spec.design import make_design
+>>> from hierbayes.specification.formula import parse
+>>> from hierbayes.specification.families import get_family
+>>> from hierbayes.specification.design import make_design
 >>> df = pd.DataFrame({"y": [1.0, 3.0, 2.0, 6.0, 5.0], "g": list("aabbc")})
 >>> d = make_design(parse("y ~ 1 + (1 | g)"), df, get_family("gaussian"))
 >>> est = no_pooling(d, get_family("gaussian"), "g")
@@ -75,10 +75,10 @@ import pandas as pd
 
 from hierbayes.errors import HierbayesError
 from hierbayes.posterior.summaries import draw_stats, interval_names
-from hierbayes.spec.design import Design
-from hierbayes.spec.families import Family, Link
-from hierbayes.spec.linear_predictor import design_effects, fixed_effect_draws
-from hierbayes.spec.parameters import coef_dim, factor_dim, safe_name
+from hierbayes.specification.design import Design
+from hierbayes.specification.families import Family, Link
+from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws
+from hierbayes.specification.parameters import coef_dim, factor_dim, safe_name
 
 __all__ = ["pooling", "no_pooling", "complete_pooling", "level_columns", "NoPooling", "population_draws",
            "check_coefficient"]
@@ -106,9 +106,9 @@ def level_columns(design: Design, factor: str) -> dict[str, list[tuple[int, np.n
     Examples
     --------
     >>> import pandas as pd
-    >>> from hierbayes.spec.formula import parse
-    >>> from hierbayes.spec.families import get_family
-    >>> from hierbayes.spec.design import make_design
+    >>> from hierbayes.specification.formula import parse
+    >>> from hierbayes.specification.families import get_family
+    >>> from hierbayes.specification.design import make_design
     >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "u": [0.5, 0.5, 2.0, 2.0], "g": list("aabb")})
     >>> d = make_design(parse("y ~ u + (1 | g)"), df, get_family("gaussian"))
     >>> [(d.fixed_names[c], w.tolist()) for c, w in level_columns(d, "g")["Intercept"]]
@@ -205,7 +205,7 @@ def _irls(y: np.ndarray, trials: np.ndarray | None, offset: np.ndarray, X: np.nd
     """Quasi-likelihood fit by iteratively reweighted least squares on the link scale.
 
     The weights are ``n (d mu / d eta)^2 / V(mu)``, from the link's derivative and the family's
-    variance function (:meth:`~hierbayes.spec.families.Family.working_variance`).
+    variance function (:meth:`~hierbayes.specification.families.Family.working_variance`).
     """
     link = family.link_function
     n = np.ones_like(y) if trials is None else trials

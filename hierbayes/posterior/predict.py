@@ -1,7 +1,7 @@
 """Predictions from the posterior draws, for the fitting data or for new rows.
 
 New rows go through the fitting data's own design state: formulaic's model specs,
-kept in :class:`~hierbayes.spec.design.Design`, re-apply ``scale``/``center`` with the
+kept in :class:`~hierbayes.specification.design.Design`, re-apply ``scale``/``center`` with the
 fitting data's constants and encode categorical columns with the fitting data's
 levels, so new data are never re-centred on themselves (a single new row included).
 
@@ -44,9 +44,9 @@ import xarray as xr
 
 from hierbayes.errors import DataError, HierbayesError
 from hierbayes.posterior.summaries import draw_stats
-from hierbayes.spec.design import Design, _expression_names
-from hierbayes.spec.linear_predictor import design_effects, linear_predictor
-from hierbayes.spec.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
+from hierbayes.specification.design import Design, _expression_names
+from hierbayes.specification.linear_predictor import design_effects, linear_predictor
+from hierbayes.specification.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
 
 __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_summary", "KINDS", "GROUPS"]
 
@@ -268,7 +268,7 @@ def _unseen_error(factor: str, unseen: list[str]) -> DataError:
 
 def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, groups: str,
                    allow_new_levels: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``(r, index, Z)`` of one factor for :func:`hierbayes.spec.linear_predictor.linear_predictor`."""
+    """The ``(r, index, Z)`` of one factor for :func:`hierbayes.specification.linear_predictor.linear_predictor`."""
     factor = rows.factor
     if groups == "new":
         names, index = np.unique(rows.labels.astype(str), return_inverse=True)

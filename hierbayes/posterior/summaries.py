@@ -64,7 +64,7 @@ def summary_table(draws: np.ndarray, labels: Sequence[str], prob: float = 0.95,
 
 
 def parameter_draws(posterior, parameters) -> np.ndarray:
-    """Stack the draws of ``parameters`` (:class:`~hierbayes.spec.parameters.Parameter`) as (chain, draw, K)."""
+    """Stack the draws of ``parameters`` (:class:`~hierbayes.specification.parameters.Parameter`) as (chain, draw, K)."""
     columns = [posterior[p.var].sel(p.sel).transpose("chain", "draw").values for p in parameters]
     if not columns:
         return np.empty((posterior.sizes["chain"], posterior.sizes["draw"], 0))

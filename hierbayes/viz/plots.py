@@ -43,7 +43,7 @@ from scipy import stats
 from hierbayes.errors import HierbayesError, did_you_mean
 from hierbayes.posterior.pooling import check_coefficient, pooling, population_draws
 from hierbayes.posterior.summaries import interval_names, parameter_draws
-from hierbayes.spec.parameters import group_effect_label, group_effect_parameters
+from hierbayes.specification.parameters import group_effect_label, group_effect_parameters
 
 __all__ = ["plot_shrinkage", "plot_shrinkage_2d", "plot_group_effects", "plot_funnel", "plot_ppc", "plot_trace",
            "plot_pair", "shrinkage_arrows", "labelled_draws"]

@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierbayes.errors import HierbayesError
-from hierbayes.spec.parameters import safe_name
+from hierbayes.specification.parameters import safe_name
 from hierbayes.version import __version__
 
 __all__ = ["report_images", "report_tables", "render_report", "write_report", "MAX_TABLE_ROWS"]

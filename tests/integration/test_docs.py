@@ -21,7 +21,7 @@ def test_site_builds_strictly_with_the_api_reference(tmp_path):
     result = build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr
     api = (tmp_path / "site" / "api" / "index.html").read_text()
-    for name in ("hierbayes.api.Model", "hierbayes.api.Fit", "hierbayes.spec.readers.read_data", "hierbayes.cli"):
+    for name in ("hierbayes.api.Model", "hierbayes.api.Fit", "hierbayes.specification.readers.read_data", "hierbayes.cli"):
         assert f'id="{name}"' in api, name  # rendered from the docstrings
     assert (tmp_path / "site" / "images" / "shrinkage_sleepstudy.png").is_file()
 

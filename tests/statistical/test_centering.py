@@ -16,7 +16,7 @@ import pytest
 import hierbayes as hb
 from hierbayes.model import coordinates
 from hierbayes.model import data as contract
-from hierbayes.spec.parameters import safe_name
+from hierbayes.specification.parameters import safe_name
 
 FIT = dict(draws=500, tune=500, chains=2, seed=3, progressbar=False, warn=False)
 

@@ -20,7 +20,7 @@ from hierbayes.model.collapsed import (
 )
 from hierbayes.model.marginal_likelihood import loglik_and_gradient, marginal_loglik, register_jax
 from hierbayes.posterior.summaries import summary_table
-from hierbayes.spec.parameters import effects_var
+from hierbayes.specification.parameters import effects_var
 
 # block structures on one factor: (columns of Z per block, correlated)
 STRUCTURES = {

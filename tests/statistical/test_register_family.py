@@ -16,7 +16,7 @@ import pytest
 import statsmodels.api as sm
 
 import hierbayes as hb
-from hierbayes.spec.families import FAMILIES
+from hierbayes.specification.families import FAMILIES
 from hierbayes.viz.plots import shrinkage_arrows
 
 TRUE = {"Intercept": 0.5, "x": 0.8, "sd(Intercept|g)": 0.5, "shape": 4.0}

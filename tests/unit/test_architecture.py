@@ -4,7 +4,7 @@ ten modules at the package root, no module over 600 lines.
 
 The stage order is that of the pipeline (``docs/architecture.md``)::
 
-    errors, deferred, version, datasets  <  spec  <  model  <  backend  <  posterior
+    errors, deferred, version, datasets  <  specification  <  model  <  backend  <  posterior
     <  viz, lessons  <  api, io  <  cli, the package itself
 """
 
@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "hierbayes"
 # rank of each stage: a module may import modules of a lower or equal rank only
 RANKS = {
     "errors": 0, "deferred": 0, "version": 0, "datasets": 0,
-    "spec": 1, "model": 2, "backend": 3, "posterior": 4, "viz": 5, "lessons": 5,
+    "specification": 1, "model": 2, "backend": 3, "posterior": 4, "viz": 5, "lessons": 5,
     "io": 6, "api": 7, "cli": 8, "__main__": 9, "__init__": 9,
 }
 MAX_ROOT_MODULES = 10

@@ -9,9 +9,9 @@ import pytest
 
 import hierbayes as hb
 from hierbayes.errors import DataError, DataWarning, FormulaError
-from hierbayes.spec.design import make_design, used_columns
-from hierbayes.spec.families import get_family
-from hierbayes.spec.formula import parse
+from hierbayes.specification.design import make_design, used_columns
+from hierbayes.specification.families import get_family
+from hierbayes.specification.formula import parse
 
 
 def design(formula, data, family="gaussian", **kw):

@@ -19,7 +19,7 @@ import xarray as xr
 
 import hierbayes as hb
 from hierbayes.model.data import response_name
-from hierbayes.spec.families import FAMILIES, LINKS, get_family
+from hierbayes.specification.families import FAMILIES, LINKS, get_family
 
 PYTHON = {"mode": "FAST_COMPILE"}  # PyTensor's Python linker: the same numbers, no C or numba compile
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from hierbayes.errors import FormulaError
-from hierbayes.spec.formula import Block, Response, parse
+from hierbayes.specification.formula import Block, Response, parse
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ from scipy import special, stats
 
 import hierbayes as hb
 from hierbayes.posterior.pooling import complete_pooling, level_columns, no_pooling
-from hierbayes.spec.design import make_design
-from hierbayes.spec.families import get_family
-from hierbayes.spec.formula import parse
+from hierbayes.specification.design import make_design
+from hierbayes.specification.families import get_family
+from hierbayes.specification.formula import parse
 
 FIT = dict(draws=300, tune=300, chains=2, seed=5, progressbar=False, warn=False)
 SIZES = [2, 2, 3, 4, 6, 10, 15, 25, 40, 60, 100, 150]

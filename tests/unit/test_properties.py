@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 import hierbayes as hb
 from hierbayes.errors import DataWarning, PriorError
-from hierbayes.spec.design import make_design
-from hierbayes.spec.families import get_family
-from hierbayes.spec.formula import parse
-from hierbayes.spec.parameters import model_parameters, prior_targets, resolve_priors
+from hierbayes.specification.design import make_design
+from hierbayes.specification.families import get_family
+from hierbayes.specification.formula import parse
+from hierbayes.specification.parameters import model_parameters, prior_targets, resolve_priors
 
 FIXED_TERMS = ["x1", "x2", "f", "x1:x2", "x1:f"]
 NUMERIC_EXPRS = ["1", "x1", "1 + x1", "0 + x2", "x1 + x2", "0 + x1 + x2"]

@@ -15,8 +15,8 @@ the formula uses are dropped with a warning that says how many and which columns
 Examples
 --------
 >>> import pandas as pd
->>> from hierbayes.spec.formula import parse
->>> from hierbayes.spec.families import get_family
+>>> from hierbayes.specification.formula import parse
+>>> from hierbayes.specification.families import get_family
 >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.5, 4.0], "x": [0, 1, 0, 1], "g": list("aabb")})
 >>> d = make_design(parse("y ~ x + (1 | g)"), df, get_family("gaussian"))
 >>> d.fixed_names, d.factors["g"].levels, d.factors["g"].index.tolist()
@@ -37,8 +37,8 @@ from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from hierbayes.errors import DataError, DataWarning, FormulaError, did_you_mean
-from hierbayes.spec.families import Family
-from hierbayes.spec.formula import Block, ModelSpec
+from hierbayes.specification.families import Family
+from hierbayes.specification.formula import Block, ModelSpec
 
 __all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns"]
 
@@ -144,7 +144,7 @@ def used_columns(spec: ModelSpec, columns) -> list[str]:
 
     Examples
     --------
-    >>> from hierbayes.spec.formula import parse
+    >>> from hierbayes.specification.formula import parse
     >>> used_columns(parse("y ~ scale(x) + (1 | g/h)"), ["y", "x", "g", "h", "z"])
     ['y', 'x', 'g', 'h']
     """
@@ -277,7 +277,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     Parameters
     ----------
     spec : ModelSpec
-        From :func:`hierbayes.spec.formula.parse`.
+        From :func:`hierbayes.specification.formula.parse`.
     data : pandas.DataFrame
     family : Family
     na_action : {"drop", "error"}

@@ -4,7 +4,7 @@ We parse only what no library parses for us: the response (including lme4's
 ``cbind(successes, failures)``), the split of the right-hand side into its fixed
 part and its group terms ("bars"), ``offset(...)`` terms, and the grouping factors
 (``a/b`` nesting, ``a:b`` interactions). Every expression inside is left as text for
-formulaic to turn into design columns in :mod:`hierbayes.spec.design`.
+formulaic to turn into design columns in :mod:`hierbayes.specification.design`.
 
 A group term ``( expr | factor )`` is kept whole as one :class:`Block`: its
 coefficients share one correlation matrix. ``( expr || factor )`` is one block with

@@ -1,7 +1,7 @@
 """Stage 1, the specification: formula text and a DataFrame become a validated design.
 
-``formula`` parses the lme4/brms formula into a :class:`~hierbayes.spec.formula.ModelSpec`;
-``design`` evaluates it over the data into arrays (:class:`~hierbayes.spec.design.Design`);
+``formula`` parses the lme4/brms formula into a :class:`~hierbayes.specification.formula.ModelSpec`;
+``design`` evaluates it over the data into arrays (:class:`~hierbayes.specification.design.Design`);
 ``readers`` reads data files; ``families`` and ``priors`` are the registries of likelihoods
 and prior distributions; ``parameters`` names every parameter as users see it; and
 ``linear_predictor`` computes the linear predictor from design arrays and draws.

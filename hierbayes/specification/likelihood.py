@@ -3,7 +3,7 @@
 LOO has to score the model that was sampled, so the pointwise log-likelihood is not a
 second implementation of the density: :func:`log_likelihood` compiles, once per family
 (and whether it has trials), the log density of the very variable that
-:attr:`~hierbayes.spec.families.Family.likelihood_on_link` adds to the PyMC model, as a
+:attr:`~hierbayes.specification.families.Family.likelihood_on_link` adds to the PyMC model, as a
 function of the linear predictor and the family's parameters, and evaluates it on
 arrays of draws. :func:`draw` compiles the random draws of the same variable: the
 predictive sampler of a family registered without a NumPy ``random``.
@@ -16,7 +16,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from scipy import stats
->>> from hierbayes.spec.families import get_family
+>>> from hierbayes.specification.families import get_family
 >>> y, eta = np.array([0.5, 2.0]), np.array([[0.0, 1.0], [1.0, 1.5]])  # two draws of two rows
 >>> sigma = np.array([[1.0], [2.0]])
 >>> ours = log_likelihood(get_family("gaussian"), y, eta, {"sigma": sigma})
@@ -35,7 +35,7 @@ import numpy as np
 from hierbayes.deferred import deferred_import
 
 if TYPE_CHECKING:
-    from hierbayes.spec.families import Family
+    from hierbayes.specification.families import Family
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")

@@ -52,7 +52,7 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
 
 def fixed_effect_draws(posterior, design) -> np.ndarray | None:
     """The population-level effects ``b`` per draw, (chain, draw, term); None without fixed effects."""
-    from hierbayes.spec.parameters import FIXED_DIM
+    from hierbayes.specification.parameters import FIXED_DIM
 
     return posterior["b"].transpose("chain", "draw", FIXED_DIM).values if design.fixed_names else None
 
@@ -68,6 +68,6 @@ def design_effects(design) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def posterior_effects(posterior, design) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The ``effects`` argument of :func:`linear_predictor` for the fitting data."""
-    from hierbayes.spec.parameters import safe_name
+    from hierbayes.specification.parameters import safe_name
 
     return [(posterior[f"r_{safe_name(f)}"].values, index, Z) for f, index, Z in design_effects(design)]

@@ -1,7 +1,7 @@
 """The family registry: one :class:`Family` entry says everything about a response distribution.
 
 An entry holds the PyMC likelihood on the linear predictor (the model; through
-:mod:`hierbayes.spec.likelihood` also the pointwise log-likelihood of LOO and, by
+:mod:`hierbayes.specification.likelihood` also the pointwise log-likelihood of LOO and, by
 default, draws of the response), the links it takes (each :class:`Link` with its
 inverse and derivative), its own parameters and their default priors, which responses
 it accepts, and its variance: ``variance(mu, params)`` for the Bayesian R-squared and
@@ -32,8 +32,8 @@ import numpy as np
 
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import DataError, HierbayesError
-from hierbayes.spec import likelihood as _likelihood
-from hierbayes.spec import priors as P
+from hierbayes.specification import likelihood as _likelihood
+from hierbayes.specification import priors as P
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -243,7 +243,7 @@ class Family:
     def log_likelihood(self, y: np.ndarray, eta: np.ndarray, params: dict[str, np.ndarray],
                        trials: np.ndarray | None = None) -> np.ndarray:
         """Pointwise log-likelihood, ``eta``'s shape: the compiled log density of the model's own
-        observed variable (:func:`hierbayes.spec.likelihood.log_likelihood`)."""
+        observed variable (:func:`hierbayes.specification.likelihood.log_likelihood`)."""
         return _likelihood.log_likelihood(self, y, eta, params, trials)
 
     def draw(self, rng: np.random.Generator, eta: np.ndarray, params: dict[str, np.ndarray],

@@ -10,9 +10,9 @@ what the user asked for. Nothing else in the package builds a label.
 Examples
 --------
 >>> import pandas as pd
->>> from hierbayes.spec.formula import parse
->>> from hierbayes.spec.families import get_family
->>> from hierbayes.spec.design import make_design
+>>> from hierbayes.specification.formula import parse
+>>> from hierbayes.specification.families import get_family
+>>> from hierbayes.specification.design import make_design
 >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.5, 4.0, 2.0, 1.0], "x": [0, 1, 0, 1, 2, 2], "g": list("aabbcc")})
 >>> d = make_design(parse("y ~ x + (x | g)"), df, get_family("gaussian"))
 >>> [p.label for p in model_parameters(d, get_family("gaussian"))]
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hierbayes.errors import PriorError, did_you_mean
-from hierbayes.spec import priors as P
-from hierbayes.spec.design import Design
-from hierbayes.spec.families import Family
+from hierbayes.specification import priors as P
+from hierbayes.specification.design import Design
+from hierbayes.specification.families import Family
 
 __all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name",
            "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]

@@ -27,20 +27,28 @@ True
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
 from hierbayes.deferred import deferred_import
 
-if TYPE_CHECKING:
-    from hierbayes.specification.families import Family
-
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 
-__all__ = ["log_likelihood", "draw"]
+__all__ = ["log_likelihood", "draw", "Family"]
+
+
+class Family(Protocol):
+    """What this module needs of a :class:`hierbayes.specification.families.Family` (hashable:
+    the compiled functions are cached by family)."""
+
+    parameters: tuple[tuple[str, str], ...]
+    likelihood_on_link: Callable[..., Any]
+
+    @property
+    def link_function(self) -> Any: ...
 
 
 def _graph(family: Family, has_trials: bool):

@@ -39,7 +39,7 @@ import xarray as xr
 
 from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.spec.design import used_columns
-from hierbayes.spec.parameters import FIXED_DIM, factor_dim
+from hierbayes.spec.names import FIXED_DIM, factor_dim
 from hierbayes.spec.priors import Prior
 from hierbayes.version import __version__
 

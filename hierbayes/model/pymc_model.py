@@ -65,9 +65,10 @@ from hierbayes.model.data import (
     prior_groups,
     response_name,
 )
+from hierbayes.spec import names as N
 from hierbayes.spec.design import Design
 from hierbayes.spec.families import Family
-from hierbayes.spec.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
+from hierbayes.spec.names import FIXED_DIM, FactorNames
 from hierbayes.spec.priors import PRIOR_KINDS, Prior
 
 pm = deferred_import("pymc")
@@ -125,7 +126,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             groups = prior_groups(name, labels, priors)
 
             def params_of(var, kind, idx):
-                params = {p: shared[f"{var}__{p}"] for p in PRIOR_KINDS[kind].parameters}
+                params = {p: shared[N.prior_data(var, p)] for p in PRIOR_KINDS[kind].parameters}
                 if shift is not None:
                     params["mu"] = params["mu"] + (shift[0] if scalar else shift[idx])
                 return params
@@ -151,12 +152,12 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             nc_terms.append(term)
             for coef in shear[factor]:
                 shared_means[coef] = shared_means.get(coef, 0.0) + means[design.factor_coefs(factor).index(coef)]
-        shift = pt.stack(fixed_shift(design, shared_means, shared.get("X_mean"))) if shared_means else None
+        shift = pt.stack(fixed_shift(design, shared_means, shared.get(N.X_MEAN_DATA))) if shared_means else None
 
         eta = sum(nc_terms) if nc_terms else 0.0
         parts = []
         if slopes:
-            beta = prior_rv("beta", [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM,
+            beta = prior_rv(N.SLOPES, [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM,
                             shift=None if shift is None else shift[1:])
             if shift is not None:
                 beta = beta - shift[1:]
@@ -165,23 +166,23 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                 # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
                 for j in range(len(slopes)):
                     if j not in centred_slopes(design, centred):  # those enter through the factor's effects
-                        eta = eta + shared["X"][:, j] * beta[j]
+                        eta = eta + shared[N.X_DATA][:, j] * beta[j]
         if design.has_intercept:
-            alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True, shift=shift)
+            alpha = prior_rv(N.INTERCEPT_CENTERED, ["Intercept"], scalar=True, shift=shift)
             if shift is not None:
                 alpha = alpha - shift[0]
             if "Intercept" not in centred:
-                eta = eta + less_shift(alpha, centring_shift(design, centred, beta, shared.get("X_mean")))
-            parts.append(alpha - (shared["X_mean"] @ beta if slopes else 0.0))
+                eta = eta + less_shift(alpha, centring_shift(design, centred, beta, shared.get(N.X_MEAN_DATA)))
+            parts.append(alpha - (shared[N.X_MEAN_DATA] @ beta if slopes else 0.0))
         if slopes:
             parts.append(beta)
         if parts:
             b = pt.concatenate([pt.atleast_1d(p) for p in parts])
             order = (["Intercept"] if design.has_intercept else []) + coords[SLOPE_DIM]
             perm = [order.index(n) for n in design.fixed_names]  # formula order of the columns
-            pm.Deterministic("b", b[perm], dims=FIXED_DIM)
+            pm.Deterministic(N.FIXED_EFFECTS, b[perm], dims=FIXED_DIM)
         if design.offset is not None and not collapse:
-            eta = eta + shared["offset"]
+            eta = eta + shared[N.OFFSET_DATA]
 
         if collapse:
             from hierbayes.model.collapsed import nesting
@@ -192,9 +193,9 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             L = _factor_cholesky(design, factor, shared, prior_rv)
             K = _factor_cholesky(design, pair[1], shared, prior_rv) if pair else None
             params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
-            theta = [alpha - shared["cz_shift"]] if design.has_intercept else []
+            theta = [alpha - shared[N.STAT.shift]] if design.has_intercept else []
             theta = pt.concatenate([pt.atleast_1d(t) for t in theta + ([beta] if slopes else [])]) if parts else None
-            pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L, K))
+            pm.Potential(N.COLLAPSED_LOGLIK, marginal_loglik(shared, theta, params["sigma"], L, K))
             return model
         folded = folded_factors(design, parameterization, centering)
         mean_intercepts = []
@@ -203,7 +204,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         for factor in sorted(rest, key=lambda f: bool(centering) and f == centering[0]):
             means = None
             if centering and factor == centering[0]:
-                means = effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
+                means = effect_means(design, factor, centred, alpha, beta, shared.get(N.X_MEAN_DATA))
                 if mean_intercepts:
                     i = design.factor_coefs(factor).index("Intercept")
                     means[i] = means[i] + sum(mean_intercepts)
@@ -215,17 +216,17 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                 mean_intercepts.append(mean_intercept)
 
         if not design.fixed_names and not design.factors:
-            eta = eta + pt.zeros_like(shared["y_obs"])
+            eta = eta + pt.zeros_like(shared[N.RESPONSE_DATA])
         params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
         mean = family.link_function.inverse_tensor(eta)
-        family.likelihood_on_link(response_name(design), eta, mean, params, shared["y_obs"], shared.get("trials"),
-                                  None)
+        family.likelihood_on_link(response_name(design), eta, mean, params, shared[N.RESPONSE_DATA],
+                                  shared.get(N.TRIALS_DATA), None)
     return model
 
 
 def _correlation(k: int, q: int, shared):
     """Block ``k``'s Cholesky factor of its correlation matrix (LKJ prior) and its correlations."""
-    chol = pm.LKJCorr(f"corr_chol_{k}", n=q, eta=shared[f"corr_chol_{k}__eta"])
+    chol = pm.LKJCorr(N.corr_chol(k), n=q, eta=shared[N.prior_data(N.corr_chol(k), "eta")])
     corr = chol @ chol.T
     pairs = [(i, j) for j in range(q) for i in range(j)]  # the order of parameters.cor_pairs
     return chol, corr[[i for i, _ in pairs], [j for _, j in pairs]]
@@ -233,14 +234,14 @@ def _correlation(k: int, q: int, shared):
 
 def _record_correlations(factor: str, cors: list) -> None:
     if cors:
-        pm.Deterministic(f"cor_{safe_name(factor)}", pt.concatenate(cors) if len(cors) > 1 else cors[0],
-                         dims=cor_dim(factor))
+        names = FactorNames(factor)
+        pm.Deterministic(names.cor, pt.concatenate(cors) if len(cors) > 1 else cors[0], dims=names.cor_dim)
 
 
 def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     """``L = blockdiag(diag(sd) @ chol(corr))`` over all the factor's coefficients (collapsed models)."""
-    coefs = design.factor_coefs(factor)
-    sd = prior_rv(f"sd_{safe_name(factor)}", [f"sd({c}|{factor})" for c in coefs], dims=coef_dim(factor))
+    coefs, names = design.factor_coefs(factor), FactorNames(factor)
+    sd = prior_rv(names.sd, [names.sd_label(c) for c in coefs], dims=names.coef_dim)
     L, cors = pt.zeros((len(coefs), len(coefs))), []
     for k, block, sl in factor_blocks(design, factor):
         q = len(block.coef_names)
@@ -273,19 +274,19 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
     ``d = (v - mu) / L[0, 0]`` the standardized intercepts (the conditional normal of the
     slopes given the intercept; ``d`` is the non-centered intercept, so the model is the same).
     """
-    s = safe_name(factor)
+    names = FactorNames(factor)
     coefs = design.factor_coefs(factor)
     J = len(design.factors[factor].levels)
-    fdim, cdim = factor_dim(factor), coef_dim(factor)
-    sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
+    fdim, cdim = names.level_dim, names.coef_dim
+    sd = prior_rv(names.sd, [names.sd_label(c) for c in coefs], dims=cdim)
     z = z_mean = z_slopes = None
     if parameterization == "non-centered" and split_mean:  # see coordinates.sheared
-        z_mean = pm.Normal(f"z_mean_{s}", 0.0, 1.0 / np.sqrt(J), dims=cdim)
-        z = z_mean + helmert_rest(pm.Normal(f"z_contrasts_{s}", 0.0, 1.0, shape=(J - 1, len(coefs))), J)
+        z_mean = pm.Normal(names.z_mean, 0.0, 1.0 / np.sqrt(J), dims=cdim)
+        z = z_mean + helmert_rest(pm.Normal(names.z_contrasts, 0.0, 1.0, shape=(J - 1, len(coefs))), J)
     elif parameterization == "non-centered":
-        z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim))
+        z = pm.Normal(names.z, 0.0, 1.0, dims=(fdim, cdim))
     elif parameterization == "centered-intercept":
-        z_slopes = pm.Normal(f"z_slopes_{s}", 0.0, 1.0, shape=(J, len(coefs) - 1))
+        z_slopes = pm.Normal(names.z_slopes, 0.0, 1.0, shape=(J, len(coefs) - 1))
         slope_col = {c: i for i, c in enumerate(c for c in coefs if c != "Intercept")}
     mu = None if means is None else pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
     drawn, recorded, cors, mean_intercept, level_means = [], [], [], None, []
@@ -308,9 +309,9 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
                 continue
             assert block.coef_names[0] == "Intercept"  # the design's order within a term
             scale = sd[sl][0]  # L[0, 0]: the first row of a correlation's Cholesky factor is (1, 0, ...)
-            lead = pm.Normal(f"u_{s}_{k}", centre[0], scale, shape=(rows, 1))
+            lead = pm.Normal(names.block(k), centre[0], scale, shape=(rows, 1))
             if folded:
-                ubar = pm.Normal(f"ubar_{s}_{k}", 0.0, scale / np.sqrt(J), shape=1)
+                ubar = pm.Normal(names.block_mean(k), 0.0, scale / np.sqrt(J), shape=1)
                 contrasts = helmert_rest(lead, J)
                 lead, mean_intercept = contrasts + ubar, ubar[0]
             if q > 1:
@@ -328,17 +329,17 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
                 if z_mean is not None:
                     level_means.append(L @ z_mean[sl])
             else:
-                effects = pm.MvNormal(f"u_{s}_{k}", mu=centre, chol=L, shape=(rows, q))
+                effects = pm.MvNormal(names.block(k), mu=centre, chol=L, shape=(rows, q))
             if folded:
-                ubar = pm.MvNormal(f"ubar_{s}_{k}", mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
+                ubar = pm.MvNormal(names.block_mean(k), mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
         elif z is not None:
             effects = z[:, sl] * sd[sl]
             if z_mean is not None:
                 level_means.append(z_mean[sl] * sd[sl])
         else:
-            effects = pm.Normal(f"u_{s}_{k}", centre, sd[sl], shape=(rows, q))
+            effects = pm.Normal(names.block(k), centre, sd[sl], shape=(rows, q))
             if folded:
-                ubar = pm.Normal(f"ubar_{s}_{k}", 0.0, sd[sl] / np.sqrt(J), shape=q)
+                ubar = pm.Normal(names.block_mean(k), 0.0, sd[sl] / np.sqrt(J), shape=q)
         if folded:
             i = block.coef_names.index("Intercept")
             effects = helmert_rest(effects, J)
@@ -349,10 +350,10 @@ def _group_effects(design: Design, factor: str, shared, prior_rv, parameterizati
             recorded.append(effects)
             drawn.append(effects)
     v = pt.concatenate(recorded, axis=1) if len(recorded) > 1 else recorded[0]
-    r = pm.Deterministic(f"r_{s}", v if mu is None else v - mu, dims=(fdim, cdim))
+    r = pm.Deterministic(names.effects, v if mu is None else v - mu, dims=(fdim, cdim))
     _record_correlations(factor, cors)
-    g = shared[f"g_{s}"]
-    Z = shared[f"Z_{s}"]
+    g = shared[names.index]
+    Z = shared[names.columns]
     term, zcol = 0.0, 0
     # the effects as drawn: their means are in the linear predictor through them
     effect = r if mu is None and not fold else (pt.concatenate(drawn, axis=1) if len(drawn) > 1 else drawn[0])

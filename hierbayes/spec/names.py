@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 
 __all__ = ["FactorNames", "safe_name", "factor_dim", "coef_dim", "cor_dim", "effects_var", "group_effect_label",
-           "corr_chol", "prior_data", "kind_variable", "log_value", "cor_pair", "response_name", "is_row_data",
+           "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "cor_pair", "response_name", "is_row_data",
            "model_names",
            "FIXED_EFFECTS", "INTERCEPT_CENTERED", "SLOPES", "FIXED_DIM", "SLOPE_DIM", "RESPONSE_DATA", "TRIALS_DATA",
            "OFFSET_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK", "STAT", "STAT_NAMES"]
@@ -254,6 +254,15 @@ def kind_variable(var: str, kind: str) -> str:
     return f"{var}_{kind}"
 
 
+def prior_variables(var: str, kinds: Iterable[str]) -> set[str]:
+    """``var`` and its parts by prior kind (:func:`kind_variable`): what a group of labels may be sampled as.
+
+    >>> sorted(prior_variables(SLOPES, ["Normal", "StudentT"]))
+    ['beta', 'beta_Normal', 'beta_StudentT']
+    """
+    return {var} | {kind_variable(var, kind) for kind in kinds}
+
+
 def log_value(var: str) -> str:
     """PyMC's name of a positive variable's value on the log scale, where the sampler works (``sigma_log__``)."""
     return f"{var}_log__"
@@ -298,9 +307,9 @@ def model_names(design, prior_parameters: Mapping[str, Sequence[str]], family_pa
     >>> {"r_Subject", "u_Subject_0", "corr_chol_0__eta", "beta_Normal__mu", "Reaction"} <= names
     True
     """
-    variables = {INTERCEPT_CENTERED, SLOPES, *family_parameters}
-    split = {SLOPES} | {FactorNames(f).sd for f in design.factors}
-    variables |= {kind_variable(var, kind) for var in split for kind in prior_parameters}
+    variables = {INTERCEPT_CENTERED, *family_parameters}
+    for var in (SLOPES, *(FactorNames(f).sd for f in design.factors)):
+        variables |= prior_variables(var, prior_parameters)
     out = variables | {prior_data(var, p) for var in variables for params in prior_parameters.values() for p in params}
     for k, _ in enumerate(design.blocks):
         out |= {corr_chol(k), prior_data(corr_chol(k), "eta")}

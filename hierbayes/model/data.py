@@ -24,14 +24,12 @@ import numpy as np
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import DataError
 from hierbayes.model.coordinates import (
-    CENTERED,
-    effect_means,
-    factor_blocks,
     fixed_slopes,
     hierarchical_centering,
     parameterization_of,
     sheared,
 )
+from hierbayes.model.parameterizations import PARAMETERIZATIONS, factor_parameterizations
 from hierbayes.spec import names as N
 from hierbayes.spec.design import Design
 from hierbayes.spec.families import FAMILIES, Family
@@ -44,8 +42,6 @@ pt = deferred_import("pytensor.tensor")
 
 __all__ = ["model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS",
            "response_name", "internal_names", "is_row_data", "FIXED_DATA", "SLOPE_DIM"]
-
-PARAMETERIZATIONS = ("non-centered", *CENTERED)
 
 
 def internal_names(design: Design) -> set[str]:
@@ -144,15 +140,9 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
             natural[name][idx] = value
             out[N.log_value(var) if spec.support == "positive" else var] = (
                 np.log(value) if spec.support == "positive" else value)
-    if centering := hierarchical_centering(design, parameterization, collapse):
-        factor, centred = centering
-        alpha = natural[N.INTERCEPT_CENTERED][0] if design.has_intercept else None
-        means = np.array(effect_means(design, factor, centred, alpha, natural.get(N.SLOPES), data.get(N.X_MEAN_DATA)))
-        intercept_only = parameterization_of(parameterization, factor) == "centered-intercept"
-        for k, _, sl in factor_blocks(design, factor):
-            if means[sl].any():  # centered-intercept: u holds the intercepts only, the first column
-                start = means[sl][:1] if intercept_only else means[sl]
-                out[FactorNames(factor).block(k)] = np.tile(start, (len(design.factors[factor].levels), 1))
+    alpha = natural[N.INTERCEPT_CENTERED][0] if design.has_intercept else None
+    for factor, chosen in factor_parameterizations(design, parameterization, collapse).items():
+        out.update(chosen.starts(design, factor, alpha, natural.get(N.SLOPES), data.get(N.X_MEAN_DATA)))
     return out
 
 

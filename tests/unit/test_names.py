@@ -141,15 +141,19 @@ def assembled_names(source: str, where: str = "") -> list[str]:
             for part in node.values:  # its literal parts are checked here, not again below
                 docstrings.add(id(part))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            if (node.value in _FIXED or node.value in _PREFIXES) and (where, node.value) not in _ALLOWED:
+            template = re.sub(r"\{[^{}]*\}", "{}", node.value)  # a str.format template
+            spelled = node.value in _FIXED or node.value in _PREFIXES or ("{" in node.value
+                                                                          and _ASSEMBLED.search(template))
+            if spelled and (where, node.value) not in _ALLOWED:
                 found.append(f"line {node.lineno}: {node.value!r}")
     return found
 
 
 def test_the_scan_finds_a_name_assembled_or_spelled_out():
-    source = 'def f(s, k, c, g):\n    """Reads u_{s}_{k}."""\n    return f"u_{s}_{k}", f"sd({c}|{g})", "Intercept_centered", "corr_chol_"\n'
+    source = ('def f(s, k, c, g):\n    """Reads u_{s}_{k}."""\n'
+              '    return f"u_{s}_{k}", f"sd({c}|{g})", "Intercept_centered", "corr_chol_", "r_{}".format(g)\n')
     assert [hit.split(": ", 1)[1] for hit in assembled_names(source)] == [
-        "f-string 'u_{}_{}'", "f-string 'sd({}|{})'", "'Intercept_centered'", "'corr_chol_'"]
+        "f-string 'u_{}_{}'", "f-string 'sd({}|{})'", "'Intercept_centered'", "'corr_chol_'", "'r_{}'"]
     assert assembled_names('x = f"shrinkage_{g}"; y = "Days"') == []
 
 

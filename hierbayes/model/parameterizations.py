@@ -224,7 +224,20 @@ class Effects:
 
 
 class Parameterization(ABC):
-    """How one grouping factor's effects are drawn: the sampler's coordinates for them."""
+    """How one grouping factor's effects are drawn: the sampler's coordinates for them.
+
+    Examples
+    --------
+    The same model, its effects drawn two ways (their SDs first, then each way's own variables):
+
+    >>> import hierbayes as hb
+    >>> sleep = hb.datasets.load("sleepstudy")
+    >>> for p in ("non-centered", "centered"):
+    ...     m = hb.Model("Reaction ~ Days + (Days | Subject)", sleep, parameterization=p, collapse=False)
+    ...     print(factor_parameterizations(m.design, p)["Subject"], [v.name for v in m.pymc_model.free_RVs][:4])
+    ShearedNonCentered(coefs=('Intercept', 'Days')) ['sd_Subject', 'z_mean_Subject', 'z_contrasts_Subject', 'corr_chol_0']
+    HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'Days')) ['beta', 'Intercept_centered', 'sd_Subject', 'corr_chol_0']
+    """
 
     value: ClassVar[str]  # its name in ``parameterization=``
     order: ClassVar[int] = AFTER_FIXED_EFFECTS

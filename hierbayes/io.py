@@ -39,7 +39,7 @@ import xarray as xr
 
 from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.specification.design import used_columns
-from hierbayes.specification.parameters import FIXED_DIM, factor_dim
+from hierbayes.specification.names import FIXED_DIM, factor_dim
 from hierbayes.specification.priors import Prior
 from hierbayes.version import __version__
 

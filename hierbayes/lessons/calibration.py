@@ -74,17 +74,13 @@ from hierbayes.posterior.summaries import parameter_draws
 from hierbayes.specification.design import used_columns
 from hierbayes.specification.formula import parse
 from hierbayes.specification.linear_predictor import design_effects, linear_predictor
+from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, X_MEAN_DATA, FactorNames, cor_pair
 from hierbayes.specification.parameters import (
-    FIXED_DIM,
     Parameter,
-    coef_dim,
-    cor_dim,
     cor_pairs,
-    factor_dim,
     group_effect_parameters,
     lkj_label,
     model_parameters,
-    safe_name,
 )
 from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
@@ -160,15 +156,15 @@ def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[s
     if names:
         b = np.array([float(theta[n]) for n in names])
         if design.has_intercept:  # the Intercept prior is on the intercept at centred predictors
-            x_mean = _data.model_data(design, family, priors).get("X_mean")
+            x_mean = _data.model_data(design, family, priors).get(X_MEAN_DATA)
             slopes = np.array([b[j] for j, n in enumerate(names) if n != "Intercept"])
             b[names.index("Intercept")] -= float(x_mean @ slopes) if x_mean is not None else 0.0
-        variables["b"] = ((FIXED_DIM,), b, {FIXED_DIM: list(names)})
+        variables[FIXED_EFFECTS] = ((FIXED_DIM,), b, {FIXED_DIM: list(names)})
     effects = []
     for factor, index, Z in design_effects(design):
-        s, coefs = safe_name(factor), design.factor_coefs(factor)
+        fn, coefs = FactorNames(factor), design.factor_coefs(factor)
         J = len(design.factors[factor].levels)
-        sd = np.array([float(theta[f"sd({c}|{factor})"]) for c in coefs])
+        sd = np.array([float(theta[fn.sd_label(c)]) for c in coefs])
         z = rng.standard_normal((J, len(coefs)))
         r, cors, start = np.empty_like(z), [], 0
         for block in (b_ for b_ in design.blocks if b_.factor == factor):
@@ -182,12 +178,12 @@ def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[s
                 cors += [corr[i, j] for j in range(q) for i in range(j)]
             else:
                 r[:, sl] = z[:, sl] * sd[sl]
-        fdim, cdim = factor_dim(factor), coef_dim(factor)
-        variables[f"sd_{s}"] = ((cdim,), sd, {cdim: list(coefs)})
-        variables[f"r_{s}"] = ((fdim, cdim), r, {fdim: list(design.factors[factor].levels), cdim: list(coefs)})
+        fdim, cdim = fn.level_dim, fn.coef_dim
+        variables[fn.sd] = ((cdim,), sd, {cdim: list(coefs)})
+        variables[fn.effects] = ((fdim, cdim), r, {fdim: list(design.factors[factor].levels), cdim: list(coefs)})
         if cors:
             pairs = cor_pairs(design, factor)
-            variables[f"cor_{s}"] = ((cor_dim(factor),), np.array(cors), {cor_dim(factor): [f"{a},{c}" for a, c in pairs]})
+            variables[fn.cor] = ((fn.cor_dim,), np.array(cors), {fn.cor_dim: [cor_pair(a, c) for a, c in pairs]})
         effects.append((r, index, Z))
     params = {name: float(theta[name]) for name, _ in family.parameters}
     for name, value in params.items():

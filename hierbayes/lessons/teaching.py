@@ -45,7 +45,9 @@ import xarray as xr
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.posterior.summaries import interval_names, parameter_draws
-from hierbayes.specification.parameters import model_parameters, safe_name
+from hierbayes.specification.names import INTERCEPT_CENTERED, SLOPES, FactorNames, corr_chol, prior_variables
+from hierbayes.specification.parameters import model_parameters
+from hierbayes.specification.priors import PRIOR_KINDS
 
 plt = deferred_import("matplotlib.pyplot")
 
@@ -100,20 +102,20 @@ def _collapsed_variables(model, mode: xr.Dataset, scale: dict[str, float]) -> se
     design = model.design
     centering = hierarchical_centering(design, model.parameterization, model.collapsed)
     held = set()
+    free = {rv.name for rv in model.pymc_model.free_RVs}
     for factor in design.factors:
-        s = safe_name(factor)
-        sd = mode[f"sd_{s}"].values.ravel()
-        labels = [f"sd({c}|{factor})" for c in design.factor_coefs(factor)]
+        names = FactorNames(factor)
+        sd = mode[names.sd].values.ravel()
+        labels = [names.sd_label(c) for c in design.factor_coefs(factor)]
         if not any(v < COLLAPSED * scale[label] for v, label in zip(sd, labels)):
             continue
         blocks = [k for k, b in enumerate(design.blocks) if b.factor == factor]
-        held |= {rv.name for rv in model.pymc_model.free_RVs
-                 if rv.name.startswith(f"sd_{s}") or any(rv.name in (f"u_{s}_{k}", f"corr_chol_{k}") for k in blocks)}
+        held |= free & (prior_variables(names.sd, PRIOR_KINDS) | {names.block(k) for k in blocks}
+                        | {corr_chol(k) for k in blocks})
         if centering and centering[0] == factor:
             # its effects are drawn around the fixed effects: collapsed, they equal them, and
             # moving a fixed effect alone would leave the spike (coordinates.hierarchical_centering)
-            held |= {rv.name for rv in model.pymc_model.free_RVs
-                     if rv.name == "Intercept_centered" or rv.name.startswith("beta")}
+            held |= free & ({INTERCEPT_CENTERED} | prior_variables(SLOPES, PRIOR_KINDS))
     return held
 
 
@@ -154,8 +156,9 @@ def map_estimate(model, scale: dict[str, float], parameterization: str | Mapping
     parameters = model_parameters(model.design, model.family)
     collapsed = [p.label for p in parameters
                  if p.cls == "sd" and float(mode[p.var].sel(p.sel).values.ravel()[0]) < COLLAPSED * scale[p.label]]
+    collapsed_factors = {p.factor for p in parameters if p.label in collapsed}
     for p in parameters:  # a correlation of effects that are all zero is undefined
-        if p.cls == "cor" and any(f"|{p.factor})" in label for label in collapsed):
+        if p.cls == "cor" and p.factor in collapsed_factors:
             mode[p.var].loc[p.sel] = np.nan
     return mode, collapsed
 

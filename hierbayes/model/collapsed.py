@@ -48,15 +48,14 @@ import numpy as np
 import xarray as xr
 
 from hierbayes.model.coordinates import factor_blocks
+from hierbayes.specification import names as N
 from hierbayes.specification.linear_predictor import design_effects
-from hierbayes.specification.parameters import coef_dim, factor_dim, safe_name
+from hierbayes.specification.names import STAT, STAT_NAMES, FactorNames
 
 __all__ = ["collapse_reason", "nesting", "sufficient_statistics", "nested_statistics", "draw_group_effects", "collapsed_data",
            "with_group_effects", "MAX_COEFS", "STAT_NAMES"]
 
 MAX_COEFS = 8  # varying coefficients of the factor integrated out (q x q work per level)
-STAT_NAMES = ("cz_N", "cz_shift", "cz_yy", "cz_Wy", "cz_WW", "cz_Zy", "cz_ZW", "cz_ZZ",
-              "cz_Vy", "cz_VW", "cz_VV", "cz_VZ", "cz_first")
 
 
 def nesting(design) -> tuple[str, str, np.ndarray] | None:
@@ -157,14 +156,14 @@ def sufficient_statistics(y: np.ndarray, W: np.ndarray, index: np.ndarray, Z: np
     y = np.asarray(y, dtype=float) - shift
     W, Z = np.asarray(W, dtype=float).reshape(len(y), -1), np.asarray(Z, dtype=float)
     return {
-        "cz_N": np.float64(len(y)),
-        "cz_shift": np.float64(shift),
-        "cz_yy": np.float64(y @ y),
-        "cz_Wy": W.T @ y,
-        "cz_WW": W.T @ W,
-        "cz_Zy": _level_sums(index, J, Z, y[:, None])[:, :, 0],
-        "cz_ZW": _level_sums(index, J, Z, W),
-        "cz_ZZ": _level_sums(index, J, Z, Z),
+        STAT.N: np.float64(len(y)),
+        STAT.shift: np.float64(shift),
+        STAT.yy: np.float64(y @ y),
+        STAT.Wy: W.T @ y,
+        STAT.WW: W.T @ W,
+        STAT.Zy: _level_sums(index, J, Z, y[:, None])[:, :, 0],
+        STAT.ZW: _level_sums(index, J, Z, W),
+        STAT.ZZ: _level_sums(index, J, Z, Z),
     }
 
 
@@ -197,11 +196,11 @@ def nested_statistics(y: np.ndarray, W: np.ndarray, Z: np.ndarray, index: np.nda
     order = np.argsort(parent, kind="stable")
     counts = np.bincount(parent, minlength=int(parent.max()) + 1 if Jv else 0)
     return {
-        "cz_Vy": _level_sums(index, Jv, V, y[:, None])[order, :, 0],
-        "cz_VW": _level_sums(index, Jv, V, W)[order],
-        "cz_VV": _level_sums(index, Jv, V, V)[order],
-        "cz_VZ": _level_sums(index, Jv, V, Z)[order],
-        "cz_first": np.concatenate([[0], np.cumsum(counts)]).astype(float),
+        STAT.Vy: _level_sums(index, Jv, V, y[:, None])[order, :, 0],
+        STAT.VW: _level_sums(index, Jv, V, W)[order],
+        STAT.VV: _level_sums(index, Jv, V, V)[order],
+        STAT.VZ: _level_sums(index, Jv, V, Z)[order],
+        STAT.first: np.concatenate([[0], np.cumsum(counts)]).astype(float),
     }
 
 
@@ -243,21 +242,21 @@ def draw_group_effects(stats: dict, theta: np.ndarray | None, sigma: np.ndarray,
     [-1.0, 1.0]
     """
     S, q = L.shape[0], L.shape[-1]
-    J = stats["cz_Zy"].shape[0]
-    Jv, qv = (0, 0) if K is None else stats["cz_Vy"].shape
+    J = stats[STAT.Zy].shape[0]
+    Jv, qv = (0, 0) if K is None else stats[STAT.Vy].shape
     u, e = np.empty((S, J, q)), np.empty((S, Jv, qv))
     if Jv:
-        parent = np.repeat(np.arange(J), np.diff(stats["cz_first"]).astype(int))
+        parent = np.repeat(np.arange(J), np.diff(stats[STAT.first]).astype(int))
     step = max(1, max_values // max(1, J * q * q + Jv * q * qv))
     for start in range(0, S, step):
         sl = slice(start, min(S, start + step))
         Ls, s2 = L[sl], sigma[sl][:, None, None] ** 2
-        c, M = _scaled_terms(stats["cz_Zy"], stats["cz_ZW"], stats["cz_ZZ"], theta, sl, Ls, s2)
+        c, M = _scaled_terms(stats[STAT.Zy], stats[STAT.ZW], stats[STAT.ZZ], theta, sl, Ls, s2)
         if Jv:  # Schur complement of the nested levels
             Ks = K[sl]
-            ck, D = _scaled_terms(stats["cz_Vy"], stats["cz_VW"], stats["cz_VV"], theta, sl, Ks, s2)
+            ck, D = _scaled_terms(stats[STAT.Vy], stats[STAT.VW], stats[STAT.VV], theta, sl, Ks, s2)
             RD = _cholesky(D)
-            B = np.swapaxes(Ls, 1, 2)[:, None] @ np.swapaxes(stats["cz_VZ"], 1, 2)[None] @ Ks[:, None] / s2[..., None]
+            B = np.swapaxes(Ls, 1, 2)[:, None] @ np.swapaxes(stats[STAT.VZ], 1, 2)[None] @ Ks[:, None] / s2[..., None]
             DinvBt = np.stack([_chol_solve(RD, B[..., a, :]) for a in range(q)], axis=-1)  # (S, Jv, qv, q)
             Dinvc = _chol_solve(RD, ck)
             M = M.copy()
@@ -326,10 +325,11 @@ def collapsed_data(data: dict, design) -> dict:
     effects = {factor: (index, Z) for factor, index, Z in design_effects(design)}
     pair = nesting(design)
     factor = pair[0] if pair else next(iter(effects))
-    y = data["y_obs"] - data.get("offset", 0.0)
-    W = np.column_stack([np.ones(len(y))] * design.has_intercept + [data["X"]])
+    y = data[N.RESPONSE_DATA] - data.get(N.OFFSET_DATA, 0.0)
+    W = np.column_stack([np.ones(len(y))] * design.has_intercept + [data[N.X_DATA]])
     shift = float(y.mean()) if design.has_intercept else 0.0
-    rows = {"y_obs", "offset", "X"} | {f"{prefix}_{safe_name(f)}" for f in effects for prefix in ("g", "Z")}
+    rows = {N.RESPONSE_DATA, N.OFFSET_DATA, N.X_DATA} | {
+        name for f in effects for name in (FactorNames(f).index, FactorNames(f).columns)}
     out = {k: v for k, v in data.items() if k not in rows}
     index, Z = effects[factor]
     out.update(sufficient_statistics(y, W, index, Z, len(design.factors[factor].levels), shift))
@@ -347,11 +347,11 @@ def _draws(posterior: xr.Dataset, name: str, *dims) -> np.ndarray:
 
 def _scale_draws(posterior: xr.Dataset, design, factor: str) -> np.ndarray:
     """``L = blockdiag(diag(sd) @ chol(corr))`` per draw, (S, q, q), as the model builds it."""
-    sd = _draws(posterior, f"sd_{safe_name(factor)}", coef_dim(factor))
+    sd = _draws(posterior, FactorNames(factor).sd, FactorNames(factor).coef_dim)
     L = np.zeros(sd.shape + sd.shape[-1:])
     for k, block, sl in factor_blocks(design, factor):
         if block.block.correlated and len(block.coef_names) > 1:
-            L[:, sl, sl] = sd[:, sl, None] * _draws(posterior, f"corr_chol_{k}", ...)
+            L[:, sl, sl] = sd[:, sl, None] * _draws(posterior, N.corr_chol(k), ...)
         else:
             idx = np.arange(sl.start, sl.stop)
             L[:, idx, idx] = sd[:, sl]
@@ -376,9 +376,9 @@ def with_group_effects(run, design, data: dict, seed: int | None):
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
     parts = []
     if design.has_intercept:
-        parts.append(_draws(posterior, "Intercept_centered")[:, None] - data["cz_shift"])
-    if "beta" in posterior:
-        parts.append(_draws(posterior, "beta", ...))
+        parts.append(_draws(posterior, N.INTERCEPT_CENTERED)[:, None] - data[STAT.shift])
+    if N.SLOPES in posterior:
+        parts.append(_draws(posterior, N.SLOPES, ...))
     theta = np.concatenate(parts, axis=1) if parts else None
     rng = np.random.default_rng(None if seed is None else [seed, 1])
     L = _scale_draws(posterior, design, factor)
@@ -389,8 +389,9 @@ def with_group_effects(run, design, data: dict, seed: int | None):
         effects[factor] = u
         effects[pair[1]] = e[:, np.argsort(np.argsort(pair[2], kind="stable"))]  # back to the level order
     for f in design.factors:
-        dims = ("chain", "draw", factor_dim(f), coef_dim(f))
-        posterior[f"r_{safe_name(f)}"] = (dims, effects[f].reshape(shape + effects[f].shape[1:]))
+        names = FactorNames(f)
+        dims = ("chain", "draw", names.level_dim, names.coef_dim)
+        posterior[names.effects] = (dims, effects[f].reshape(shape + effects[f].shape[1:]))
     run.tree["posterior"] = xr.DataTree(posterior)
     run.timings["effects"] = time.perf_counter() - t0
     return run

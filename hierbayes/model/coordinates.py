@@ -1,8 +1,8 @@
 """The sampler's coordinates for group effects and the fixed effects they share.
 
 The same model can be sampled in several coordinates, and which one mixes depends on how much
-each level's data say (``docs/speed.md``). :mod:`hierbayes.model.data` writes the model; the choices
-it makes about coordinates are here, as functions of the design:
+each level's data say (``docs/speed.md``). :mod:`hierbayes.model.parameterizations` draws the
+effects in them; the choices about coordinates are here, as functions of the design:
 
 - :func:`hierarchical_centering`: the centered factor whose effects are drawn around the fixed
   effects (and :func:`folded_factors`, the other centered factors whose mean intercept joins it);
@@ -13,7 +13,7 @@ it makes about coordinates are here, as functions of the design:
   mean (:func:`fixed_shift`).
 
 Each is a change of coordinates with a constant Jacobian: the posterior is the same
-(``tests/test_centering.py`` checks the log densities point by point).
+(``tests/unit/test_parameterizations.py`` checks the log densities point by point).
 """
 
 from __future__ import annotations

@@ -24,51 +24,37 @@ import numpy as np
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import DataError
 from hierbayes.model.coordinates import (
-    CENTERED,
-    effect_means,
-    factor_blocks,
     fixed_slopes,
     hierarchical_centering,
     parameterization_of,
     sheared,
 )
+from hierbayes.model.parameterizations import PARAMETERIZATIONS, factor_parameterizations
+from hierbayes.specification import names as N
 from hierbayes.specification.design import Design
-from hierbayes.specification.families import Family
-from hierbayes.specification.parameters import FIXED_DIM, coef_dim, cor_dim, cor_pairs, factor_dim, lkj_label, safe_name
+from hierbayes.specification.families import FAMILIES, Family
+from hierbayes.specification.names import FIXED_DATA, SLOPE_DIM, FactorNames, is_row_data, response_name
+from hierbayes.specification.parameters import cor_pairs, lkj_label
 from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 
-__all__ = ["model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS", "response_name"]
-
-PARAMETERIZATIONS = ("non-centered", *CENTERED)
-SLOPE_DIM = "slope"
-
-
-def response_name(design: Design) -> str:
-    """Name of the observed variable: the response expression as an identifier."""
-    return safe_name(design.spec.response.expr)
+__all__ = ["model_data", "model_coords", "initial_values", "prior_blocks", "pack_data", "structure_key", "PARAMETERIZATIONS",
+           "response_name", "internal_names", "is_row_data", "FIXED_DATA", "SLOPE_DIM"]
 
 
 def internal_names(design: Design) -> set[str]:
-    """Names the PyMC model gives its own variables, data and dims (a factor's dim may not take one).
+    """Names the PyMC model may give its own variables, data and dims (a factor's dim may not take one):
+    :func:`hierbayes.specification.names.model_names` over every prior kind and family parameter.
 
     >>> import hierbayes as hb
     >>> {"b", "sigma", "sd_Subject"} <= internal_names(hb.Model("Reaction ~ Days + (1 | Subject)",
     ...                                                        hb.datasets.load("sleepstudy")).design)
     True
     """
-    from hierbayes.model.collapsed import STAT_NAMES
-
-    names = {"b", "beta", "Intercept_centered", "sigma", "nu", "alpha", "X", "X_mean", "y_obs", "trials",
-             "offset", FIXED_DATA, FIXED_DIM, SLOPE_DIM, response_name(design), *STAT_NAMES}
-    names |= {f"{base}_{kind}" for base in ("beta", "sd") for kind in PRIOR_KINDS}
-    for factor in design.factors:
-        s = safe_name(factor)
-        names |= {f"{prefix}_{s}" for prefix in ("z", "z_mean", "z_contrasts", "sd", "r", "cor", "g", "Z", "u", "ubar")}
-        names |= {coef_dim(factor), cor_dim(factor)}
-    return names
+    kinds = {kind: spec.parameters for kind, spec in PRIOR_KINDS.items()}
+    return N.model_names(design, kinds, {name for family in FAMILIES.values() for name, _ in family.parameters})
 
 
 def check_factor_names(design: Design) -> None:
@@ -97,7 +83,7 @@ def prior_groups(name: str, labels: list[str], priors: Mapping[str, Prior]) -> l
         kinds.setdefault(priors[label].kind, []).append(i)
     if len(kinds) == 1:
         return [(name, next(iter(kinds)), list(range(len(labels))))]
-    return [(f"{name}_{kind}", kind, idx) for kind, idx in kinds.items()]
+    return [(N.kind_variable(name, kind), kind, idx) for kind, idx in kinds.items()]
 
 
 def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], bool]]:
@@ -112,11 +98,12 @@ def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], b
     ['Intercept_centered', 'beta', 'sd_Subject', 'sigma']
     """
     slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
-    blocks = [("Intercept_centered", ["Intercept"], True)] if design.has_intercept else []
+    blocks = [(N.INTERCEPT_CENTERED, ["Intercept"], True)] if design.has_intercept else []
     if slopes:
-        blocks.append(("beta", slopes, False))
+        blocks.append((N.SLOPES, slopes, False))
     for factor in design.factors:
-        blocks.append((f"sd_{safe_name(factor)}", [f"sd({c}|{factor})" for c in design.factor_coefs(factor)], False))
+        names = FactorNames(factor)
+        blocks.append((names.sd, [names.sd_label(c) for c in design.factor_coefs(factor)], False))
     return blocks + [(name, [name], True) for name, _ in family.parameters]
 
 
@@ -147,33 +134,29 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
     for name, labels, _ in prior_blocks(design, family):
         for var, kind, idx in prior_groups(name, labels, priors):
             spec = PRIOR_KINDS[kind]
-            value = np.asarray(spec.start({p: np.asarray(data[f"{var}__{p}"]) for p in spec.parameters}), dtype=float)
+            value = np.asarray(spec.start({p: np.asarray(data[N.prior_data(var, p)]) for p in spec.parameters}),
+                               dtype=float)
             natural[name] = np.zeros(len(labels)) if name not in natural else natural[name]
             natural[name][idx] = value
-            out[f"{var}_log__" if spec.support == "positive" else var] = (
+            out[N.log_value(var) if spec.support == "positive" else var] = (
                 np.log(value) if spec.support == "positive" else value)
-    if centering := hierarchical_centering(design, parameterization, collapse):
-        factor, centred = centering
-        alpha = natural["Intercept_centered"][0] if design.has_intercept else None
-        means = np.array(effect_means(design, factor, centred, alpha, natural.get("beta"), data.get("X_mean")))
-        intercept_only = parameterization_of(parameterization, factor) == "centered-intercept"
-        for k, _, sl in factor_blocks(design, factor):
-            if means[sl].any():  # centered-intercept: u holds the intercepts only, the first column
-                start = means[sl][:1] if intercept_only else means[sl]
-                out[f"u_{safe_name(factor)}_{k}"] = np.tile(start, (len(design.factors[factor].levels), 1))
+    alpha = natural[N.INTERCEPT_CENTERED][0] if design.has_intercept else None
+    for factor, chosen in factor_parameterizations(design, parameterization, collapse).items():
+        out.update(chosen.starts(design, factor, alpha, natural.get(N.SLOPES), data.get(N.X_MEAN_DATA)))
     return out
 
 
 def model_coords(design: Design) -> dict[str, list]:
     """The PyMC model's coordinates: fixed-effect terms, and each factor's levels, coefficients
     and correlation pairs (the dims of :mod:`hierbayes.specification.parameters`)."""
-    coords = {FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in fixed_slopes(design)]}
+    coords = {N.FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in fixed_slopes(design)]}
     for factor, fd in design.factors.items():
-        coords[factor_dim(factor)] = list(fd.levels)
-        coords[coef_dim(factor)] = list(design.factor_coefs(factor))
+        names = FactorNames(factor)
+        coords[names.level_dim] = list(fd.levels)
+        coords[names.coef_dim] = list(design.factor_coefs(factor))
         pairs = cor_pairs(design, factor)
         if pairs:
-            coords[cor_dim(factor)] = [f"{a},{b}" for a, b in pairs]
+            coords[names.cor_dim] = [N.cor_pair(a, b) for a, b in pairs]
     return coords
 
 
@@ -184,43 +167,35 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
     With ``collapse``, the rows are replaced by the sufficient statistics of
     :mod:`hierbayes.model.collapsed`.
     """
-    data: dict[str, np.ndarray] = {"y_obs": design.y}
+    data: dict[str, np.ndarray] = {N.RESPONSE_DATA: design.y}
     if design.trials is not None:
-        data["trials"] = design.trials
+        data[N.TRIALS_DATA] = design.trials
     if design.offset is not None:
-        data["offset"] = design.offset
+        data[N.OFFSET_DATA] = design.offset
     slopes = fixed_slopes(design)
     X = design.X[:, slopes]
     if design.has_intercept:
-        data["X_mean"] = X.mean(axis=0)
-        X = X - data["X_mean"]
-    data["X"] = X
+        data[N.X_MEAN_DATA] = X.mean(axis=0)
+        X = X - data[N.X_MEAN_DATA]
+    data[N.X_DATA] = X
     for factor, fd in design.factors.items():
-        s = safe_name(factor)
-        data[f"g_{s}"] = fd.index
-        data[f"Z_{s}"] = _factor_Z(design, factor)
+        names = FactorNames(factor)
+        data[names.index] = fd.index
+        data[names.columns] = _factor_Z(design, factor)
 
     for name, labels, scalar in prior_blocks(design, family):
         for var, kind, idx in prior_groups(name, labels, priors):
             for p in PRIOR_KINDS[kind].parameters:
                 values = np.array([priors[labels[i]].values[p] for i in idx], dtype=float)
-                data[f"{var}__{p}"] = values[0] if scalar else values
+                data[N.prior_data(var, p)] = values[0] if scalar else values
     for k, block in enumerate(design.blocks):
         if block.block.correlated and len(block.coef_names) > 1:
-            data[f"corr_chol_{k}__eta"] = np.float64(priors[lkj_label(block)].values["eta"])
+            data[N.prior_data(N.corr_chol(k), "eta")] = np.float64(priors[lkj_label(block)].values["eta"])
     if collapse:
         from hierbayes.model.collapsed import collapsed_data
 
         data = collapsed_data(data, design)
     return data
-
-
-FIXED_DATA = "fixed_data"  # the pm.Data vector holding every value whose size the structure fixes
-
-
-def is_row_data(name: str) -> bool:
-    """Arrays with one entry per row (their length changes with the data, not the structure)."""
-    return name in ("y_obs", "trials", "offset", "X") or name.startswith(("g_", "Z_"))
 
 
 def pack_data(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -59,10 +59,12 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from hierbayes.specification.names import STAT, STAT_NAMES
+
 __all__ = ["marginal_loglik", "loglik_and_gradient", "register_jax", "STATS"]
 
-STATS = ("cz_N", "cz_yy", "cz_Wy", "cz_WW", "cz_Zy", "cz_ZW", "cz_ZZ",   # the Op's data inputs, in order
-         "cz_Vy", "cz_VW", "cz_VV", "cz_VZ", "cz_first")                # (the nested factor's: empty without one)
+# the Op's data inputs, in order (the nested factor's V* and first: empty without one)
+STATS = tuple(name for name in STAT_NAMES if name != STAT.shift)
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -348,9 +350,9 @@ def loglik_and_gradient(stats, theta, sigma, L, K=None):
 
 def _with_nested(stats, zeros) -> list:
     """The Op's data inputs in order, with empty nested-factor statistics when there is none."""
-    J, q = stats["cz_Zy"].shape[0], stats["cz_ZZ"].shape[-1]
-    p = stats["cz_Wy"].shape[0]
-    absent = {"cz_Vy": (0, 0), "cz_VW": (0, 0, p), "cz_VV": (0, 0, 0), "cz_VZ": (0, 0, q), "cz_first": (J + 1,)}
+    J, q = stats[STAT.Zy].shape[0], stats[STAT.ZZ].shape[-1]
+    p = stats[STAT.Wy].shape[0]
+    absent = {STAT.Vy: (0, 0), STAT.VW: (0, 0, p), STAT.VV: (0, 0, 0), STAT.VZ: (0, 0, q), STAT.first: (J + 1,)}
     return [stats[name] if name in stats else zeros(absent[name]) for name in STATS]
 
 

@@ -2,30 +2,23 @@
 
 Every array that depends on the data or on prior values enters as ``pm.Data``, so
 the compiled model depends only on the *structure* (family, terms, blocks, level
-counts, prior kinds). :func:`structure_key` names that structure; the sampler keeps
-one compiled model per key and refits new data or new priors by swapping the data.
+counts, prior kinds). :func:`~hierbayes.model.data.structure_key` names that structure; the
+sampler keeps one compiled model per key and refits new data or new priors by swapping the data.
 
-Group effects of a factor with J levels and Q varying coefficients:
+The model is written in this order, which is the order of the sampler's parameters:
 
-- non-centered: ``z[J, Q] ~ Normal(0, 1)``, and for each block
-  ``u = z @ L.T`` with ``L = diag(sd) @ chol(corr)`` (``chol(corr) ~ LKJ``), or
-  ``u = z * sd`` for ``||`` and one-coefficient blocks. When a coefficient is also a
-  fixed effect, ``z`` is drawn as its level mean ``z_mean`` and Helmert contrasts
-  ``z_contrasts`` (the same iid normal ``z``), and the fixed effect is sampled plus the
-  effects' mean (``Intercept_centered`` and ``beta`` then hold ``alpha + mean(u)``; ``b``
-  holds the fixed effects): the sum the data fix becomes one coordinate
-  (:func:`hierbayes.model.coordinates.sheared`, for factors whose levels are of even size);
-- centered: ``u[j] ~ MvNormal(0, L L')`` per level (``Normal(0, sd)`` when independent);
-  one centered factor (:func:`~hierbayes.model.coordinates.hierarchical_centering`: the one with the most rows per
-  level) instead draws ``v[j] ~ MvNormal(mu, L L')`` centred on the fixed effects ``mu``
-  of its coefficients (Gelfand, Sahu and Carlin 1995): the linear predictor uses
-  ``v[j]`` in place of ``mu + u[j]`` and the posterior records ``r[j] = v[j] - mu``.
-  This is the same model (a shift of unit Jacobian), and the intercept mixes much
-  better when the levels hold many rows.
+1. the non-centered factors' effects (:mod:`hierbayes.model.parameterizations`): when a
+   coefficient is also a fixed effect, the fixed effect is sampled plus the effects' mean
+   (:func:`hierbayes.model.coordinates.sheared`), so its prior needs the effects first;
+2. the fixed effects: the slopes ``beta`` on centred columns, then the intercept at the
+   centred columns ``Intercept_centered``; the posterior keeps them on the original scale
+   as ``b`` (dim ``term``);
+3. the other factors' effects (centered, centered-intercept, folded), the hierarchically
+   centred factor last, drawn around the fixed effects;
+4. the family's parameters and the likelihood.
 
-The fixed-effect columns other than the intercept are centred; the posterior keeps
-the intercept on the original scale as ``b`` (dim ``term``) next to
-``Intercept_centered``.
+With ``collapse``, the group effects are integrated out instead (:mod:`hierbayes.model.collapsed`):
+only their SDs and correlations are sampled, with the family's parameters.
 
 Examples
 --------
@@ -37,6 +30,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -44,16 +38,9 @@ from hierbayes.deferred import deferred_import
 from hierbayes.model.coordinates import (
     centred_slopes,
     centring_shift,
-    effect_means,
-    factor_blocks,
     fixed_shift,
     fixed_slopes,
-    folded_factors,
-    helmert_rest,
-    hierarchical_centering,
     less_shift,
-    parameterization_of,
-    sheared,
 )
 from hierbayes.model.data import (
     FIXED_DATA,
@@ -65,15 +52,25 @@ from hierbayes.model.data import (
     prior_groups,
     response_name,
 )
+from hierbayes.model.parameterizations import (
+    BEFORE_FIXED_EFFECTS,
+    FactorEffects,
+    FixedEffects,
+    add_group_effects,
+    factor_parameterizations,
+    record_correlations,
+)
+from hierbayes.specification import names as N
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
-from hierbayes.specification.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
+from hierbayes.specification.names import FIXED_DIM, FactorNames
 from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 
 __all__ = ["build_model"]
+
 
 def _shared_data(data: Mapping[str, np.ndarray]) -> dict:
     """``pm.Data`` for the packed values; each fixed-size value is a slice of ``fixed_data``."""
@@ -90,6 +87,41 @@ def _shared_data(data: Mapping[str, np.ndarray]) -> dict:
     return shared
 
 
+class _PriorVariables:
+    """Draws parameters under their priors, whose values are the model's data."""
+
+    def __init__(self, shared: Mapping, priors: Mapping[str, Prior]):
+        self.shared, self.priors = shared, priors
+
+    def __call__(self, name: str, labels: list[str], dims: str | None = None, scalar: bool = False, shift=None):
+        """The parameters ``labels`` under their priors; with ``shift`` (a tensor, one per label;
+        real-line priors only, all of which have a location ``mu``), their priors moved by it."""
+        groups = prior_groups(name, labels, self.priors)
+
+        def params_of(var, kind, idx):
+            params = {p: self.shared[N.prior_data(var, p)] for p in PRIOR_KINDS[kind].parameters}
+            if shift is not None:
+                params["mu"] = params["mu"] + (shift[0] if scalar else shift[idx])
+            return params
+
+        if len(groups) == 1:
+            (var, kind, idx), = groups
+            if scalar:
+                return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx))
+            return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx), dims=dims)
+        out = pt.zeros(len(labels))
+        for var, kind, idx in groups:
+            out = pt.set_subtensor(out[idx], PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx),
+                                                                            shape=len(idx)))
+        return pm.Deterministic(name, out, dims=dims)
+
+
+def _factor_sd(design: Design, factor: str, prior_rv):
+    """The SD of each varying coefficient of ``factor``, under its prior."""
+    names = FactorNames(factor)
+    return prior_rv(names.sd, [names.sd_label(c) for c in design.factor_coefs(factor)], dims=names.coef_dim)
+
+
 def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                 parameterization: str | Mapping[str, str] = "non-centered", collapse: bool = False) -> pm.Model:
     """Write the PyMC model of ``design`` with ``family`` and ``priors``.
@@ -100,7 +132,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     family : Family
     priors : mapping of label -> Prior
         As returned by :func:`hierbayes.specification.parameters.resolve_priors` (every parameter).
-    parameterization : {"non-centered", "centered"} or dict of factor -> one of them
+    parameterization : {"non-centered", "centered", "centered-intercept"} or dict of factor -> one of them
+        How each factor's effects are drawn (:func:`hierbayes.model.parameterizations.factor_parameterizations`).
     collapse : bool
         Integrate the group effects out (:mod:`hierbayes.model.collapsed`; gaussian, one factor or two nested):
         the model then samples no group effects and ``parameterization`` is unused.
@@ -110,257 +143,108 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     pymc.Model
     """
     data = model_data(design, family, priors, collapse)
-    slopes = fixed_slopes(design)
     coords = model_coords(design)
-    centering = hierarchical_centering(design, parameterization, collapse)
-    centred = centering[1] if centering else ()
-    alpha = beta = None
+    chosen = factor_parameterizations(design, parameterization, collapse)
+    centred = next((p.fixed_means for p in chosen.values() if p.fixed_means), ())
 
     with pm.Model(coords=coords) as model:
         shared = _shared_data(data)
-
-        def prior_rv(name: str, labels: list[str], dims: str | None = None, scalar: bool = False, shift=None):
-            """The parameters ``labels`` under their priors; with ``shift`` (a tensor, one per label;
-            real-line priors only, all of which have a location ``mu``), their priors moved by it."""
-            groups = prior_groups(name, labels, priors)
-
-            def params_of(var, kind, idx):
-                params = {p: shared[f"{var}__{p}"] for p in PRIOR_KINDS[kind].parameters}
-                if shift is not None:
-                    params["mu"] = params["mu"] + (shift[0] if scalar else shift[idx])
-                return params
-
-            if len(groups) == 1:
-                (var, kind, idx), = groups
-                if scalar:
-                    return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx))
-                return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx), dims=dims)
-            out = pt.zeros(len(labels))
-            for var, kind, idx in groups:
-                out = pt.set_subtensor(out[idx], PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx),
-                                                                                shape=len(idx)))
-            return pm.Deterministic(name, out, dims=dims)
+        prior_rv = _PriorVariables(shared, priors)
 
         # non-centered factors first: the fixed effects they share are sampled with their effects' means
         # added (see coordinates.sheared), so their priors need the effects' scales
-        shear = sheared(design, parameterization, collapse)
-        nc_terms, shared_means = [], {}
-        for factor in shear:
-            term, _, means = _group_effects(design, factor, shared, prior_rv, "non-centered",
-                                            split_mean=bool(shear[factor]))
-            nc_terms.append(term)
-            for coef in shear[factor]:
-                shared_means[coef] = shared_means.get(coef, 0.0) + means[design.factor_coefs(factor).index(coef)]
-        shift = pt.stack(fixed_shift(design, shared_means, shared.get("X_mean"))) if shared_means else None
+        first = [f for f, p in chosen.items() if p.order == BEFORE_FIXED_EFFECTS]
+        terms, shared_means = [], {}
+        for factor in first:
+            term, effects = add_group_effects(chosen[factor], design, factor, shared,
+                                              _factor_sd(design, factor, prior_rv))
+            terms.append(term)
+            for coef, mean in chosen[factor].fixed_effect_shift(design, factor, effects).items():
+                shared_means[coef] = shared_means.get(coef, 0.0) + mean
+        shift = pt.stack(fixed_shift(design, shared_means, shared.get(N.X_MEAN_DATA))) if shared_means else None
 
-        eta = sum(nc_terms) if nc_terms else 0.0
-        parts = []
-        if slopes:
-            beta = prior_rv("beta", [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM,
-                            shift=None if shift is None else shift[1:])
-            if shift is not None:
-                beta = beta - shift[1:]
-            if not collapse:
-                # column by column, not X @ beta: these fuse into the rows' loop, and the n-long BLAS
-                # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
-                for j in range(len(slopes)):
-                    if j not in centred_slopes(design, centred):  # those enter through the factor's effects
-                        eta = eta + shared["X"][:, j] * beta[j]
-        if design.has_intercept:
-            alpha = prior_rv("Intercept_centered", ["Intercept"], scalar=True, shift=shift)
-            if shift is not None:
-                alpha = alpha - shift[0]
-            if "Intercept" not in centred:
-                eta = eta + less_shift(alpha, centring_shift(design, centred, beta, shared.get("X_mean")))
-            parts.append(alpha - (shared["X_mean"] @ beta if slopes else 0.0))
-        if slopes:
-            parts.append(beta)
-        if parts:
-            b = pt.concatenate([pt.atleast_1d(p) for p in parts])
-            order = (["Intercept"] if design.has_intercept else []) + coords[SLOPE_DIM]
-            perm = [order.index(n) for n in design.fixed_names]  # formula order of the columns
-            pm.Deterministic("b", b[perm], dims=FIXED_DIM)
+        eta = sum(terms) if terms else 0.0
+        fixed, eta = _fixed_effects(design, shared, prior_rv, shift, centred, eta, coords, collapse)
         if design.offset is not None and not collapse:
-            eta = eta + shared["offset"]
-
+            eta = eta + shared[N.OFFSET_DATA]
         if collapse:
-            from hierbayes.model.collapsed import nesting
-            from hierbayes.model.marginal_likelihood import marginal_loglik
-
-            pair = nesting(design)
-            factor = pair[0] if pair else next(iter(design.factors))
-            L = _factor_cholesky(design, factor, shared, prior_rv)
-            K = _factor_cholesky(design, pair[1], shared, prior_rv) if pair else None
-            params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
-            theta = [alpha - shared["cz_shift"]] if design.has_intercept else []
-            theta = pt.concatenate([pt.atleast_1d(t) for t in theta + ([beta] if slopes else [])]) if parts else None
-            pm.Potential("collapsed_loglik", marginal_loglik(shared, theta, params["sigma"], L, K))
+            _collapsed_likelihood(design, family, shared, prior_rv, fixed)
             return model
-        folded = folded_factors(design, parameterization, centering)
+
         mean_intercepts = []
         # the hierarchically centred factor last: its mean takes the folded factors' mean intercepts
-        rest = [f for f in design.factors if f not in shear]
-        for factor in sorted(rest, key=lambda f: bool(centering) and f == centering[0]):
-            means = None
-            if centering and factor == centering[0]:
-                means = effect_means(design, factor, centred, alpha, beta, shared.get("X_mean"))
-                if mean_intercepts:
-                    i = design.factor_coefs(factor).index("Intercept")
-                    means[i] = means[i] + sum(mean_intercepts)
-            term, mean_intercept, _ = _group_effects(design, factor, shared, prior_rv,
-                                                     parameterization_of(parameterization, factor), means,
-                                                     fold=factor in folded)
+        for factor in sorted((f for f in chosen if f not in first), key=lambda f: chosen[f].order):
+            term, effects = add_group_effects(chosen[factor], design, factor, shared,
+                                              _factor_sd(design, factor, prior_rv),
+                                              replace(fixed, mean_intercepts=tuple(mean_intercepts)))
             eta = eta + term
-            if mean_intercept is not None:
-                mean_intercepts.append(mean_intercept)
+            if effects.mean_intercept is not None:
+                mean_intercepts.append(effects.mean_intercept)
 
         if not design.fixed_names and not design.factors:
-            eta = eta + pt.zeros_like(shared["y_obs"])
+            eta = eta + pt.zeros_like(shared[N.RESPONSE_DATA])
         params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
         mean = family.link_function.inverse_tensor(eta)
-        family.likelihood_on_link(response_name(design), eta, mean, params, shared["y_obs"], shared.get("trials"),
-                                  None)
+        family.likelihood_on_link(response_name(design), eta, mean, params, shared[N.RESPONSE_DATA],
+                                  shared.get(N.TRIALS_DATA), None)
     return model
 
 
-def _correlation(k: int, q: int, shared):
-    """Block ``k``'s Cholesky factor of its correlation matrix (LKJ prior) and its correlations."""
-    chol = pm.LKJCorr(f"corr_chol_{k}", n=q, eta=shared[f"corr_chol_{k}__eta"])
-    corr = chol @ chol.T
-    pairs = [(i, j) for j in range(q) for i in range(j)]  # the order of parameters.cor_pairs
-    return chol, corr[[i for i, _ in pairs], [j for _, j in pairs]]
+def _fixed_effects(design: Design, shared, prior_rv, shift, centred: tuple[str, ...], eta, coords, collapse: bool):
+    """Draw the fixed effects (sampled plus ``shift``, :func:`~hierbayes.model.coordinates.fixed_shift`), record
+    ``b`` and add them to ``eta``, except those of ``centred`` (they enter through their factor's effects)."""
+    slopes = fixed_slopes(design)
+    alpha = beta = None
+    parts = []
+    if slopes:
+        beta = prior_rv(N.SLOPES, [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM,
+                        shift=None if shift is None else shift[1:])
+        if shift is not None:
+            beta = beta - shift[1:]
+        if not collapse:
+            # column by column, not X @ beta: these fuse into the rows' loop, and the n-long BLAS
+            # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
+            for j in range(len(slopes)):
+                if j not in centred_slopes(design, centred):  # those enter through the factor's effects
+                    eta = eta + shared[N.X_DATA][:, j] * beta[j]
+    if design.has_intercept:
+        alpha = prior_rv(N.INTERCEPT_CENTERED, ["Intercept"], scalar=True, shift=shift)
+        if shift is not None:
+            alpha = alpha - shift[0]
+        if "Intercept" not in centred:
+            eta = eta + less_shift(alpha, centring_shift(design, centred, beta, shared.get(N.X_MEAN_DATA)))
+        parts.append(alpha - (shared[N.X_MEAN_DATA] @ beta if slopes else 0.0))
+    if slopes:
+        parts.append(beta)
+    if parts:
+        b = pt.concatenate([pt.atleast_1d(p) for p in parts])
+        order = (["Intercept"] if design.has_intercept else []) + coords[SLOPE_DIM]
+        perm = [order.index(n) for n in design.fixed_names]  # formula order of the columns
+        pm.Deterministic(N.FIXED_EFFECTS, b[perm], dims=FIXED_DIM)
+    return FixedEffects(alpha, beta), eta
 
 
-def _record_correlations(factor: str, cors: list) -> None:
-    if cors:
-        pm.Deterministic(f"cor_{safe_name(factor)}", pt.concatenate(cors) if len(cors) > 1 else cors[0],
-                         dims=cor_dim(factor))
+def _collapsed_likelihood(design: Design, family: Family, shared, prior_rv, fixed: FixedEffects) -> None:
+    """The likelihood with the group effects integrated out (:mod:`hierbayes.model.marginal_likelihood`)."""
+    from hierbayes.model.collapsed import nesting
+    from hierbayes.model.marginal_likelihood import marginal_loglik
+
+    pair = nesting(design)
+    factor = pair[0] if pair else next(iter(design.factors))
+    L = _factor_cholesky(design, factor, shared, prior_rv)
+    K = _factor_cholesky(design, pair[1], shared, prior_rv) if pair else None
+    params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
+    theta = [fixed.alpha - shared[N.STAT.shift]] if design.has_intercept else []
+    theta = theta + ([fixed.beta] if fixed.beta is not None else [])
+    theta = pt.concatenate([pt.atleast_1d(t) for t in theta]) if design.fixed_names else None
+    pm.Potential(N.COLLAPSED_LOGLIK, marginal_loglik(shared, theta, params["sigma"], L, K))
 
 
 def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     """``L = blockdiag(diag(sd) @ chol(corr))`` over all the factor's coefficients (collapsed models)."""
-    coefs = design.factor_coefs(factor)
-    sd = prior_rv(f"sd_{safe_name(factor)}", [f"sd({c}|{factor})" for c in coefs], dims=coef_dim(factor))
-    L, cors = pt.zeros((len(coefs), len(coefs))), []
-    for k, block, sl in factor_blocks(design, factor):
-        q = len(block.coef_names)
-        if block.block.correlated and q > 1:
-            chol, cor = _correlation(k, q, shared)
-            cors.append(cor)
-            L = pt.set_subtensor(L[sl, sl], sd[sl][:, None] * chol)
-        else:
-            L = pt.set_subtensor(L[sl, sl], pt.diag(sd[sl]))
-    _record_correlations(factor, cors)
+    fx = FactorEffects(design, factor, shared, _factor_sd(design, factor, prior_rv))
+    L = pt.zeros((len(fx.coefs), len(fx.coefs)))
+    for b in fx.blocks():
+        L = pt.set_subtensor(L[b.sl, b.sl], b.L if b.L is not None else pt.diag(b.sd))
+    record_correlations(factor, fx.cors)
     return L
-
-
-def _group_effects(design: Design, factor: str, shared, prior_rv, parameterization: str, means: list | None = None,
-                   fold: bool = False, split_mean: bool = False):
-    """Add the effects of one factor to the model; return their term of the linear predictor,
-    with ``fold`` the mean of its varying intercepts (else None), and with ``split_mean``
-    the mean of the effects of each coefficient over the levels (else None).
-
-    With ``means`` (one per coefficient, :func:`effect_means`; centered only) the effects
-    are drawn around them, the linear predictor takes them as drawn and ``r_<factor>``
-    records them less their means. With ``fold`` (centered only, :func:`folded_factors`)
-    the block with the intercept is drawn as its level mean ``ubar_<factor>_<k>`` and the
-    Helmert contrasts ``u_<factor>_<k>`` (J - 1 rows); the linear predictor leaves out the
-    mean intercept, which the caller adds to the centred factor's mean.
-
-    ``"centered-intercept"`` draws the intercepts so (``u_<factor>_<k>``, one column) and
-    every slope non-centered given them: ``z_slopes_<factor>`` (J x slopes) iid ``N(0, 1)``
-    and, in the intercept's correlated block, ``r_slopes = L[1:, 0] d + L[1:, 1:] z`` with
-    ``d = (v - mu) / L[0, 0]`` the standardized intercepts (the conditional normal of the
-    slopes given the intercept; ``d`` is the non-centered intercept, so the model is the same).
-    """
-    s = safe_name(factor)
-    coefs = design.factor_coefs(factor)
-    J = len(design.factors[factor].levels)
-    fdim, cdim = factor_dim(factor), coef_dim(factor)
-    sd = prior_rv(f"sd_{s}", [f"sd({c}|{factor})" for c in coefs], dims=cdim)
-    z = z_mean = z_slopes = None
-    if parameterization == "non-centered" and split_mean:  # see coordinates.sheared
-        z_mean = pm.Normal(f"z_mean_{s}", 0.0, 1.0 / np.sqrt(J), dims=cdim)
-        z = z_mean + helmert_rest(pm.Normal(f"z_contrasts_{s}", 0.0, 1.0, shape=(J - 1, len(coefs))), J)
-    elif parameterization == "non-centered":
-        z = pm.Normal(f"z_{s}", 0.0, 1.0, dims=(fdim, cdim))
-    elif parameterization == "centered-intercept":
-        z_slopes = pm.Normal(f"z_slopes_{s}", 0.0, 1.0, shape=(J, len(coefs) - 1))
-        slope_col = {c: i for i, c in enumerate(c for c in coefs if c != "Intercept")}
-    mu = None if means is None else pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
-    drawn, recorded, cors, mean_intercept, level_means = [], [], [], None, []
-    for k, block, sl in factor_blocks(design, factor):
-        q = len(block.coef_names)
-        centre = np.zeros(q) if mu is None else mu[sl]
-        folded = fold and "Intercept" in block.coef_names
-        rows = J - 1 if folded else J
-        L = None  # the block's Cholesky factor of its covariance, when correlated
-        if block.block.correlated and q > 1:
-            chol, cor = _correlation(k, q, shared)
-            cors.append(cor)
-            L = sd[sl][:, None] * chol
-        if z_slopes is not None:
-            zb = z_slopes[:, [slope_col[c] for c in block.coef_names if c != "Intercept"]]
-            if "Intercept" not in block.coef_names:
-                effects = zb @ L.T if L is not None else zb * sd[sl]
-                recorded.append(effects)
-                drawn.append(effects)
-                continue
-            assert block.coef_names[0] == "Intercept"  # the design's order within a term
-            scale = sd[sl][0]  # L[0, 0]: the first row of a correlation's Cholesky factor is (1, 0, ...)
-            lead = pm.Normal(f"u_{s}_{k}", centre[0], scale, shape=(rows, 1))
-            if folded:
-                ubar = pm.Normal(f"ubar_{s}_{k}", 0.0, scale / np.sqrt(J), shape=1)
-                contrasts = helmert_rest(lead, J)
-                lead, mean_intercept = contrasts + ubar, ubar[0]
-            if q > 1:
-                d = (lead - centre[0]) / scale
-                rest = d * L[1:, 0][None, :] + zb @ L[1:, 1:].T if L is not None else zb * sd[sl][1:]
-                recorded.append(pt.concatenate([lead, rest], axis=1))
-                drawn.append(pt.concatenate([contrasts if folded else lead, rest], axis=1))
-            else:
-                recorded.append(lead)
-                drawn.append(contrasts if folded else lead)
-            continue
-        if L is not None:
-            if z is not None:
-                effects = z[:, sl] @ L.T
-                if z_mean is not None:
-                    level_means.append(L @ z_mean[sl])
-            else:
-                effects = pm.MvNormal(f"u_{s}_{k}", mu=centre, chol=L, shape=(rows, q))
-            if folded:
-                ubar = pm.MvNormal(f"ubar_{s}_{k}", mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
-        elif z is not None:
-            effects = z[:, sl] * sd[sl]
-            if z_mean is not None:
-                level_means.append(z_mean[sl] * sd[sl])
-        else:
-            effects = pm.Normal(f"u_{s}_{k}", centre, sd[sl], shape=(rows, q))
-            if folded:
-                ubar = pm.Normal(f"ubar_{s}_{k}", 0.0, sd[sl] / np.sqrt(J), shape=q)
-        if folded:
-            i = block.coef_names.index("Intercept")
-            effects = helmert_rest(effects, J)
-            mean_intercept = ubar[i]
-            recorded.append(effects + ubar)
-            drawn.append(effects + pt.set_subtensor(ubar[i], 0.0) if q > 1 else effects)
-        else:
-            recorded.append(effects)
-            drawn.append(effects)
-    v = pt.concatenate(recorded, axis=1) if len(recorded) > 1 else recorded[0]
-    r = pm.Deterministic(f"r_{s}", v if mu is None else v - mu, dims=(fdim, cdim))
-    _record_correlations(factor, cors)
-    g = shared[f"g_{s}"]
-    Z = shared[f"Z_{s}"]
-    term, zcol = 0.0, 0
-    # the effects as drawn: their means are in the linear predictor through them
-    effect = r if mu is None and not fold else (pt.concatenate(drawn, axis=1) if len(drawn) > 1 else drawn[0])
-    for k, coef in enumerate(coefs):
-        if coef == "Intercept":
-            term = term + effect[:, k][g]
-        else:
-            term = term + Z[:, zcol] * effect[:, k][g]
-            zcol += 1
-    return term, mean_intercept, pt.concatenate(level_means) if level_means else None
-

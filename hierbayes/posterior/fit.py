@@ -26,15 +26,8 @@ from hierbayes.model.parameterization import describe as describe_parameterizati
 from hierbayes.posterior.diagnostics import check_convergence
 from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
-from hierbayes.specification.parameters import (
-    FIXED_DIM,
-    Parameter,
-    coef_dim,
-    factor_dim,
-    group_effect_label,
-    model_parameters,
-    safe_name,
-)
+from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
+from hierbayes.specification.parameters import Parameter, model_parameters
 from hierbayes.version import __version__
 
 __all__ = ["Posterior"]
@@ -216,12 +209,13 @@ class Posterior:
                                  f"the factors are {list(design.factors)}")
         prob = prob or self.prob
         post = self.posterior
-        r = post[f"r_{safe_name(factor)}"].transpose("chain", "draw", factor_dim(factor), coef_dim(factor)).values
+        names = FactorNames(factor)
+        r = post[names.effects].transpose("chain", "draw", names.level_dim, names.coef_dim).values
         coefs = design.factor_coefs(factor)
         total = r.copy()
         for k, coef in enumerate(coefs):
             if coef in design.fixed_names:
-                total[..., k] += post["b"].sel({FIXED_DIM: coef}).transpose("chain", "draw").values[..., None]
+                total[..., k] += post[FIXED_EFFECTS].sel({FIXED_DIM: coef}).transpose("chain", "draw").values[..., None]
         levels = design.factors[factor].levels
         index = pd.MultiIndex.from_product([levels, coefs], names=[factor, "coefficient"])
         dev = {k: v.ravel() for k, v in draw_stats(r, prob).items()}
@@ -242,12 +236,12 @@ class Posterior:
         the denominator (the ICC at x = 0).
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
-        variances = {f: post[f"sd_{safe_name(f)}"].sel({coef_dim(f): "Intercept"}).transpose("chain", "draw").values ** 2
-                     for f in d.factors if "Intercept" in d.factor_coefs(f)}
+        variances = {f: post[FactorNames(f).sd].sel({FactorNames(f).coef_dim: "Intercept"}).transpose(
+                         "chain", "draw").values ** 2 for f in d.factors if "Intercept" in d.factor_coefs(f)}
         if not variances:
             raise HierbayesError("the ICC needs a varying intercept, and no grouping factor has one")
         total = sum(variances.values())
-        intercept = post["b"].sel({FIXED_DIM: "Intercept"}).values if "Intercept" in d.fixed_names else 0.0
+        intercept = post[FIXED_EFFECTS].sel({FIXED_DIM: "Intercept"}).values if "Intercept" in d.fixed_names else 0.0
         lam = fam.link_function.inverse(intercept + total / 2) if fam.link == "log" else intercept
         params = {name: post[name].transpose("chain", "draw").values for name, _ in fam.parameters}
         residual = fam.icc_variance(np.asarray(lam) * np.ones_like(total), params)
@@ -269,10 +263,10 @@ class Posterior:
         """
         table = self.summary()
         for factor in self.model.design.factors:
-            r = self.posterior[f"r_{safe_name(factor)}"]
+            names = FactorNames(factor)
+            r = self.posterior[names.effects]
             draws = r.transpose("chain", "draw", ...).values.reshape(r.sizes["chain"], r.sizes["draw"], -1)
-            labels = [group_effect_label(factor, lvl, c) for lvl in r[factor_dim(factor)].values
-                      for c in r[coef_dim(factor)].values]
+            labels = [names.effect_label(lvl, c) for lvl in r[names.level_dim].values for c in r[names.coef_dim].values]
             table = pd.concat([table, summary_table(draws, labels)])
         return check_convergence(self.idata["sample_stats"].to_dataset(), table)
 

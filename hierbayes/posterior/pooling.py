@@ -78,7 +78,7 @@ from hierbayes.posterior.summaries import draw_stats, interval_names
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family, Link
 from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws
-from hierbayes.specification.parameters import coef_dim, factor_dim, safe_name
+from hierbayes.specification.names import FactorNames
 
 __all__ = ["pooling", "no_pooling", "complete_pooling", "level_columns", "NoPooling", "population_draws",
            "check_coefficient"]
@@ -436,7 +436,8 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
     k = check_coefficient(design, factor, term)
     prob = prob or fit.prob
     post = fit.posterior
-    r = post[f"r_{safe_name(factor)}"].transpose("chain", "draw", factor_dim(factor), coef_dim(factor)).values
+    names = FactorNames(factor)
+    r = post[names.effects].transpose("chain", "draw", names.level_dim, names.coef_dim).values
     pop = population_draws(fit, factor, term)
     partial = draw_stats(pop + r[..., k], prob)
     population = pop.reshape(-1, pop.shape[-1]).mean(axis=0)

@@ -46,7 +46,7 @@ from hierbayes.errors import DataError, HierbayesError
 from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.design import Design, _expression_names
 from hierbayes.specification.linear_predictor import design_effects, linear_predictor
-from hierbayes.specification.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
+from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, cor_pair
 
 __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_summary", "KINDS", "GROUPS"]
 
@@ -232,23 +232,23 @@ def new_level_effects(posterior: xr.Dataset, design: Design, factor: str, n_leve
     -------
     ndarray (chain, draw, n_levels, Q)
     """
-    s = safe_name(factor)
-    sd = _draws(posterior, f"sd_{s}", coef_dim(factor))
+    names = FactorNames(factor)
+    sd = _draws(posterior, names.sd, names.coef_dim)
     chains, draws, _ = sd.shape
     out = np.empty((chains, draws, n_levels, sd.shape[-1]))
     start = 0
     for block in (b for b in design.blocks if b.factor == factor):
-        names = block.coef_names
-        q = len(names)
+        coefs = block.coef_names
+        q = len(coefs)
         sl = slice(start, start + q)
         start += q
         z = rng.standard_normal((chains, draws, n_levels, q))
         if block.block.correlated and q > 1:
             corr = np.broadcast_to(np.eye(q), (chains, draws, q, q)).copy()
-            cor = posterior[f"cor_{s}"]
+            cor = posterior[names.cor]
             for j in range(q):
                 for i in range(j):
-                    value = cor.sel({cor_dim(factor): f"{names[i]},{names[j]}"}).transpose("chain", "draw").values
+                    value = cor.sel({names.cor_dim: cor_pair(coefs[i], coefs[j])}).transpose("chain", "draw").values
                     corr[..., i, j] = corr[..., j, i] = value
             L = sd[..., sl, None] * np.linalg.cholesky(corr)
             out[..., sl] = np.einsum("cdnk,cdqk->cdnq", z, L)
@@ -276,7 +276,8 @@ def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, grou
     levels = design.factors[factor].levels
     position = {lvl: i for i, lvl in enumerate(levels)}
     index = np.array([position.get(lbl, -1) for lbl in rows.labels], dtype=np.int64)
-    known = _draws(posterior, f"r_{safe_name(factor)}", factor_dim(factor), coef_dim(factor))
+    names = FactorNames(factor)
+    known = _draws(posterior, names.effects, names.level_dim, names.coef_dim)
     if (index >= 0).all():
         return known, index, rows.Z
     unseen = list(dict.fromkeys(rows.labels[index < 0]))
@@ -330,7 +331,7 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
     rows = new_rows(model, data, groups, kind)
     rng = np.random.default_rng(seed)
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    b = _draws(post, "b", FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
+    b = _draws(post, FIXED_EFFECTS, FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
     effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
     eta = linear_predictor(b, rows.X, rows.offset, effects)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints

@@ -64,7 +64,7 @@ def _graph(family: Family, has_trials: bool):
     trials = pt.vector("trials", dtype="float64") if has_trials else None
     params = {name: pt.tensor(name, shape=(None, 1), dtype="float64") for name, _ in family.parameters}
     with pm.Model() as model:
-        variable = family.likelihood_on_link("y_obs", eta, family.link_function.inverse_tensor(eta), params,
+        variable = family.likelihood_on_link("observed", eta, family.link_function.inverse_tensor(eta), params,
                                              pt.broadcast_to(y, eta.shape), trials, None)
         logp = model.logp(vars=[variable], sum=False)[0]
     inputs = [eta, y, *([trials] if has_trials else []), *params.values()]

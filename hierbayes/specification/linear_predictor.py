@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, effects_var
+
 __all__ = ["linear_predictor", "design_effects", "posterior_effects"]
 
 
@@ -52,9 +54,7 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
 
 def fixed_effect_draws(posterior, design) -> np.ndarray | None:
     """The population-level effects ``b`` per draw, (chain, draw, term); None without fixed effects."""
-    from hierbayes.specification.parameters import FIXED_DIM
-
-    return posterior["b"].transpose("chain", "draw", FIXED_DIM).values if design.fixed_names else None
+    return posterior[FIXED_EFFECTS].transpose("chain", "draw", FIXED_DIM).values if design.fixed_names else None
 
 
 def design_effects(design) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -68,6 +68,4 @@ def design_effects(design) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def posterior_effects(posterior, design) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The ``effects`` argument of :func:`linear_predictor` for the fitting data."""
-    from hierbayes.specification.parameters import safe_name
-
-    return [(posterior[f"r_{safe_name(f)}"].values, index, Z) for f, index, Z in design_effects(design)]
+    return [(posterior[effects_var(f)].values, index, Z) for f, index, Z in design_effects(design)]

@@ -1,11 +1,12 @@
-"""The one place where printed parameter names meet posterior variables.
+"""The parameters as users see them: every printed parameter, its posterior variable, and its prior.
 
 Users see brms-style labels (``Intercept``, ``Days``, ``sd(Days|Subject)``,
 ``cor(Intercept,Days|Subject)``, ``sigma``) in every table and in ``priors=``. The
 posterior stores them in a few array variables with level- and coefficient-named
 dims. :func:`model_parameters` lists every parameter with its label, class, posterior
 variable and selection; :func:`resolve_priors` combines the data-scaled defaults with
-what the user asked for. Nothing else in the package builds a label.
+what the user asked for. The labels and variable names themselves come from
+:mod:`hierbayes.specification.names`.
 
 Examples
 --------
@@ -21,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,52 +30,34 @@ from hierbayes.errors import PriorError, did_you_mean
 from hierbayes.specification import priors as P
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
+from hierbayes.specification.names import (
+    FIXED_DIM,
+    FIXED_EFFECTS,
+    FactorNames,
+    coef_dim,
+    cor_dim,
+    cor_pair,
+    effects_var,
+    factor_dim,
+    group_effect_label,
+    safe_name,
+)
 
-__all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name",
-           "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
-
-FIXED_DIM = "term"
-
-
-def safe_name(name: str) -> str:
-    """A factor or response label as a plain identifier for internal variable names."""
-    return re.sub(r"\W", "_", name)
-
-
-def factor_dim(factor: str) -> str:
-    """Dim of the levels of ``factor``: the factor's own name (``posterior.sel(Subject="308")``)."""
-    return factor
-
-
-def coef_dim(factor: str) -> str:
-    """Dim of the varying coefficients of ``factor``."""
-    return f"{factor}__coef"
-
-
-def effects_var(factor: str) -> str:
-    """Posterior variable of the group effects of ``factor``: ``r_<factor>`` (dims level, coefficient)."""
-    return f"r_{safe_name(factor)}"
-
-
-def group_effect_label(factor: str, level: str, coef: str) -> str:
-    """Printed label of one group effect: ``r_Subject[308,Days]``."""
-    return f"r_{factor}[{level},{coef}]"
+__all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs",
+           "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name", "factor_dim", "coef_dim",
+           "cor_dim", "FIXED_DIM"]
 
 
 def group_effect_parameters(design: Design, levels: dict[str, list[str]] | None = None) -> list[Parameter]:
     """One :class:`Parameter` per level and varying coefficient (all levels unless ``levels`` names some)."""
     out = []
     for factor, fd in design.factors.items():
+        names = FactorNames(factor)
         chosen = fd.levels if levels is None else levels.get(factor, [])
-        out += [Parameter(group_effect_label(factor, level, c), "r", effects_var(factor),
-                          {factor_dim(factor): level, coef_dim(factor): c}, "real", factor)
+        out += [Parameter(names.effect_label(level, c), "r", names.effects,
+                          {names.level_dim: level, names.coef_dim: c}, "real", factor)
                 for level in chosen for c in design.factor_coefs(factor)]
     return out
-
-
-def cor_dim(factor: str) -> str:
-    """Dim of the correlation pairs of ``factor``."""
-    return f"{factor}__cor"
 
 
 @dataclass(frozen=True)
@@ -119,13 +101,13 @@ def cor_pairs(design: Design, factor: str) -> list[tuple[str, str]]:
 
 def model_parameters(design: Design, family: Family) -> list[Parameter]:
     """Every summarised parameter of the model, in the order tables print them."""
-    out = [Parameter(name, "Intercept" if name == "Intercept" else "b", "b", {FIXED_DIM: name})
+    out = [Parameter(name, "Intercept" if name == "Intercept" else "b", FIXED_EFFECTS, {FIXED_DIM: name})
            for name in design.fixed_names]
     for factor in design.factors:
-        s = safe_name(factor)
-        out += [Parameter(f"sd({c}|{factor})", "sd", f"sd_{s}", {coef_dim(factor): c}, "positive", factor)
+        names = FactorNames(factor)
+        out += [Parameter(names.sd_label(c), "sd", names.sd, {names.coef_dim: c}, "positive", factor)
                 for c in design.factor_coefs(factor)]
-        out += [Parameter(f"cor({a},{b}|{factor})", "cor", f"cor_{s}", {cor_dim(factor): f"{a},{b}"},
+        out += [Parameter(names.cor_label(a, b), "cor", names.cor, {names.cor_dim: cor_pair(a, b)},
                           "correlation", factor)
                 for a, b in cor_pairs(design, factor)]
     out += [Parameter(name, name, name, {}, support) for name, support in family.parameters]
@@ -134,7 +116,7 @@ def model_parameters(design: Design, family: Family) -> list[Parameter]:
 
 def lkj_label(block) -> str:
     """Prior key of a correlated block's LKJ prior: ``cor(Intercept,Days|Subject)``."""
-    return f"cor({','.join(block.coef_names)}|{block.factor})"
+    return FactorNames(block.factor).cor_label(*block.coef_names)
 
 
 def prior_targets(design: Design, family: Family) -> list[tuple[str, str, str]]:
@@ -176,7 +158,7 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     for block in design.blocks:
         for k, coef in enumerate(block.coef_names):
             z_sd = 1.0 if coef == "Intercept" else _column_sd(block.Z[:, k])
-            priors[f"sd({coef}|{block.factor})"] = P.HalfNormal(r.scale / z_sd)
+            priors[FactorNames(block.factor).sd_label(coef)] = P.HalfNormal(r.scale / z_sd)
         if block.block.correlated and len(block.coef_names) > 1:
             priors[lkj_label(block)] = P.LKJ(2.0)
     priors.update(family.default_priors(r))

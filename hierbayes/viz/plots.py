@@ -43,7 +43,8 @@ from scipy import stats
 from hierbayes.errors import HierbayesError, did_you_mean
 from hierbayes.posterior.pooling import check_coefficient, pooling, population_draws
 from hierbayes.posterior.summaries import interval_names, parameter_draws
-from hierbayes.specification.parameters import group_effect_label, group_effect_parameters
+from hierbayes.specification.names import FactorNames
+from hierbayes.specification.parameters import group_effect_parameters
 
 __all__ = ["plot_shrinkage", "plot_shrinkage_2d", "plot_group_effects", "plot_funnel", "plot_ppc", "plot_trace",
            "plot_pair", "shrinkage_arrows", "labelled_draws"]
@@ -175,8 +176,9 @@ def _population_normals(fit, factor: str, terms: tuple[str, str], max_draws: int
     """
     a, b = terms
     labels = {p.label for p in fit.parameters}
-    cor = next((lab for lab in (f"cor({a},{b}|{factor})", f"cor({b},{a}|{factor})") if lab in labels), None)
-    sd_labels = [f"sd({a}|{factor})", f"sd({b}|{factor})"]
+    names = FactorNames(factor)
+    cor = next((lab for lab in (names.cor_label(a, b), names.cor_label(b, a)) if lab in labels), None)
+    sd_labels = [names.sd_label(a), names.sd_label(b)]
     draws = labelled_draws(fit, sd_labels + ([cor] if cor else []))
     flat = {name: draws[name].values.ravel() for name in draws.data_vars}
     keep = np.unique(np.linspace(0, len(flat[sd_labels[0]]) - 1, max_draws).astype(int))
@@ -353,7 +355,7 @@ def _funnel_labels(fit, factor: str | None, level: str | None, term: str | None)
         level = fd.levels[int(np.argmin(fd.counts))]
     elif level not in fd.levels:
         raise HierbayesError(f"{level!r} is not a level of {factor!r}")
-    return group_effect_label(factor, level, term), f"sd({term}|{factor})"
+    return FactorNames(factor).effect_label(level, term), FactorNames(factor).sd_label(term)
 
 
 def plot_trace(fit, parameters: Sequence[str] | None = None, **kwargs) -> Figure:

@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierbayes.errors import HierbayesError
-from hierbayes.specification.parameters import safe_name
+from hierbayes.specification.names import safe_name
 from hierbayes.version import __version__
 
 __all__ = ["report_images", "report_tables", "render_report", "write_report", "MAX_TABLE_ROWS"]
@@ -107,12 +107,20 @@ def report_images(fit, seed: int | None = 0) -> tuple[dict[str, bytes], list[str
     for factor in fit.model.design.factors:
         term = shrinkage_term(fit, factor)
         try:
-            images[f"shrinkage_{safe_name(factor)}"] = _png(fit.plot_shrinkage(factor, term).figure)
+            images[_shrinkage_stem(factor)] = _png(fit.plot_shrinkage(factor, term).figure)
         except HierbayesError as err:
             notes.append(f"No shrinkage plot for {factor}: {err}")
     images["trace"] = _png(fit.plot_trace())
     images["ppc"] = _png(fit.plot_ppc(seed=seed).figure)
     return images, notes
+
+
+def _shrinkage_stem(factor: str) -> str:
+    return f"shrinkage_{safe_name(factor)}"
+
+
+def _group_effects_stem(factor: str) -> str:
+    return f"group_effects_{safe_name(factor)}"
 
 
 def report_tables(fit) -> dict[str, pd.DataFrame]:
@@ -129,7 +137,7 @@ def report_tables(fit) -> dict[str, pd.DataFrame]:
     except HierbayesError:
         pass  # no varying intercept: no ICC
     for factor in fit.model.design.factors:
-        tables[f"group_effects_{safe_name(factor)}"] = fit.group_effects(factor)
+        tables[_group_effects_stem(factor)] = fit.group_effects(factor)
     tables["diagnostics"] = fit.diagnostics()
     tables["priors"] = fit.model.prior_summary()
     return tables
@@ -234,14 +242,14 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
         if name in tables:
             parts += [f"<h3>{heading}</h3>", f"<p>{text}</p>", _table_html(name, tables[name])]
     for factor in fit.model.design.factors:
-        name = f"group_effects_{safe_name(factor)}"
+        name = _group_effects_stem(factor)
         parts += [f"<h3>Group effects: {html.escape(factor)}</h3>",
                   "<p>Per level and varying coefficient: the level's deviation from the population value "
                   "(mean, sd, interval) and its total coefficient (total_*), with n, its number of rows.</p>",
                   _table_html(name, tables[name].reset_index(), index=False)]
     parts.append("<h2>Plots</h2>")
     for factor in fit.model.design.factors:
-        name = f"shrinkage_{safe_name(factor)}"
+        name = _shrinkage_stem(factor)
         if name in images:
             text = _FIGURE_TEXT["shrinkage"].format(term=shrinkage_term(fit, factor), factor=factor)
             parts.append(_img_html(name, images[name], text))

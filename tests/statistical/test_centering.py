@@ -1,42 +1,24 @@
-"""Hierarchical centering of the centered parameterization (hierbayes.model.data).
+"""Hierarchical centering of the centered parameterization (hierbayes.model.parameterizations).
 
 One centered factor draws its effects around the fixed effects (``v_j ~ N(mu, L L')``)
 instead of around zero; the posterior keeps ``r_j = v_j - mu``. This is a shift of unit
 Jacobian, so the model is the same: the log density equals the non-centered one at the
-corresponding point up to the non-centered construction's own Jacobian, the starts are
-PyMC's, and centered and non-centered fits of one data set agree within Monte Carlo error.
+corresponding point up to the non-centered construction's own Jacobian
+(``tests/unit/test_parameterizations.py``), the starts are PyMC's, and centered and
+non-centered fits of one data set agree within Monte Carlo error.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+from same_effects import crossed, grouped_counts
 
 import hierbayes as hb
 from hierbayes.model import coordinates
 from hierbayes.model import data as contract
-from hierbayes.specification.parameters import safe_name
 
 FIT = dict(draws=500, tune=500, chains=2, seed=3, progressbar=False, warn=False)
-
-
-def crossed(seed: int = 0, items: int = 40, raters: int = 24, n: int = 1200) -> pd.DataFrame:
-    """Crossed items and raters: 30 rows per item, 50 per rater."""
-    rng = np.random.default_rng(seed)
-    item = np.repeat(np.arange(items), n // items)
-    rater = rng.permutation(np.repeat(np.arange(raters), n // raters))
-    x = rng.normal(3.0, 1.0, n)  # far from zero: the centring of X matters
-    y = 2.0 + 0.5 * x + rng.normal(0, 0.7, items)[item] + rng.normal(0, 0.5, raters)[rater] + rng.normal(0, 1, n)
-    return pd.DataFrame({"y": y, "x": x, "item": [f"i{i:02d}" for i in item], "rater": [f"r{j:02d}" for j in rater]})
-
-
-def grouped_counts(seed: int = 1, groups: int = 30, per: int = 40) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    g = np.repeat(np.arange(groups), per)
-    x = rng.normal(1.0, 1.0, g.size)
-    eta = 0.3 + 0.4 * x + rng.normal(0, 0.5, groups)[g] + rng.normal(0, 0.2, groups)[g] * x
-    return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x, "g": [f"g{j:02d}" for j in g]})
 
 
 def test_helmert_contrasts_are_orthonormal_and_sum_to_zero():
@@ -71,74 +53,6 @@ def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
     assert len(keys) == 2
 
 
-def _non_centered_point(centered: hb.Model, plain: hb.Model, point: dict) -> tuple[dict, float]:
-    """The non-centered model's point for a centered one (``z = r L^-T``, ``L = diag(sd) chol(corr)``;
-    ``r / sd`` without correlations) and ``log |dv/dz|``.
-
-    A factor whose mean intercept is folded into the centred one is drawn as its level mean
-    and Helmert contrasts: ``u -> (ubar, w)`` adds the constant ``q/2 log J``. A
-    ``"centered-intercept"`` factor draws only its first column so (``u`` holds the
-    intercepts, ``z_slopes`` are the non-centered ``z`` of the rest): ``q`` is 1 there, and 0
-    for a factor ``centered`` leaves non-centered. (Factors of one block, correlated or not.)
-    """
-    pm_c = centered.pymc_model
-    factors = list(centered.design.factors)
-    cors = [f"cor_{safe_name(f)}" for f in factors if f"cor_{safe_name(f)}" in pm_c.named_vars]
-    values = pm_c.compile_fn(pm_c.replace_rvs_by_values([pm_c[f"r_{safe_name(f)}"] for f in factors]
-                                                        + [pm_c[f"sd_{safe_name(f)}"] for f in factors]
-                                                        + [pm_c[name] for name in cors]),
-                             inputs=pm_c.value_vars, on_unused_input="ignore")(point)
-    k = len(factors)
-    cor_values = dict(zip(cors, values[2 * k:]))
-    out = {name: value for name, value in point.items() if not name.startswith(("u_", "ubar_", "z_"))}
-    log_jacobian = 0.0
-    sheared = coordinates.sheared(plain.design, "non-centered")
-    effect_means = {}
-    for factor, r, sd in zip(factors, values[:k], values[k:2 * k]):
-        s, (J, q) = safe_name(factor), r.shape
-        corr = np.eye(q)
-        if f"cor_{s}" in cor_values:  # in the order of parameters.cor_pairs
-            pairs = [(i, j) for j in range(q) for i in range(j)]
-            for (i, j), c in zip(pairs, cor_values[f"cor_{s}"]):
-                corr[i, j] = corr[j, i] = c
-        L = sd[:, None] * np.linalg.cholesky(corr)
-        chosen = coordinates.parameterization_of(centered.parameterization, factor)
-        drawn_centered = {"centered": q, "centered-intercept": 1, "non-centered": 0}[chosen]
-        columns = [plain.design.factor_coefs(factor).index("Intercept")] if chosen == "centered-intercept" else (
-            slice(0, drawn_centered))
-        log_jacobian += J * np.log(np.diag(L))[columns].sum()
-        if f"ubar_{s}_0" in point:
-            log_jacobian -= 0.5 * drawn_centered * np.log(J)
-        z = np.linalg.solve(L, r.T).T
-        if not sheared[factor]:
-            out[f"z_{s}"] = z
-            continue
-        # z = z_mean + H w with H orthonormal, orthogonal to the constant: w = H'z, |dz/d(z_mean, w)| = J^(q/2)
-        H = _helmert(J)
-        out[f"z_mean_{s}"], out[f"z_contrasts_{s}"] = z.mean(axis=0), H.T @ z
-        log_jacobian += 0.5 * q * np.log(J)
-        for c in sheared[factor]:
-            i = plain.design.factor_coefs(factor).index(c)
-            effect_means[c] = effect_means.get(c, 0.0) + r[:, i].mean()
-    # the fixed effects are sampled plus the effects' means (a shift of unit Jacobian)
-    X_mean = contract.model_data(plain.design, plain.family, plain.priors).get("X_mean")
-    shift = coordinates.fixed_shift(plain.design, effect_means, X_mean)
-    if "Intercept_centered" in out:
-        out["Intercept_centered"] = out["Intercept_centered"] + shift[0]
-    if "beta" in out:
-        out["beta"] = out["beta"] + np.array(shift[1:])
-    assert set(out) == {v.name for v in plain.pymc_model.value_vars}
-    return out, log_jacobian
-
-
-def _helmert(J: int) -> np.ndarray:
-    import pytensor
-    import pytensor.tensor as pt
-
-    w = pt.matrix("w")
-    return pytensor.function([w], coordinates.helmert_rest(w, J))(np.eye(J - 1))
-
-
 def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_their_means():
     df = crossed()  # 30 rows per item, 50 per rater
     m = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", df, collapse=False, parameterization="non-centered")
@@ -159,35 +73,6 @@ def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_
 
 
 C, CI = "centered", "centered-intercept"
-
-
-@pytest.mark.parametrize("formula, data, family, parameterization", [
-    ("y ~ x + (1 | item) + (1 | rater)", crossed, "gaussian", C),
-    ("y ~ x + (1 + x || item) + (1 | rater)", crossed, "gaussian", C),
-    ("y ~ x + (1 + x || g)", grouped_counts, "poisson", C),
-    ("y ~ 0 + x + (1 + x | item)", crossed, "gaussian", C),  # a shared slope without a fixed intercept
-    ("y ~ 1 + (1 + x | g)", grouped_counts, "poisson", C),   # a varying slope without a fixed one
-    ("y ~ x + (1 + x | g)", grouped_counts, "poisson", C),   # correlated, both shared
-    # the intercepts centered, the slopes non-centered given them
-    ("y ~ x + (1 + x | g)", grouped_counts, "poisson", CI),
-    ("y ~ x + (1 + x || g)", grouped_counts, "poisson", CI),
-    ("y ~ x + (0 + x | g) + (1 | g)", grouped_counts, "poisson", CI),  # the intercept's term second
-    ("y ~ x + (1 + x | item) + (1 | rater)", crossed, "gaussian", {"item": CI}),
-    ("y ~ x + (1 + x | item) + (1 | rater)", crossed, "gaussian", {"item": CI, "rater": C}),  # item's mean folded
-])
-def test_log_density_is_the_non_centered_one_at_the_same_effects(formula, data, family, parameterization):
-    """log p_centered(alpha, beta, v, sd) = log p_noncentered(alpha, beta, z = (v - mu) / sd, sd) - J sum log sd."""
-    df = data()
-    centered = hb.Model(formula, df, family, parameterization=parameterization, collapse=False)
-    plain = hb.Model(formula, df, family, parameterization="non-centered", collapse=False)
-    logp_c, logp_nc = centered.pymc_model.compile_logp(), plain.pymc_model.compile_logp()
-    rng = np.random.default_rng(4)
-    start = centered.pymc_model.initial_point()
-    for _ in range(3):
-        point = {name: value + rng.normal(0, 0.3, np.shape(value)) for name, value in start.items()}
-        other, log_jacobian = _non_centered_point(centered, plain, point)
-        np.testing.assert_allclose(float(logp_c(point)), float(logp_nc(other)) - log_jacobian, rtol=1e-10)
-        assert np.abs(float(logp_c(point)) - float(logp_nc(other))) > 1  # the Jacobian is there: not a vacuous check
 
 
 @pytest.mark.parametrize("formula, data, family, priors, parameterization", [

@@ -1,0 +1,541 @@
+"""How a grouping factor's effects are drawn: one class per parameterization.
+
+The group effects of a factor with J levels are the same model whatever the sampler's
+coordinates: per block of coefficients, ``r_j ~ N(0, L L')`` iid over the levels, with
+``L = diag(sd) @ chol(corr)`` (``diag(sd)`` for ``||`` and one-coefficient blocks). Which
+coordinates mix depends on how much each level's data say (``docs/speed.md``;
+:mod:`hierbayes.model.parameterization` chooses). Each class below draws one factor's
+effects in one set of coordinates and returns what the linear predictor and the recorded
+``r_<factor>`` need (:class:`Effects`), in the manner of numpyro's reparameterizers:
+
+- :class:`NonCentered`: ``z_<factor>`` (J x Q) iid ``N(0, 1)`` and ``r = z L'`` per block;
+- :class:`ShearedNonCentered`: the same ``z`` drawn as its level mean ``z_mean_<factor>``
+  and Helmert contrasts ``z_contrasts_<factor>``, the fixed effects sampled plus the effects'
+  mean (:func:`hierbayes.model.coordinates.sheared`);
+- :class:`Centered`: ``u_<factor>_<k>`` (J x q) ``~ N(0, L L')`` per block;
+- :class:`CenteredIntercept`: the varying intercepts centered, the slopes non-centered
+  given them (``z_slopes_<factor>``);
+- :class:`HierarchicallyCentered`: a centered factor's effects drawn around the fixed
+  effects, ``r = v - mu`` (:func:`hierbayes.model.coordinates.hierarchical_centering`);
+- :class:`Folded`: a centered factor's intercepts drawn as their mean ``ubar_<factor>_<k>``
+  and J - 1 Helmert contrasts, the mean joining the hierarchically centred factor's
+  (:func:`hierbayes.model.coordinates.folded_factors`).
+
+Each is a change of coordinates with a constant Jacobian: the posterior is the same
+(``tests/unit/test_parameterizations.py`` compares the log densities point by point).
+:func:`factor_parameterizations` maps a model's ``parameterization`` to one per factor and
+:func:`add_group_effects` writes a factor into the PyMC model being built.
+
+Adding a parameterization: subclass :class:`Parameterization` with a ``draw`` that adds the
+factor's variables and returns its :class:`Effects` (and ``starts`` when a variable should
+not start at zero), map the user's word to it in :func:`factor_parameterizations`, and add
+a row to the tables of ``tests/unit/test_parameterizations.py``.
+
+The model is written node for node as before this module existed, so that the draws of a
+fixed seed stay bit-identical (``bench/same_draws.py``): hence, for instance, :attr:`Block.sd`
+makes a new subtensor at each use.
+
+Examples
+--------
+>>> import hierbayes as hb
+>>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+>>> factor_parameterizations(m.design, "non-centered")
+{'Subject': ShearedNonCentered(coefs=('Intercept', 'Days'))}
+>>> factor_parameterizations(m.design, "centered-intercept")
+{'Subject': HierarchicallyCentered(inner=CenteredIntercept(), coefs=('Intercept',))}
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hierbayes.deferred import deferred_import
+from hierbayes.model.coordinates import (
+    effect_means,
+    factor_blocks,
+    folded_factors,
+    helmert_rest,
+    hierarchical_centering,
+    parameterization_of,
+    sheared,
+)
+from hierbayes.specification.design import Design
+from hierbayes.specification.names import X_MEAN_DATA, FactorNames, corr_chol, prior_data
+
+pm = deferred_import("pymc")
+pt = deferred_import("pytensor.tensor")
+
+__all__ = ["Parameterization", "NonCentered", "ShearedNonCentered", "Centered", "CenteredIntercept",
+           "HierarchicallyCentered", "Folded", "Effects", "Levels", "FactorEffects", "FixedEffects", "Block",
+           "factor_parameterizations", "add_group_effects", "PARAMETERIZATIONS", "correlation", "record_correlations",
+           "BEFORE_FIXED_EFFECTS", "AFTER_FIXED_EFFECTS", "LAST"]
+
+# when a factor is drawn: the non-centered ones first (their means shift the fixed effects' priors),
+# the hierarchically centred one last (its mean takes the folded factors' mean intercepts)
+BEFORE_FIXED_EFFECTS, AFTER_FIXED_EFFECTS, LAST = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class FixedEffects:
+    """The fixed effects as the model samples them: ``Intercept_centered`` (``alpha``), the slopes
+    ``beta``, and the mean intercepts of the factors drawn so far (:class:`Folded`)."""
+
+    alpha: Any = None
+    beta: Any = None
+    mean_intercepts: tuple = ()
+
+
+@dataclass
+class Block:
+    """One block of a factor's coefficients being drawn: its position ``k`` in ``design.blocks``, its
+    coefficients and their slice ``sl`` of the factor's, and ``L = diag(sd) @ chol(corr)`` when correlated."""
+
+    k: int
+    coefs: tuple[str, ...]
+    sl: slice
+    factor_sd: Any
+    L: Any = None
+
+    @property
+    def q(self) -> int:
+        return len(self.coefs)
+
+    @property
+    def sd(self):
+        """The block's SDs (a new subtensor at each use, as the model has always been written)."""
+        return self.factor_sd[self.sl]
+
+    def scale(self, z):
+        """Standardized effects (levels x the block's coefficients) as effects: ``z L'``."""
+        return z @ self.L.T if self.L is not None else z * self.sd
+
+    def scale_mean(self, z_mean):
+        """A standardized mean (one per coefficient) as the effects' mean: ``L z_mean``."""
+        return self.L @ z_mean if self.L is not None else z_mean * self.sd
+
+
+@dataclass(frozen=True)
+class Levels:
+    """A block's centered effects of every level: ``recorded`` (as ``r_<factor>`` records them, plus
+    their centre), ``drawn`` (as the linear predictor takes them) and the ``mean_intercept`` left
+    out of ``drawn`` (:class:`Folded`; else None)."""
+
+    recorded: Any
+    drawn: Any
+    mean_intercept: Any = None
+
+
+def _normal_rows(name: str, centre, sd, L, shape):
+    """Rows iid ``N(centre, L L')``, or ``N(centre, diag(sd)^2)`` without ``L``."""
+    if L is not None:
+        return pm.MvNormal(name, mu=centre, chol=L, shape=shape)
+    return pm.Normal(name, centre, sd, shape=shape)
+
+
+def all_levels(fx: FactorEffects, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
+    """Every level's centered effects of block ``k`` as one variable, ``u_<factor>_<k>`` (J x q).
+
+    ``sd`` is the SD of the ``q`` columns (``L``: their Cholesky factor when correlated);
+    ``mean_sd`` (the same SDs, as their own node) and ``intercept`` (the intercept's column)
+    serve :meth:`Folded.levels`.
+    """
+    u = _normal_rows(fx.names.block(k), centre, sd, L, (fx.J, q))
+    return Levels(u, u)
+
+
+@dataclass
+class FactorEffects:
+    """One grouping factor's effects while they are added to the PyMC model: what a parameterization reads.
+
+    ``centre`` (the effects' means, :class:`HierarchicallyCentered`; None: zero) and ``levels``
+    (how a block's centered effects are drawn: :func:`all_levels` or :meth:`Folded.levels`) are
+    set by the parameterizations that wrap another (on a ``dataclasses.replace`` copy, which shares
+    ``cors``); ``cors`` collects the correlations of the correlated blocks as :meth:`blocks` draws them.
+    """
+
+    design: Design
+    factor: str
+    shared: Mapping
+    sd: Any
+    fixed: FixedEffects = FixedEffects()
+    centre: Any = None
+    levels: Callable[..., Levels] = all_levels
+    cors: list = field(default_factory=list)
+
+    @property
+    def names(self) -> FactorNames:
+        return FactorNames(self.factor)
+
+    @property
+    def coefs(self) -> tuple[str, ...]:
+        return self.design.factor_coefs(self.factor)
+
+    @property
+    def J(self) -> int:
+        return len(self.design.factors[self.factor].levels)
+
+    def blocks(self) -> Iterator[Block]:
+        """The factor's blocks in order; a correlated block's correlation is drawn when the block is reached."""
+        for k, block, sl in factor_blocks(self.design, self.factor):
+            q = len(block.coef_names)
+            b = Block(k, block.coef_names, sl, self.sd)
+            if block.block.correlated and q > 1:
+                chol, cor = correlation(k, q, self.shared)
+                self.cors.append(cor)
+                b.L = self.sd[sl][:, None] * chol
+            yield b
+
+    def centre_of(self, b: Block):
+        """The centre of block ``b``'s effects: zero, or its coefficients' fixed effects."""
+        return np.zeros(b.q) if self.centre is None else self.centre[b.sl]
+
+
+@dataclass(frozen=True)
+class Effects:
+    """A factor's effects as a parameterization drew them, block by block.
+
+    Attributes
+    ----------
+    recorded : list
+        Per block, levels x its coefficients: ``r_<factor>`` is these less ``centre``.
+    drawn : list
+        Per block, what the linear predictor adds (without a folded mean intercept).
+    level_means : list
+        Per block, the mean over the levels of each coefficient's effects (:class:`ShearedNonCentered`).
+    mean_intercept : tensor or None
+        The mean varying intercept left out of ``drawn`` (:class:`Folded`).
+    centre : tensor or None
+        The effects' means, one per coefficient (:class:`HierarchicallyCentered`).
+    through_recorded : bool
+        The linear predictor reads ``r_<factor>`` itself (False: ``drawn``).
+    """
+
+    recorded: list
+    drawn: list
+    level_means: list = field(default_factory=list)
+    mean_intercept: Any = None
+    centre: Any = None
+    through_recorded: bool = True
+
+
+class Parameterization(ABC):
+    """How one grouping factor's effects are drawn: the sampler's coordinates for them.
+
+    Examples
+    --------
+    The same model, its effects drawn two ways (their SDs first, then each way's own variables):
+
+    >>> import hierbayes as hb
+    >>> sleep = hb.datasets.load("sleepstudy")
+    >>> for p in ("non-centered", "centered"):
+    ...     m = hb.Model("Reaction ~ Days + (Days | Subject)", sleep, parameterization=p, collapse=False)
+    ...     print(factor_parameterizations(m.design, p)["Subject"], [v.name for v in m.pymc_model.free_RVs][:4])
+    ShearedNonCentered(coefs=('Intercept', 'Days')) ['sd_Subject', 'z_mean_Subject', 'z_contrasts_Subject', 'corr_chol_0']
+    HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'Days')) ['beta', 'Intercept_centered', 'sd_Subject', 'corr_chol_0']
+    """
+
+    value: ClassVar[str]  # its name in ``parameterization=``
+    order: ClassVar[int] = AFTER_FIXED_EFFECTS
+
+    @abstractmethod
+    def draw(self, fx: FactorEffects) -> Effects:
+        """Add the factor's variables to the model being built (its SDs are drawn) and return its effects."""
+
+    def fixed_effect_shift(self, design: Design, factor: str, effects: Effects) -> dict[str, Any]:
+        """What each fixed effect is sampled plus (none; :class:`ShearedNonCentered`: the effects' mean)."""
+        return {}
+
+    @property
+    def fixed_means(self) -> tuple[str, ...]:
+        """The coefficients whose fixed effect is the mean of this factor's effects (none; :class:`HierarchicallyCentered`)."""
+        return ()
+
+    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
+        """Where the sampler starts this factor's variables that do not start at zero, given the
+        fixed effects' starts (``Intercept_centered``, ``beta``; NumPy): none."""
+        return {}
+
+
+@dataclass(frozen=True)
+class NonCentered(Parameterization):
+    """``z_<factor>`` (levels x coefficients) iid ``N(0, 1)``; each block's effects are ``z L'``."""
+
+    value: ClassVar[str] = "non-centered"
+    order: ClassVar[int] = BEFORE_FIXED_EFFECTS
+
+    def standardized(self, fx: FactorEffects):
+        """The standardized effects ``z`` (J x Q), and their level mean when drawn apart (else None)."""
+        return pm.Normal(fx.names.z, 0.0, 1.0, dims=(fx.names.level_dim, fx.names.coef_dim)), None
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        z, z_mean = self.standardized(fx)
+        recorded, level_means = [], []
+        for b in fx.blocks():
+            recorded.append(b.scale(z[:, b.sl]))
+            if z_mean is not None:
+                level_means.append(b.scale_mean(z_mean[b.sl]))
+        return Effects(recorded, recorded, level_means)
+
+
+@dataclass(frozen=True)
+class ShearedNonCentered(NonCentered):
+    """Non-centered, with ``z`` drawn as its level mean ``z_mean_<factor>`` (``N(0, 1/J)``) and Helmert
+    contrasts ``z_contrasts_<factor>`` (J - 1 x Q, iid ``N(0, 1)``): the same iid ``z``. The fixed
+    effects of ``coefs`` are sampled plus the effects' mean (:func:`hierbayes.model.coordinates.sheared`)."""
+
+    coefs: tuple[str, ...] = ()
+
+    def standardized(self, fx: FactorEffects):
+        names, J = fx.names, fx.J
+        z_mean = pm.Normal(names.z_mean, 0.0, 1.0 / np.sqrt(J), dims=names.coef_dim)
+        z = z_mean + helmert_rest(pm.Normal(names.z_contrasts, 0.0, 1.0, shape=(J - 1, len(fx.coefs))), J)
+        return z, z_mean
+
+    def fixed_effect_shift(self, design: Design, factor: str, effects: Effects) -> dict[str, Any]:
+        means = pt.concatenate(effects.level_means)
+        return {coef: means[design.factor_coefs(factor).index(coef)] for coef in self.coefs}
+
+
+@dataclass(frozen=True)
+class Centered(Parameterization):
+    """Each block's effects drawn as they are: ``u_<factor>_<k>`` (J x q) ``~ N(centre, L L')``."""
+
+    value: ClassVar[str] = "centered"
+    centered_columns: ClassVar[slice] = slice(None)  # the block's columns u holds
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        recorded, drawn, mean_intercept = [], [], None
+        for b in fx.blocks():
+            intercept = b.coefs.index("Intercept") if "Intercept" in b.coefs else None
+            levels = fx.levels(fx, b.k, fx.centre_of(b), b.q, b.L, b.sd, b.sd, intercept)
+            recorded.append(levels.recorded)
+            drawn.append(levels.drawn)
+            if levels.mean_intercept is not None:
+                mean_intercept = levels.mean_intercept
+        return Effects(recorded, drawn, mean_intercept=mean_intercept)
+
+
+@dataclass(frozen=True)
+class CenteredIntercept(Parameterization):
+    """The varying intercepts drawn centered (``u_<factor>_<k>``, one column) and every slope
+    non-centered given them: ``z_slopes_<factor>`` (J x slopes) iid ``N(0, 1)`` and, in the
+    intercept's correlated block, ``r_slopes = L[1:, 0] d + L[1:, 1:] z`` with ``d = (v - mu) / L[0, 0]``
+    the standardized intercepts (the slopes' conditional normal given the intercepts; ``d`` is the
+    non-centered intercept, so the model is the same). The design puts the intercept first in its term.
+    """
+
+    value: ClassVar[str] = "centered-intercept"
+    centered_columns: ClassVar[slice] = slice(0, 1)
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        coefs = fx.coefs
+        z_slopes = pm.Normal(fx.names.z_slopes, 0.0, 1.0, shape=(fx.J, len(coefs) - 1))
+        slope_col = {c: i for i, c in enumerate(c for c in coefs if c != "Intercept")}
+        recorded, drawn, mean_intercept = [], [], None
+        for b in fx.blocks():
+            zb = z_slopes[:, [slope_col[c] for c in b.coefs if c != "Intercept"]]
+            if "Intercept" not in b.coefs:
+                effects = b.scale(zb)
+                recorded.append(effects)
+                drawn.append(effects)
+                continue
+            assert b.coefs[0] == "Intercept"  # the design's order within a term
+            centre = fx.centre_of(b)
+            scale = b.sd[0]  # L[0, 0]: the first row of a correlation's Cholesky factor is (1, 0, ...)
+            lead = fx.levels(fx, b.k, centre[0], 1, None, scale, scale, 0)
+            mean_intercept = lead.mean_intercept
+            if b.q > 1:
+                d = (lead.recorded - centre[0]) / scale
+                rest = d * b.L[1:, 0][None, :] + zb @ b.L[1:, 1:].T if b.L is not None else zb * b.sd[1:]
+                recorded.append(pt.concatenate([lead.recorded, rest], axis=1))
+                drawn.append(pt.concatenate([lead.drawn, rest], axis=1))
+            else:
+                recorded.append(lead.recorded)
+                drawn.append(lead.drawn)
+        return Effects(recorded, drawn, mean_intercept=mean_intercept)
+
+
+@dataclass(frozen=True)
+class HierarchicallyCentered(Parameterization):
+    """A centered factor's effects drawn around the fixed effects ``mu`` of ``coefs`` (Gelfand, Sahu and
+    Carlin 1995): the linear predictor takes ``v_j`` in place of ``mu + u_j`` and ``r_<factor>``
+    records ``v_j - mu``. A shift of unit Jacobian; the intercept mixes much better when the levels
+    hold many rows. ``mu``'s intercept also takes the folded factors' mean intercepts (:class:`Folded`).
+    """
+
+    inner: Centered | CenteredIntercept
+    coefs: tuple[str, ...]
+    order: ClassVar[int] = LAST
+
+    @property
+    def value(self) -> str:
+        return self.inner.value
+
+    @property
+    def fixed_means(self) -> tuple[str, ...]:
+        return self.coefs
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        means = effect_means(fx.design, fx.factor, self.coefs, fx.fixed.alpha, fx.fixed.beta, fx.shared.get(X_MEAN_DATA))
+        if fx.fixed.mean_intercepts:
+            i = fx.coefs.index("Intercept")
+            means[i] = means[i] + sum(fx.fixed.mean_intercepts)
+        mu = pt.stack([pt.as_tensor_variable(m, dtype="float64") for m in means])
+        effects = self.inner.draw(replace(fx, centre=mu))
+        return replace(effects, centre=mu, through_recorded=False)
+
+    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
+        """Each block's centered effects start at their means, the fixed effects' starts."""
+        means = np.array(effect_means(design, factor, self.coefs, alpha, beta, X_mean))
+        J = len(design.factors[factor].levels)
+        return {FactorNames(factor).block(k): np.tile(means[sl][self.inner.centered_columns], (J, 1))
+                for k, _, sl in factor_blocks(design, factor) if means[sl].any()}
+
+
+@dataclass(frozen=True)
+class Folded(Parameterization):
+    """A centered factor whose varying intercepts' block is drawn as its mean ``ubar_<factor>_<k>``
+    (``N(0, L L' / J)``) and J - 1 Helmert contrasts ``u_<factor>_<k>`` (an orthogonal map of J iid
+    rows: unit Jacobian). The linear predictor leaves the mean intercept out, and the hierarchically
+    centred factor's mean takes it (:func:`hierbayes.model.coordinates.folded_factors`)."""
+
+    inner: Centered | CenteredIntercept
+
+    @property
+    def value(self) -> str:
+        return self.inner.value
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        effects = self.inner.draw(replace(fx, levels=self.levels))
+        return replace(effects, through_recorded=False)
+
+    @staticmethod
+    def levels(fx: FactorEffects, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
+        """:func:`all_levels`, with the block of the intercept (column ``intercept``) drawn as its mean
+        (SD ``mean_sd / sqrt(J)``, or ``L / sqrt(J)``) and contrasts."""
+        if intercept is None:
+            return all_levels(fx, k, centre, q, L, sd, mean_sd, intercept)
+        J, names = fx.J, fx.names
+        contrasts = helmert_rest(_normal_rows(names.block(k), centre, sd, L, (J - 1, q)), J)
+        if L is not None:
+            ubar = pm.MvNormal(names.block_mean(k), mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
+        else:
+            ubar = pm.Normal(names.block_mean(k), 0.0, mean_sd / np.sqrt(J), shape=q)
+        drawn = contrasts + pt.set_subtensor(ubar[intercept], 0.0) if q > 1 else contrasts
+        return Levels(contrasts + ubar, drawn, ubar[intercept])
+
+
+_BY_VALUE = {p.value: p for p in (NonCentered, Centered, CenteredIntercept)}
+PARAMETERIZATIONS = tuple(_BY_VALUE)  # the values of ``parameterization=`` ("auto" aside)
+
+
+def factor_parameterizations(design: Design, parameterization, collapse: bool = False
+                             ) -> dict[str, Parameterization]:
+    """The parameterization of each grouping factor's effects, in formula order (none with ``collapse``).
+
+    Parameters
+    ----------
+    design : Design
+    parameterization : str or dict of factor -> str
+        ``"non-centered"``, ``"centered"`` or ``"centered-intercept"``, for every factor or per
+        factor (validated by :class:`hierbayes.model.definition.ModelDefinition`).
+    collapse : bool
+        The effects are integrated out: none is drawn.
+
+    Returns
+    -------
+    dict of factor -> Parameterization
+        With the design's say: a non-centered factor is :class:`ShearedNonCentered` when
+        :func:`~hierbayes.model.coordinates.sheared` shears it, the centered factor of
+        :func:`~hierbayes.model.coordinates.hierarchical_centering` is :class:`HierarchicallyCentered`
+        and those of :func:`~hierbayes.model.coordinates.folded_factors` :class:`Folded`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import hierbayes as hb
+    >>> df = pd.DataFrame({"y": range(12), "x": [0, 1] * 6, "g": list("aabbcc") * 2, "h": list("ddddee") * 2})
+    >>> m = hb.Model("y ~ x + (1 | g) + (1 + x || h)", df, parameterization="centered", collapse=False)  # h: more rows a level
+    >>> factor_parameterizations(m.design, m.parameterization)
+    {'g': Folded(inner=Centered()), 'h': HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'x'))}
+    """
+    if collapse:
+        return {}
+    centering = hierarchical_centering(design, parameterization)
+    shear = sheared(design, parameterization)
+    folded = folded_factors(design, parameterization, centering)
+    out = {}
+    for factor in design.factors:
+        chosen = _BY_VALUE[parameterization_of(parameterization, factor)]()
+        if shear.get(factor):
+            chosen = ShearedNonCentered(shear[factor])
+        elif centering and factor == centering[0]:
+            chosen = HierarchicallyCentered(chosen, centering[1])
+        elif factor in folded:
+            chosen = Folded(chosen)
+        out[factor] = chosen
+    return out
+
+
+def add_group_effects(parameterization: Parameterization, design: Design, factor: str, shared: Mapping, sd,
+                      fixed: FixedEffects = FixedEffects()) -> tuple[Any, Effects]:
+    """Add one factor's effects, drawn by ``parameterization``, to the PyMC model being built.
+
+    Parameters
+    ----------
+    parameterization : Parameterization
+    design : Design
+    factor : str
+    shared : mapping
+        The model's data (``pm.Data`` and its slices), by name.
+    sd : tensor
+        The factor's SDs, one per varying coefficient (drawn under their priors).
+    fixed : FixedEffects
+        The fixed effects drawn so far (for :class:`HierarchicallyCentered`).
+
+    Returns
+    -------
+    (tensor, Effects)
+        The factor's term of the linear predictor (one per row), and its effects; the model
+        records ``r_<factor>`` and, with correlated blocks, ``cor_<factor>``.
+    """
+    fx = FactorEffects(design, factor, shared, sd, fixed)
+    effects = parameterization.draw(fx)
+    names = fx.names
+    v = pt.concatenate(effects.recorded, axis=1) if len(effects.recorded) > 1 else effects.recorded[0]
+    r = pm.Deterministic(names.effects, v if effects.centre is None else v - effects.centre,
+                         dims=(names.level_dim, names.coef_dim))
+    record_correlations(factor, fx.cors)
+    if effects.through_recorded:
+        effect = r
+    else:  # the effects as drawn: their means are in the linear predictor through them
+        effect = pt.concatenate(effects.drawn, axis=1) if len(effects.drawn) > 1 else effects.drawn[0]
+    g, Z = shared[names.index], shared[names.columns]
+    term, zcol = 0.0, 0
+    for k, coef in enumerate(fx.coefs):
+        if coef == "Intercept":
+            term = term + effect[:, k][g]
+        else:
+            term = term + Z[:, zcol] * effect[:, k][g]
+            zcol += 1
+    return term, effects
+
+
+def correlation(k: int, q: int, shared: Mapping):
+    """Block ``k``'s Cholesky factor of its correlation matrix (LKJ prior) and its correlations."""
+    chol = pm.LKJCorr(corr_chol(k), n=q, eta=shared[prior_data(corr_chol(k), "eta")])
+    corr = chol @ chol.T
+    pairs = [(i, j) for j in range(q) for i in range(j)]  # the order of parameters.cor_pairs
+    return chol, corr[[i for i, _ in pairs], [j for _, j in pairs]]
+
+
+def record_correlations(factor: str, cors: list) -> None:
+    """Record a factor's correlations, block after block, as ``cor_<factor>`` (nothing without any)."""
+    if cors:
+        names = FactorNames(factor)
+        pm.Deterministic(names.cor, pt.concatenate(cors) if len(cors) > 1 else cors[0], dims=names.cor_dim)

@@ -1,0 +1,319 @@
+"""Every name hierbayes gives: printed labels, PyMC variables, data and dims.
+
+A model has four kinds of names, and this module builds every one of them; the rest of
+the package looks them up here, so that a name cannot drift between the module that
+writes a variable and the modules that read it (``tests/unit/test_names.py`` scans the
+sources for names assembled elsewhere).
+
+- **labels** users read in tables and type in ``priors=``: ``sd(Days|Subject)``,
+  ``cor(Intercept,Days|Subject)``, ``r_Subject[308,Days]`` (fixed effects and family
+  parameters are labelled by their own names: ``Days``, ``sigma``);
+- **posterior variables**: ``b`` (the fixed effects), ``sd_<factor>``, ``cor_<factor>``,
+  ``r_<factor>`` and the family parameters, with their **dims** ``term``,
+  ``<factor>`` (the levels), ``<factor>__coef`` and ``<factor>__cor``;
+- **the sampler's coordinates**, the free variables of the PyMC model:
+  ``Intercept_centered``, ``beta``, ``z_<factor>``, ``u_<factor>_<k>``, ``corr_chol_<k>``, ...
+  (:class:`FactorNames` lists a factor's);
+- **data** the PyMC model reads (:mod:`hierbayes.model.data`): ``y_obs``, ``X``,
+  ``g_<factor>``, ``Z_<factor>``, the prior parameters ``<variable>__<parameter>`` and the
+  collapsed model's sufficient statistics (:data:`STAT`).
+
+A factor's name may hold characters that are not allowed in an identifier
+(``school:class``); its variables use :func:`safe_name` of it, its dims and labels the name
+itself.
+
+Examples
+--------
+>>> names = FactorNames("Subject")
+>>> names.sd, names.effects, names.coef_dim, names.sd_label("Days")
+('sd_Subject', 'r_Subject', 'Subject__coef', 'sd(Days|Subject)')
+>>> names.cor_label("Intercept", "Days"), names.effect_label("308", "Days"), names.block(0)
+('cor(Intercept,Days|Subject)', 'r_Subject[308,Days]', 'u_Subject_0')
+>>> FactorNames("school:class").effects, prior_data(SLOPES, "mu"), corr_chol(1)
+('r_school_class', 'beta__mu', 'corr_chol_1')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import astuple, dataclass
+
+__all__ = ["FactorNames", "safe_name", "factor_dim", "coef_dim", "cor_dim", "effects_var", "group_effect_label",
+           "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "cor_pair", "response_name", "is_row_data",
+           "model_names",
+           "FIXED_EFFECTS", "INTERCEPT_CENTERED", "SLOPES", "FIXED_DIM", "SLOPE_DIM", "RESPONSE_DATA", "TRIALS_DATA",
+           "OFFSET_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK", "STAT", "STAT_NAMES"]
+
+# --- the fixed effects ---------------------------------------------------------------------------
+FIXED_EFFECTS = "b"                       # posterior: every fixed effect on the data's scale, dim FIXED_DIM
+INTERCEPT_CENTERED = "Intercept_centered"  # sampled: the intercept at the centred slope columns
+SLOPES = "beta"                           # sampled: the fixed slopes, dim SLOPE_DIM
+FIXED_DIM = "term"
+SLOPE_DIM = "slope"
+
+# --- data -----------------------------------------------------------------------------------------
+RESPONSE_DATA = "y_obs"
+TRIALS_DATA = "trials"
+OFFSET_DATA = "offset"
+X_DATA = "X"            # the fixed slopes' columns, centred when there is an intercept
+X_MEAN_DATA = "X_mean"  # their means
+FIXED_DATA = "fixed_data"  # one vector holding every value whose size the structure fixes
+ROW_DATA = (RESPONSE_DATA, TRIALS_DATA, OFFSET_DATA, X_DATA)  # one entry per row (with each factor's index, columns)
+_INDEX, _COLUMNS = "g_", "Z_"  # the prefixes of a factor's row data (FactorNames.index, FactorNames.columns)
+
+COLLAPSED_LOGLIK = "collapsed_loglik"  # the potential of the group effects integrated out
+
+
+@dataclass(frozen=True)
+class CollapsedStatistics:
+    """Data names of the sufficient statistics of a collapsed model (:mod:`hierbayes.model.collapsed`).
+
+    ``W`` are the fixed-effect columns, ``Z`` the factor's varying columns, ``V`` the nested
+    factor's; ``first`` delimits each outer level's nested levels.
+    """
+
+    N: str = "cz_N"
+    shift: str = "cz_shift"
+    yy: str = "cz_yy"
+    Wy: str = "cz_Wy"
+    WW: str = "cz_WW"
+    Zy: str = "cz_Zy"
+    ZW: str = "cz_ZW"
+    ZZ: str = "cz_ZZ"
+    Vy: str = "cz_Vy"
+    VW: str = "cz_VW"
+    VV: str = "cz_VV"
+    VZ: str = "cz_VZ"
+    first: str = "cz_first"
+
+
+STAT = CollapsedStatistics()
+STAT_NAMES: tuple[str, ...] = astuple(STAT)
+
+
+def safe_name(name: str) -> str:
+    """A factor or response label as a plain identifier for internal variable names.
+
+    >>> safe_name("school:class")
+    'school_class'
+    """
+    return re.sub(r"\W", "_", name)
+
+
+@dataclass(frozen=True)
+class FactorNames:
+    """The names of one grouping factor's labels, variables, data and dims.
+
+    Parameters
+    ----------
+    factor : str
+        The factor as the formula names it (``Subject``, ``school:class``).
+
+    Examples
+    --------
+    >>> n = FactorNames("g")
+    >>> n.z, n.z_mean, n.z_contrasts, n.z_slopes, n.block_mean(2), n.index, n.columns
+    ('z_g', 'z_mean_g', 'z_contrasts_g', 'z_slopes_g', 'ubar_g_2', 'g_g', 'Z_g')
+    """
+
+    factor: str
+
+    @property
+    def safe(self) -> str:
+        return safe_name(self.factor)
+
+    # -- the posterior's variables and dims
+    @property
+    def effects(self) -> str:
+        """The group effects, dims (:attr:`level_dim`, :attr:`coef_dim`), as deviations from the fixed effects."""
+        return f"r_{self.safe}"
+
+    @property
+    def sd(self) -> str:
+        """The SD of each varying coefficient, dim :attr:`coef_dim`."""
+        return f"sd_{self.safe}"
+
+    @property
+    def cor(self) -> str:
+        """The correlations within correlated blocks, dim :attr:`cor_dim`."""
+        return f"cor_{self.safe}"
+
+    @property
+    def level_dim(self) -> str:
+        """Dim of the levels: the factor's own name (``posterior.sel(Subject="308")``)."""
+        return self.factor
+
+    @property
+    def coef_dim(self) -> str:
+        """Dim of the varying coefficients."""
+        return f"{self.factor}__coef"
+
+    @property
+    def cor_dim(self) -> str:
+        """Dim of the correlation pairs (coordinates :func:`cor_pair`)."""
+        return f"{self.factor}__cor"
+
+    # -- the sampler's coordinates (hierbayes.model.parameterizations)
+    @property
+    def z(self) -> str:
+        """Standardized effects, levels x coefficients (non-centered)."""
+        return f"z_{self.safe}"
+
+    @property
+    def z_mean(self) -> str:
+        """The standardized effects' mean over the levels (sheared non-centered)."""
+        return f"z_mean_{self.safe}"
+
+    @property
+    def z_contrasts(self) -> str:
+        """The standardized effects' Helmert contrasts (sheared non-centered)."""
+        return f"z_contrasts_{self.safe}"
+
+    @property
+    def z_slopes(self) -> str:
+        """The slopes' standardized effects given the intercepts (centered-intercept)."""
+        return f"z_slopes_{self.safe}"
+
+    def block(self, k: int) -> str:
+        """The centered effects of block ``k`` (its position in ``design.blocks``)."""
+        return f"u_{self.safe}_{k}"
+
+    def block_mean(self, k: int) -> str:
+        """The mean over the levels of block ``k``'s centered effects (folded)."""
+        return f"ubar_{self.safe}_{k}"
+
+    # -- data
+    @property
+    def index(self) -> str:
+        """The level of each row."""
+        return _INDEX + self.safe
+
+    @property
+    def columns(self) -> str:
+        """The varying slopes' columns (the intercept's is all ones and not stored)."""
+        return _COLUMNS + self.safe
+
+    # -- labels
+    def sd_label(self, coef: str) -> str:
+        """``sd(Days|Subject)``."""
+        return f"sd({coef}|{self.factor})"
+
+    def cor_label(self, *coefs: str) -> str:
+        """``cor(Intercept,Days|Subject)``: a correlation, or with more coefficients a block's LKJ prior."""
+        return f"cor({','.join(coefs)}|{self.factor})"
+
+    def effect_label(self, level: str, coef: str) -> str:
+        """``r_Subject[308,Days]``: one group effect."""
+        return f"r_{self.factor}[{level},{coef}]"
+
+    def names(self, blocks: Iterable[int]) -> set[str]:
+        """Every variable, data and dim name of this factor (its level dim aside), with ``blocks`` its blocks' positions."""
+        out = {self.effects, self.sd, self.cor, self.z, self.z_mean, self.z_contrasts, self.z_slopes, self.index,
+               self.columns, self.coef_dim, self.cor_dim}
+        return out | {name for k in blocks for name in (self.block(k), self.block_mean(k))}
+
+
+def factor_dim(factor: str) -> str:
+    """Dim of the levels of ``factor`` (:attr:`FactorNames.level_dim`)."""
+    return FactorNames(factor).level_dim
+
+
+def coef_dim(factor: str) -> str:
+    """Dim of the varying coefficients of ``factor`` (:attr:`FactorNames.coef_dim`)."""
+    return FactorNames(factor).coef_dim
+
+
+def cor_dim(factor: str) -> str:
+    """Dim of the correlation pairs of ``factor`` (:attr:`FactorNames.cor_dim`)."""
+    return FactorNames(factor).cor_dim
+
+
+def effects_var(factor: str) -> str:
+    """Posterior variable of the group effects of ``factor`` (:attr:`FactorNames.effects`)."""
+    return FactorNames(factor).effects
+
+
+def group_effect_label(factor: str, level: str, coef: str) -> str:
+    """Printed label of one group effect (:meth:`FactorNames.effect_label`)."""
+    return FactorNames(factor).effect_label(level, coef)
+
+
+def corr_chol(k: int) -> str:
+    """The Cholesky factor of block ``k``'s correlation matrix (LKJ prior)."""
+    return f"corr_chol_{k}"
+
+
+def prior_data(var: str, parameter: str) -> str:
+    """The data holding parameter ``parameter`` of the prior of variable ``var`` (``beta__mu``)."""
+    return f"{var}__{parameter}"
+
+
+def kind_variable(var: str, kind: str) -> str:
+    """The part of ``var`` whose priors are of ``kind``, when its labels' priors are of several kinds (``beta_StudentT``)."""
+    return f"{var}_{kind}"
+
+
+def prior_variables(var: str, kinds: Iterable[str]) -> set[str]:
+    """``var`` and its parts by prior kind (:func:`kind_variable`): what a group of labels may be sampled as.
+
+    >>> sorted(prior_variables(SLOPES, ["Normal", "StudentT"]))
+    ['beta', 'beta_Normal', 'beta_StudentT']
+    """
+    return {var} | {kind_variable(var, kind) for kind in kinds}
+
+
+def log_value(var: str) -> str:
+    """PyMC's name of a positive variable's value on the log scale, where the sampler works (``sigma_log__``)."""
+    return f"{var}_log__"
+
+
+def cor_pair(a: str, b: str) -> str:
+    """Coordinate of the correlation of coefficients ``a`` and ``b`` along :func:`cor_dim`."""
+    return f"{a},{b}"
+
+
+def response_name(design) -> str:
+    """Name of the observed variable: the response expression as an identifier."""
+    return safe_name(design.spec.response.expr)
+
+
+def is_row_data(name: str) -> bool:
+    """Data with one entry per row, whose length changes with the data rather than the structure.
+
+    >>> is_row_data(X_DATA), is_row_data(FactorNames("g").index), is_row_data(X_MEAN_DATA)
+    (True, True, False)
+    """
+    return name in ROW_DATA or name.startswith((_INDEX, _COLUMNS))
+
+
+def model_names(design, prior_parameters: Mapping[str, Sequence[str]], family_parameters: Iterable[str]) -> set[str]:
+    """Every name a PyMC model of ``design`` may give its variables, data and dims (the levels' dims aside).
+
+    Parameters
+    ----------
+    design : Design
+    prior_parameters : mapping of prior kind -> its parameters
+        Every kind a prior may be of (a variable whose labels' priors are of several kinds
+        splits into one variable per kind, :func:`kind_variable`).
+    family_parameters : iterable of str
+        The family parameters' names (they name their variables).
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> d = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy")).design
+    >>> names = model_names(d, {"Normal": ("mu", "sigma")}, ["sigma"])
+    >>> {"r_Subject", "u_Subject_0", "corr_chol_0__eta", "beta_Normal__mu", "Reaction"} <= names
+    True
+    """
+    variables = {INTERCEPT_CENTERED, *family_parameters}
+    for var in (SLOPES, *(FactorNames(f).sd for f in design.factors)):
+        variables |= prior_variables(var, prior_parameters)
+    out = variables | {prior_data(var, p) for var in variables for params in prior_parameters.values() for p in params}
+    for k, _ in enumerate(design.blocks):
+        out |= {corr_chol(k), prior_data(corr_chol(k), "eta")}
+    for factor in design.factors:
+        out |= FactorNames(factor).names(k for k, b in enumerate(design.blocks) if b.factor == factor)
+    return out | {FIXED_EFFECTS, FIXED_DIM, SLOPE_DIM, *ROW_DATA, X_MEAN_DATA, FIXED_DATA, COLLAPSED_LOGLIK,
+                  *STAT_NAMES, response_name(design)}

@@ -184,9 +184,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         if not design.fixed_names and not design.factors:
             eta = eta + pt.zeros_like(shared[N.RESPONSE_DATA])
         params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
-        mean = family.link_function.inverse_tensor(eta)
-        family.likelihood_on_link(response_name(design), eta, mean, params, shared[N.RESPONSE_DATA],
-                                  shared.get(N.TRIALS_DATA), None)
+        family.observed_variable(response_name(design), eta, params, shared[N.RESPONSE_DATA],
+                                 shared.get(N.TRIALS_DATA))
     return model
 
 

@@ -220,6 +220,14 @@ class Family:
         """
         return dict(self.link_likelihoods).get(self.link, self.likelihood)
 
+    def observed_variable(self, name: str, eta, params: dict, observed, trials=None, dims=None):
+        """Add the response's PyMC variable on the linear predictor ``eta``: the one place the
+        model (:mod:`hierbayes.model.pymc_model`) and the pointwise log-likelihood
+        (:mod:`hierbayes.specification.likelihood`) write the likelihood, so LOO scores the
+        density that was sampled. Call inside a ``pm.Model`` context."""
+        mean = self.link_function.inverse_tensor(eta)
+        return self.likelihood_on_link(name, eta, mean, params, observed, trials, dims)
+
     @cached_property
     def fingerprint(self) -> str:
         """Hash of the code that enters the model (the likelihood on this link and the inverse

@@ -27,7 +27,7 @@ True
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -45,18 +45,16 @@ class Family(Protocol):
     the compiled functions are cached by family)."""
 
     parameters: tuple[tuple[str, str], ...]
-    likelihood_on_link: Callable[..., Any]
 
-    @property
-    def link_function(self) -> Any: ...
+    def observed_variable(self, name: str, eta: Any, params: dict, observed: Any, trials: Any = None,
+                          dims: Any = None) -> Any: ...
 
 
 def _graph(family: Family, has_trials: bool):
     """Inputs ``[eta, y, (trials), *params]``, the observed variable and its pointwise log density.
 
-    The variable is built exactly as the model builds it: the mean is the link's
-    ``inverse_tensor(eta)`` and :attr:`Family.likelihood_on_link` adds the variable; only the
-    shapes differ (``eta`` is draws x rows and each parameter draws x 1, where the model has
+    The variable is built exactly as the model builds it (``Family.observed_variable``); only
+    the shapes differ (``eta`` is draws x rows and each parameter draws x 1, where the model has
     rows and scalars).
     """
     eta = pt.matrix("eta", dtype="float64")
@@ -64,8 +62,7 @@ def _graph(family: Family, has_trials: bool):
     trials = pt.vector("trials", dtype="float64") if has_trials else None
     params = {name: pt.tensor(name, shape=(None, 1), dtype="float64") for name, _ in family.parameters}
     with pm.Model() as model:
-        variable = family.likelihood_on_link("observed", eta, family.link_function.inverse_tensor(eta), params,
-                                             pt.broadcast_to(y, eta.shape), trials, None)
+        variable = family.observed_variable("observed", eta, params, pt.broadcast_to(y, eta.shape), trials)
         logp = model.logp(vars=[variable], sum=False)[0]
     inputs = [eta, y, *([trials] if has_trials else []), *params.values()]
     return inputs, variable, logp

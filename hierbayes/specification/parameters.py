@@ -26,20 +26,45 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hierbayes.errors import PriorError, did_you_mean
+from hierbayes.errors import DataError, PriorError, did_you_mean
 from hierbayes.specification import priors as P
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
 
-__all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name",
+__all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs", "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name", "check_distinct_names",
            "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
 
 FIXED_DIM = "term"
 
 
 def safe_name(name: str) -> str:
-    """A factor or response label as a plain identifier for internal variable names."""
+    """A factor or response label as a plain identifier for internal variable names.
+
+    The one place where hierbayes sanitises a name: the PyMC variables of a factor
+    (``sd_<name>``, ``r_<name>``) and the observed variable (also the response's name in the
+    fit's DataTree, where ``/`` may not appear) are built from it. Letters of any script stay.
+
+    >>> safe_name("Reaction/1000"), safe_name("school:class"), safe_name("Schüler")
+    ('Reaction_1000', 'school_class', 'Schüler')
+    """
     return re.sub(r"\W", "_", name)
+
+
+def check_distinct_names(design: Design) -> None:
+    """Refuse two grouping factors whose internal names (:func:`safe_name`) are one, as ``g.1`` and
+    ``g_1``: their variables would overwrite each other.
+
+    Raises
+    ------
+    DataError
+        Naming both factors.
+    """
+    seen: dict[str, str] = {}
+    for factor in design.factors:
+        other = seen.setdefault(safe_name(factor), factor)
+        if other != factor:
+            raise DataError(f"grouping factors {other!r} and {factor!r} would share the internal name "
+                            f"{safe_name(factor)!r} (symbols become '_'); rename one of the columns")
 
 
 def factor_dim(factor: str) -> str:

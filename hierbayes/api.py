@@ -19,6 +19,8 @@ Examples
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -136,13 +138,24 @@ class Fit(Posterior):
 Model.fit_class = Fit
 
 
-def load(path: str | os.PathLike) -> Fit:
+def load(path: str | os.PathLike, namespace: Mapping[str, Any] | None = None) -> Fit:
     """Read a fit written by :meth:`Fit.save`, its model rebuilt from the stored formula, family,
     priors and data (see :func:`hierbayes.io.load_fit`).
+
+    Opening a file never runs code from it: the stored formula is checked as any formula is
+    (:mod:`hierbayes.specification.evaluation`) before anything in it is evaluated.
+
+    Parameters
+    ----------
+    path : str or path
+    namespace : dict, optional
+        The functions the fit's formula used from ``hb.Model(..., namespace=...)``; the file
+        stores only their names.
 
     Raises
     ------
     HierbayesError
-        If the file is missing, damaged, not a saved fit, or from another hierbayes version.
+        If the file is missing, damaged, not a saved fit, or from another hierbayes version, or
+        if its formula uses anything a formula may not (naming the file and the term).
     """
-    return load_fit(path, model_class=Model, fit_class=Fit)
+    return load_fit(path, model_class=Model, fit_class=Fit, namespace=namespace)

@@ -31,13 +31,15 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.errors import DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.design import used_columns
 from hierbayes.specification.names import FIXED_DIM, factor_dim
 from hierbayes.specification.priors import Prior
@@ -77,7 +79,7 @@ def _metadata(fit) -> dict[str, str | int | float]:
 
 def _data_bytes(model) -> np.ndarray:
     """The used columns of the fitting data (missing rows included) as Parquet bytes."""
-    data = model.data[used_columns(model.spec, model.data.columns)]
+    data = model.data[used_columns(model.spec, model.data.columns, model.design.context)]
     buffer = io.BytesIO()
     try:
         data.to_parquet(buffer)
@@ -122,9 +124,39 @@ def save_fit(fit, path: str | os.PathLike, format: str | None = None) -> None:
 
 # --- load ---------------------------------------------------------------------------------------
 
+_ZARR_METADATA = (".zarray", ".zmetadata", "zarr.json")
+
+
+def _codec_names(node, inside: bool = False):
+    """Every codec ``id``/``name`` in zarr metadata (v2 ``compressor``/``filters``, v3 ``codecs``)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if inside and key in ("id", "name") and isinstance(value, str):
+                yield value
+            yield from _codec_names(value, inside or key in ("compressor", "filters", "codecs"))
+    elif isinstance(node, list):
+        for value in node:
+            yield from _codec_names(value, inside)
+
+
+def _check_zarr_codecs(path: Path) -> None:
+    """Refuse a zarr folder whose metadata asks for the pickle codec, which would run code while
+    reading (zarr and numcodecs refuse it too, unless an environment variable allows it)."""
+    for meta in (p for p in path.rglob("*") if p.name in _ZARR_METADATA and p.is_file()):
+        try:
+            names = list(_codec_names(json.loads(meta.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue  # unreadable metadata fails below, when zarr reads it
+        if any("pickle" in name.lower() for name in names):
+            raise HierbayesError(f"{str(path)!r} was not opened: {meta.relative_to(path)} asks for the pickle codec, "
+                                 "which runs code while reading (hierbayes never writes it)")
+
+
 def _read_tree(path: Path) -> xr.DataTree:
     if not path.exists():
         raise HierbayesError(f"no saved fit at {str(path)!r}")
+    if path.is_dir():
+        _check_zarr_codecs(path)
     engine = "zarr" if path.is_dir() else "h5netcdf"
     try:
         with warnings.catch_warnings():
@@ -161,7 +193,23 @@ def _check_draws(model, posterior: xr.Dataset, path: Path) -> None:
                                  "the model rebuilt from the stored data")
 
 
-def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type):
+def _model(model_class: type, meta: dict, data: pd.DataFrame, options: dict, path: Path):
+    """The model rebuilt from the file's formula, which is checked like any formula before anything in it
+    is evaluated (:mod:`hierbayes.specification.evaluation`): a saved fit cannot run code."""
+    formula = meta["formula"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # the warnings of the original fit, once was enough
+            return model_class(formula, data, meta["family"], link=meta["link"], **options)
+    except HierbayesError as err:
+        what = "uses something a formula may not" if isinstance(err, FormulaError) else "cannot be rebuilt"
+        raise HierbayesError(f"{str(path)!r} was not opened: its formula {formula!r} {what}: {str(err).splitlines()[0]}. "
+                             "A fit made with hb.Model(..., namespace={...}) is opened with the same entries: "
+                             "hb.load(path, namespace={...})") from None
+
+
+def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type,
+             namespace: Mapping[str, Any] | None = None):
     """Read a fit written by :meth:`Fit.save <hierbayes.Fit.save>` (``hb.load`` is this with
     :class:`hierbayes.Model` and :class:`hierbayes.Fit`).
 
@@ -170,6 +218,9 @@ def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type):
     path : str or path
     model_class, fit_class : type
         What to rebuild the model and the fit as.
+    namespace : dict, optional
+        The functions the fit's formula used from ``hb.Model(..., namespace=...)``; a saved
+        fit stores their names in its formula, never their code.
 
     Returns
     -------
@@ -179,7 +230,8 @@ def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type):
     Raises
     ------
     HierbayesError
-        If the file is missing, damaged, not a saved fit, or from another hierbayes version.
+        If the file is missing, damaged, not a saved fit, or from another hierbayes version, or
+        if its formula uses anything a formula may not (naming the file and the term).
     """
     path = Path(path)
     tree = _read_tree(path)
@@ -192,16 +244,15 @@ def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type):
         data = pd.read_parquet(io.BytesIO(raw))
         meta = {k: attrs[k] for k in _META}
         user_priors, priors = _priors_from_json(meta["user_priors"]), _priors_from_json(meta["priors"])
-        options = {"parameterization": json.loads(meta["parameterization"])}
+        options = {"parameterization": json.loads(meta["parameterization"]), "priors": user_priors,
+                   "namespace": namespace}
         if (collapse := json.loads(meta["collapse"])) is not None:
             options["collapse"] = collapse  # whether the likelihood integrated the group effects out
         seed, timings = json.loads(meta["seed"]), json.loads(meta["timings"])
     except Exception as err:
         raise HierbayesError(f"{str(path)!r} is damaged: its hierbayes metadata or data cannot be read "
                              f"({type(err).__name__}: {err})") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)  # the warnings of the original fit, once was enough
-        model = model_class(meta["formula"], data, meta["family"], link=meta["link"], priors=user_priors, **options)
+    model = _model(model_class, meta, data, options, path)
     if model.priors != priors:
         raise HierbayesError(f"{str(path)!r} is inconsistent: the priors rebuilt from its data differ from the stored ones")
     _check_draws(model, tree["posterior"].to_dataset(), path)

@@ -67,7 +67,7 @@ def with_parameterization(model, parameterization: str | Mapping[str, str]):
     with warnings.catch_warnings():  # the rows dropped for missing values were reported once already
         warnings.simplefilter("ignore", DataWarning)
         return type(model)(model.formula, model.data, model.family, priors=model.user_priors,
-                     parameterization=parameterization, collapse=False)
+                     parameterization=parameterization, collapse=False, namespace=model.namespace)
 
 
 def _find_map(pymc_model, hold: set[str] = frozenset(), start: xr.Dataset | None = None) -> xr.Dataset:

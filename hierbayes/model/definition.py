@@ -12,19 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
 import pandas as pd
 
-from hierbayes.errors import HierbayesError
+from hierbayes.errors import DataError, HierbayesError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
 from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
 from hierbayes.model.parameterization import choose_parameterization
 from hierbayes.model.pymc_model import build_model
-from hierbayes.specification.design import Design, make_design, used_columns
+from hierbayes.specification.design import Design, expand_dot, make_design, used_columns
+from hierbayes.specification.evaluation import check_namespace
 from hierbayes.specification.families import Family, get_family
 from hierbayes.specification.formula import ModelSpec, parse
-from hierbayes.specification.parameters import default_priors, prior_targets, resolve_priors
+from hierbayes.specification.parameters import check_distinct_names, default_priors, prior_targets, resolve_priors
 from hierbayes.specification.priors import Prior
 
 __all__ = ["ModelDefinition"]
@@ -74,6 +76,12 @@ class ModelDefinition:
         turns it off; ``True`` refuses models where it is not exact.
     na_action : {"drop", "error"}, default "drop"
         Rows with missing values in used columns: dropped with a warning, or refused.
+    namespace : dict, optional
+        Your own functions (or values) for the formula, by the name it uses:
+        ``namespace={"logit": scipy.special.logit}`` for ``"y ~ logit(p) + (1 | g)"``. A formula
+        is evaluated with the data's columns, NumPy as ``np`` and the documented transforms only
+        (:mod:`hierbayes.specification.evaluation`), never with the variables of your session.
+        A saved fit does not store these; pass them again to :func:`hierbayes.load`.
 
     Examples
     --------
@@ -91,14 +99,20 @@ class ModelDefinition:
     def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian", *,
                  link: str | None = None, priors: Mapping[str, Prior] | None = None,
                  parameterization: str | Mapping[str, str] = "auto", na_action: str = "drop",
-                 collapse: bool | None = None):
+                 collapse: bool | None = None, namespace: Mapping[str, Any] | None = None):
         self.formula = formula
         self.family = get_family(family, link)
-        self.spec: ModelSpec = parse(formula)
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        self.namespace: dict[str, Any] = check_namespace(namespace, data.columns)
+        # the formula is checked before anything in it is evaluated; "." becomes the columns it stands for
+        self.spec: ModelSpec = expand_dot(parse(formula), data.columns, self.namespace)
         # our own copy of the columns the formula reads: later edits of the caller's DataFrame must not
         # leak into predictions, checks or saved fits
-        self.data: pd.DataFrame = data[used_columns(self.spec, data.columns)].copy()
-        self.design: Design = make_design(self.spec, self.data, self.family, na_action=na_action)
+        self.data: pd.DataFrame = data[used_columns(self.spec, data.columns, self.namespace)].copy()
+        self.design: Design = make_design(self.spec, self.data, self.family, na_action=na_action,
+                                          namespace=self.namespace)
+        check_distinct_names(self.design)
         _data.check_factor_names(self.design)
         self.user_priors = dict(priors or {})
         self.priors: dict[str, Prior] = resolve_priors(self.design, self.family, self.user_priors)

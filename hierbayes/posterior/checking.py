@@ -92,7 +92,7 @@ def prior_predictive(model, draws: int = 500, seed: int | None = None) -> xr.Dat
         tree = pm.sample_prior_predictive(draws=int(draws), model=model.pymc_model, random_seed=seed)
     finally:
         logger.setLevel(level)
-    name = model.spec.response.expr
+    name = response_name(model.design)
     prior = tree["prior"].to_dataset()
     ys = tree["prior_predictive"].to_dataset()[response_name(model.design)]
     coords = {"chain": ys["chain"].values, "draw": ys["draw"].values}
@@ -132,7 +132,7 @@ def _fitted_index(model) -> pd.Index:
     """Index labels of the rows the model was fitted to (after dropping missing values)."""
     data = model.data
     if model.design.n_dropped:
-        data = data.loc[data[used_columns(model.spec, data.columns)].notna().all(axis=1)]
+        data = data.loc[data[used_columns(model.spec, data.columns, model.design.context)].notna().all(axis=1)]
     return data.index
 
 
@@ -159,7 +159,7 @@ def loo_with_message(fit):
 
     if "log_likelihood" not in fit.idata.children:
         fit.add_log_likelihood()
-    name = fit.model.spec.response.expr
+    name = response_name(fit.model.design)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
         result = az_loo(fit.idata, pointwise=True, var_name=name)

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.errors import ConvergenceWarning, HierbayesError
-from hierbayes.model.data import model_coords
+from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence
 from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
@@ -69,7 +69,7 @@ class Posterior:
         posterior = run.tree["posterior"].to_dataset()
         coords = model_coords(design)
         posterior = posterior.assign_coords({k: v for k, v in coords.items() if k in posterior.dims})
-        name = model.spec.response.expr
+        name = response_name(design)  # a valid DataTree name ('Reaction/1000' is not), as PyMC names it
         groups = {
             "posterior": posterior,
             "sample_stats": run.tree["sample_stats"].to_dataset(),
@@ -99,7 +99,7 @@ class Posterior:
         for c in range(logp.shape[0]):  # a chain at a time: temporaries of draws x rows, not chains x draws x rows
             eta = linear_predictor(None if b is None else b[c], d.X, d.offset, [(r[c], i, Z) for r, i, Z in effects])
             logp[c] = fam.log_likelihood(d.y, eta, {k: v[c] for k, v in params.items()}, d.trials)
-        name = self.model.spec.response.expr
+        name = response_name(d)
         self.idata["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), logp)}))
 
     # -- draws ----------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class Posterior:
         tree = self.model.sample_prior_predictive(draws=draws, seed=seed)
         for group in ("prior", "prior_predictive"):
             self.idata[group] = tree[group]
-        return self.idata["prior_predictive"][self.model.spec.response.expr]
+        return self.idata["prior_predictive"][response_name(self.model.design)]
 
     def loo(self, warn: bool = True):
         """PSIS-LOO (arviz-stats ELPDData), high Pareto k explained; see :func:`hierbayes.posterior.checking.loo`."""

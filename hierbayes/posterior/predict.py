@@ -43,8 +43,10 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.errors import DataError, HierbayesError
+from hierbayes.model.data import response_name
 from hierbayes.posterior.summaries import draw_stats
-from hierbayes.specification.design import Design, _expression_names
+from hierbayes.specification.design import Design, level_label
+from hierbayes.specification.evaluation import expression_variables
 from hierbayes.specification.linear_predictor import design_effects, linear_predictor
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, cor_pair
 
@@ -111,12 +113,12 @@ def _check_columns(data: pd.DataFrame, columns: list[str]) -> None:
                             f"(first at row {data.index[nan][0]!r}); predictions need every used value")
 
 
-def _check_categories(spec, data: pd.DataFrame) -> None:
+def _check_categories(spec, data: pd.DataFrame, context) -> None:
     """Raise :class:`DataError` for a categorical value the fitting data did not have."""
     for factor, (kind, state) in spec.encoder_state.items():
         if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
             continue
-        columns = [factor] if factor in data.columns else [c for c in _expression_names(factor) if c in data.columns]
+        columns = [factor] if factor in data.columns else expression_variables(factor, data.columns, context)
         if len(columns) != 1:
             continue  # formulaic's own warning, turned into an error below, still catches it
         column = columns[0]
@@ -128,13 +130,14 @@ def _check_categories(spec, data: pd.DataFrame) -> None:
                             "was estimated for it")
 
 
-def _evaluate(spec, data: pd.DataFrame, what: str) -> np.ndarray:
-    """Columns of ``spec`` on ``data``, with the fitting data's transforms and levels."""
-    _check_categories(spec, data)
+def _evaluate(spec, data: pd.DataFrame, what: str, context) -> np.ndarray:
+    """Columns of ``spec`` on ``data``, with the fitting data's transforms and levels, seeing only
+    the design's restricted ``context`` besides the data (the expressions were checked when fitting)."""
+    _check_categories(spec, data, context)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            values = np.asarray(spec.get_model_matrix(data), dtype=float)
+            values = np.asarray(spec.get_model_matrix(data, context=context), dtype=float)
         except Exception as err:  # formulaic wraps failures of user expressions
             raise DataError(f"cannot evaluate {what} on the new data: {err}") from None
     for w in caught:
@@ -143,16 +146,10 @@ def _evaluate(spec, data: pd.DataFrame, what: str) -> np.ndarray:
     return values
 
 
-def _level_labels(data: pd.DataFrame, fitting: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
-    """The level name of each new row, spelt as the design spells the fitting data's levels."""
-    parts = []
-    for c in columns:
-        values = data[c]
-        fitted = fitting[c] if c in fitting.columns else None
-        if (fitted is not None and pd.api.types.is_integer_dtype(fitted.dtype)
-                and pd.api.types.is_float_dtype(values.dtype) and (values == np.round(values)).all()):
-            values = values.astype(fitted.dtype)
-        parts.append(np.array([str(v) for v in values], dtype=object))
+def _level_labels(data: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """The level name of each new row, spelt as the design spells the fitting data's levels
+    (:func:`~hierbayes.specification.design.level_label`: ``308``, ``308.0`` and ``"308"`` are one level)."""
+    parts = [np.array([level_label(v) for v in data[c]], dtype=object) for c in columns]
     labels = parts[0]
     for p in parts[1:]:
         labels = labels + ":" + p
@@ -195,17 +192,17 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
     if len(data) == 0:
         raise DataError("the new data are empty (0 rows)")
     _check_columns(data, _required_columns(design, groups, kind, model.family.needs_trials))
-    X = _evaluate(design.fixed_spec, data, "the fixed effects")
+    X = _evaluate(design.fixed_spec, data, "the fixed effects", design.context)
     offset = None
     for expr, ospec in design.offset_specs:
-        values = data[expr].to_numpy(dtype=float) if ospec is None else _evaluate(ospec, data, f"offset {expr!r}")[:, 0]
+        values = data[expr].to_numpy(dtype=float) if ospec is None else _evaluate(ospec, data, f"offset {expr!r}", design.context)[:, 0]
         offset = values if offset is None else offset + values
     factors = []
     if groups != "population":
         for factor in design.factors:
             blocks = [b for b in design.blocks if b.factor == factor]
-            Z = np.concatenate([_evaluate(b.spec, data, f"group term {b.block}") for b in blocks], axis=1)
-            factors.append(FactorRows(factor, _level_labels(data, model.data, blocks[0].block.factor_columns), Z))
+            Z = np.concatenate([_evaluate(b.spec, data, f"group term {b.block}", design.context) for b in blocks], axis=1)
+            factors.append(FactorRows(factor, _level_labels(data, blocks[0].block.factor_columns), Z))
     trials = None
     if kind == "response" and model.family.needs_trials:
         r = design.spec.response
@@ -341,7 +338,7 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
         values = family.link_function.inverse(eta)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}
     return xr.DataArray(np.asarray(values, dtype=float), dims=("chain", "draw", OBS_DIM), coords=coords,
-                        name=model.spec.response.expr, attrs={"kind": kind, "groups": groups})
+                        name=response_name(design), attrs={"kind": kind, "groups": groups})
 
 
 def predict_summary(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,

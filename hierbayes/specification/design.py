@@ -25,10 +25,11 @@ Examples
 
 from __future__ import annotations
 
-import ast
+import keyword
 import re
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,11 +37,12 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
-from hierbayes.errors import DataError, DataWarning, FormulaError, did_you_mean
+from hierbayes.errors import DataError, DataWarning, FormulaError
+from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables, known_columns
 from hierbayes.specification.families import Family
-from hierbayes.specification.formula import Block, ModelSpec
+from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, dot_positions
 
-__all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns"]
+__all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns", "expand_dot", "level_label"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class Design:
     factors : dict of FactorDesign, by factor name
     n_dropped : int
         Rows dropped for missing values (with the warning saying so).
+    context : dict
+        What the formula's expressions may see besides the data and formulaic's transforms
+        (:func:`~hierbayes.specification.evaluation.evaluation_context`); new data are
+        evaluated with it too.
     """
 
     spec: ModelSpec
@@ -102,6 +108,7 @@ class Design:
     n_dropped: int
     fixed_spec: Any = field(repr=False)
     offset_specs: tuple[Any, ...] = field(repr=False, default=())
+    context: dict[str, Any] = field(repr=False, default_factory=dict)  # what formulaic may see besides the data
 
     @property
     def n_obs(self) -> int:
@@ -118,29 +125,30 @@ class Design:
 
 # --- which columns a formula uses ------------------------------------------------------------
 
-_NOT_COLUMNS = {"np", "numpy", "C", "scale", "center", "standardize", "poly", "bs", "cr", "cc", "I",
-                "log", "exp", "sqrt", "Q", "lookup_encoded_factor", "hashed", "True", "False", "None"}
+def _value_text(expr: str, columns) -> str | None:
+    """The formulaic text of a one-column expression (response, cbind column, offset); None when
+    ``expr`` is a column itself."""
+    return None if expr in columns else _as_arithmetic(expr)
 
 
-def _expression_names(expr: str) -> set[str]:
-    """Names an expression reads as variables (not functions, not modules)."""
-    backticked = dict((f"_bq{i}", name) for i, name in enumerate(re.findall(r"`([^`]+)`", expr)))
-    pieces = iter(backticked)
-    text = re.sub(r"`[^`]+`", lambda m: next(pieces), expr)
-    text = text.replace(":", "*").replace("||", "|")
-    try:
-        tree = ast.parse(text.strip() or "1", mode="eval")
-    except SyntaxError:
-        return set(backticked.values())
-    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    names = {n.id for n in ast.walk(tree)
-             if isinstance(n, ast.Name) and id(n) not in called and id(n) not in bases}
-    return {backticked.get(n, n) for n in names}
+def used_columns(spec: ModelSpec, columns, namespace: Collection[str] = ()) -> list[str]:
+    """Columns of the data that the formula reads, in the data's order, after checking that every
+    expression may be evaluated (:mod:`hierbayes.specification.evaluation`).
 
+    Parameters
+    ----------
+    spec : ModelSpec
+    columns : sequence of str
+        The data's columns.
+    namespace : collection of str
+        Names the user passed in ``namespace=`` (not columns).
 
-def used_columns(spec: ModelSpec, columns) -> list[str]:
-    """Columns of the data that the formula reads, in formula order.
+    Raises
+    ------
+    FormulaError
+        For anything a formula may not evaluate (``__import__``, an unknown function, ...).
+    DataError
+        For an unknown column, or a used column that the data have twice.
 
     Examples
     --------
@@ -149,33 +157,83 @@ def used_columns(spec: ModelSpec, columns) -> list[str]:
     ['y', 'x', 'g', 'h']
     """
     columns = list(columns)
-    exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
-             *(b.expr for b in spec.blocks)]
-    wanted: list[str] = []
-    for expr in exprs:
-        wanted.extend(sorted(_expression_names(expr)))
+    spec = expand_dot(spec, columns, namespace)
+    wanted = _expression_columns(spec, columns, namespace)
     for b in spec.blocks:
-        wanted.extend(b.factor_columns)
-    unknown = [n for n in dict.fromkeys(wanted) if n not in columns and n not in _NOT_COLUMNS]
-    if unknown:
-        name = unknown[0]
-        close = did_you_mean(name, columns)
-        hint = f"; did you mean {close!r}?" if close else f"; the data have {_column_list(columns)}"
-        raise DataError(f"unknown column {name!r} in the formula{hint}")
+        wanted += known_columns(b.factor_columns, columns)
+    wanted = list(dict.fromkeys(wanted))
+    for name in wanted:
+        if (copies := columns.count(name)) > 1:
+            raise DataError(f"the data have {copies} columns named {name!r}; the formula cannot tell which one it "
+                            "means: rename or drop the copies")
     return [c for c in columns if c in set(wanted)]
 
 
-def _column_list(columns) -> str:
-    cols = [str(c) for c in columns]
-    return ", ".join(repr(c) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
+def _expression_columns(spec: ModelSpec, columns: list, namespace: Collection[str]) -> list[str]:
+    """Columns read by the formula's expressions (all but the grouping factors), checked for evaluation."""
+    wanted = _response_columns(spec, columns, namespace)
+    for expr in spec.offsets:
+        text = _value_text(expr, columns)
+        wanted += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
+    for text in (spec.fixed, *(b.expr for b in spec.blocks)):
+        wanted += formula_variables(text, columns, namespace, spec.formula)
+    return wanted
+
+
+def _response_columns(spec: ModelSpec, columns: list, namespace: Collection[str]) -> list[str]:
+    out: list[str] = []
+    for expr in (spec.response.expr, spec.response.failures):
+        if expr is not None:
+            text = _value_text(expr, columns)
+            out += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
+    return out
+
+
+def expand_dot(spec: ModelSpec, columns, namespace: Collection[str] = ()) -> ModelSpec:
+    """``spec`` with ``.`` in its fixed part written out: every column of the data except the
+    response's and the grouping factors' (lme4's ``.`` leaves out the response only; a grouping
+    column as a fixed effect too would be collinear with its varying intercepts).
+
+    Examples
+    --------
+    >>> from hierbayes.specification.formula import parse
+    >>> expand_dot(parse("y ~ . + (1 | g)"), ["y", "x", "body mass", "g"]).fixed
+    '(x + `body mass`)'
+    """
+    positions = dot_positions(spec.fixed)
+    if not positions:
+        return spec
+    columns = list(columns)
+    left_out = {*_response_columns(spec, columns, namespace), *(c for b in spec.blocks for c in b.factor_columns)}
+    others = [c for c in columns if c not in left_out]
+    tilde = spec.formula.index("~")
+    where = next((i for i in dot_positions(spec.formula) if i > tilde), None)
+    if not others:
+        raise FormulaError("'.' stands for every column except the response and the grouping factors, and the data "
+                           "have no other column", spec.formula, where)
+    if len(others) > MAX_TERMS:
+        raise FormulaError(f"'.' stands for {len(others)} columns; a formula has at most {MAX_TERMS} terms",
+                           spec.formula, where)
+    if bad := [c for c in others if not isinstance(c, str) or "`" in c]:
+        raise FormulaError(f"'.' cannot name the column {bad[0]!r} in a formula (column names must be text "
+                           "without backticks); rename it or list the predictors", spec.formula, where)
+    text = "(" + " + ".join(c if c.isidentifier() and not keyword.iskeyword(c) else f"`{c}`" for c in others) + ")"
+    fixed = spec.fixed
+    for i in reversed(positions):
+        fixed = fixed[:i] + text + fixed[i + 1:]
+    return replace(spec, fixed=fixed)
 
 
 # --- evaluation through formulaic -------------------------------------------------------------
 
-def _matrix(expr: str, data: pd.DataFrame, what: str):
+def _matrix(expr: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]):
+    """formulaic's columns of ``expr`` on ``data``, seeing only ``context`` besides the data and its
+    own transforms, once :func:`~hierbayes.specification.evaluation.formula_variables` has checked
+    everything ``expr`` would evaluate."""
+    formula_variables(expr, data.columns, context)
     try:
         with np.errstate(all="ignore"):
-            mm = model_matrix(expr, data, na_action="ignore")
+            mm = model_matrix(expr, data, na_action="ignore", context=context)
     except FormulaicError as err:
         raise FormulaError(f"cannot read {what} {expr!r}: {err}") from None
     except Exception as err:  # formulaic wraps evaluation errors of user expressions
@@ -186,7 +244,22 @@ def _matrix(expr: str, data: pd.DataFrame, what: str):
         j = int(np.flatnonzero(bad.any(axis=0))[0])
         raise DataError(f"{what}: column {mm.model_spec.column_names[j]!r} has {int(bad[:, j].sum())} "
                         "infinite or undefined values after its transform (e.g. log of a value <= 0)")
+    for j, name in enumerate(mm.model_spec.column_names):
+        _check_size(values[:, j], f"{what}: column {name!r}")
     return values, mm.model_spec
+
+
+LARGEST = 1e100
+"""The largest absolute value a column may hold: default priors are scaled by the data's spread,
+whose square overflows double precision not far beyond (1e300 is finite; its square is not)."""
+
+
+def _check_size(values: np.ndarray, what: str) -> None:
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest > LARGEST:
+        scale = f"1e{int(np.floor(np.log10(largest)))}"
+        raise DataError(f"{what} has values as large as {largest:.3g}, too large to scale priors by (hierbayes takes "
+                        f"values up to {LARGEST:.0e}); rescale it first, e.g. divide it by {scale}")
 
 
 def _as_arithmetic(expr: str) -> str:
@@ -207,17 +280,30 @@ def _as_arithmetic(expr: str) -> str:
     return expr
 
 
-def _single_column(expr: str, data: pd.DataFrame, what: str) -> tuple[np.ndarray, Any]:
+def _single_column(expr: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]) -> tuple[np.ndarray, Any]:
     if expr in data.columns:
         col = data[expr]
         if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
             example = col.dropna().iloc[0] if col.notna().any() else None
             raise DataError(f"{what} {expr!r} must be numeric; it holds {col.dtype} values such as {example!r}")
         return col.to_numpy(dtype=float), None
-    values, mspec = _matrix(f"0 + {_as_arithmetic(expr)}", data, what)
+    values, mspec = _matrix(f"0 + {_as_arithmetic(expr)}", data, what, context)
     if values.shape[1] != 1:
         raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]} columns")
     return values[:, 0], mspec
+
+
+def level_label(value: Any) -> str:
+    """How a level of a grouping factor is named, in tables and at prediction time: its text,
+    with whole floats written as integers, so that a column read as floats (``308.0``, as a
+    CSV column with a gap becomes) and new data with ``308`` or ``"308"`` name one level.
+
+    >>> [level_label(v) for v in (308.0, np.int64(308), "308", 2.5, "a")]
+    ['308', '308', '308', '2.5', 'a']
+    """
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item() if isinstance(value, np.generic) else value)
 
 
 def _factor_levels(data: pd.DataFrame, block: Block) -> FactorDesign:
@@ -229,7 +315,12 @@ def _factor_levels(data: pd.DataFrame, block: Block) -> FactorDesign:
             order = [c for c in col.cat.categories if (col == c).any()]
         else:
             order = sorted(col.unique(), key=lambda v: (str(type(v)), v) if not isinstance(v, str) else ("str", v))
-        parts.append((col.map({v: i for i, v in enumerate(order)}).to_numpy(), [str(v) for v in order]))
+        labels = [level_label(v) for v in order]
+        if len(set(labels)) < len(labels):
+            same = next(label for label in labels if labels.count(label) > 1)
+            raise DataError(f"grouping factor column {column!r} has different values that print the same, "
+                            f"{same!r}; give the column one type (e.g. df[{column!r}].astype(str))")
+        parts.append((col.map({v: i for i, v in enumerate(order)}).to_numpy(), labels))
     if len(parts) == 1:
         codes, names = parts[0]
         return FactorDesign(block.factor, tuple(names), codes.astype(np.int32))
@@ -271,7 +362,8 @@ def _collinear_message(X: np.ndarray, names: tuple[str, ...]) -> str | None:
 
 # --- the design ----------------------------------------------------------------------------------
 
-def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: str = "drop") -> Design:
+def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: str = "drop",
+                namespace: Mapping[str, Any] | None = None) -> Design:
     """Validate ``data`` against ``spec`` and ``family`` and build the design arrays.
 
     Parameters
@@ -283,6 +375,9 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     na_action : {"drop", "error"}
         Rows with missing values in used columns are dropped with a
         :class:`~hierbayes.errors.DataWarning` (``"drop"``) or refused (``"error"``).
+    namespace : dict, optional
+        Functions and values the formula may use besides the data's columns and the
+        documented transforms (:mod:`hierbayes.specification.evaluation`).
 
     Returns
     -------
@@ -294,15 +389,18 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         raise DataError("the data are empty (0 rows)")
     if na_action not in ("drop", "error"):
         raise DataError(f"na_action must be 'drop' or 'error', not {na_action!r}")
-    columns = used_columns(spec, data.columns)
+    context = evaluation_context(check_namespace(namespace, data.columns))
+    columns = used_columns(spec, data.columns, context)
+    spec = expand_dot(spec, data.columns, context)
+    _check_kinds(spec, data, context)
     data, n_dropped = _drop_missing(data, columns, na_action)
     _check_finite(data, columns)
     _check_numbers_stored_as_text(spec, data, columns)
 
-    y, _ = _single_column(spec.response.expr, data, "response")
+    y, _ = _single_column(spec.response.expr, data, "response", context)
     trials = None
     if spec.response.is_cbind:
-        failures, _ = _single_column(spec.response.failures, data, "failures column")
+        failures, _ = _single_column(spec.response.failures, data, "failures column", context)
         _check_counts_column(failures, spec.response.failures)
         trials = y + failures
         if family.name == "bernoulli":
@@ -315,14 +413,14 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if np.ptp(y) == 0 and trials is None:
         raise DataError(f"response {spec.response.expr!r} is constant (every value is {y[0]:g}): nothing to model")
 
-    X, fixed_spec = _matrix(spec.fixed, data, "fixed effects")
+    X, fixed_spec = _matrix(spec.fixed, data, "fixed effects", context)
     fixed_names = tuple(fixed_spec.column_names)
     if (message := _collinear_message(X, fixed_names)) is not None:
         raise DataError(message)
 
     offset, offset_specs = None, []
     for expr in spec.offsets:
-        values, ospec = _single_column(expr, data, "offset")
+        values, ospec = _single_column(expr, data, "offset", context)
         offset = values if offset is None else offset + values
         offset_specs.append((expr, ospec))
 
@@ -331,7 +429,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     for block in spec.blocks:
         if block.factor not in factors:
             factors[block.factor] = _checked_factor(data, block, family)
-        Z, zspec = _matrix(block.expr, data, f"group term {block}")
+        Z, zspec = _matrix(block.expr, data, f"group term {block}", context)
         names = tuple(zspec.column_names)
         if not names:
             raise FormulaError(f"group term {block} has no coefficients")
@@ -346,7 +444,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
-                  fixed_spec, tuple(offset_specs))
+                  fixed_spec, tuple(offset_specs), context)
 
 
 def _drop_missing(data: pd.DataFrame, columns: list[str], na_action: str) -> tuple[pd.DataFrame, int]:
@@ -375,6 +473,22 @@ def _check_finite(data: pd.DataFrame, columns: list[str]) -> None:
             if np.isinf(values).any():
                 raise DataError(f"column {c!r} has {int(np.isinf(values).sum())} infinite values "
                                 f"(first at row {data.index[np.isinf(values)][0]!r})")
+            _check_size(values, f"column {c!r}")
+
+
+def _check_kinds(spec: ModelSpec, data: pd.DataFrame, context: Mapping[str, Any]) -> None:
+    """Refuse dates, durations and complex numbers where the formula needs numbers (a grouping
+    factor may hold dates: a level is a level)."""
+    for c in dict.fromkeys(_expression_columns(spec, list(data.columns), context)):
+        dtype = data[c].dtype
+        if pd.api.types.is_timedelta64_dtype(dtype):
+            raise DataError(f"column {c!r} holds durations ({dtype}); a formula needs numbers: convert it first, "
+                            f"e.g. df[{c!r}] = df[{c!r}].dt.total_seconds() / 86400 for days")
+        if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+            raise DataError(f"column {c!r} holds dates and times ({dtype}); a formula needs numbers: convert it "
+                            f"first, e.g. df[{c!r}] = (df[{c!r}] - df[{c!r}].min()).dt.days for days since the first")
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DataError(f"column {c!r} holds complex numbers; a formula needs real numbers")
 
 
 def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: list[str]) -> None:

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 
 from hierbayes.errors import FormulaError
 
-__all__ = ["Block", "Response", "ModelSpec", "parse"]
+__all__ = ["Block", "Response", "ModelSpec", "parse", "dot_positions", "MAX_TERMS"]
 
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+_NAME = re.compile(r"^(?!\d)[\w.]+$|^`[^`]+`$")  # \w: letters of any script (Schüler, 学校)
+MAX_TERMS = 1000
+"""The most terms (``+``-separated, group terms included) a formula may have."""
 
 
 @dataclass(frozen=True)
@@ -172,13 +174,20 @@ def _factor_names(text: str, offset: int, formula: str) -> list[str]:
 
 
 def _parse_block(inner: str, offset: int, formula: str) -> list[Block]:
-    """Parse the inside of ``( expr | factor )`` or ``( expr || factor )``."""
+    """Parse the inside of ``( expr | factor )`` or ``( expr || factor )`` (redundant parentheses
+    around it, as in ``((1 | g))``, are dropped)."""
+    while _outer_parens(inner.strip()):
+        stripped, offset = _strip(inner, offset)
+        inner, offset = stripped[1:-1], offset + 1
     for sep, correlated in (("||", False), ("|", True)):  # noqa: B007 (used after the loop)
         parts = _split_top_level(inner, sep, offset, formula)
         if len(parts) == 2:
             break
         if len(parts) > 2:
             raise FormulaError(f"a group term takes one '{sep}'", formula, parts[2][1] - len(sep))
+    else:
+        raise FormulaError("a group term is (expr | factor), with the '|' outside any inner parentheses",
+                           formula, offset + inner.index("|"))
     (expr, epos), (factor, fpos) = (_strip(*parts[0]), _strip(*parts[1]))
     if not expr:
         raise FormulaError(
@@ -229,6 +238,8 @@ def parse(formula: str) -> ModelSpec:
 
     rhs_text = formula[tilde + 1 :]
     terms = [_strip(p, o) for p, o in _split_top_level(rhs_text, "+", tilde + 1, formula)]
+    if len(terms) > MAX_TERMS:
+        raise FormulaError(f"the formula has {len(terms)} terms; a formula has at most {MAX_TERMS}")
     fixed, offsets, blocks = [], [], []
     for term, pos in terms:
         if not term:
@@ -250,6 +261,25 @@ def parse(formula: str) -> ModelSpec:
         offsets=tuple(offsets),
         blocks=tuple(blocks),
     )
+
+
+def dot_positions(text: str) -> list[int]:
+    """Offsets of each ``.`` that stands alone (lme4's "every other column") in ``text``: not part of
+    a name (``np.log``, ``g.1``), a number (``.5``) or a backticked or quoted name.
+
+    >>> dot_positions("x + . - z"), dot_positions("np.log(x) + g.1 + .5")
+    ([4], [])
+    """
+    found, quote = [], None
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "`'\"":
+            quote = ch
+        elif ch == "." and not (i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_.")) and not (
+                i + 1 < len(text) and (text[i + 1].isalnum() or text[i + 1] in "_.")):
+            found.append(i)
+    return found
 
 
 def _parse_response(lhs: str, pos: int, formula: str) -> Response:

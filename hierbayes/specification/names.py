@@ -95,8 +95,12 @@ STAT_NAMES: tuple[str, ...] = astuple(STAT)
 def safe_name(name: str) -> str:
     """A factor or response label as a plain identifier for internal variable names.
 
-    >>> safe_name("school:class")
-    'school_class'
+    The one place where hierbayes sanitises a name: the PyMC variables of a factor
+    (``sd_<name>``, ``r_<name>``) and the observed variable (also the response's name in the
+    fit's DataTree, where ``/`` may not appear) are built from it. Letters of any script stay.
+
+    >>> safe_name("Reaction/1000"), safe_name("school:class"), safe_name("Schüler")
+    ('Reaction_1000', 'school_class', 'Schüler')
     """
     return re.sub(r"\W", "_", name)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hierbayes.errors import PriorError, did_you_mean
+from hierbayes.errors import DataError, PriorError, did_you_mean
 from hierbayes.specification import priors as P
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
@@ -44,8 +44,25 @@ from hierbayes.specification.names import (
 )
 
 __all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs",
-           "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name", "factor_dim", "coef_dim",
-           "cor_dim", "FIXED_DIM"]
+           "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name", "check_distinct_names",
+           "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
+
+
+def check_distinct_names(design: Design) -> None:
+    """Refuse two grouping factors whose internal names (:func:`safe_name`) are one, as ``g.1`` and
+    ``g_1``: their variables would overwrite each other.
+
+    Raises
+    ------
+    DataError
+        Naming both factors.
+    """
+    seen: dict[str, str] = {}
+    for factor in design.factors:
+        other = seen.setdefault(safe_name(factor), factor)
+        if other != factor:
+            raise DataError(f"grouping factors {other!r} and {factor!r} would share the internal name "
+                            f"{safe_name(factor)!r} (symbols become '_'); rename one of the columns")
 
 
 def group_effect_parameters(design: Design, levels: dict[str, list[str]] | None = None) -> list[Parameter]:

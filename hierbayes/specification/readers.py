@@ -69,6 +69,7 @@ def _read_csv(path: Path, sep: str | None) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         raise DataError(f"cannot read {str(path)!r} as a table with the {_DELIMITER_NAMES.get(sep, repr(sep))} "
                         f"delimiter: {err}") from None
+    _check_header_names(path, sep)
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         others = [d for d in DELIMITERS if d != sep and d in header]
@@ -78,6 +79,15 @@ def _read_csv(path: Path, sep: str | None) -> pd.DataFrame:
                             f"but it contains the {_DELIMITER_NAMES[others[0]]} delimiter; give it explicitly "
                             f"(--sep {others[0]!r} on the command line, sep={others[0]!r} in read_data)")
     return frame
+
+
+def _check_header_names(path: Path, sep: str) -> None:
+    """Refuse a header that names two columns alike (pandas would rename the second ``x.1``)."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0].tolist()
+    names = [str(h) for h in header]
+    if dup := next((n for n in names if names.count(n) > 1), None):
+        raise DataError(f"the data file {str(path)!r} has {names.count(dup)} columns named {dup!r}; a formula could "
+                        "not tell which one it means: rename the copies")
 
 
 def read_data(path: str | os.PathLike, sep: str | None = None) -> pd.DataFrame:
@@ -96,7 +106,8 @@ def read_data(path: str | os.PathLike, sep: str | None = None) -> pd.DataFrame:
     Raises
     ------
     DataError
-        If the file is missing, empty, unreadable, or its delimiter cannot be told.
+        If the file is missing, empty, unreadable, or its delimiter cannot be told, or if
+        its header names two columns alike.
     """
     path = Path(path)
     if not path.exists():

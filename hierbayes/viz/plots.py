@@ -41,6 +41,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from hierbayes.errors import HierbayesError, did_you_mean
+from hierbayes.model.data import response_name
 from hierbayes.posterior.pooling import check_coefficient, pooling, population_draws
 from hierbayes.posterior.summaries import interval_names, parameter_draws
 from hierbayes.specification.names import FactorNames
@@ -444,7 +445,7 @@ def plot_funnel(fit, factor: str | None = None, level: str | None = None, term: 
 
 
 def _predictive_draws(fit, seed: int | None) -> np.ndarray:
-    name = fit.model.spec.response.expr
+    name = response_name(fit.model.design)
     if "posterior_predictive" in fit.idata.children and name in fit.idata["posterior_predictive"].data_vars:
         replicated = fit.idata["posterior_predictive"][name]
     else:

@@ -50,6 +50,7 @@ class Case:
     options: dict = field(default_factory=dict)  # Model keywords; the CLI gets the same as flags
     file_text: str | None = None  # the data file's exact text (file-level faults)
     sep: str | None = None
+    parquet: bool = False  # the command line reads the data from Parquet (types a CSV cannot carry)
 
 
 CASES = {
@@ -102,6 +103,38 @@ CASES = {
                                     change=lambda d: d.assign(Hours=24 * d["Days"]),
                                     message=r"fixed effects are perfectly collinear: 'Hours' is a linear combination "
                                             r"of 'Days'"),
+    "code-in-formula": Case("Reaction ~ Days + I(__import__('os').getpid()) + (Days | Subject)", error=FormulaError,
+                            message=r"'__import__' may not be used in a formula: it could run code; .*\n"
+                                    r"  Reaction ~ Days \+ I\(__import__\('os'\)\.getpid\(\)\) \+ \(Days \| Subject\)\n"
+                                    r" {22}\^"),
+    "unknown-function": Case("Reaction ~ logit(Days) + (Days | Subject)", error=FormulaError,
+                             message=r"'logit' is not a function a formula may call; .*namespace=\{'logit': logit\}"),
+    "bar-inside-parentheses": Case("Reaction ~ (Days + (1 | Subject))", error=FormulaError,
+                                   message=r"a group term is \(expr \| factor\), with the '\|' outside any inner "
+                                           r"parentheses\n.*\n {24}\^"),
+    "too-many-terms": Case("Reaction ~ " + " + ".join(["Days"] * 20_000) + " + (Days | Subject)", error=FormulaError,
+                           message=r"the formula has 20001 terms; a formula has at most 1000"),
+    "dot-with-no-columns": Case("Reaction ~ . + (1 | Subject)", change=lambda d: d.drop(columns="Days"),
+                                error=FormulaError, message=r"'\.' stands for every column except the response and "
+                                                            r"the grouping factors, and the data have no other column"),
+    "factor-names-clash": Case("Reaction ~ Days + (1 | lab.site) + (1 | lab_site)",
+                               change=lambda d: d.assign(**{"lab.site": d["Subject"], "lab_site": d["Days"] % 3}),
+                               message=r"grouping factors 'lab\.site' and 'lab_site' would share the internal name "
+                                       r"'lab_site'"),
+    "duplicate-column": Case(change=lambda d: pd.concat([d, d[["Days"]] * 24], axis=1),
+                             message=r"2 columns named 'Days'; .* rename"),
+    "date-column": Case("Reaction ~ date + (1 | Subject)", parquet=True,
+                        change=lambda d: d.assign(date=pd.Timestamp("2024-03-01") + pd.to_timedelta(d["Days"], "D")),
+                        message=r"column 'date' holds dates and times \(datetime64.*\); a formula needs numbers: "
+                                r"convert it first, e\.g\. df\['date'\] = \(df\['date'\] - df\['date'\]\.min\(\)\)\.dt\.days"),
+    "duration-column": Case("Reaction ~ awake + (1 | Subject)", parquet=True,
+                            change=lambda d: d.assign(awake=pd.to_timedelta(16 + 24 * d["Days"], "h")),
+                            message=r"column 'awake' holds durations \(timedelta64.*\); a formula needs numbers: "
+                                    r"convert it first, e\.g\. df\['awake'\] = df\['awake'\]\.dt\.total_seconds\(\)"),
+    "value-too-large": Case("Reaction ~ dose + (1 | Subject)", change=lambda d: d.assign(dose=d["Days"] * 1e300),
+                            message=r"column 'dose' has values as large as 9e\+300, too large to scale priors by "
+                                    r"\(hierbayes takes values up to 1e\+100\); rescale it first, e\.g\. divide it by "
+                                    r"1e300"),
     "empty-file": Case(file_text="", message=r"the data file .*empty-file\.csv. is empty"),
     "header-only-file": Case(file_text="Reaction,Days,Subject\n", message=r"the data are empty \(0 rows\)"),
     "semicolon-delimiter": Case(file_text="Reaction;Days;Subject\n" + "".join(
@@ -126,8 +159,10 @@ def test_every_documented_row_has_a_case_and_back():
 
 
 def _data_file(case: Case, name: str, sleepstudy: pd.DataFrame, folder: Path) -> Path:
-    path = folder / f"{name}.csv"
-    if case.file_text is not None:
+    path = folder / f"{name}.{'parquet' if case.parquet else 'csv'}"
+    if case.parquet:
+        case.change(sleepstudy).to_parquet(path)
+    elif case.file_text is not None:
         path.write_text(case.file_text)
     else:
         (case.change(sleepstudy) if case.change else sleepstudy).to_csv(path, index=False)

@@ -35,6 +35,8 @@ Examples
 
 from __future__ import annotations
 
+import copy
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -111,6 +113,23 @@ def _check_columns(data: pd.DataFrame, columns: list[str]) -> None:
                             f"(first at row {data.index[nan][0]!r}); predictions need every used value")
 
 
+def _check_numbers(data: pd.DataFrame, fitting: pd.DataFrame, columns: list[str]) -> None:
+    """Raise :class:`DataError` for a value that is not a number in a column the model was fitted with numbers.
+
+    Left to formulaic, a text value would make the column categorical on the new data alone,
+    and fail with a message about generated columns.
+    """
+    for c in columns:
+        if c not in fitting.columns or not pd.api.types.is_numeric_dtype(fitting[c].dtype) \
+                or pd.api.types.is_numeric_dtype(data[c].dtype):
+            continue
+        values = data[c]
+        bad = values[[not isinstance(v, numbers.Real) for v in values]]
+        if len(bad):
+            raise DataError(f"column {c!r} of the new data holds {bad.iloc[0]!r} (row {bad.index[0]!r}), which is not a "
+                            f"number; the model was fitted with numbers in {c!r} ({len(bad)} such rows)")
+
+
 def _check_categories(spec, data: pd.DataFrame) -> None:
     """Raise :class:`DataError` for a categorical value the fitting data did not have."""
     for factor, (kind, state) in spec.encoder_state.items():
@@ -129,8 +148,15 @@ def _check_categories(spec, data: pd.DataFrame) -> None:
 
 
 def _evaluate(spec, data: pd.DataFrame, what: str) -> np.ndarray:
-    """Columns of ``spec`` on ``data``, with the fitting data's transforms and levels."""
+    """Columns of ``spec`` on ``data``, with the fitting data's transforms and levels.
+
+    formulaic writes into the state of the spec it evaluates (a column of a new kind gets an
+    encoding of its own), so the evaluation runs on a copy: whatever the new data, the fitted
+    model's design is never changed.
+    """
     _check_categories(spec, data)
+    spec = spec.update(encoder_state=copy.deepcopy(spec.encoder_state),
+                       transform_state=copy.deepcopy(spec.transform_state))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -175,8 +201,9 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
     Raises
     ------
     DataError
-        For a missing column, a missing value, or a categorical level of a fixed effect
-        that the fitting data did not have (naming the column and the level).
+        For a missing column, a missing value, a value that is not a number in a column
+        fitted with numbers, or a categorical level of a fixed effect that the fitting data
+        did not have (naming the column and the value). ``model`` is never changed.
 
     Examples
     --------
@@ -194,7 +221,9 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
         raise DataError(f"new data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise DataError("the new data are empty (0 rows)")
-    _check_columns(data, _required_columns(design, groups, kind, model.family.needs_trials))
+    columns = _required_columns(design, groups, kind, model.family.needs_trials)
+    _check_columns(data, columns)
+    _check_numbers(data, model.data, columns)
     X = _evaluate(design.fixed_spec, data, "the fixed effects")
     offset = None
     for expr, ospec in design.offset_specs:

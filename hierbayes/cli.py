@@ -233,7 +233,7 @@ def _write_files(fit, folder: Path, notes: list[str], about: dict) -> list[str]:
     for name, frame in tables.items():
         keep_index = not name.startswith("group_effects_")
         (frame if keep_index else frame.reset_index()).to_csv(folder / f"{name}.csv", index=keep_index)
-    fit.save(folder / FIT_FILE)  # before the plots add replicated data to fit.idata
+    fit.save(folder / FIT_FILE)
     images, plot_notes = report_images(fit, seed=fit.seed)
     for name, png in images.items():
         (folder / f"{name}.png").write_bytes(png)

@@ -50,7 +50,8 @@ from hierbayes.specification.design import Design, _expression_names
 from hierbayes.specification.linear_predictor import design_effects, linear_predictor
 from hierbayes.specification.parameters import FIXED_DIM, coef_dim, cor_dim, factor_dim, safe_name
 
-__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_summary", "KINDS", "GROUPS"]
+__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "predict_summary", "family_draws",
+           "KINDS", "GROUPS"]
 
 KINDS = ("mean", "response")
 GROUPS = ("known", "population", "new")
@@ -79,6 +80,15 @@ class NewRows:
     @property
     def n_rows(self) -> int:
         return int(self.X.shape[0])
+
+    def take(self, positions: np.ndarray) -> NewRows:
+        """The rows at ``positions`` (0-based), in that order."""
+        def pick(values):
+            return None if values is None else values[positions]
+
+        return NewRows(self.X[positions], pick(self.offset),
+                       tuple(FactorRows(f.factor, f.labels[positions], f.Z[positions]) for f in self.factors),
+                       pick(self.trials), self.index[positions])
 
 
 # --- the new-data design ----------------------------------------------------------------------
@@ -319,6 +329,11 @@ def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, grou
 
 # --- predictions ---------------------------------------------------------------------------
 
+def family_draws(family, posterior: xr.Dataset) -> dict[str, np.ndarray]:
+    """The draws of the family's own parameters (``sigma``, ...), each ``(chain, draw, 1)``."""
+    return {name: posterior[name].transpose("chain", "draw").values[..., None] for name, _ in family.parameters}
+
+
 def _check_options(kind: str, groups: str) -> None:
     if kind not in KINDS:
         raise HierbayesError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -354,17 +369,26 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
         index of ``data``.
     """
     _check_options(kind, groups)
-    model, post = fit.model, fit.posterior
+    rows = new_rows(fit.model, data, groups, kind)
+    return predict_rows(fit.model, fit.posterior, rows, kind, groups, allow_new_levels=allow_new_levels,
+                        rng=np.random.default_rng(seed))
+
+
+def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", groups: str = "known", *,
+                 allow_new_levels: bool = False, rng: np.random.Generator) -> xr.DataArray:
+    """:func:`predict` of the rows of a :class:`NewRows`, for the draws of ``post``.
+
+    ``post`` may be a subset of a fit's draws (:func:`hierbayes.posterior.checking.predictive_sample`
+    predicts a few draws of a few rows); the result has its chains and draws.
+    """
     design, family = model.design, model.family
-    rows = new_rows(model, data, groups, kind)
-    rng = np.random.default_rng(seed)
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     b = _draws(post, "b", FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
     effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
     eta = linear_predictor(b, rows.X, rows.offset, effects)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints
     if kind == "response":
-        values = family.draw(rng, eta, fit._family_draws(), trials)
+        values = family.draw(rng, eta, family_draws(family, post), trials)
     else:
         values = family.link_function.inverse(eta)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}

@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -477,8 +478,8 @@ def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = 
     continuous responses show the density of ``n_draws`` replicated data sets (thin
     lines) and of the observed data (thick line).
 
-    The replicated data are those of at most ``max_draws`` posterior draws for at most
-    ``max_rows`` rows, chosen at random (:func:`hierbayes.posterior.checking.predictive_sample`),
+    The replicated data are those of at most ``max_draws`` posterior draws (``n_draws`` for a
+    continuous response) for at most ``max_rows`` rows, chosen at random (:func:`hierbayes.posterior.checking.predictive_sample`),
     so that the plot takes a few MB at any data size; the observed data are those rows too, and
     the title says what was subsampled. Replicated data in ``fit.idata`` (from
     :meth:`~hierbayes.api.Fit.posterior_predictive`) are used when there; nothing is stored.
@@ -498,11 +499,15 @@ def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = 
     -------
     matplotlib.axes.Axes
     """
-    sample = predictive_sample(fit, max_draws, max_rows, seed)
+    counts_like = bool(np.all(np.mod(fit.model.design.y, 1) == 0))
+    sample = predictive_sample(fit, max_draws if counts_like else min(max_draws, n_draws), max_rows, seed)
+    whole = counts_like and np.all(np.mod(sample.replicated[: min(len(sample.replicated), 20)], 1) == 0)
+    if not whole and len(sample.replicated) > n_draws:  # whole observed values, but a continuous family
+        keep = np.sort(np.random.default_rng(seed).choice(len(sample.replicated), size=n_draws, replace=False))
+        sample = dataclasses.replace(sample, replicated=sample.replicated[keep])
     y, replicated = sample.observed, sample.replicated
     ax = _axes(ax)
     name = fit.model.spec.response.expr
-    whole = np.all(np.mod(y, 1) == 0) and np.all(np.mod(replicated[: min(len(replicated), 20)], 1) == 0)
     if whole:
         top = int(max(y.max(), np.quantile(replicated, 0.995)))
         values = np.arange(0, top + 1)
@@ -516,10 +521,8 @@ def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = 
         ax.set_xlabel(f"{name} (replicated values above {top} counted at {top})" if clipped else name)
         ax.set_ylabel("rows")
     else:
-        rng = np.random.default_rng(seed)
-        chosen = rng.choice(len(replicated), size=min(n_draws, len(replicated)), replace=False)
         grid = np.linspace(min(y.min(), np.quantile(replicated, 0.005)), max(y.max(), np.quantile(replicated, 0.995)), 200)
-        for k, row in enumerate(replicated[chosen]):
+        for k, row in enumerate(replicated):
             ax.plot(grid, density(row, grid), color="C0", alpha=0.25, lw=0.8,
                     label="replicated data" if k == 0 else None)
         ax.plot(grid, density(y, grid), color="k", lw=2, label="observed")

@@ -70,7 +70,8 @@ _FIGURE_TEXT = {
               "looks like; divergent transitions are marked."),
     "ppc": ("Posterior predictive check: data sets simulated from the fitted model against the observed "
             "response. Where the observed data sit outside the simulated ones, the model misses a feature "
-            "of the data."),
+            "of the data. The data sets are those of a random sample of posterior draws (and, for large "
+            "data, of rows), as the note under the title says."),
 }
 
 

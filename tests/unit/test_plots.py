@@ -198,7 +198,7 @@ def test_ppc_of_a_continuous_response_overlays_replicated_densities(gaussian_fit
     y = gaussian_fit.model.design.y
     exact = stats.gaussian_kde(y)(observed.get_xdata())
     np.testing.assert_allclose(observed.get_ydata(), exact, atol=1e-3 * exact.max())  # plots.density's promise
-    assert ax.texts[0].get_text() == "100 of 600 draws, chosen at random"  # every row: only the draws are a sample
+    assert ax.texts[0].get_text() == "20 of 600 draws, chosen at random"  # one per line; every row is there
 
 
 @pytest.mark.parametrize("values", [np.random.default_rng(0).normal(size=300),
@@ -253,24 +253,31 @@ def test_shrinkage_rejects_an_unknown_layout(gaussian_fit):
 
 # --- a big fit: the posterior predictive check plots a bounded sample -------------------------------
 
-def big_fit(rows: int = 200_000, chains: int = 2, draws: int = 500) -> hb.Fit:
-    """A gaussian ``y ~ x + (1 | g)`` fit of ``rows`` rows, its posterior written by hand (no sampling)."""
+def big_fit(rows: int = 200_000, chains: int = 2, draws: int = 500, family: str = "gaussian",
+            whole: bool = False) -> hb.Fit:
+    """A ``y ~ x + (1 | g)`` fit of ``rows`` rows, its posterior written by hand (no sampling); ``whole``
+    rounds a gaussian response to whole numbers."""
     import xarray as xr
 
     rng = np.random.default_rng(0)
     g = rng.integers(0, 50, rows)
     x = rng.normal(size=rows)
-    data = pd.DataFrame({"y": 1 + 0.5 * x + rng.normal(0, 0.3, 50)[g] + rng.normal(size=rows), "x": x,
+    eta = (0.5 if family == "poisson" else 1.0) + 0.5 * x + rng.normal(0, 0.3, 50)[g]
+    y = rng.poisson(np.exp(eta)) if family == "poisson" else eta + rng.normal(size=rows)
+    data = pd.DataFrame({"y": np.round(y) if whole else y, "x": x,
                          "g": np.array([f"g{i:02d}" for i in range(50)])[g]})
-    model = hb.Model("y ~ x + (1 | g)", data)
+    model = hb.Model("y ~ x + (1 | g)", data, family=family)
     levels = list(model.design.factors["g"].levels)
     shape = (chains, draws)
-    posterior = xr.Dataset({
-        "b": (("chain", "draw", "term"), np.broadcast_to([1.0, 0.5], (*shape, 2)) + rng.normal(0, 0.01, (*shape, 2))),
+    variables = {
+        "b": (("chain", "draw", "term"), np.broadcast_to([0.5 if family == "poisson" else 1.0, 0.5], (*shape, 2))
+              + rng.normal(0, 0.01, (*shape, 2))),
         "r_g": (("chain", "draw", "g", "g__coef"), rng.normal(0, 0.3, (*shape, len(levels), 1))),
         "sd_g": (("chain", "draw", "g__coef"), rng.gamma(100, 0.003, (*shape, 1))),
-        "sigma": (("chain", "draw"), rng.gamma(1000, 0.001, shape)),
-    }, coords={"term": ["Intercept", "x"], "g": levels, "g__coef": ["Intercept"]})
+    }
+    if family == "gaussian":
+        variables["sigma"] = (("chain", "draw"), rng.gamma(1000, 0.001, shape))
+    posterior = xr.Dataset(variables, coords={"term": ["Intercept", "x"], "g": levels, "g__coef": ["Intercept"]})
     stats_ = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))})
     return hb.Fit(model, xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats_}), sampler="by hand")
 
@@ -297,9 +304,10 @@ def test_the_reports_predictive_check_of_a_big_fit_computes_a_bounded_sample(mon
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert computed == [(1, 100, 50_000)]  # 100 of the 1,000 draws, for 50,000 of the 200,000 rows
+    assert computed == [(1, 50, 50_000)]  # the 50 draws of the 50 lines, for 50,000 of the 200,000 rows
     assert peak < 250e6  # the whole draws x rows matrix alone would be 1.6 GB
-    assert [t.get_text() for t in ax.texts] == ["100 of 1,000 draws and 50,000 of 200,000 rows, chosen at random"]
+    assert len(ax.get_lines()) == 51
+    assert [t.get_text() for t in ax.texts] == ["50 of 1,000 draws and 50,000 of 200,000 rows, chosen at random"]
     assert ax.get_title() == "Posterior predictive check"
     assert "posterior_predictive" not in fit.idata.children  # nothing of that size is kept in the fit
     computed.clear()
@@ -311,6 +319,18 @@ def test_the_reports_predictive_check_of_a_big_fit_computes_a_bounded_sample(mon
 
     monkeypatch.setattr(report, "_png", kept)
     report.report_images(fit, seed=1)
-    assert computed == [(1, 100, 50_000)]
+    assert computed == [(1, 50, 50_000)]
     (ppc,) = [fig for fig in figures if fig.axes[0].get_title() == "Posterior predictive check"]
-    assert ppc.axes[0].texts[0].get_text().startswith("100 of 1,000 draws and 50,000 of 200,000 rows")
+    assert ppc.axes[0].texts[0].get_text() == "50 of 1,000 draws and 50,000 of 200,000 rows, chosen at random"
+
+
+def test_a_big_count_fit_takes_100_draws_for_its_intervals():
+    ax = big_fit(rows=60_000, draws=300, family="poisson").plot_ppc(seed=1)
+    assert ax.patches and ax.containers[-1].has_yerr  # observed frequencies, replicated ones with intervals
+    assert ax.texts[0].get_text() == "100 of 600 draws and 50,000 of 60,000 rows, chosen at random"
+
+
+def test_whole_observed_values_of_a_continuous_family_show_one_density_per_sampled_draw():
+    ax = big_fit(rows=60_000, draws=300, whole=True).plot_ppc(seed=1)  # replicated values are not whole
+    assert len(ax.get_lines()) == 51
+    assert ax.texts[0].get_text() == "50 of 600 draws and 50,000 of 60,000 rows, chosen at random"

@@ -83,7 +83,11 @@ class Fit(Posterior):
 
     # -- saving, plots and the MAP lesson (logic in io.py, viz/plots.py and lessons/teaching.py) ---
     def save(self, path, format: str | None = None) -> None:
-        """Write the fit to netCDF (or zarr for ``.zarr``); read it back with ``hb.load``."""
+        """Write the fit to netCDF (or zarr for ``.zarr``) atomically; read it back with ``hb.load``.
+
+        Only a fit saved by hierbayes is ever replaced, and only once the new one is complete;
+        see :func:`hierbayes.io.save_fit`.
+        """
         save_fit(self, path, format=format)
 
 

@@ -3,7 +3,7 @@
 Commands
 --------
 ``hierbayes fit DATA "FORMULA" [--family F] [--link L] [--draws N] [--tune N] [--chains N]
-[--seed S] [--sampler S] [--out DIR] [--na drop|error] [--sep SEP] [--dry-run]``
+[--seed S] [--sampler S] [--out DIR] [--force] [--na drop|error] [--sep SEP] [--dry-run]``
     Reads a CSV (delimiter detected) or Parquet file, fits with a progress bar, prints
     the brms-like summary and writes the run folder (below). ``--dry-run`` validates the
     data and formula, prints the model and its priors, and stops before compiling.
@@ -18,13 +18,21 @@ intercept), ``group_effects_<factor>.csv``, ``diagnostics.csv``, ``priors.csv``,
 ``fit.nc`` (read back by ``hb.load``), ``shrinkage_<factor>.png``, ``trace.png``,
 ``ppc.png``, ``report.html`` (one self-contained page) and ``hierbayes-run.json`` (what
 was run, and the list of files). It is written into a temporary folder beside the
-target and renamed into place only when complete, so an interrupted or failed run leaves
-no complete-looking folder (and a previous run's folder intact). An existing folder is
-replaced only if an earlier hierbayes run wrote it.
+target and moved into place only when complete, so an interrupted or failed run leaves
+no complete-looking folder (and a previous run's folder intact).
+
+Nothing hierbayes did not write is ever deleted or overwritten. Rerunning into a run folder
+replaces only the files its ``hierbayes-run.json`` lists (plain names of run files that are
+regular files in the folder; anything else a manifest says is ignored). A folder holding
+anything else is refused before fitting, unless ``--force``: then the run's files are
+written beside the others, which are kept (a file of the user's with the name of a run
+file is refused even then). ``--out`` must be writable, and not the current folder, the
+home folder, the filesystem root or a folder containing one of them.
 
 Exit codes: 0 success; 1 fitted, but a convergence check failed (said in words on
 stderr); 2 bad input (one line on stderr, no traceback; ``--debug`` shows it);
-3 an internal error (a bug: the traceback is printed); 130 interrupted.
+3 an internal error (a bug: the traceback is printed); 130 interrupted (Ctrl-C, sampling
+included: nothing is written).
 
 Examples
 --------
@@ -35,9 +43,12 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import shutil
+import stat
 import sys
 import tempfile
 import traceback
@@ -47,8 +58,10 @@ from pathlib import Path
 
 from hierbayes.backend.sampling import SAMPLERS
 from hierbayes.errors import ConvergenceWarning, DataWarning, HierbayesError
+from hierbayes.io import interrupts_deferred, ordinary_permissions
+from hierbayes.viz.report import FACTOR_IMAGE, FACTOR_TABLE, IMAGE_STEMS, TABLE_STEMS, report_stems
 
-__all__ = ["main", "DEMOS", "RUN_MANIFEST", "FIT_FILE", "write_run"]
+__all__ = ["main", "DEMOS", "RUN_MANIFEST", "FIT_FILE", "REPORT_FILE", "write_run", "check_out", "run_files"]
 
 DEMOS = {
     "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "gaussian"),
@@ -56,6 +69,11 @@ DEMOS = {
 }
 RUN_MANIFEST = "hierbayes-run.json"
 FIT_FILE = "fit.nc"
+REPORT_FILE = "report.html"
+_RUN_FILE = re.compile("|".join([  # a name a run writes; a manifest is believed about such names only
+    "(" + "|".join([*TABLE_STEMS, FACTOR_TABLE + r"_\w+"]) + r")\.csv",
+    "(" + "|".join([*IMAGE_STEMS, FACTOR_IMAGE + r"_\w+"]) + r")\.png",
+    *(re.escape(name) for name in (FIT_FILE, REPORT_FILE, RUN_MANIFEST))]))
 DEFAULT_OUT = Path("hierbayes_output")
 
 EXIT_OK, EXIT_UNCONVERGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -72,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     sampling.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
     sampling.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     sampling.add_argument("--sampler", default="auto", choices=list(SAMPLERS))
-    sampling.add_argument("--out", type=Path, help="output folder (replaced only if hierbayes wrote it)")
+    sampling.add_argument("--out", type=Path, help="output folder (only files an earlier run wrote are replaced)")
+    sampling.add_argument("--force", action="store_true",
+                          help="write into an --out folder that holds other files, beside them (they are kept)")
     sampling.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     parser = argparse.ArgumentParser(prog="hierbayes", parents=[common],
@@ -96,13 +116,114 @@ def _parser() -> argparse.ArgumentParser:
 
 # --- the run folder ----------------------------------------------------------------------------
 
-def _check_out(out: Path) -> None:
-    """Refuse, before any fitting, an output folder that a hierbayes run did not write."""
-    if out.exists() and not out.is_dir():
+def run_files(model) -> set[str]:
+    """Every file name a run of ``model`` may write (``icc.csv`` only with a varying intercept, ...)."""
+    tables, images = report_stems(model.design.factors)
+    return {f"{t}.csv" for t in tables} | {f"{i}.png" for i in images} | {FIT_FILE, REPORT_FILE, RUN_MANIFEST}
+
+
+def _regular_file(path: Path) -> bool:
+    """A regular file itself: not a folder, not a symbolic link (to anything)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _our_files(folder: Path) -> set[str]:
+    """The files of ``folder`` that an earlier run wrote: those its manifest lists, if each is a run
+    file's plain name (no ``..``, no path) and a regular file directly in ``folder``."""
+    if not _regular_file(folder / RUN_MANIFEST):
+        return set()
+    try:
+        listed = json.loads((folder / RUN_MANIFEST).read_text(encoding="utf-8"))["files"]
+    except Exception:  # not a manifest we can read: nothing in the folder is known to be ours
+        return set()
+    if not isinstance(listed, list):
+        return set()
+    return {name for name in listed
+            if isinstance(name, str) and _RUN_FILE.fullmatch(name) and _regular_file(folder / name)}
+
+
+def _can_write(folder: Path, out: Path) -> None:
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hierbayes-check-", dir=folder))
+    except OSError as err:
+        raise HierbayesError(f"cannot write the output folder {str(out)!r}: {str(folder)!r} is not writable "
+                             f"({err.strerror}); choose another --out") from None
+
+
+def _refuse_places(out: Path, real: Path) -> None:
+    """The current folder, the home folder, the filesystem root, or a folder holding one of them."""
+    cwd = Path.cwd().resolve()
+    try:
+        home = Path.home().resolve()
+    except RuntimeError:  # no home folder known
+        home = None
+    if real == Path(real.anchor):
+        what = "the filesystem root"
+    elif real == home:
+        what = "your home folder"
+    elif real == cwd:
+        what = "the current folder"
+    elif real in cwd.parents:
+        what = "a folder that contains the current folder"
+    elif home is not None and real in home.parents:
+        what = "a folder that contains your home folder"
+    else:
+        return
+    raise HierbayesError(f"--out {str(out)!r} is {what}; a run needs a folder of its own: choose another --out "
+                         f"(e.g. {str(DEFAULT_OUT / 'run')!r})")
+
+
+def check_out(out: str | os.PathLike, *, force: bool = False, names: set[str] | frozenset[str] = frozenset()) -> None:
+    """Refuse, before any fitting, an output folder that a run must not write into.
+
+    Parameters
+    ----------
+    out : str or path-like
+        The run folder.
+    force : bool
+        Allow a folder that holds files an earlier run did not write: the run's files go beside them.
+    names : set of str
+        The files the run may write (:func:`run_files`); with ``force``, a file of another's by
+        one of these names is refused all the same.
+
+    Raises
+    ------
+    HierbayesError
+        For the current folder, the home folder, the filesystem root or a folder containing one
+        of them; a file; a folder that cannot be written; a folder holding anything an earlier run
+        did not write (without ``force``, naming the folder and the first such file).
+    """
+    out = Path(out)
+    target = Path(os.path.abspath(out))
+    real = target.resolve()
+    _refuse_places(out, real)
+    if os.path.lexists(target) and not target.is_dir():
         raise HierbayesError(f"output {str(out)!r} exists and is a file, not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / RUN_MANIFEST).is_file():
-        raise HierbayesError(f"output folder {str(out)!r} exists and was not written by hierbayes; "
-                             "choose another --out (or remove it)")
+    if not real.exists():
+        ancestor = next(p for p in real.parents if os.path.lexists(p))
+        if not ancestor.is_dir():
+            raise HierbayesError(f"cannot create the output folder {str(out)!r}: {str(ancestor)!r} is a file")
+        _can_write(ancestor, out)
+        return
+    _can_write(real.parent, out)  # the run is written beside the folder first
+    _can_write(real, out)
+    if os.stat(real).st_dev != os.stat(real.parent).st_dev:
+        raise HierbayesError(f"output folder {str(out)!r} is a mount point: the run cannot be moved into it "
+                             "when complete; choose a folder inside it")
+    foreign = sorted(set(os.listdir(real)) - _our_files(real))
+    if not foreign:
+        return
+    if not force:
+        others = f" and {len(foreign) - 1} other files or folders" if len(foreign) > 1 else ""
+        raise HierbayesError(f"output folder {str(out)!r} holds {foreign[0]!r}{others}, which hierbayes did not "
+                             "write; choose another --out, or pass --force to write the run beside them (they are "
+                             "kept)")
+    if clash := sorted(set(foreign) & set(names)):
+        raise HierbayesError(f"output folder {str(out)!r} holds {clash[0]!r}, which hierbayes did not write and the "
+                             "run would overwrite, even with --force; move it away or choose another --out")
 
 
 def _write_files(fit, folder: Path, notes: list[str], about: dict) -> list[str]:
@@ -112,12 +233,12 @@ def _write_files(fit, folder: Path, notes: list[str], about: dict) -> list[str]:
     for name, frame in tables.items():
         keep_index = not name.startswith("group_effects_")
         (frame if keep_index else frame.reset_index()).to_csv(folder / f"{name}.csv", index=keep_index)
-    fit.save(folder / FIT_FILE)  # before the plots add replicated data to fit.idata
+    fit.save(folder / FIT_FILE)
     images, plot_notes = report_images(fit, seed=fit.seed)
     for name, png in images.items():
         (folder / f"{name}.png").write_bytes(png)
     page = render_report(fit, images, [*notes, *plot_notes], tables=tables)
-    (folder / "report.html").write_text(page, encoding="utf-8")
+    (folder / REPORT_FILE).write_text(page, encoding="utf-8")
     files = sorted(p.name for p in folder.iterdir())
     checks = tables["diagnostics"]
     manifest = {**about, "hierbayes_version": _version(), "files": files + [RUN_MANIFEST],
@@ -132,44 +253,98 @@ def _version() -> str:
     return __version__
 
 
-def write_run(fit, out: str | os.PathLike, notes: Sequence[str] = (), about: dict | None = None) -> list[str]:
-    """Write the run folder of ``fit`` atomically: a temporary folder beside ``out``, renamed when complete.
+def write_run(fit, out: str | os.PathLike, notes: Sequence[str] = (), about: dict | None = None, *,
+              force: bool = False) -> list[str]:
+    """Write the run folder of ``fit`` atomically: a temporary folder beside ``out``, moved in when complete.
 
     Parameters
     ----------
     fit : Fit
     out : str or path-like
-        The folder to create; an existing one is replaced only if a hierbayes run wrote it.
+        The folder to write. In an existing one, only the files an earlier run's manifest lists
+        are replaced (:func:`check_out` says which folders are refused).
     notes : sequence of str
         Sentences for the report (rows dropped, ...).
     about : dict, optional
         What was run (data file, command), stored in ``hierbayes-run.json``.
+    force : bool
+        Write beside files an earlier run did not write (they are kept).
 
     Returns
     -------
     list of str
         The files written.
+
+    Raises
+    ------
+    HierbayesError
+        For an output folder :func:`check_out` refuses; nothing is written then.
     """
-    out = Path(out)
-    _check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    names = run_files(fit.model)
+    check_out(out, force=force, names=names)
+    real = Path(os.path.abspath(out)).resolve()
+    created = _make_folders(real.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.tmp-", dir=real.parent))
     try:
         files = _write_files(fit, tmp, list(notes), dict(about or {}))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp made it private; the run folder is an ordinary folder
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+        ordinary_permissions(tmp)  # mkdtemp made it private; the run folder is an ordinary folder
+        if real.is_dir():
+            _move_into(real, tmp, files, out)
+            tmp.rmdir()
         else:
-            os.replace(tmp, out)
+            os.replace(tmp, real)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:  # deepest first; only the ones this run made, and only while empty
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
         raise
     return files
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones created, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return missing
+
+
+def _move_into(folder: Path, tmp: Path, files: list[str], out) -> None:
+    """Replace the earlier run's files of ``folder`` by the new ones in ``tmp``, all or none.
+
+    The earlier files are set aside (manifest first) and the new ones moved in (manifest
+    last), with Ctrl-C held meanwhile; if a move fails, every move is undone. Files an earlier
+    run did not write are never touched.
+    """
+    ours = _our_files(folder)
+    if clash := sorted(name for name in files if os.path.lexists(folder / name) and name not in ours):
+        raise HierbayesError(f"output folder {str(out)!r} now holds {clash[0]!r}, which hierbayes did not write and "
+                             "the run would overwrite (it appeared during the fit); nothing was written")
+    old = sorted(sorted(ours), key=lambda name: name != RUN_MANIFEST)  # the manifest first: no longer complete
+    new = sorted(sorted(files), key=lambda name: name == RUN_MANIFEST)  # and last: complete when all is there
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    moved: list[tuple[Path, Path]] = []
+    try:
+        with interrupts_deferred():
+            try:
+                for source, target in [*((folder / n, aside / n) for n in old), *((tmp / n, folder / n) for n in new)]:
+                    os.replace(source, target)
+                    moved.append((source, target))
+            except BaseException:
+                for source, target in reversed(moved):
+                    os.replace(target, source)
+                raise
+    finally:
+        if len(moved) == len(old) + len(new):
+            shutil.rmtree(aside, ignore_errors=True)  # the earlier run's files, replaced
+        else:
+            with contextlib.suppress(OSError):
+                aside.rmdir()  # empty once every move was undone; kept otherwise, the earlier files in it
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -218,15 +393,15 @@ def _fit(args) -> int:
         print("hierbayes: the data and formula are valid (dry run: nothing fitted)")
         return EXIT_OK
     out = args.out or _default_out(args)
-    _check_out(out)
+    check_out(out, force=args.force, names=run_files(model))
     fit = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
                     progressbar=not args.no_progress, warn=False)
     print(fit, flush=True)
     about = {"command": args.command, "formula": model.formula, "family": model.family.name,
              "link": model.family.link, "data": args.name if args.command == "demo" else str(args.data),
              "draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
-    write_run(fit, out, notes, about)
-    print(f"hierbayes: wrote {out}{os.sep} (open {out / 'report.html'})")
+    write_run(fit, out, notes, about, force=args.force)
+    print(f"hierbayes: wrote {out}{os.sep} (open {out / REPORT_FILE})")
     return _convergence_exit(fit)
 
 
@@ -281,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hierbayes: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("hierbayes: interrupted; no output folder was written", file=sys.stderr)
+        print("hierbayes: interrupted; no output folder was written (an earlier run's folder is as it was)",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:
         if args.debug:

@@ -14,6 +14,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataWarning",
     "BackendWarning",
+    "SamplingInterrupted",
 ]
 
 
@@ -76,4 +77,12 @@ class BackendWarning(UserWarning):
 
     Shown once per process, with the reason (:func:`hierbayes.backend.compat.fast_path_available`);
     ``fit.idata.attrs["sampler_path"]`` tells which path a fit took.
+    """
+
+
+class SamplingInterrupted(KeyboardInterrupt):
+    """Sampling was interrupted (Ctrl-C), or the sampler returned fewer draws than asked: no fit is made.
+
+    A :class:`KeyboardInterrupt`, so that ``except KeyboardInterrupt`` and Jupyter's interrupt
+    see it as one; the message says how far sampling got.
     """

@@ -12,6 +12,11 @@ draws; summaries, plots and predictions of the loaded fit are those of the origi
 A file written by another hierbayes version, a file that is not a hierbayes fit, or a
 damaged file raises :class:`~hierbayes.errors.HierbayesError`.
 
+Saving never loses work: the fit is written to a temporary file (or folder) beside the
+target and renamed into place only when complete, so a save that fails (a full disk) or is
+interrupted leaves the previous file as it was and no temporary behind. Only a fit saved by
+hierbayes is ever replaced: an existing file or folder that is not one is refused.
+
 Examples
 --------
 >>> import tempfile, os
@@ -27,11 +32,17 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +56,8 @@ from hierbayes.specification.names import FIXED_DIM, factor_dim
 from hierbayes.specification.priors import Prior
 from hierbayes.version import __version__
 
-__all__ = ["save_fit", "load_fit", "FORMAT_VERSION", "FORMATS"]
+__all__ = ["save_fit", "load_fit", "FORMAT_VERSION", "FORMATS", "interrupts_deferred", "ordinary_permissions",
+           "saved_fit_attrs"]
 
 FORMAT_VERSION = 1
 FORMATS = ("netcdf", "zarr")
@@ -99,27 +111,166 @@ def _format(path: Path, format: str | None) -> str:
 
 
 def save_fit(fit, path: str | os.PathLike, format: str | None = None) -> None:
-    """Write ``fit`` to ``path``: netCDF (one file) or zarr (a folder, for ``.zarr`` paths).
+    """Write ``fit`` to ``path``: netCDF (one file) or zarr (a folder, for ``.zarr`` paths), atomically.
+
+    The fit is written beside ``path`` under a temporary name and renamed to ``path`` only when
+    complete: a failed or interrupted save leaves an earlier file at ``path`` as it was.
 
     Parameters
     ----------
     fit : Fit
     path : str or path
-        Overwritten if it exists.
+        Replaced if it holds a fit saved by hierbayes (any version); anything else there is refused.
     format : {"netcdf", "zarr"}, optional
         By default zarr for a path ending in ``.zarr``, netCDF otherwise.
+
+    Raises
+    ------
+    HierbayesError
+        When ``path`` exists and is not a fit saved by hierbayes (a folder of other files, a
+        data file, a symbolic link), or its folder does not exist; nothing is written then.
     """
     path = Path(path)
     fmt = _format(path, format)
+    _check_target(path, fmt)
     tree = fit.idata.copy()
     tree[DATA_GROUP] = xr.DataTree(xr.Dataset({"parquet": ("byte", _data_bytes(fit.model))}))
     tree.attrs = {**fit.idata.attrs, **_metadata(fit)}
     if fmt == "zarr":
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Zarr format 3 specification")
-            tree.to_zarr(path, mode="w")
+        _replace_with(path, lambda tmp: _write_zarr(tree, tmp), folder=True)
     else:
-        tree.to_netcdf(path, engine="h5netcdf")
+        _replace_with(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), folder=False)
+
+
+def _write_zarr(tree: xr.DataTree, folder: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Zarr format 3 specification")
+        tree.to_zarr(folder, mode="w")
+
+
+# --- replacing only what hierbayes wrote, atomically ------------------------------------------
+
+_ZARR_FILE = re.compile(r"zarr\.json|\.z(array|attrs|group|metadata)|\d+(\.\d+)*")  # metadata, chunk names
+
+
+def saved_fit_attrs(path: Path) -> dict | None:
+    """The root attributes of ``path`` if it is a fit saved by hierbayes (any version), else None.
+
+    Only the metadata is read (nothing is loaded, nothing can run).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = xr.open_datatree(path, engine="zarr" if path.is_dir() else "h5netcdf")
+            attrs = dict(tree.attrs)
+            tree.close()
+    except Exception:
+        return None
+    return attrs if "hierbayes_format" in attrs else None
+
+
+def _foreign_in_zarr(folder: Path) -> str | None:
+    """The first entry of ``folder`` that a zarr store does not hold (a file a user put there), or None."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()  # the same answer every time
+        for name in sorted(files):
+            if not _ZARR_FILE.fullmatch(name):
+                return str(Path(root, name).relative_to(folder))
+    return None
+
+
+def _check_target(path: Path, fmt: str) -> None:
+    """Refuse to save over anything that is not a fit saved by hierbayes (before writing anything)."""
+    where = str(path)
+    if path.is_symlink():
+        raise HierbayesError(f"cannot save to {where!r}: it is a symbolic link; save to the path it points to, "
+                             "or choose another path")
+    if not path.parent.is_dir():
+        raise HierbayesError(f"cannot save to {where!r}: the folder {str(path.parent)!r} does not exist")
+    if not path.exists():
+        return
+    if fmt == "netcdf" and path.is_dir():
+        raise HierbayesError(f"cannot save a netCDF file to {where!r}: it is a folder (save to a file path, or "
+                             "use a .zarr path or format='zarr' to save a folder)")
+    if fmt == "zarr" and not path.is_dir():
+        raise HierbayesError(f"cannot save a zarr folder to {where!r}: it is a file")
+    if path.is_dir() and not any(path.iterdir()):
+        return  # an empty folder: nothing in it to lose
+    if saved_fit_attrs(path) is None:
+        what = "folder" if path.is_dir() else "file"
+        raise HierbayesError(f"{where!r} exists and is not a fit saved by hierbayes; hierbayes replaces only its own "
+                             f"saved fits: choose another path, or move that {what} away")
+    if path.is_dir() and (foreign := _foreign_in_zarr(path)) is not None:
+        raise HierbayesError(f"{where!r} holds {foreign!r}, which is not part of a saved fit; hierbayes replaces a "
+                             "saved fit only when nothing else is in it: choose another path, or move that file away")
+
+
+def ordinary_permissions(path: Path) -> None:
+    """Give a file or folder made by :mod:`tempfile` (private to its owner) the permissions of a new one."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C (SIGINT) until the block ends, so that renames made together finish together.
+
+    The interrupt is raised (Python's KeyboardInterrupt) once the block is done. Signal
+    handlers belong to the main thread: elsewhere, or when Ctrl-C is not Python's
+    KeyboardInterrupt, nothing changes.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is not signal.default_int_handler:
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
+def _replace_with(path: Path, write: Callable[[Path], None], folder: bool) -> None:
+    """``write(tmp)`` into a temporary file or folder beside ``path``, then rename it to ``path``.
+
+    Whatever ``write`` does, ``path`` is untouched until the rename, and the temporary is
+    removed if anything fails.
+    """
+    prefix = f".{path.name}.tmp-"
+    if folder:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+    else:
+        handle, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+        os.close(handle)
+        tmp = Path(name)
+    old = None
+    try:
+        write(tmp)
+        ordinary_permissions(tmp)
+        if folder and path.exists():  # a folder cannot be renamed over a non-empty one: set the old one aside
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            with interrupts_deferred():
+                os.replace(path, old / path.name)
+                try:
+                    os.replace(tmp, path)
+                except BaseException:
+                    os.replace(old / path.name, path)
+                    raise
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 # --- load ---------------------------------------------------------------------------------------

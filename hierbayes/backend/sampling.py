@@ -22,6 +22,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import numbers
+import signal
+import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -33,16 +37,20 @@ from hierbayes.backend import compat
 from hierbayes.backend.compiled_cache import compile_model, detached, load_model, with_data
 from hierbayes.backend.public import compile_public, refit
 from hierbayes.deferred import deferred_import
-from hierbayes.errors import HierbayesError
+from hierbayes.errors import HierbayesError, SamplingInterrupted
 
 pm = deferred_import("pymc")
 
-__all__ = ["SAMPLERS", "PATHS", "SamplerRun", "run_sampler", "clear_cache"]
+__all__ = ["SAMPLERS", "PATHS", "SEED_LIMITS", "SamplerRun", "run_sampler", "clear_cache", "check_seed",
+           "incomplete_draws"]
 
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 FAST_PATH, PUBLIC_PATH = "nutpie (compiled-model cache)", "nutpie (public API)"
 PATHS = (FAST_PATH, PUBLIC_PATH, "pymc", "numpyro")
 """What :attr:`SamplerRun.path` says: how the draws were made."""
+SEED_LIMITS = {"nutpie": 2**64, "numpyro": 2**63, "pymc": None}
+"""The seeds each sampler takes: whole numbers from 0 up to this one excluded (None: no upper limit).
+nutpie's seed is an unsigned 64-bit integer, JAX's (numpyro) a signed one."""
 
 # compiled nutpie models by (path, structure): each was compiled from a private copy of a PyMC
 # model or holds none (compiled_cache.detached), so no user's model is kept or changed here
@@ -71,6 +79,113 @@ def resolve_sampler(sampler: str) -> str:
     return "nutpie" if sampler == "auto" else sampler
 
 
+def check_seed(seed, sampler: str) -> int:
+    """``seed`` as the whole number ``sampler`` (resolved, not ``"auto"``) takes; a random one for None.
+
+    Raises
+    ------
+    HierbayesError
+        For a seed that is not a whole number or is outside the sampler's range (:data:`SEED_LIMITS`).
+
+    Examples
+    --------
+    >>> check_seed(7, "nutpie")
+    7
+    >>> check_seed(-1, "nutpie")
+    Traceback (most recent call last):
+    ...
+    hierbayes.errors.HierbayesError: seed must be a whole number from 0 to 2**64 - 1 for the nutpie sampler, not -1
+    """
+    if seed is None:
+        return int(np.random.default_rng().integers(2**31))
+    limit = SEED_LIMITS[sampler]
+    whole = not isinstance(seed, bool) and (isinstance(seed, numbers.Integral)
+                                            or (isinstance(seed, float) and seed.is_integer()))
+    if not whole or seed < 0 or (limit is not None and seed >= limit):
+        allowed = "0 or more" if limit is None else f"from 0 to 2**{limit.bit_length() - 1} - 1"
+        shown = str(seed) if isinstance(seed, numbers.Real) else repr(seed)
+        raise HierbayesError(f"seed must be a whole number {allowed} for the {sampler} sampler, not {shown}")
+    return int(seed)
+
+
+def incomplete_draws(tree: xr.DataTree, draws: int, chains: int) -> str | None:
+    """What the sampler's posterior lacks of ``chains`` x ``draws``, in words; None when it is whole.
+
+    A sampler stopped early returns what it has: fewer chains or draws than asked (PyMC), or
+    chains whose missing draws are padded with NaN in every variable (nutpie; a real draw is
+    never NaN everywhere).
+
+    Examples
+    --------
+    >>> x = np.ones((2, 5))
+    >>> x[1, 3:] = np.nan
+    >>> incomplete_draws(xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw"), x)})}), 5, 2)
+    'only 3 of the 5 draws of chain 1 (the rest padded with NaN)'
+    """
+    posterior = tree["posterior"].to_dataset() if "posterior" in tree.children else xr.Dataset()
+    got_chains, got_draws = posterior.sizes.get("chain", 0), posterior.sizes.get("draw", 0)
+    if got_chains < chains or got_draws < draws or not posterior.data_vars:
+        return f"{got_chains} chains of {got_draws} draws instead of {chains} of {draws}"
+    padded = np.ones((got_chains, got_draws), dtype=bool)
+    for var in posterior.data_vars.values():
+        values = var.transpose("chain", "draw", ...).values.reshape(got_chains, got_draws, -1)
+        if not np.issubdtype(values.dtype, np.floating):
+            return None  # nutpie pads only floating-point draws
+        padded &= np.isnan(values).all(axis=-1)
+    if not padded.any():
+        return None
+    chain = int(np.flatnonzero(padded.any(axis=1))[0])
+    kept = int((~padded[chain]).sum())
+    return f"only {kept} of the {draws} draws of chain {chain} (the rest padded with NaN)"
+
+
+class _Interrupt(BaseException):
+    """Ctrl-C during sampling: not a KeyboardInterrupt, so that no sampler's loop catches it."""
+
+
+@contextlib.contextmanager
+def _interrupts_stop_sampling():
+    """Ctrl-C (SIGINT) in the block stops it with :class:`SamplingInterrupted`, whatever the sampler.
+
+    nutpie and PyMC catch the KeyboardInterrupt of Ctrl-C and return the draws made so far
+    (PyMC then goes on to its next chain); during the block Ctrl-C raises an exception they do
+    not catch instead. Signal handlers belong to the main thread; elsewhere, or when Ctrl-C is
+    not Python's KeyboardInterrupt (ignored, or the system's default), nothing changes.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is not signal.default_int_handler:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Interrupt
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    except _Interrupt:
+        raise SamplingInterrupted("sampling was interrupted (Ctrl-C); no fit was made") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _nutpie_sample(compiled, **options) -> xr.DataTree:
+    """``nutpie.sample`` with Ctrl-C passed on.
+
+    nutpie's blocking call catches the KeyboardInterrupt and returns the draws so far, padded
+    with NaN, as if sampling had finished; here the wait is ours, so an interrupt cancels the
+    sampler and propagates.
+    """
+    import nutpie
+
+    sampler = nutpie.sample(compiled, blocking=False, **options)
+    try:
+        return sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
+
+
 def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords: Mapping[str, list],
                 starts: Mapping[str, np.ndarray], sampler: str = "auto", draws: int = 1000, tune: int = 1000,
                 chains: int = 4, cores: int | None = None, seed: int | None = None, target_accept: float = 0.8,
@@ -96,6 +211,14 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
         The model's coordinates (:func:`hierbayes.model.data.model_coords`).
     starts : mapping
         Initial values (:func:`hierbayes.model.data.initial_values`), jittered per chain.
+
+    Raises
+    ------
+    HierbayesError
+        For a bad option (draws, seed, ...), before anything is built or compiled.
+    SamplingInterrupted
+        When sampling is interrupted (Ctrl-C) or the sampler returns fewer draws than asked:
+        no partial result is ever returned.
     """
     sampler = resolve_sampler(sampler)
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
@@ -103,16 +226,15 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
             raise HierbayesError(f"{name} must be a positive whole number, not {value!r}")
     if not 0 < target_accept < 1:
         raise HierbayesError(f"target_accept must be between 0 and 1, not {target_accept!r}")
-    seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    seed = check_seed(seed, sampler)
     timings: dict[str, float] = {}
     if sampler == "nutpie":
-        import nutpie
-
         compiled, finish, path = _nutpie_model(build, data, key, coords, starts, timings)
         t2 = time.perf_counter()
-        with compat.quiet_blas():
-            tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                                 save_warmup=False, progress_bar=progressbar, target_accept=target_accept)
+        with compat.quiet_blas(), _interrupts_stop_sampling():
+            tree = _nutpie_sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                                  save_warmup=False, progress_bar=progressbar, target_accept=target_accept)
+        _check_whole(tree, draws, chains)
         tree["posterior"] = finish.complete(tree["posterior"].to_dataset(), data)
         timings["sample"] = time.perf_counter() - t2
         return SamplerRun(tree, sampler, timings, path)
@@ -130,12 +252,19 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
         from hierbayes.model.marginal_likelihood import register_jax
 
         register_jax()  # the collapsed log-likelihood's JAX implementation
-    with compat.quiet_blas():
+    with compat.quiet_blas(), _interrupts_stop_sampling():
         tree = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                          target_accept=target_accept, progressbar=progressbar, nuts_sampler=sampler,
                          model=model, compute_convergence_checks=False, **external)
+    _check_whole(tree, draws, chains)
     timings["sample"] = time.perf_counter() - t1
     return SamplerRun(tree, sampler, timings, sampler)
+
+
+def _check_whole(tree: xr.DataTree, draws: int, chains: int) -> None:
+    """Raise :class:`SamplingInterrupted` unless the sampler returned every draw of every chain."""
+    if (missing := incomplete_draws(tree, draws, chains)) is not None:
+        raise SamplingInterrupted(f"sampling stopped early: the sampler returned {missing}; no fit was made")
 
 
 class _BuildFailed(Exception):

@@ -3,7 +3,9 @@
 - :func:`posterior_predictive` draws replicated data for the fitting rows, one per
   posterior draw, and stores them in the fit's DataTree as ArviZ expects
   (``posterior_predictive`` group, next to ``observed_data`` and ``log_likelihood``), so
-  ArviZ's PPC plots and LOO-PIT work on ``fit.idata`` directly.
+  ArviZ's PPC plots and LOO-PIT work on ``fit.idata`` directly. It is draws x rows numbers:
+  :func:`predictive_sample` is the bounded version a plot needs (a random subsample of
+  draws and rows, a few MB at any data size).
 - :func:`prior_predictive` samples the priors and data from them, to check what the
   priors (the defaults included) say before seeing the data.
 - :func:`loo` is PSIS-LOO from arviz-stats, with its Pareto-k diagnostic explained in
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,11 +40,14 @@ import xarray as xr
 
 from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.model.data import response_name
-from hierbayes.posterior.predict import OBS_DIM, predict
+from hierbayes.posterior.predict import OBS_DIM, new_rows, predict, predict_rows
 from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.design import used_columns
 
-__all__ = ["posterior_predictive", "prior_predictive", "loo", "pareto_k_message", "loo_with_message", "bayes_r2"]
+__all__ = ["posterior_predictive", "predictive_sample", "PredictiveSample", "prior_predictive", "loo",
+           "pareto_k_message", "loo_with_message", "bayes_r2", "SAMPLE_DRAWS", "SAMPLE_ROWS"]
+
+SAMPLE_DRAWS, SAMPLE_ROWS = 100, 50_000  # predictive_sample's bounds: 5 million numbers (40 MB) at most
 
 
 # --- predictive draws -----------------------------------------------------------------------
@@ -63,6 +69,78 @@ def posterior_predictive(fit, seed: int | np.random.Generator | None = None) -> 
     coords = {"chain": draws["chain"].values, "draw": draws["draw"].values}
     fit.idata["posterior_predictive"] = xr.DataTree(_obs_dataset(draws.name, draws.values, coords))
     return fit.idata["posterior_predictive"][draws.name]
+
+
+@dataclass(frozen=True)
+class PredictiveSample:
+    """Replicated data for a random subsample of a fit's draws and rows, and those rows' observed response.
+
+    Attributes
+    ----------
+    replicated : ndarray (draws, rows)
+        One replicated data set per chosen draw, for the chosen rows.
+    observed : ndarray (rows,)
+    total_draws, total_rows : int
+        The fit's draws (all chains) and rows, of which these were chosen.
+    """
+
+    replicated: np.ndarray
+    observed: np.ndarray
+    total_draws: int
+    total_rows: int
+
+    @property
+    def note(self) -> str | None:
+        """What was subsampled, in words (``"100 of 2,000 draws and 50,000 of 2,000,000 rows, chosen at
+        random"``); None when every draw and row is there."""
+        parts = [f"{n:,} of {total:,} {what}" for n, total, what in
+                 [(self.replicated.shape[0], self.total_draws, "draws"), (self.replicated.shape[1], self.total_rows, "rows")]
+                 if n < total]
+        return f"{' and '.join(parts)}, chosen at random" if parts else None
+
+
+def predictive_sample(fit, max_draws: int = SAMPLE_DRAWS, max_rows: int = SAMPLE_ROWS,
+                      seed: int | np.random.Generator | None = None) -> PredictiveSample:
+    """Replicated data for at most ``max_draws`` posterior draws and ``max_rows`` fitting rows, chosen at random.
+
+    What a posterior predictive plot needs, in memory bounded whatever the data size: only
+    the chosen draws are predicted, for the chosen rows (in their data order). Replicated data
+    already in ``fit.idata`` (from :func:`posterior_predictive`) are subsampled instead;
+    nothing is stored in the fit.
+
+    Parameters
+    ----------
+    fit : Fit
+    max_draws, max_rows : int
+    seed : int or numpy Generator, optional
+        For the choice of draws and rows and for the replicated data.
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> fit = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy")).fit(
+    ...     draws=100, tune=100, chains=2, seed=1, progressbar=False, warn=False)
+    >>> sample = predictive_sample(fit, max_draws=50, max_rows=100, seed=1)
+    >>> sample.replicated.shape, sample.note
+    ((50, 100), '50 of 200 draws and 100 of 180 rows, chosen at random')
+    """
+    rng = np.random.default_rng(seed)
+    post, design = fit.posterior, fit.model.design
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    total = chains * draws
+    chosen = np.sort(rng.choice(total, size=min(int(max_draws), total), replace=False))
+    rows = np.sort(rng.choice(design.n_obs, size=min(int(max_rows), design.n_obs), replace=False))
+    name = response_name(design)
+    if "posterior_predictive" in fit.idata.children and name in fit.idata["posterior_predictive"].data_vars:
+        stored = fit.idata["posterior_predictive"][name].transpose("chain", "draw", OBS_DIM).values
+        replicated = stored.reshape(total, -1)[np.ix_(chosen, rows)]
+    else:
+        picked = post.isel(chain=xr.DataArray(chosen // draws, dims="sample"),
+                           draw=xr.DataArray(chosen % draws, dims="sample"))
+        picked = picked.drop_vars(["chain", "draw"], errors="ignore").rename(sample="draw").expand_dims(chain=1)
+        replicated = predict_rows(fit.model, picked, new_rows(fit.model, None).take(rows), "response", "known",
+                                  rng=rng).values[0]
+    return PredictiveSample(replicated, design.y[rows], total, design.n_obs)
 
 
 def prior_predictive(model, draws: int = 500, seed: int | None = None) -> xr.DataTree:

@@ -114,8 +114,9 @@ class Posterior:
         return model_parameters(self.model.design, self.model.family)
 
     def _family_draws(self) -> dict[str, np.ndarray]:
-        post = self.posterior
-        return {name: post[name].transpose("chain", "draw").values[..., None] for name, _ in self.model.family.parameters}
+        from hierbayes.posterior.predict import family_draws
+
+        return family_draws(self.model.family, self.posterior)
 
     def linear_predictor(self) -> np.ndarray:
         """Linear predictor of the fitting data, (chain, draw, obs)."""

@@ -35,6 +35,8 @@ Examples
 
 from __future__ import annotations
 
+import copy
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -50,7 +52,8 @@ from hierbayes.specification.evaluation import expression_variables
 from hierbayes.specification.linear_predictor import design_effects, linear_predictor
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, cor_pair
 
-__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_summary", "KINDS", "GROUPS"]
+__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "predict_summary", "family_draws",
+           "KINDS", "GROUPS"]
 
 KINDS = ("mean", "response")
 GROUPS = ("known", "population", "new")
@@ -79,6 +82,15 @@ class NewRows:
     @property
     def n_rows(self) -> int:
         return int(self.X.shape[0])
+
+    def take(self, positions: np.ndarray) -> NewRows:
+        """The rows at ``positions`` (0-based), in that order."""
+        def pick(values):
+            return None if values is None else values[positions]
+
+        return NewRows(self.X[positions], pick(self.offset),
+                       tuple(FactorRows(f.factor, f.labels[positions], f.Z[positions]) for f in self.factors),
+                       pick(self.trials), self.index[positions])
 
 
 # --- the new-data design ----------------------------------------------------------------------
@@ -113,6 +125,23 @@ def _check_columns(data: pd.DataFrame, columns: list[str]) -> None:
                             f"(first at row {data.index[nan][0]!r}); predictions need every used value")
 
 
+def _check_numbers(data: pd.DataFrame, fitting: pd.DataFrame, columns: list[str]) -> None:
+    """Raise :class:`DataError` for a value that is not a number in a column the model was fitted with numbers.
+
+    Left to formulaic, a text value would make the column categorical on the new data alone,
+    and fail with a message about generated columns.
+    """
+    for c in columns:
+        if c not in fitting.columns or not pd.api.types.is_numeric_dtype(fitting[c].dtype) \
+                or pd.api.types.is_numeric_dtype(data[c].dtype):
+            continue
+        values = data[c]
+        bad = values[[not isinstance(v, numbers.Real) for v in values]]
+        if len(bad):
+            raise DataError(f"column {c!r} of the new data holds {bad.iloc[0]!r} (row {bad.index[0]!r}), which is not a "
+                            f"number; the model was fitted with numbers in {c!r} ({len(bad)} such rows)")
+
+
 def _check_categories(spec, data: pd.DataFrame, context) -> None:
     """Raise :class:`DataError` for a categorical value the fitting data did not have."""
     for factor, (kind, state) in spec.encoder_state.items():
@@ -132,8 +161,15 @@ def _check_categories(spec, data: pd.DataFrame, context) -> None:
 
 def _evaluate(spec, data: pd.DataFrame, what: str, context) -> np.ndarray:
     """Columns of ``spec`` on ``data``, with the fitting data's transforms and levels, seeing only
-    the design's restricted ``context`` besides the data (the expressions were checked when fitting)."""
+    the design's restricted ``context`` besides the data (the expressions were checked when fitting).
+
+    formulaic writes into the state of the spec it evaluates (a column of a new kind gets an
+    encoding of its own), so the evaluation runs on a copy: whatever the new data, the fitted
+    model's design is never changed.
+    """
     _check_categories(spec, data, context)
+    spec = spec.update(encoder_state=copy.deepcopy(spec.encoder_state),
+                       transform_state=copy.deepcopy(spec.transform_state))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -172,8 +208,9 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
     Raises
     ------
     DataError
-        For a missing column, a missing value, or a categorical level of a fixed effect
-        that the fitting data did not have (naming the column and the level).
+        For a missing column, a missing value, a value that is not a number in a column
+        fitted with numbers, or a categorical level of a fixed effect that the fitting data
+        did not have (naming the column and the value). ``model`` is never changed.
 
     Examples
     --------
@@ -191,7 +228,10 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
         raise DataError(f"new data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise DataError("the new data are empty (0 rows)")
-    _check_columns(data, _required_columns(design, groups, kind, model.family.needs_trials))
+    columns = _required_columns(design, groups, kind, model.family.needs_trials)
+    _check_columns(data, columns)
+    factor_columns = {c for b in design.blocks for c in b.block.factor_columns}  # levels, matched as labels
+    _check_numbers(data, model.data, [c for c in columns if c not in factor_columns])
     X = _evaluate(design.fixed_spec, data, "the fixed effects", design.context)
     offset = None
     for expr, ospec in design.offset_specs:
@@ -288,6 +328,11 @@ def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, grou
 
 # --- predictions ---------------------------------------------------------------------------
 
+def family_draws(family, posterior: xr.Dataset) -> dict[str, np.ndarray]:
+    """The draws of the family's own parameters (``sigma``, ...), each ``(chain, draw, 1)``."""
+    return {name: posterior[name].transpose("chain", "draw").values[..., None] for name, _ in family.parameters}
+
+
 def _check_options(kind: str, groups: str) -> None:
     if kind not in KINDS:
         raise HierbayesError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -323,17 +368,26 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
         index of ``data``.
     """
     _check_options(kind, groups)
-    model, post = fit.model, fit.posterior
+    rows = new_rows(fit.model, data, groups, kind)
+    return predict_rows(fit.model, fit.posterior, rows, kind, groups, allow_new_levels=allow_new_levels,
+                        rng=np.random.default_rng(seed))
+
+
+def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", groups: str = "known", *,
+                 allow_new_levels: bool = False, rng: np.random.Generator) -> xr.DataArray:
+    """:func:`predict` of the rows of a :class:`NewRows`, for the draws of ``post``.
+
+    ``post`` may be a subset of a fit's draws (:func:`hierbayes.posterior.checking.predictive_sample`
+    predicts a few draws of a few rows); the result has its chains and draws.
+    """
     design, family = model.design, model.family
-    rows = new_rows(model, data, groups, kind)
-    rng = np.random.default_rng(seed)
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     b = _draws(post, FIXED_EFFECTS, FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
     effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
     eta = linear_predictor(b, rows.X, rows.offset, effects)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints
     if kind == "response":
-        values = family.draw(rng, eta, fit._family_draws(), trials)
+        values = family.draw(rng, eta, family_draws(family, post), trials)
     else:
         values = family.link_function.inverse(eta)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}

@@ -277,6 +277,15 @@ def cor_pair(a: str, b: str) -> str:
     return f"{a},{b}"
 
 
+def file_stem(kind: str, factor: str) -> str:
+    """The file-safe stem of one grouping factor's table or plot in a run folder.
+
+    >>> file_stem("group_effects", "school:class")
+    'group_effects_school_class'
+    """
+    return f"{kind}_{safe_name(factor)}"
+
+
 def response_name(design) -> str:
     """Name of the observed variable: the response expression as an identifier."""
     return safe_name(design.spec.response.expr)

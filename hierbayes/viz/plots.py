@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -41,14 +42,14 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from hierbayes.errors import HierbayesError, did_you_mean
-from hierbayes.model.data import response_name
+from hierbayes.posterior.checking import SAMPLE_DRAWS, SAMPLE_ROWS, predictive_sample
 from hierbayes.posterior.pooling import check_coefficient, pooling, population_draws
 from hierbayes.posterior.summaries import interval_names, parameter_draws
 from hierbayes.specification.names import FactorNames
 from hierbayes.specification.parameters import group_effect_parameters
 
 __all__ = ["plot_shrinkage", "plot_shrinkage_2d", "plot_group_effects", "plot_funnel", "plot_ppc", "plot_trace",
-           "plot_pair", "shrinkage_arrows", "labelled_draws"]
+           "plot_pair", "shrinkage_arrows", "labelled_draws", "density"]
 
 NO_POOLING = dict(facecolors="white", edgecolors="0.2", s=28, zorder=3, linewidths=1)
 PARTIAL = dict(color="C0", s=22, zorder=4)
@@ -444,24 +445,46 @@ def plot_funnel(fit, factor: str | None = None, level: str | None = None, term: 
     return ax
 
 
-def _predictive_draws(fit, seed: int | None) -> np.ndarray:
-    name = response_name(fit.model.design)
-    if "posterior_predictive" in fit.idata.children and name in fit.idata["posterior_predictive"].data_vars:
-        replicated = fit.idata["posterior_predictive"][name]
-    else:
-        replicated = fit.posterior_predictive(seed=seed)
-    values = replicated.transpose("chain", "draw", ...).values
-    return values.reshape(-1, values.shape[-1])
+def density(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Gaussian kernel density of ``values`` at ``grid``, with scipy's ``gaussian_kde`` bandwidth (Scott's rule).
+
+    Each value is shared between the two nearest points of a mesh an eighth of the bandwidth
+    apart (linear binning), and the kernels are summed over the mesh rather than over every
+    value: linear in the number of values (50,000 values take milliseconds, not a second),
+    within 0.1% of the exact density's peak.
+    """
+    values = np.asarray(values, dtype=float)
+    bandwidth = values.std(ddof=1) * values.size ** (-1 / 5)
+    if not bandwidth > 0:
+        return stats.gaussian_kde(values)(grid)  # scipy's own message for data without spread
+    step = bandwidth / 8
+    low = grid.min() - 6 * bandwidth
+    mesh = low + step * np.arange(int(np.ceil((grid.max() + 6 * bandwidth - low) / step)) + 2)
+    position = (values - low) / step
+    inside = (position >= 0) & (position < mesh.size - 1)  # the others are over 6 bandwidths from the grid
+    below = np.floor(position[inside]).astype(np.int64)
+    share = position[inside] - below
+    weights = (np.bincount(below, 1 - share, minlength=mesh.size)
+               + np.bincount(below + 1, share, minlength=mesh.size))
+    used = weights > 0
+    kernel = stats.norm.pdf((grid[:, None] - mesh[None, used]) / bandwidth)
+    return kernel @ weights[used] / (values.size * bandwidth)
 
 
-def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = None) -> Axes:
+def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = None,
+             max_draws: int = SAMPLE_DRAWS, max_rows: int = SAMPLE_ROWS) -> Axes:
     """Posterior predictive check: replicated data sets against the observed response.
 
     Counts and binary responses show, for every value, the observed frequency (bars)
     and the median and 90% interval of its frequency over the replicated data sets;
     continuous responses show the density of ``n_draws`` replicated data sets (thin
-    lines) and of the observed data (thick line). The replicated data come from
-    :meth:`~hierbayes.api.Fit.posterior_predictive` (kept in ``fit.idata``).
+    lines) and of the observed data (thick line).
+
+    The replicated data are those of at most ``max_draws`` posterior draws (``n_draws`` for a
+    continuous response) for at most ``max_rows`` rows, chosen at random (:func:`hierbayes.posterior.checking.predictive_sample`),
+    so that the plot takes a few MB at any data size; the observed data are those rows too, and
+    the title says what was subsampled. Replicated data in ``fit.idata`` (from
+    :meth:`~hierbayes.api.Fit.posterior_predictive`) are used when there; nothing is stored.
 
     Parameters
     ----------
@@ -469,24 +492,29 @@ def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = 
     n_draws : int, default 50
         Replicated data sets drawn (continuous responses).
     seed : int, optional
-        For the replicated data when they are not yet in ``fit.idata`` and for the choice of draws.
+        For the choice of draws and rows and for the replicated data.
     ax : matplotlib Axes, optional
+    max_draws, max_rows : int
+        The bounds of the subsample (default 100 draws and 50,000 rows).
 
     Returns
     -------
     matplotlib.axes.Axes
     """
-    y = fit.model.design.y
-    replicated = _predictive_draws(fit, seed)
+    counts_like = bool(np.all(np.mod(fit.model.design.y, 1) == 0))
+    sample = predictive_sample(fit, max_draws if counts_like else min(max_draws, n_draws), max_rows, seed)
+    whole = counts_like and np.all(np.mod(sample.replicated[: min(len(sample.replicated), 20)], 1) == 0)
+    if not whole and len(sample.replicated) > n_draws:  # whole observed values, but a continuous family
+        keep = np.sort(np.random.default_rng(seed).choice(len(sample.replicated), size=n_draws, replace=False))
+        sample = dataclasses.replace(sample, replicated=sample.replicated[keep])
+    y, replicated = sample.observed, sample.replicated
     ax = _axes(ax)
     name = fit.model.spec.response.expr
-    whole = np.all(np.mod(y, 1) == 0) and np.all(np.mod(replicated[: min(len(replicated), 20)], 1) == 0)
     if whole:
         top = int(max(y.max(), np.quantile(replicated, 0.995)))
         values = np.arange(0, top + 1)
         observed = np.bincount(y.astype(int), minlength=top + 1)
-        thinned = replicated[:: max(1, len(replicated) // 500)]
-        counts = np.stack([np.bincount(np.minimum(r.astype(int), top), minlength=top + 1) for r in thinned])
+        counts = np.stack([np.bincount(np.minimum(r.astype(int), top), minlength=top + 1) for r in replicated])
         lo, mid, hi = np.quantile(counts, [0.05, 0.5, 0.95], axis=0)
         ax.bar(values, observed, color="0.8", edgecolor="0.5", label="observed")
         ax.errorbar(values, mid, yerr=[mid - lo, hi - mid], fmt="o", color="C0", ms=4, capsize=2,
@@ -495,15 +523,16 @@ def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = 
         ax.set_xlabel(f"{name} (replicated values above {top} counted at {top})" if clipped else name)
         ax.set_ylabel("rows")
     else:
-        rng = np.random.default_rng(seed)
-        chosen = rng.choice(len(replicated), size=min(n_draws, len(replicated)), replace=False)
         grid = np.linspace(min(y.min(), np.quantile(replicated, 0.005)), max(y.max(), np.quantile(replicated, 0.995)), 200)
-        for k, row in enumerate(replicated[chosen]):
-            ax.plot(grid, stats.gaussian_kde(row)(grid), color="C0", alpha=0.25, lw=0.8,
+        for k, row in enumerate(replicated):
+            ax.plot(grid, density(row, grid), color="C0", alpha=0.25, lw=0.8,
                     label="replicated data" if k == 0 else None)
-        ax.plot(grid, stats.gaussian_kde(y)(grid), color="k", lw=2, label="observed")
+        ax.plot(grid, density(y, grid), color="k", lw=2, label="observed")
         ax.set_xlabel(name)
         ax.set_ylabel("density")
-    ax.set_title("Posterior predictive check")
+    if sample.note:  # under the title, in small print: what the plot is made of
+        ax.annotate(sample.note[0].upper() + sample.note[1:], xy=(0.5, 1), xycoords="axes fraction", xytext=(0, 4),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8, color="0.35")
+    ax.set_title("Posterior predictive check", pad=18 if sample.note else 6)
     ax.legend(fontsize=8)
     return ax

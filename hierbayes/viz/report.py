@@ -34,12 +34,16 @@ from pathlib import Path
 import pandas as pd
 
 from hierbayes.errors import HierbayesError
-from hierbayes.specification.names import safe_name
+from hierbayes.specification.names import file_stem
 from hierbayes.version import __version__
 
-__all__ = ["report_images", "report_tables", "render_report", "write_report", "MAX_TABLE_ROWS"]
+__all__ = ["report_images", "report_tables", "render_report", "write_report", "report_stems", "factor_stem",
+           "MAX_TABLE_ROWS", "TABLE_STEMS", "IMAGE_STEMS", "FACTOR_TABLE", "FACTOR_IMAGE"]
 
 MAX_TABLE_ROWS = 1000  # rows of one group-effects table shown in the page (the CSV has all)
+TABLE_STEMS = ("summary", "fixed_effects", "variance_components", "icc", "diagnostics", "priors")
+IMAGE_STEMS = ("trace", "ppc")
+FACTOR_TABLE, FACTOR_IMAGE = "group_effects", "shrinkage"  # one table and one plot per grouping factor
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 70em;
@@ -66,7 +70,8 @@ _FIGURE_TEXT = {
               "looks like; divergent transitions are marked."),
     "ppc": ("Posterior predictive check: data sets simulated from the fitted model against the observed "
             "response. Where the observed data sit outside the simulated ones, the model misses a feature "
-            "of the data."),
+            "of the data. The data sets are those of a random sample of posterior draws (and, for large "
+            "data, of rows), as the note under the title says."),
 }
 
 
@@ -79,6 +84,22 @@ def _png(fig) -> bytes:
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def factor_stem(kind: str, factor: str) -> str:
+    """The file stem of a grouping factor's table or plot (``kind`` is :data:`FACTOR_TABLE` or
+    :data:`FACTOR_IMAGE`), its name made file-safe: ``group_effects_school_class``."""
+    return file_stem(kind, factor)
+
+
+def report_stems(factors) -> tuple[list[str], list[str]]:
+    """The file stems of every table and every plot a report may have, for these grouping factors.
+
+    A model has some of them only (``icc`` needs a varying intercept); the command line
+    checks an output folder against all of them before fitting.
+    """
+    return ([*TABLE_STEMS, *(factor_stem(FACTOR_TABLE, f) for f in factors)],
+            [*(factor_stem(FACTOR_IMAGE, f) for f in factors), *IMAGE_STEMS])
 
 
 def shrinkage_term(fit, factor: str) -> str:
@@ -107,20 +128,12 @@ def report_images(fit, seed: int | None = 0) -> tuple[dict[str, bytes], list[str
     for factor in fit.model.design.factors:
         term = shrinkage_term(fit, factor)
         try:
-            images[_shrinkage_stem(factor)] = _png(fit.plot_shrinkage(factor, term).figure)
+            images[factor_stem(FACTOR_IMAGE, factor)] = _png(fit.plot_shrinkage(factor, term).figure)
         except HierbayesError as err:
             notes.append(f"No shrinkage plot for {factor}: {err}")
     images["trace"] = _png(fit.plot_trace())
     images["ppc"] = _png(fit.plot_ppc(seed=seed).figure)
     return images, notes
-
-
-def _shrinkage_stem(factor: str) -> str:
-    return f"shrinkage_{safe_name(factor)}"
-
-
-def _group_effects_stem(factor: str) -> str:
-    return f"group_effects_{safe_name(factor)}"
 
 
 def report_tables(fit) -> dict[str, pd.DataFrame]:
@@ -137,7 +150,7 @@ def report_tables(fit) -> dict[str, pd.DataFrame]:
     except HierbayesError:
         pass  # no varying intercept: no ICC
     for factor in fit.model.design.factors:
-        tables[_group_effects_stem(factor)] = fit.group_effects(factor)
+        tables[factor_stem(FACTOR_TABLE, factor)] = fit.group_effects(factor)
     tables["diagnostics"] = fit.diagnostics()
     tables["priors"] = fit.model.prior_summary()
     return tables
@@ -242,14 +255,14 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
         if name in tables:
             parts += [f"<h3>{heading}</h3>", f"<p>{text}</p>", _table_html(name, tables[name])]
     for factor in fit.model.design.factors:
-        name = _group_effects_stem(factor)
+        name = factor_stem(FACTOR_TABLE, factor)
         parts += [f"<h3>Group effects: {html.escape(factor)}</h3>",
                   "<p>Per level and varying coefficient: the level's deviation from the population value "
                   "(mean, sd, interval) and its total coefficient (total_*), with n, its number of rows.</p>",
                   _table_html(name, tables[name].reset_index(), index=False)]
     parts.append("<h2>Plots</h2>")
     for factor in fit.model.design.factors:
-        name = _shrinkage_stem(factor)
+        name = factor_stem(FACTOR_IMAGE, factor)
         if name in images:
             text = _FIGURE_TEXT["shrinkage"].format(term=shrinkage_term(fit, factor), factor=factor)
             parts.append(_img_html(name, images[name], text))

@@ -247,7 +247,7 @@ def test_refuses_to_overwrite_a_folder_hierbayes_did_not_write(csv_path, tmp_pat
     (mine / "chapter1.tex").write_text("precious")
     code, stdout, stderr = run(["fit", csv_path, FORMULA, *FAST, "--out", mine])
     assert code == 2
-    assert "output folder" in stderr and "thesis" in stderr and "not written by hierbayes" in stderr
+    assert "output folder" in stderr and "thesis" in stderr and "holds 'chapter1.tex', which hierbayes did not write" in stderr
     assert stdout == ""  # refused before fitting
     assert [p.name for p in mine.iterdir()] == ["chapter1.tex"]
 

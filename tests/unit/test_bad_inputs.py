@@ -5,6 +5,10 @@ carry one fault. Through Python the fault raises a :class:`~hierbayes.errors.Hie
 (or warns) with a message naming the column, term or value; through the command line it
 gives exit code 2 with that message on stderr and no traceback (or, for the warnings,
 exit 0 with the warning on stderr), and no output folder. Nothing here compiles a model.
+
+The output-folder rows (``out-...``) go through :func:`hierbayes.cli.write_run` in Python (the
+function that writes a run folder, refusing before anything is written) and ``--out`` on the
+command line; the folder they name is left exactly as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import pytest
 
 import hierbayes as hb
 from hierbayes import cli
-from hierbayes.errors import DataError, DataWarning, FormulaError
+from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md"
 BASE = "Reaction ~ Days + (Days | Subject)"
@@ -51,6 +55,26 @@ class Case:
     file_text: str | None = None  # the data file's exact text (file-level faults)
     sep: str | None = None
     parquet: bool = False  # the command line reads the data from Parquet (types a CSV cannot carry)
+    fit: dict = field(default_factory=dict)  # model.fit keywords (the seed); the CLI gets them as flags
+    out: Callable[[Path], Path] | None = None  # makes the output folder in a test folder holding home/ and work/
+    force: bool = False  # --force (write_run(force=True))
+
+
+def _folder_with(name: str, content: str = "mine"):
+    def make(folder: Path) -> Path:
+        (folder / "run").mkdir()
+        (folder / "run" / name).write_text(content)
+        return folder / "run"
+    return make
+
+
+def _file(folder: Path) -> Path:
+    (folder / "results.csv").write_text("a,b\n1,2\n")
+    return folder / "results.csv"
+
+
+def _inside_a_file(folder: Path) -> Path:
+    return _file(folder) / "run"
 
 
 CASES = {
@@ -144,6 +168,26 @@ CASES = {
                             message=r"could not tell the column delimiter of '.*wrong-delimiter\.csv': with the comma "
                                     r"delimiter its header 'Reaction;Days;Subject' is one column, but it contains "
                                     r"the semicolon delimiter"),
+    "seed-out-of-range": Case(fit={"seed": -1}, error=HierbayesError,
+                              message=r"seed must be a whole number from 0 to 2\*\*64 - 1 for the nutpie sampler, "
+                                      r"not -1"),
+    "out-holds-other-files": Case(out=_folder_with("thesis.docx"), error=HierbayesError,
+                                  message=r"output folder '.*run' holds 'thesis\.docx', which hierbayes did not write; "
+                                          r"choose another --out, or pass --force to write the run beside them"),
+    "out-file-name-taken": Case(out=_folder_with("report.html"), force=True, error=HierbayesError,
+                                message=r"output folder '.*run' holds 'report\.html', which hierbayes did not write "
+                                        r"and the run would overwrite, even with --force"),
+    "out-is-working-folder": Case(out=lambda folder: Path("."), error=HierbayesError,
+                                  message=r"--out '\.' is the current folder; a run needs a folder of its own"),
+    "out-contains-working-folder": Case(out=lambda folder: Path(".."), error=HierbayesError,
+                                        message=r"--out '\.\.' is a folder that contains the current folder"),
+    "out-is-home-folder": Case(out=lambda folder: folder / "home", error=HierbayesError,
+                               message=r"--out '.*home' is your home folder"),
+    "out-is-a-file": Case(out=_file, error=HierbayesError,
+                          message=r"output '.*results\.csv' exists and is a file, not a folder"),
+    "out-inside-a-file": Case(out=_inside_a_file, error=HierbayesError,
+                              message=r"cannot create the output folder '.*results\.csv/run': '.*results\.csv' is "
+                                      r"a file"),
 }
 
 
@@ -169,10 +213,32 @@ def _data_file(case: Case, name: str, sleepstudy: pd.DataFrame, folder: Path) ->
     return path
 
 
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch) -> Path:
+    """A test folder with ``home/`` (the home folder) and ``work/`` (the current folder)."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_python_api(name, sleepstudy, tmp_path):
+def test_python_api(name, sleepstudy, tmp_path, places):
     case = CASES[name]
-    if case.file_text is not None:  # file-level faults: hb.read_data is the Python front door
+    if case.out is not None:  # the function that writes a run folder; the fit's draws are never read
+        from test_predict import fake_fit
+
+        def make():
+            cli.write_run(fake_fit(hb.Model(case.formula, sleepstudy), 1), case.out(tmp_path), force=case.force)
+    elif case.fit:
+        def make():
+            return hb.Model(case.formula, sleepstudy).fit(**case.fit, progressbar=False, warn=False)
+    elif case.file_text is not None:  # file-level faults: hb.read_data is the Python front door
         def make():
             data = hb.read_data(_data_file(case, name, sleepstudy, tmp_path), sep=case.sep)
             return hb.Model(case.formula, data, case.family, **case.options)
@@ -203,14 +269,19 @@ def _flags(case: Case) -> list[str]:
         flags += ["--na", "error"]
     if case.sep:
         flags += ["--sep", case.sep]
+    for option, value in case.fit.items():
+        flags += [f"--{option}", value]
+    if case.force:
+        flags += ["--force"]
     return flags
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_command_line(name, sleepstudy, tmp_path):
+def test_command_line(name, sleepstudy, tmp_path, places):
     case = CASES[name]
     path = _data_file(case, name, sleepstudy, tmp_path)
-    out = tmp_path / "run"
+    out = tmp_path / "run" if case.out is None else case.out(tmp_path)
+    before = _snapshot(tmp_path)
     if case.error is not None:
         code, stdout, stderr = _cli(["fit", path, case.formula, *_flags(case), "--out", out, "--no-progress"])
         assert code == 2
@@ -224,8 +295,9 @@ def test_command_line(name, sleepstudy, tmp_path):
         code, stdout, stderr = _cli(["fit", path, case.formula, *_flags(case), "--dry-run", "--out", out])
         assert code == 0
         assert re.search(case.message, stderr + stdout)
-    assert not out.exists()  # nothing written, not even half
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    if case.out is None:
+        assert not out.exists()  # nothing written, not even half
+    assert _snapshot(tmp_path) == before  # nothing written, changed or removed
 
 
 def test_bad_input_in_a_real_process_has_no_traceback_unless_debug(tmp_path):

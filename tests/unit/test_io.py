@@ -7,6 +7,9 @@ Its structure is that of test_predict's main model (one compile per test process
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +118,103 @@ def test_the_model_keeps_its_own_copy_of_the_columns_it_uses(tmp_path):
     assert list(model.data.columns) == ["Reaction", "Days", "Subject"]
     pd.testing.assert_frame_equal(model.data, before)
     assert np.array_equal(model.design.y, before["Reaction"].to_numpy())
+
+
+# --- saving never loses work ------------------------------------------------------------------------
+
+def _listing(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _full_disk_midway(monkeypatch, method: str, exception: BaseException) -> None:
+    """``DataTree.<method>`` writes part of its output, then fails as a full disk (or Ctrl-C) would."""
+    original = getattr(xr.DataTree, method)
+
+    def fails_midway(self, target, *args, **kwargs):
+        if method == "to_zarr":
+            original(self, target, *args, **kwargs)
+            shutil.rmtree(Path(target) / "posterior")  # as if the disk filled before the draws were written
+        else:
+            with open(target, "wb") as handle:
+                handle.write(b"\x89HDF\r\n\x1a\n half a file")
+        raise exception
+
+    monkeypatch.setattr(xr.DataTree, method, fails_midway)
+
+
+@pytest.mark.parametrize("exception", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_netcdf_save_keeps_the_previous_file(fit, tmp_path, monkeypatch, exception):
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+    before = path.read_bytes()
+    _full_disk_midway(monkeypatch, "to_netcdf", exception)
+    with pytest.raises(type(exception)):
+        fit.save(path)
+    assert path.read_bytes() == before  # the earlier save, byte for byte
+    assert _listing(tmp_path) == ["fit.nc"]  # no temporary left beside it
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(hb.load(path).summary(), fit.summary())
+
+
+@pytest.mark.parametrize("exception", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_zarr_save_keeps_the_previous_folder(fit, tmp_path, monkeypatch, exception):
+    path = tmp_path / "fit.zarr"
+    fit.save(path)
+    before = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    _full_disk_midway(monkeypatch, "to_zarr", exception)
+    with pytest.raises(type(exception)):
+        fit.save(path)
+    assert {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
+    assert _listing(tmp_path) == ["fit.zarr"]
+    monkeypatch.undo()
+    fit.save(path)  # a save that completes replaces the earlier one
+    assert _listing(tmp_path) == ["fit.zarr"]
+    pd.testing.assert_frame_equal(hb.load(path).summary(), fit.summary())
+
+
+def test_zarr_save_refuses_a_folder_that_is_not_a_saved_fit(fit, tmp_path):
+    mine = tmp_path / "thesis.zarr"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("precious")
+    with pytest.raises(hb.HierbayesError, match=r"'.*thesis\.zarr' exists and is not a fit saved by hierbayes"):
+        fit.save(mine)
+    with pytest.raises(hb.HierbayesError, match="is not a fit saved by hierbayes"):
+        fit.save(mine, format="zarr")
+    assert _listing(mine) == ["chapter1.tex"] and (mine / "chapter1.tex").read_text() == "precious"
+    assert _listing(tmp_path) == ["thesis.zarr"]
+
+
+def test_a_saved_zarr_fit_with_a_file_added_is_not_replaced(fit, tmp_path):
+    path = tmp_path / "fit.zarr"
+    fit.save(path)
+    (path / "posterior" / "notes.txt").write_text("mine")
+    with pytest.raises(hb.HierbayesError, match=r"holds 'posterior/notes\.txt', which is not part of a saved fit"):
+        fit.save(path)
+    assert (path / "posterior" / "notes.txt").read_text() == "mine"
+
+
+def test_netcdf_save_replaces_only_a_saved_fit(fit, tmp_path):
+    data = tmp_path / "sleep.csv"
+    data.write_text("Reaction,Days\n250,0\n")
+    with pytest.raises(hb.HierbayesError, match=r"'.*sleep\.csv' exists and is not a fit saved by hierbayes"):
+        fit.save(data)
+    assert data.read_text() == "Reaction,Days\n250,0\n"
+    with pytest.raises(hb.HierbayesError, match="it is a folder"):
+        fit.save(tmp_path)
+    (tmp_path / "link.nc").symlink_to(data)
+    with pytest.raises(hb.HierbayesError, match="symbolic link"):
+        fit.save(tmp_path / "link.nc")
+    with pytest.raises(hb.HierbayesError, match="does not exist"):
+        fit.save(tmp_path / "no" / "fit.nc")
+    assert _listing(tmp_path) == ["link.nc", "sleep.csv"]
+
+
+def test_a_saved_file_has_ordinary_permissions(fit, tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    fit.save(tmp_path / "fit.nc")
+    fit.save(tmp_path / "fit.zarr")
+    assert (tmp_path / "fit.nc").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "fit.zarr").stat().st_mode & 0o777 == 0o777 & ~umask

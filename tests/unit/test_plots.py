@@ -196,18 +196,30 @@ def test_ppc_of_a_continuous_response_overlays_replicated_densities(gaussian_fit
     assert len(lines) == 21
     observed = line(ax, "observed")
     y = gaussian_fit.model.design.y
-    np.testing.assert_allclose(observed.get_ydata(), stats.gaussian_kde(y)(observed.get_xdata()))
+    exact = stats.gaussian_kde(y)(observed.get_xdata())
+    np.testing.assert_allclose(observed.get_ydata(), exact, atol=1e-3 * exact.max())  # plots.density's promise
+    assert ax.texts[0].get_text() == "20 of 600 draws, chosen at random"  # one per line; every row is there
+
+
+@pytest.mark.parametrize("values", [np.random.default_rng(0).normal(size=300),
+                                    np.random.default_rng(1).standard_t(3, size=50_000),
+                                    np.r_[np.random.default_rng(2).exponential(size=2000), 40.0]])
+def test_binned_density_is_the_kernel_density_within_a_thousandth_of_its_peak(values):
+    grid = np.linspace(values.min(), values.max(), 200)
+    exact = stats.gaussian_kde(values)(grid)
+    np.testing.assert_allclose(plots.density(values, grid), exact, atol=1e-3 * exact.max())
 
 
 def test_ppc_of_counts_compares_frequencies_value_by_value(poisson_fit):
-    ax = poisson_fit.plot_ppc()
+    replicated = poisson_fit.posterior_predictive(seed=2).values  # every draw, so the plot uses them all
+    ax = poisson_fit.plot_ppc(max_draws=replicated.shape[0] * replicated.shape[1])
     y = poisson_fit.model.design.y.astype(int)
     bars = ax.patches
     heights = np.array([b.get_height() for b in bars])
     np.testing.assert_array_equal(heights[: y.max() + 1], np.bincount(y))
-    replicated = poisson_fit.idata["posterior_predictive"]["y"].values
     assert len(bars) >= y.max() + 1 and len(bars) == int(max(y.max(), np.quantile(replicated, 0.995))) + 1
     assert ax.containers[-1].has_yerr  # the replicated frequencies with their intervals
+    assert not ax.texts  # every draw and row: nothing subsampled, nothing to say
 
 
 PLOTS = {
@@ -237,3 +249,88 @@ def test_every_plot_renders_to_png(which, name, request):
 def test_shrinkage_rejects_an_unknown_layout(gaussian_fit):
     with pytest.raises(hb.HierbayesError, match="x must be 'n' or 'sorted', not 'size'"):
         gaussian_fit.plot_shrinkage("g", x="size")
+
+
+# --- a big fit: the posterior predictive check plots a bounded sample -------------------------------
+
+def big_fit(rows: int = 200_000, chains: int = 2, draws: int = 500, family: str = "gaussian",
+            whole: bool = False) -> hb.Fit:
+    """A ``y ~ x + (1 | g)`` fit of ``rows`` rows, its posterior written by hand (no sampling); ``whole``
+    rounds a gaussian response to whole numbers."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 50, rows)
+    x = rng.normal(size=rows)
+    eta = (0.5 if family == "poisson" else 1.0) + 0.5 * x + rng.normal(0, 0.3, 50)[g]
+    y = rng.poisson(np.exp(eta)) if family == "poisson" else eta + rng.normal(size=rows)
+    data = pd.DataFrame({"y": np.round(y) if whole else y, "x": x,
+                         "g": np.array([f"g{i:02d}" for i in range(50)])[g]})
+    model = hb.Model("y ~ x + (1 | g)", data, family=family)
+    levels = list(model.design.factors["g"].levels)
+    shape = (chains, draws)
+    variables = {
+        "b": (("chain", "draw", "term"), np.broadcast_to([0.5 if family == "poisson" else 1.0, 0.5], (*shape, 2))
+              + rng.normal(0, 0.01, (*shape, 2))),
+        "r_g": (("chain", "draw", "g", "g__coef"), rng.normal(0, 0.3, (*shape, len(levels), 1))),
+        "sd_g": (("chain", "draw", "g__coef"), rng.gamma(100, 0.003, (*shape, 1))),
+    }
+    if family == "gaussian":
+        variables["sigma"] = (("chain", "draw"), rng.gamma(1000, 0.001, shape))
+    posterior = xr.Dataset(variables, coords={"term": ["Intercept", "x"], "g": levels, "g__coef": ["Intercept"]})
+    stats_ = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))})
+    return hb.Fit(model, xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats_}), sampler="by hand")
+
+
+def test_the_reports_predictive_check_of_a_big_fit_computes_a_bounded_sample(monkeypatch):
+    import tracemalloc
+
+    from hierbayes.posterior import checking
+    from hierbayes.viz import report
+
+    fit = big_fit()
+    computed = []
+    predict_rows = checking.predict_rows
+
+    def recorded(*args, **kwargs):
+        replicated = predict_rows(*args, **kwargs)
+        computed.append(replicated.shape)
+        return replicated
+
+    monkeypatch.setattr(checking, "predict_rows", recorded)
+    tracemalloc.start()
+    try:
+        ax = fit.plot_ppc(seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert computed == [(1, 50, 50_000)]  # the 50 draws of the 50 lines, for 50,000 of the 200,000 rows
+    assert peak < 250e6  # the whole draws x rows matrix alone would be 1.6 GB
+    assert len(ax.get_lines()) == 51
+    assert [t.get_text() for t in ax.texts] == ["50 of 1,000 draws and 50,000 of 200,000 rows, chosen at random"]
+    assert ax.get_title() == "Posterior predictive check"
+    assert "posterior_predictive" not in fit.idata.children  # nothing of that size is kept in the fit
+    computed.clear()
+    figures = []
+
+    def kept(fig):  # the report's figures, before they are encoded
+        figures.append(fig)
+        return b"png"
+
+    monkeypatch.setattr(report, "_png", kept)
+    report.report_images(fit, seed=1)
+    assert computed == [(1, 50, 50_000)]
+    (ppc,) = [fig for fig in figures if fig.axes[0].get_title() == "Posterior predictive check"]
+    assert ppc.axes[0].texts[0].get_text() == "50 of 1,000 draws and 50,000 of 200,000 rows, chosen at random"
+
+
+def test_a_big_count_fit_takes_100_draws_for_its_intervals():
+    ax = big_fit(rows=60_000, draws=300, family="poisson").plot_ppc(seed=1)
+    assert ax.patches and ax.containers[-1].has_yerr  # observed frequencies, replicated ones with intervals
+    assert ax.texts[0].get_text() == "100 of 600 draws and 50,000 of 60,000 rows, chosen at random"
+
+
+def test_whole_observed_values_of_a_continuous_family_show_one_density_per_sampled_draw():
+    ax = big_fit(rows=60_000, draws=300, whole=True).plot_ppc(seed=1)  # replicated values are not whole
+    assert len(ax.get_lines()) == 51
+    assert ax.texts[0].get_text() == "50 of 600 draws and 50,000 of 60,000 rows, chosen at random"

@@ -269,3 +269,32 @@ def test_new_level_effects_have_the_population_covariance(small, formula, covari
     u = np.stack([pred[:, 0], pred[:, 1] - pred[:, 0], pred[:, 2]])  # (u0, u1) of "new", u0 of "other"
     np.testing.assert_allclose(np.cov(u[:2]), covariance, atol=0.3)
     assert abs(np.corrcoef(u[0], u[2])[0, 1]) < 0.03  # distinct new levels are independent
+
+
+# --- a rejected call leaves the fit as it was ------------------------------------------------------
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ scale(x) + (x | g)"])
+@pytest.mark.parametrize("bad, value, count", [(["abc", 2.0], "'abc'", 1), (["1", "2"], "'1'", 2)])
+def test_a_rejected_prediction_names_the_value_and_changes_nothing(small, formula, bad, value, count, monkeypatch):
+    """Text where a number was expected: a DataError naming column, value and row; later predictions are intact."""
+    model = hb.Model(formula, small)
+    slope = "(x |" in formula
+    values = dict(b=[0.5, 0.3], r_g=np.full((3, 2 if slope else 1), 0.1), sd_g=[0.5] * (2 if slope else 1))
+    if slope:
+        values["cor_g"] = [0.2]
+    fit = fake_fit(model, 5, **values)
+    new = pd.DataFrame({"x": [1.0, 2.0], "g": ["a", "b"]})
+    before = fit.predict(new).values
+    state = repr(model.design.fixed_spec.encoder_state), repr(model.design.fixed_spec.transform_state)
+    with pytest.raises(hb.DataError, match=rf"column 'x' of the new data holds {value} \(row 0\), which is not a "
+                                           rf"number; the model was fitted with numbers in 'x' \({count} such rows\)"):
+        fit.predict(new.assign(x=bad))
+    np.testing.assert_array_equal(fit.predict(new).values, before)
+    assert (repr(model.design.fixed_spec.encoder_state), repr(model.design.fixed_spec.transform_state)) == state
+    # the design is evaluated on a copy, so even a value that passed the checks could not change it
+    import hierbayes.posterior.predict as predict_module
+
+    monkeypatch.setattr(predict_module, "_check_numbers", lambda *args: None)
+    with pytest.raises(hb.DataError):
+        fit.predict(new.assign(x=bad))
+    np.testing.assert_array_equal(fit.predict(new).values, before)

@@ -45,8 +45,8 @@ import xarray as xr
 from hierbayes.errors import DataError, HierbayesError
 from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.design import Design, _expression_names
-from hierbayes.specification.linear_predictor import design_effects, linear_predictor
-from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, cor_pair
+from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws, linear_predictor
+from hierbayes.specification.names import FactorNames, cor_pair
 
 __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_summary", "KINDS", "GROUPS"]
 
@@ -330,8 +330,7 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
     design, family = model.design, model.family
     rows = new_rows(model, data, groups, kind)
     rng = np.random.default_rng(seed)
-    chains, draws = post.sizes["chain"], post.sizes["draw"]
-    b = _draws(post, FIXED_EFFECTS, FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
+    b = fixed_effect_draws(post, design)
     effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
     eta = linear_predictor(b, rows.X, rows.offset, effects)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints

@@ -34,7 +34,7 @@ def interval_names(prob: float = 0.95) -> tuple[str, str]:
 
 def draw_stats(draws: np.ndarray, prob: float = 0.95) -> dict[str, np.ndarray]:
     """Mean, SD and interval over the two leading (chain, draw) axes of ``draws``."""
-    flat = draws.reshape(-1, *draws.shape[2:])
+    flat = draws.reshape(draws.shape[0] * draws.shape[1], *draws.shape[2:])  # not -1: no parameters is no rows
     lo, hi = interval_names(prob)
     q = np.quantile(flat, [(1 - prob) / 2, 1 - (1 - prob) / 2], axis=0)
     return {"mean": flat.mean(axis=0), "sd": flat.std(axis=0, ddof=1), lo: q[0], hi: q[1]}

@@ -36,7 +36,7 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
-from hierbayes.errors import DataError, DataWarning, FormulaError, did_you_mean
+from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError, did_you_mean
 from hierbayes.specification.families import Family
 from hierbayes.specification.formula import Block, ModelSpec
 
@@ -114,6 +114,27 @@ class Design:
     def factor_coefs(self, factor: str) -> tuple[str, ...]:
         """All varying coefficients of ``factor``, across its blocks, in order."""
         return tuple(c for b in self.blocks if b.factor == factor for c in b.coef_names)
+
+    def check_factor(self, factor: str) -> FactorDesign:
+        """The levels of grouping factor ``factor``; a :class:`~hierbayes.errors.HierbayesError` naming
+        the model's factors if it has no such factor, or saying that it has none (complete pooling).
+
+        >>> import pandas as pd
+        >>> from hierbayes.specification.formula import parse
+        >>> from hierbayes.specification.families import get_family
+        >>> df = pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0.0, 1.0, 2.0]})
+        >>> make_design(parse("y ~ x"), df, get_family("gaussian")).check_factor("g")
+        Traceback (most recent call last):
+        ...
+        hierbayes.errors.HierbayesError: 'g' is not a grouping factor: the model y ~ x has no grouping factor ...
+        """
+        if factor in self.factors:
+            return self.factors[factor]
+        if not self.factors:
+            raise HierbayesError(f"{factor!r} is not a grouping factor: the model {self.spec.formula} has no grouping "
+                                 "factor (no group term such as (1 | g)), so it has no group effects and no partial "
+                                 "pooling; it is the complete-pooling model")
+        raise HierbayesError(f"{factor!r} is not a grouping factor of this model; the factors are {list(self.factors)}")
 
 
 # --- which columns a formula uses ------------------------------------------------------------

@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierbayes.errors import HierbayesError
+from hierbayes.posterior.fit import NO_GROUPS
 from hierbayes.specification.names import safe_name
 from hierbayes.version import __version__
 
@@ -155,6 +156,8 @@ def _model_table(fit) -> pd.DataFrame:
         counts = fd.counts
         rows[f"grouping factor {factor}"] = (f"{len(fd.levels)} levels, {counts.min()} to {counts.max()} rows "
                                              f"per level; varying: {', '.join(d.factor_coefs(factor))}")
+    if not d.factors:
+        rows["grouping factors"] = "none (complete pooling)"
     rows["sampler"] = (f"{fit.sampler}: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
                        + (f", seed {fit.seed}" if fit.seed is not None else ""))
     if fit.timings:
@@ -238,9 +241,17 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
               _table_html("diagnostics", tables["diagnostics"], words=True)]
     parts.append("<h2>Estimates</h2><p>Every number is a posterior mean (never a mode), with a "
                  f"{100 * fit.prob:g}% equal-tailed credible interval.</p>")
+    pooled = not fit.model.design.factors
     for name, (heading, text) in _TABLE_TITLES.items():
-        if name in tables:
+        if name == "variance_components" and pooled:
+            text = "The family's own parameters; the model has no group effects, so no SDs or correlations of them."
+        if name in tables and tables[name].empty:
+            parts += [f"<h3>{heading}</h3>", f"<p id='no-{name}'>None: this model has none of these parameters.</p>"]
+        elif name in tables:
             parts += [f"<h3>{heading}</h3>", f"<p>{text}</p>", _table_html(name, tables[name])]
+    if pooled:
+        parts += ["<h3>Group effects</h3>", f"<p id='no-group-effects'>None. {html.escape(NO_GROUPS)} So there are no "
+                  "group effects, no intra-class correlation and no shrinkage plots.</p>"]
     for factor in fit.model.design.factors:
         name = _group_effects_stem(factor)
         parts += [f"<h3>Group effects: {html.escape(factor)}</h3>",
@@ -248,6 +259,9 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
                   "(mean, sd, interval) and its total coefficient (total_*), with n, its number of rows.</p>",
                   _table_html(name, tables[name].reset_index(), index=False)]
     parts.append("<h2>Plots</h2>")
+    if pooled:
+        parts.append("<p id='no-shrinkage'>No shrinkage plots: the model has no grouping factor, so no level's "
+                     "estimate is pooled toward the population (see Group effects above).</p>")
     for factor in fit.model.design.factors:
         name = _shrinkage_stem(factor)
         if name in images:

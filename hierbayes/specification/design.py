@@ -366,8 +366,17 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         if len(set(coefs)) < len(coefs):
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
+    _check_something_to_estimate(spec, fixed_names, blocks, family)
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
                   fixed_spec, tuple(offset_specs))
+
+
+def _check_something_to_estimate(spec: ModelSpec, fixed_names, blocks, family: Family) -> None:
+    """Refuse a model without a single parameter (``count ~ 0`` with poisson): nothing to sample."""
+    if not fixed_names and not blocks and not family.parameters:
+        raise FormulaError(f"the model {spec.formula} has nothing to estimate: no population-level effect, no group "
+                           f"term, and the {family.name} family has no parameter of its own; add an intercept "
+                           f"({spec.formula.split('~')[0].strip()} ~ 1) or a predictor")
 
 
 def _drop_missing(data: pd.DataFrame, columns: list[str], na_action: str) -> tuple[pd.DataFrame, int]:

@@ -206,6 +206,11 @@ class Posterior:
         DataFrame
             MultiIndex (level, coefficient); columns ``n`` (observations of the level),
             ``mean``, ``sd``, interval, ``total_mean``, ``total_sd`` and the total's interval.
+
+        Raises
+        ------
+        HierbayesError
+            When ``factor`` is not a grouping factor of the model (or the model has none).
         """
         design = self.model.design
         design.check_factor(factor)
@@ -236,6 +241,11 @@ class Posterior:
         Schielzeth 2017): the family's ``icc_variance`` (its registry entry's
         ``latent_variance``, or the default from its ``variance``). Varying slopes are not in
         the denominator (the ICC at x = 0).
+
+        Raises
+        ------
+        HierbayesError
+            When the model has no grouping factor (complete pooling), or none with a varying intercept.
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
         if not d.factors:

@@ -4,8 +4,9 @@ The page says what was fitted (formula, family, data, priors), whether the sampl
 be trusted (the convergence checks of :meth:`Fit.diagnostics
 <hierbayes.api.Fit.diagnostics>` in plain words), and shows the tables (fixed effects,
 variance components, ICC, group effects per factor) and the plots (partial pooling per
-grouping factor, traces, posterior predictive check). It loads nothing from the
-network, so it can be mailed or archived as one file.
+grouping factor, traces, posterior predictive check). A model without a grouping factor
+(complete pooling) has no group effects, ICC or shrinkage plots, and the page says so where
+they would be. It loads nothing from the network, so it can be mailed or archived as one file.
 
 - :func:`report_images`: the plots as PNG bytes, by file stem (``shrinkage_Subject``,
   ``trace``, ``ppc``); the command line writes the same bytes as ``.png`` files.

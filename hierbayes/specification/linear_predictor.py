@@ -30,8 +30,8 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
     Parameters
     ----------
     b : ndarray (..., p) or None
-        Fixed effects per draw (leading dims are the sample dims; None with neither fixed
-        effects nor ``effects``: one draw).
+        Fixed effects per draw (leading dims are the sample dims). None: no fixed effects,
+        the sample dims then come from ``effects`` (a single draw when it is empty too).
     X : ndarray (N, p)
     offset : ndarray (N,) or None
     effects : list of (r, index, Z)

@@ -17,7 +17,8 @@ The run folder (default ``hierbayes_output/<data file stem>``) holds ``summary.c
 intercept), ``group_effects_<factor>.csv``, ``diagnostics.csv``, ``priors.csv``,
 ``fit.nc`` (read back by ``hb.load``), ``shrinkage_<factor>.png``, ``trace.png``,
 ``ppc.png``, ``report.html`` (one self-contained page) and ``hierbayes-run.json`` (what
-was run, and the list of files). It is written into a temporary folder beside the
+was run, and the list of files); a model without a group term has no ICC, group-effect or
+shrinkage files, and its report says so. It is written into a temporary folder beside the
 target and moved into place only when complete, so an interrupted or failed run leaves
 no complete-looking folder (and a previous run's folder intact).
 

@@ -94,6 +94,8 @@ def collapse_reason(design, family) -> str | None:
     >>> collapse_reason(m.design, m.family)
     'the student_t family is not gaussian with the identity link'
     """
+    if not design.factors:
+        return "the model has no grouping factor, so there are no group effects to integrate out"
     if family.name != "gaussian" or family.link != "identity":
         return f"the {family.name} family is not gaussian with the identity link"
     if len(design.factors) == 2 and nesting(design) is None:

@@ -201,7 +201,9 @@ def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFram
         else:
             choice[factor] = "non-centered"
         rows.append({**row, "parameterization": choice[factor]})
-    return choice, pd.DataFrame(rows).set_index("factor")
+    columns = ["factor", "levels", "median_n", "tau2", "s2", "kappa_q10", "limiting", "intercept_kappa_q10",
+               "parameterization"]
+    return choice, pd.DataFrame(rows, columns=columns).set_index("factor")  # no rows: no grouping factor
 
 
 def describe(model) -> str | None:

@@ -30,7 +30,11 @@ from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
 from hierbayes.specification.parameters import Parameter, model_parameters
 from hierbayes.version import __version__
 
-__all__ = ["Posterior"]
+__all__ = ["Posterior", "NO_GROUPS"]
+
+NO_GROUPS = ("The model has no grouping factor (no group term such as (1 | g)), so every row shares the "
+             "population-level effects: complete pooling.")
+"""Said where a reader looks for group-level effects (summary, report) in a model without a group term."""
 
 LOG_LIKELIHOOD_MAX_VALUES = 50_000_000  # draws x rows kept in memory (400 MB); above it, on request only
 
@@ -97,7 +101,7 @@ class Posterior:
         effects, params = posterior_effects(post, d), self._family_draws()
         logp = np.empty((post.sizes["chain"], post.sizes["draw"], d.n_obs))
         for c in range(logp.shape[0]):  # a chain at a time: temporaries of draws x rows, not chains x draws x rows
-            eta = linear_predictor(None if b is None else b[c], d.X, d.offset, [(r[c], i, Z) for r, i, Z in effects])
+            eta = linear_predictor(b[c], d.X, d.offset, [(r[c], i, Z) for r, i, Z in effects])
             logp[c] = fam.log_likelihood(d.y, eta, {k: v[c] for k, v in params.items()}, d.trials)
         name = response_name(d)
         self.idata["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), logp)}))
@@ -203,11 +207,14 @@ class Posterior:
         DataFrame
             MultiIndex (level, coefficient); columns ``n`` (observations of the level),
             ``mean``, ``sd``, interval, ``total_mean``, ``total_sd`` and the total's interval.
+
+        Raises
+        ------
+        HierbayesError
+            When ``factor`` is not a grouping factor of the model (or the model has none).
         """
         design = self.model.design
-        if factor not in design.factors:
-            raise HierbayesError(f"{factor!r} is not a grouping factor of this model; "
-                                 f"the factors are {list(design.factors)}")
+        design.check_factor(factor)
         prob = prob or self.prob
         post = self.posterior
         names = FactorNames(factor)
@@ -235,8 +242,16 @@ class Posterior:
         Schielzeth 2017): the family's ``icc_variance`` (its registry entry's
         ``latent_variance``, or the default from its ``variance``). Varying slopes are not in
         the denominator (the ICC at x = 0).
+
+        Raises
+        ------
+        HierbayesError
+            When the model has no grouping factor (complete pooling), or none with a varying intercept.
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
+        if not d.factors:
+            raise HierbayesError(f"the ICC needs a grouping factor, and the model {self.model.spec.formula} has none "
+                                 "(it is the complete-pooling model)")
         variances = {f: post[FactorNames(f).sd].sel({FactorNames(f).coef_dim: "Intercept"}).transpose(
                          "chain", "draw").values ** 2 for f in d.factors if "Intercept" in d.factor_coefs(f)}
         if not variances:
@@ -310,6 +325,8 @@ class Posterior:
 
     def __repr__(self) -> str:
         lines = self._header() + [""]
+        if not self.model.design.factors:
+            lines += [f"Group-level effects: none. {NO_GROUPS}", ""]
         group_started = False
         for title, frame in self._sections():
             if title.startswith("~") and not group_started:
@@ -324,6 +341,8 @@ class Posterior:
 
     def _repr_html_(self) -> str:
         parts = ["<div class='hierbayes-fit'>", "<pre>" + "\n".join(self._header()) + "</pre>"]
+        if not self.model.design.factors:
+            parts += ["<h4>Group-level effects: none</h4>", f"<p>{NO_GROUPS}</p>"]
         for title, frame in self._sections():
             parts += [f"<h4>{title}</h4>", frame.round(3).to_html()]
         parts.append("</div>")

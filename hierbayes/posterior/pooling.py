@@ -114,7 +114,7 @@ def level_columns(design: Design, factor: str) -> dict[str, list[tuple[int, np.n
     >>> [(d.fixed_names[c], w.tolist()) for c, w in level_columns(d, "g")["Intercept"]]
     [('Intercept', [1.0, 1.0]), ('u', [0.5, 2.0])]
     """
-    fd = design.factors[factor]
+    fd = design.check_factor(factor)
     Z = _factor_Z(design, factor)
     J = len(fd.levels)
     out: dict[str, list[tuple[int, np.ndarray]]] = {c: [] for c in design.factor_coefs(factor)}
@@ -321,7 +321,7 @@ def no_pooling(design: Design, family: Family, factor: str) -> NoPooling:
     -------
     NoPooling
     """
-    fd = design.factors[factor]
+    fd = design.check_factor(factor)
     J = len(fd.levels)
     coefs = design.factor_coefs(factor)
     Z = _factor_Z(design, factor)
@@ -377,9 +377,7 @@ def complete_pooling(design: Design, family: Family) -> np.ndarray:
 
 def check_coefficient(design: Design, factor: str, term: str) -> int:
     """Position of ``term`` among the varying coefficients of ``factor``; errors name what exists."""
-    if factor not in design.factors:
-        raise HierbayesError(f"{factor!r} is not a grouping factor of this model; "
-                             f"the factors are {list(design.factors)}")
+    design.check_factor(factor)
     coefs = design.factor_coefs(factor)
     if term not in coefs:
         raise HierbayesError(f"{term!r} does not vary by {factor!r}; its varying coefficients are {list(coefs)}")

@@ -49,8 +49,8 @@ from hierbayes.model.data import response_name
 from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.design import Design, level_label
 from hierbayes.specification.evaluation import expression_variables
-from hierbayes.specification.linear_predictor import design_effects, linear_predictor
-from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, cor_pair
+from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws, linear_predictor
+from hierbayes.specification.names import FactorNames, cor_pair
 
 __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "predict_summary", "family_draws",
            "KINDS", "GROUPS"]
@@ -381,8 +381,7 @@ def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", gro
     predicts a few draws of a few rows); the result has its chains and draws.
     """
     design, family = model.design, model.family
-    chains, draws = post.sizes["chain"], post.sizes["draw"]
-    b = _draws(post, FIXED_EFFECTS, FIXED_DIM) if design.fixed_names else np.zeros((chains, draws, 0))
+    b = fixed_effect_draws(post, design)
     effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
     eta = linear_predictor(b, rows.X, rows.offset, effects)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints

@@ -37,7 +37,7 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
-from hierbayes.errors import DataError, DataWarning, FormulaError
+from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables, known_columns
 from hierbayes.specification.families import Family
 from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, dot_positions
@@ -121,6 +121,27 @@ class Design:
     def factor_coefs(self, factor: str) -> tuple[str, ...]:
         """All varying coefficients of ``factor``, across its blocks, in order."""
         return tuple(c for b in self.blocks if b.factor == factor for c in b.coef_names)
+
+    def check_factor(self, factor: str) -> FactorDesign:
+        """The levels of grouping factor ``factor``; a :class:`~hierbayes.errors.HierbayesError` naming
+        the model's factors if it has no such factor, or saying that it has none (complete pooling).
+
+        >>> import pandas as pd
+        >>> from hierbayes.specification.formula import parse
+        >>> from hierbayes.specification.families import get_family
+        >>> df = pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0.0, 1.0, 2.0]})
+        >>> make_design(parse("y ~ x"), df, get_family("gaussian")).check_factor("g")
+        Traceback (most recent call last):
+        ...
+        hierbayes.errors.HierbayesError: 'g' is not a grouping factor: the model y ~ x has no grouping factor ...
+        """
+        if factor in self.factors:
+            return self.factors[factor]
+        if not self.factors:
+            raise HierbayesError(f"{factor!r} is not a grouping factor: the model {self.spec.formula} has no grouping "
+                                 "factor (no group term such as (1 | g)), so it has no group effects and no partial "
+                                 "pooling; it is the complete-pooling model")
+        raise HierbayesError(f"{factor!r} is not a grouping factor of this model; the factors are {list(self.factors)}")
 
 
 # --- which columns a formula uses ------------------------------------------------------------
@@ -443,8 +464,17 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         if len(set(coefs)) < len(coefs):
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
+    _check_something_to_estimate(spec, fixed_names, blocks, family)
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
                   fixed_spec, tuple(offset_specs), context)
+
+
+def _check_something_to_estimate(spec: ModelSpec, fixed_names, blocks, family: Family) -> None:
+    """Refuse a model without a single parameter (``count ~ 0`` with poisson): nothing to sample."""
+    if not fixed_names and not blocks and not family.parameters:
+        raise FormulaError(f"the model {spec.formula} has nothing to estimate: no population-level effect, no group "
+                           f"term, and the {family.name} family has no parameter of its own; add an intercept "
+                           f"({spec.formula.split('~')[0].strip()} ~ 1) or a predictor")
 
 
 def _drop_missing(data: pd.DataFrame, columns: list[str], na_action: str) -> tuple[pd.DataFrame, int]:

@@ -30,7 +30,8 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
     Parameters
     ----------
     b : ndarray (..., p) or None
-        Fixed effects per draw (leading dims are the sample dims).
+        Fixed effects per draw (leading dims are the sample dims). None: no fixed effects,
+        the sample dims then come from ``effects`` (a single draw when it is empty too).
     X : ndarray (N, p)
     offset : ndarray (N,) or None
     effects : list of (r, index, Z)
@@ -40,7 +41,7 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
     -------
     ndarray (..., N)
     """
-    shape = b.shape[:-1] if b is not None else effects[0][0].shape[:-2]
+    shape = b.shape[:-1] if b is not None else effects[0][0].shape[:-2] if effects else ()
     eta = np.zeros((*shape, X.shape[0]))
     if b is not None and X.shape[1]:
         eta += np.einsum("...p,np->...n", b, X)
@@ -52,9 +53,11 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
     return eta
 
 
-def fixed_effect_draws(posterior, design) -> np.ndarray | None:
-    """The population-level effects ``b`` per draw, (chain, draw, term); None without fixed effects."""
-    return posterior[FIXED_EFFECTS].transpose("chain", "draw", FIXED_DIM).values if design.fixed_names else None
+def fixed_effect_draws(posterior, design) -> np.ndarray:
+    """The population-level effects ``b`` per draw, (chain, draw, term); no terms (``y ~ 0``): (chain, draw, 0)."""
+    if design.fixed_names:
+        return posterior[FIXED_EFFECTS].transpose("chain", "draw", FIXED_DIM).values
+    return np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], 0))
 
 
 def design_effects(design) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -160,7 +160,8 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "n", p
 
 def _second_term(design, factor: str, terms) -> tuple[str, str]:
     first, second = terms
-    coefs = design.factor_coefs(factor) if factor in design.factors else ()
+    design.check_factor(factor)
+    coefs = design.factor_coefs(factor)
     if second is None:
         others = [c for c in coefs if c != first]
         if not others:
@@ -348,7 +349,8 @@ def _funnel_labels(fit, factor: str | None, level: str | None, term: str | None)
     """The group effect of the level with the fewest rows and its SD, unless named."""
     design = fit.model.design
     if not design.factors:
-        raise HierbayesError("this model has no grouping factor, so no group effect to plot")
+        raise HierbayesError(f"the model {design.spec.formula} has no grouping factor, so it has no group effects "
+                             "to plot")
     factor = factor or next(iter(design.factors))
     term = term or design.factor_coefs(factor)[0]
     check_coefficient(design, factor, term)

@@ -4,8 +4,9 @@ The page says what was fitted (formula, family, data, priors), whether the sampl
 be trusted (the convergence checks of :meth:`Fit.diagnostics
 <hierbayes.api.Fit.diagnostics>` in plain words), and shows the tables (fixed effects,
 variance components, ICC, group effects per factor) and the plots (partial pooling per
-grouping factor, traces, posterior predictive check). It loads nothing from the
-network, so it can be mailed or archived as one file.
+grouping factor, traces, posterior predictive check). A model without a grouping factor
+(complete pooling) has no group effects, ICC or shrinkage plots, and the page says so where
+they would be. It loads nothing from the network, so it can be mailed or archived as one file.
 
 - :func:`report_images`: the plots as PNG bytes, by file stem (``shrinkage_Subject``,
   ``trace``, ``ppc``); the command line writes the same bytes as ``.png`` files.
@@ -34,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierbayes.errors import HierbayesError
+from hierbayes.posterior.fit import NO_GROUPS
 from hierbayes.specification.names import file_stem
 from hierbayes.version import __version__
 
@@ -168,6 +170,8 @@ def _model_table(fit) -> pd.DataFrame:
         counts = fd.counts
         rows[f"grouping factor {factor}"] = (f"{len(fd.levels)} levels, {counts.min()} to {counts.max()} rows "
                                              f"per level; varying: {', '.join(d.factor_coefs(factor))}")
+    if not d.factors:
+        rows["grouping factors"] = "none (complete pooling)"
     rows["sampler"] = (f"{fit.sampler}: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
                        + (f", seed {fit.seed}" if fit.seed is not None else ""))
     if fit.timings:
@@ -251,9 +255,17 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
               _table_html("diagnostics", tables["diagnostics"], words=True)]
     parts.append("<h2>Estimates</h2><p>Every number is a posterior mean (never a mode), with a "
                  f"{100 * fit.prob:g}% equal-tailed credible interval.</p>")
+    pooled = not fit.model.design.factors
     for name, (heading, text) in _TABLE_TITLES.items():
-        if name in tables:
+        if name == "variance_components" and pooled:
+            text = "The family's own parameters; the model has no group effects, so no SDs or correlations of them."
+        if name in tables and tables[name].empty:
+            parts += [f"<h3>{heading}</h3>", f"<p id='no-{name}'>None: this model has none of these parameters.</p>"]
+        elif name in tables:
             parts += [f"<h3>{heading}</h3>", f"<p>{text}</p>", _table_html(name, tables[name])]
+    if pooled:
+        parts += ["<h3>Group effects</h3>", f"<p id='no-group-effects'>None. {html.escape(NO_GROUPS)} So there are no "
+                  "group effects, no intra-class correlation and no shrinkage plots.</p>"]
     for factor in fit.model.design.factors:
         name = factor_stem(FACTOR_TABLE, factor)
         parts += [f"<h3>Group effects: {html.escape(factor)}</h3>",
@@ -261,6 +273,9 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
                   "(mean, sd, interval) and its total coefficient (total_*), with n, its number of rows.</p>",
                   _table_html(name, tables[name].reset_index(), index=False)]
     parts.append("<h2>Plots</h2>")
+    if pooled:
+        parts.append("<p id='no-shrinkage'>No shrinkage plots: the model has no grouping factor, so no level's "
+                     "estimate is pooled toward the population (see Group effects above).</p>")
     for factor in fit.model.design.factors:
         name = factor_stem(FACTOR_IMAGE, factor)
         if name in images:

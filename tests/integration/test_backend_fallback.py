@@ -118,6 +118,18 @@ def test_a_sampled_model_and_its_refit_with_other_data_through_the_public_path(m
     assert refit.summary().loc["Intercept", "mean"] - public.summary().loc["Intercept", "mean"] > 80
 
 
+def test_a_model_without_a_group_term_through_the_public_path(monkeypatch, sleepstudy):
+    """The pooled baseline (no grouping factor, nothing integrated out) lands on the fast path's posterior."""
+    fast, told = fit_counting_warnings("Reaction ~ Days", sleepstudy)
+    assert not told and fast.idata.attrs["sampler_path"] == FAST_PATH
+    rename_nutpie_helpers(monkeypatch)
+    public, told = fit_counting_warnings("Reaction ~ Days", sleepstudy)
+    assert len(told) == 1 and public.idata.attrs["sampler_path"] == PUBLIC_PATH
+    assert_same_posterior(fast, public)
+    means = public.summary()["mean"]  # OLS: 251.4, 10.47, residual SD 47.7
+    assert abs(means["Intercept"] - 251.4) < 3 and abs(means["Days"] - 10.47) < 0.6 and abs(means["sigma"] - 47.7) < 1.5
+
+
 def test_bench_paths_prints_the_path_of_each_suite_model():
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, str(root / "bench" / "paths.py"), "--suite", "tiny", "--draws", "50",

@@ -159,6 +159,11 @@ CASES = {
                             message=r"column 'dose' has values as large as 9e\+300, too large to scale priors by "
                                     r"\(hierbayes takes values up to 1e\+100\); rescale it first, e\.g\. divide it by "
                                     r"1e300"),
+    "nothing-to-estimate": Case("count ~ 0", family="poisson", change=lambda d: d.assign(count=d["Days"]),
+                                error=FormulaError,
+                                message=r"the model count ~ 0 has nothing to estimate: no population-level effect, "
+                                        r"no group term, and the poisson family has no parameter of its own; add an "
+                                        r"intercept \(count ~ 1\) or a predictor"),
     "empty-file": Case(file_text="", message=r"the data file .*empty-file\.csv. is empty"),
     "header-only-file": Case(file_text="Reaction,Days,Subject\n", message=r"the data are empty \(0 rows\)"),
     "semicolon-delimiter": Case(file_text="Reaction;Days;Subject\n" + "".join(

@@ -460,6 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hierbayes: interrupted; no output folder was written (an earlier run's folder is as it was)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``hierbayes summary RUN | head``): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return EXIT_OK
     except Exception:
         if args.debug:
             raise

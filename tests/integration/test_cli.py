@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shlex
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -257,3 +260,13 @@ def test_usage_errors_and_help(capsys):
     assert "fit" in capsys.readouterr().out
     assert cli.main(["fit"]) == 2  # argparse's usage error
     assert "required" in capsys.readouterr().err
+
+
+def test_summary_into_a_pipe_closed_early_is_not_an_error(cli_run):
+    """``hierbayes summary RUN | head``: the reader may stop before hierbayes writes (here it reads
+    nothing: ``true`` exits at once); hierbayes exits 0 with no traceback, not an internal error."""
+    out = cli_run[0]
+    command = f"{shlex.quote(sys.executable)} -m hierbayes summary {shlex.quote(str(out))} | true"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hierbayes import cli
 from hierbayes.backend import disk_cache
 from hierbayes.backend.disk_cache import CALLBACKS, MODELS
 from hierbayes.errors import BackendWarning, HierbayesError
@@ -201,3 +202,35 @@ def test_only_files_hierbayes_wrote_are_counted_and_cleared(cache):
     assert all(path.read_text() == "the user's" for path in mine)
     assert not (cache / CALLBACKS).exists() and (cache / MODELS).exists()  # emptied folders go, others stay
     assert disk_cache.is_ours(MODELS, ".%s.k2j3h4g5.tmp" % ENTRY) and not disk_cache.is_ours(MODELS, "fit.nc")
+
+
+# --- hierbayes cache info / clear --------------------------------------------------------------------
+
+def test_cache_info_says_where_what_how_much_and_whether_it_is_used(cache, capsys, monkeypatch):
+    assert cli.main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert out == (f"hierbayes cache: {cache}\n  usable: yes\n  size: 0.0 MB in 0 files (0 compiled models, "
+                   f"0 compiled callbacks)\n  cap: 1000 MB (set HIERBAYES_CACHE_MAX_MB to change it)\n")
+    disk_cache.write(MODELS, ENTRY, b"x" * 250_000)
+    disk_cache.write(CALLBACKS, CALLBACK, b"x" * 1_000_000)
+    monkeypatch.setenv(disk_cache.MAX_MB_VARIABLE, "20")
+    cache.chmod(0o770)
+    assert cli.main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "  size: 1.3 MB in 2 files (1 compiled models, 1 compiled callbacks)\n" in out
+    assert f"  usable: no: {cache} can be written by its group (mode 770)\n" in out
+    assert out.endswith("  cap: 20 MB (set HIERBAYES_CACHE_MAX_MB to change it)\n")
+    monkeypatch.setenv(disk_cache.MAX_MB_VARIABLE, "a lot")
+    assert cli.main(["cache", "info"]) == 2
+    assert "hierbayes: error: HIERBAYES_CACHE_MAX_MB must be a number of megabytes" in capsys.readouterr().err
+
+
+def test_cache_clear_removes_what_hierbayes_wrote_and_says_how_much(cache, capsys):
+    assert cli.main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out == f"hierbayes: the compile cache {cache} holds nothing to remove\n"
+    disk_cache.write(MODELS, ENTRY, b"x" * 1_500_000)
+    disk_cache.write(CALLBACKS, CALLBACK, b"x")
+    (cache / "keep.txt").write_text("the user's")
+    assert cli.main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out == f"hierbayes: removed 2 files (1.5 MB) from the compile cache {cache}\n"
+    assert [p.name for p in cache.iterdir()] == ["keep.txt"]

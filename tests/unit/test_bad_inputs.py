@@ -24,7 +24,7 @@ import pytest
 
 import hierbayes as hb
 from hierbayes import cli
-from hierbayes.errors import DataError, DataWarning, FormulaError
+from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md"
 BASE = "Reaction ~ Days + (Days | Subject)"
@@ -50,6 +50,7 @@ class Case:
     options: dict = field(default_factory=dict)  # Model keywords; the CLI gets the same as flags
     file_text: str | None = None  # the data file's exact text (file-level faults)
     sep: str | None = None
+    environment: dict = field(default_factory=dict)  # variables holding the fault, read when fitting (before compiling)
 
 
 CASES = {
@@ -111,6 +112,9 @@ CASES = {
                             message=r"could not tell the column delimiter of '.*wrong-delimiter\.csv': with the comma "
                                     r"delimiter its header 'Reaction;Days;Subject' is one column, but it contains "
                                     r"the semicolon delimiter"),
+    "cache-cap-not-a-number": Case(environment={"HIERBAYES_CACHE_MAX_MB": "lots"}, error=HierbayesError,
+                                   message=r"HIERBAYES_CACHE_MAX_MB must be a number of megabytes, 0 or more \(0 keeps "
+                                           r"nothing on disk\), not 'lots'"),
 }
 
 
@@ -135,8 +139,10 @@ def _data_file(case: Case, name: str, sleepstudy: pd.DataFrame, folder: Path) ->
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_python_api(name, sleepstudy, tmp_path):
+def test_python_api(name, sleepstudy, tmp_path, monkeypatch):
     case = CASES[name]
+    for variable, value in case.environment.items():
+        monkeypatch.setenv(variable, value)
     if case.file_text is not None:  # file-level faults: hb.read_data is the Python front door
         def make():
             data = hb.read_data(_data_file(case, name, sleepstudy, tmp_path), sep=case.sep)
@@ -144,7 +150,8 @@ def test_python_api(name, sleepstudy, tmp_path):
     else:
         def make():
             data = case.change(sleepstudy) if case.change else sleepstudy
-            return hb.Model(case.formula, data, case.family, **case.options)
+            model = hb.Model(case.formula, data, case.family, **case.options)
+            return model.fit(draws=10, tune=10, chains=1, progressbar=False) if case.environment else model
     if case.error is not None:
         with pytest.raises(case.error, match=case.message):
             make()
@@ -172,8 +179,10 @@ def _flags(case: Case) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_command_line(name, sleepstudy, tmp_path):
+def test_command_line(name, sleepstudy, tmp_path, monkeypatch):
     case = CASES[name]
+    for variable, value in case.environment.items():
+        monkeypatch.setenv(variable, value)
     path = _data_file(case, name, sleepstudy, tmp_path)
     out = tmp_path / "run"
     if case.error is not None:

@@ -373,7 +373,8 @@ def _source_stamp() -> str:
 
 
 def _entry_name(structure: Hashable) -> str:
-    text = repr((_ENTRY_FORMAT, structure, _VERSIONS, sys.version_info[:2], _source_stamp()))
+    """The file of a structure's compiled model: for this machine too, as its callbacks' machine code is."""
+    text = repr((_ENTRY_FORMAT, structure, _VERSIONS, sys.version_info[:2], _source_stamp(), compat.machine()))
     return f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
 
 

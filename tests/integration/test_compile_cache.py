@@ -114,6 +114,20 @@ def test_a_cache_others_can_write_is_not_loaded_and_the_fit_compiles(warm, tmp_p
     np.testing.assert_array_equal(fit.posterior["b"].values, warm[1]["b"].values)
 
 
+def test_a_cache_shared_with_another_kind_of_machine_never_loads_its_machine_code(warm, tmp_path, monkeypatch,
+                                                                                    sleepstudy):
+    from hierbayes.backend import compat
+
+    cache = _copy(warm, tmp_path)
+    _as_a_new_process(cache, monkeypatch)
+    triple, cpu, features = compat.machine()
+    monkeypatch.setattr(compat, "machine", lambda: (triple, "another-cpu", features))
+    fit, said = _fit(sleepstudy)
+    assert fit.timings["build"] > 0 and said == []  # compiled for this machine, beside the other's
+    assert disk_cache.usage().models == 2
+    np.testing.assert_array_equal(fit.posterior["b"].values, warm[1]["b"].values)
+
+
 def test_a_cache_location_that_cannot_be_created_costs_speed_not_the_fit(tmp_path, monkeypatch, sleepstudy):
     (tmp_path / "results.csv").write_text("the user's")
     cache = tmp_path / "results.csv" / "cache"

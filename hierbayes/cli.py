@@ -11,6 +11,9 @@ Commands
     The same on a bundled data set (default output ``hierbayes_output/demo_<name>``).
 ``hierbayes summary RUN_DIR_OR_FILE``
     Reprints the summary of a saved fit (a run folder or its ``fit.nc``).
+``hierbayes cache info|clear``
+    Where the compile cache is, how much it holds, its cap and whether it is used; or delete
+    what hierbayes wrote there (:mod:`hierbayes.backend.disk_cache`).
 
 The run folder (default ``hierbayes_output/<data file stem>``) holds ``summary.csv``,
 ``fixed_effects.csv``, ``variance_components.csv``, ``icc.csv`` (with a varying
@@ -112,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--dry-run", action="store_true", help="validate data and formula, print the model, stop")
     summary = sub.add_parser("summary", parents=[common], help="reprint the summary of a saved fit")
     summary.add_argument("path", type=Path, help=f"a run folder or a saved fit file ({FIT_FILE})")
+    cache = sub.add_parser("cache", parents=[common], help="the compile cache on disk: what it holds, or clear it")
+    cache.add_argument("action", choices=["info", "clear"],
+                       help="info: location, size, cap and whether it is used; clear: delete what hierbayes wrote")
     return parser
 
 
@@ -423,9 +429,32 @@ def _summary(args) -> int:
     return _convergence_exit(fit)
 
 
+def _cache(args) -> int:
+    from hierbayes.backend import disk_cache
+
+    if args.action == "clear":
+        cleared = disk_cache.clear()
+        where = disk_cache.cache_dir()
+        if cleared.files:
+            print(f"hierbayes: removed {cleared.files} files ({cleared.size / 1e6:.1f} MB) from the compile cache "
+                  f"{where}")
+        else:
+            print(f"hierbayes: the compile cache {where} holds nothing to remove")
+        return EXIT_OK
+    usage = disk_cache.usage()
+    print(f"hierbayes cache: {usage.location}")
+    print(f"  usable: {'yes' if usage.problem is None else f'no: {usage.problem}'}")
+    print(f"  size: {usage.size / 1e6:.1f} MB in {usage.files} files ({usage.models} compiled models, "
+          f"{usage.callbacks} compiled callbacks)")
+    print(f"  cap: {usage.cap / 1e6:g} MB (set {disk_cache.MAX_MB_VARIABLE} to change it)")
+    return EXIT_OK
+
+
 def _run(args) -> int:
     if args.command == "summary":
         return _summary(args)
+    if args.command == "cache":
+        return _cache(args)
     return _fit(args)
 
 

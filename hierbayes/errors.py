@@ -76,7 +76,10 @@ class BackendWarning(UserWarning):
     """The sampler's fast path is unavailable (a dependency changed); fits take a slower one.
 
     Shown once per process, with the reason (:func:`hierbayes.backend.compat.fast_path_available`);
-    ``fit.idata.attrs["sampler_path"]`` tells which path a fit took.
+    ``fit.idata.attrs["sampler_path"]`` tells which path a fit took. Also shown, once per folder and
+    reason, when the compile cache on disk cannot be used (a folder another user could write, one that
+    cannot be created or written) or held a damaged file (:mod:`hierbayes.backend.disk_cache`): fits
+    then compile what the cache would have held.
     """
 
 

@@ -1,9 +1,9 @@
 """Every private hook of nutpie, numba, PyTensor and PyMC that hierbayes uses, in one place.
 
 The default sampler path (:mod:`hierbayes.backend.compiled_cache`, :mod:`hierbayes.backend.expansion`)
-is fast because it reaches into its dependencies: nutpie's compile steps, numba's cache
-classes and C callback internals, PyTensor's numba cache index and linker, PyMC's initial
-point function. None of these is a public API, so any release may rename or change them.
+is fast because it reaches into its dependencies: nutpie's compile steps, numba's C callback
+internals and the serialization of their machine code, PyTensor's numba cache index and linker,
+PyMC's initial point function. None of these is a public API, so any release may rename or change them.
 This module holds each of them behind a small function, and nothing else in hierbayes
 touches a private name of a dependency.
 
@@ -44,8 +44,8 @@ from hierbayes.errors import BackendWarning
 
 __all__ = ["TESTED_VERSIONS", "HookError", "fast_path_available", "record_failure", "warn_fallback", "reset",
            "quiet_blas", "make_functions", "prepare_dims_and_coords", "unconstrained_parameter", "make_user_data",
-           "make_extraction_fn", "compiled_model_class", "new_compiled_model", "with_coords", "cached_cfunc",
-           "load_cfunc", "numba_source_key", "jitted", "inline_ofg_node", "make_initial_point_fn"]
+           "make_extraction_fn", "compiled_model_class", "new_compiled_model", "with_coords", "compile_cfunc",
+           "load_cfunc", "machine", "numba_source_key", "jitted", "inline_ofg_node", "make_initial_point_fn"]
 
 TESTED_VERSIONS: dict[str, str] = {"numba": "0.68", "nutpie": "0.16", "pytensor": "3.3", "pymc": "6.4"}
 """The release series (major.minor) of each dependency whose private hooks were tested."""
@@ -229,43 +229,40 @@ def _check_nutpie() -> str | None:
 
 def _check_numba() -> str | None:
     try:
-        import numba
-        from numba.core import caching, ccallback, sigutils
+        from llvmlite import binding
+        from numba.core import ccallback, codegen, compiler, compiler_lock, serialize, sigutils
     except ImportError as error:
-        return f"numba's cache classes cannot be imported ({error})"
-    if numba.config.CACHE_LOCATOR_CLASSES:
-        return "NUMBA_CACHE_LOCATOR_CLASSES is set, so numba would not use hierbayes' cache locator"
+        return f"numba's compiler cannot be imported ({error})"
     try:
-        locator = _attr(caching, "_CacheLocator", "numba.core.caching._CacheLocator")
-        ours = {"ensure_cache_path", "get_cache_path", "get_source_stamp", "get_disambiguator", "from_function"}
-        _expect(set(getattr(locator, "__abstractmethods__", ())) <= ours, "numba.core.caching._CacheLocator",
-                "has new abstract methods")
-        _expect(_parameters(locator.from_function) == ["py_func", "py_file"],
-                "numba.core.caching._CacheLocator.from_function", "has another signature")
-        impl = _attr(caching, "CompileResultCacheImpl", "numba.core.caching.CompileResultCacheImpl")
-        _expect(isinstance(getattr(impl, "_locator_classes", None), list),
-                "numba.core.caching.CompileResultCacheImpl._locator_classes", "is missing")
-        _expect({"_locator_classes", "_locator"} <= _names_read(impl.__init__),
-                "numba.core.caching.CacheImpl.__init__", "no longer reads _locator_classes")
-        _expect(_parameters(impl.get_filename_base) == ["self", "fullname", "abiflags"],
-                "numba.core.caching.CompileResultCacheImpl.get_filename_base", "has another signature")
-        cache_cls = _attr(caching, "FunctionCache", "numba.core.caching.FunctionCache")
-        _expect(_parameters(_attr(cache_cls, "_index_key", "numba.core.caching.FunctionCache._index_key"))
-                == ["self", "sig", "codegen"], "numba.core.caching.FunctionCache._index_key", "has another signature")
-        _expect("_impl_class" in _names_read(cache_cls.__init__) and "_py_func" in _names_read(cache_cls.__init__),
-                "numba.core.caching.Cache.__init__", "no longer reads _impl_class")
-        _expect(_parameters(cache_cls.load_overload) == ["self", "sig", "target_context"],
-                "numba.core.caching.Cache.load_overload", "has another signature")
+        _expect({"linkonce_odr", "internal"} <= set(binding.Linkage.__members__), "llvmlite.binding.Linkage",
+                "has no linkonce_odr or internal")
+        _attr(serialize, "dumps", "numba.core.serialize.dumps")
+        _attr(compiler_lock, "global_compiler_lock", "numba.core.compiler_lock.global_compiler_lock")
+        result = _attr(compiler, "CompileResult", "numba.core.compiler.CompileResult")
+        _attr(result, "_reduce", "numba.core.compiler.CompileResult._reduce")
+        _expect(_parameters(_attr(result, "_rebuild", "numba.core.compiler.CompileResult._rebuild"))
+                == ["target_context", "libdata", "fndesc", "env", "signature", "objectmode", "lifted", "typeann",
+                    "reload_init", "referenced_envs"],
+                "numba.core.compiler.CompileResult._rebuild", "has another signature")
+        library = _attr(codegen, "CPUCodeLibrary", "numba.core.codegen.CPUCodeLibrary")
+        _expect({"_optimize_final_module", "_final_module"} <= _names_read(library.finalize),
+                "numba.core.codegen.CPUCodeLibrary.finalize", "no longer optimizes _final_module by "
+                "_optimize_final_module")
+        _expect(isinstance(getattr(library, "has_dynamic_globals", None), property),
+                "numba.core.codegen.CPUCodeLibrary.has_dynamic_globals", "is missing")
+        _attr(_attr(codegen, "JITCPUCodegen", "numba.core.codegen.JITCPUCodegen"), "magic_tuple",
+              "numba.core.codegen.JITCPUCodegen.magic_tuple")
         cfunc = _attr(ccallback, "CFunc", "numba.core.ccallback.CFunc")
         _expect(_parameters(cfunc.__init__)[:5] == ["self", "pyfunc", "sig", "locals", "options"],
                 "numba.core.ccallback.CFunc", "takes other arguments")
-        set_by_load = {"_cache", "_sig", "_targetdescr", "_cache_hits", "_library", "_wrapper_name", "_wrapper_address"}
+        _attr(cfunc, "_compile_uncached", "numba.core.ccallback.CFunc._compile_uncached")
+        set_by_load = {"_cache_hits", "_library", "_wrapper_name", "_wrapper_address"}
         _expect(set_by_load <= _names_read(cfunc.compile), "numba.core.ccallback.CFunc.compile",
                 f"no longer sets {sorted(set_by_load - _names_read(cfunc.compile))}")
         _expect("_wrapper_address" in _names_read(cfunc.address.fget), "numba.core.ccallback.CFunc.address",
                 "no longer reads _wrapper_address")
         probe = cfunc(_probe_function, sigutils.normalize_signature("int64()"), locals={}, options={})
-        for name in ("_cache", "_cache_hits", "_sig", "_targetdescr"):
+        for name in ("_cache_hits", "_sig", "_targetdescr"):
             _attr(probe, name, f"numba.core.ccallback.CFunc.{name}")
     except HookError as error:
         return str(error)
@@ -381,90 +378,107 @@ def with_coords(compiled, coords: dict, **changes):
 
 # --- numba ---------------------------------------------------------------------------------------
 
-_KEYS: WeakKeyDictionary = WeakKeyDictionary()  # Python function of a callback -> (cache key, directory)
-
-
-@cache
-def _cache_class():
-    """numba cache classes that file a function under its entry in ``_KEYS`` (built on first use)."""
-    import sys
-
-    from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
-
-    class StructureLocator(_CacheLocator):
-        def __init__(self, key: str, directory: Path):
-            self._key = key
-            self._path = directory
-
-        def ensure_cache_path(self):
-            self._path.mkdir(parents=True, exist_ok=True)
-
-        def get_cache_path(self):
-            return str(self._path)
-
-        def get_source_stamp(self):
-            return 0  # the key holds the versions
-
-        def get_disambiguator(self):
-            return self._key[:32]
-
-        @classmethod
-        def from_function(cls, py_func, py_file):
-            entry = _KEYS.get(py_func)
-            return None if entry is None else cls(*entry)
-
-    class StructureCacheImpl(CompileResultCacheImpl):
-        _locator_classes = [StructureLocator]
-
-        def get_filename_base(self, fullname, abiflags):
-            # named by the key alone, so that a later process can load it without the function
-            major, minor = sys.version_info[:2]
-            return f"callback-{self._locator.get_disambiguator()}.py{major}{minor}{abiflags}"
-
-    class StructureCache(FunctionCache):
-        _impl_class = StructureCacheImpl
-
-        def _index_key(self, sig, codegen):
-            return (sig, codegen.magic_tuple(), _KEYS[self._py_func][0])
-
-    return StructureCache
-
-
-def cached_cfunc(py_func, signature, key: str | None, directory: Path):
-    """``numba.cfunc(signature)(py_func)``, loaded from / saved to ``directory`` under ``key``
-    (not cached when ``key`` is None)."""
+def _cfunc(py_func, signature):
     from numba.core import sigutils
     from numba.core.ccallback import CFunc
 
-    compiled = CFunc(py_func, sigutils.normalize_signature(signature), locals={}, options={})
-    if key is not None:
-        _KEYS[py_func] = (key, directory)
-        compiled._cache = _cache_class()(py_func)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=Warning)
-        compiled.compile()
-    return compiled
+    return CFunc(py_func, sigutils.normalize_signature(signature), locals={}, options={})
 
 
-def load_cfunc(signature, key: str, directory: Path):
-    """The C callback saved under ``key`` in ``directory``, or None when it is not there (never compiles)."""
-    from numba.core import sigutils
-    from numba.core.ccallback import CFunc
+def _attach(compiled, result) -> None:
+    """Make ``compiled`` (a ``CFunc``) the C callback of the compile result ``result``, as ``CFunc.compile`` does."""
+    compiled._library = result.library
+    compiled._wrapper_name = result.fndesc.llvm_cfunc_wrapper_name
+    compiled._wrapper_address = result.library.get_pointer_to_function(compiled._wrapper_name)
+
+
+def _private_copies(library) -> None:
+    """Make the copies of the functions a C callback calls private to its machine code.
+
+    numba links into a library every function it calls, and gives those copies weak symbols
+    (``linkonce_odr``): when a process already holds a function of the same name, a call goes
+    there instead. A structure's first compile holds them: PyTensor compiles each node of the log
+    density on its own before it links them, and numba optimizes the linked copies again, so
+    their last bits differ. The callback of the process that compiled would then compute
+    otherwise than the same callback loaded by any later process (which holds nothing else):
+    other draws for the same seed. Made private after numba's optimization, the copies are the
+    code numba made, and they are what runs wherever the callback is.
+    """
+    from llvmlite import binding
+
+    optimize = library._optimize_final_module
+
+    def optimize_then_make_private():
+        optimize()
+        for function in library._final_module.functions:
+            if not function.is_declaration and function.linkage == binding.Linkage.linkonce_odr:
+                function.linkage = binding.Linkage.internal
+
+    library._optimize_final_module = optimize_then_make_private
+
+
+def compile_cfunc(py_func, signature) -> tuple:
+    """``numba.cfunc(signature)(py_func)``, compiled here, and its machine code for the disk cache.
+
+    The functions the callback calls are compiled into it, private to it (:func:`_private_copies`),
+    so it computes the same numbers here as when :func:`load_cfunc` loads it in another process.
+
+    Returns
+    -------
+    (CFunc, bytes or None)
+        The callback, and what :func:`load_cfunc` rebuilds it from (None when numba cannot
+        serialize it: it holds pointers of this process).
+    """
+    from numba.core import serialize
+    from numba.core.compiler_lock import global_compiler_lock
+
+    compiled = _cfunc(py_func, signature)
+    with global_compiler_lock:
+        result = compiled._compile_uncached()
+        _private_copies(result.library)
+        portable = not result.library.has_dynamic_globals and not result.lifted  # finalizes the library
+        payload = serialize.dumps(result._reduce()) if portable else None
+        _attach(compiled, result)
+    return compiled, payload
+
+
+def load_cfunc(signature, payload: bytes):
+    """The C callback that :func:`compile_cfunc` serialized as ``payload`` (nothing is compiled).
+
+    Raises
+    ------
+    Exception
+        Whatever numba raises for a payload it cannot rebuild, or ValueError for one of
+        another signature: the caller discards it and compiles.
+    """
+    import pickle
+
+    from numba.core import compiler
+    from numba.core.compiler_lock import global_compiler_lock
 
     def not_loaded(*args):  # stands in for the Python function, which a loaded callback never runs
         raise RuntimeError("hierbayes: a cached C callback was called without being loaded")
 
-    compiled = CFunc(not_loaded, sigutils.normalize_signature(signature), locals={}, options={})
-    _KEYS[not_loaded] = (key, directory)
-    compiled._cache = _cache_class()(not_loaded)
-    cres = compiled._cache.load_overload(compiled._sig, compiled._targetdescr.target_context)
-    if cres is None:
-        return None
-    compiled._cache_hits += 1
-    compiled._library = cres.library
-    compiled._wrapper_name = cres.fndesc.llvm_cfunc_wrapper_name
-    compiled._wrapper_address = cres.library.get_pointer_to_function(compiled._wrapper_name)
+    compiled = _cfunc(not_loaded, signature)
+    with global_compiler_lock:
+        context = compiled._targetdescr.target_context
+        context.refresh()
+        state = pickle.loads(payload)
+        if not isinstance(state, tuple) or len(state) != len(_parameters(compiler.CompileResult._rebuild)) - 1:
+            raise ValueError("not a compiled C callback")
+        result = compiler.CompileResult._rebuild(context, *state)
+        if result.signature != compiled._sig:
+            raise ValueError(f"a C callback of signature {result.signature}, not {compiled._sig}")
+        _attach(compiled, result)
+        compiled._cache_hits += 1
     return compiled
+
+
+def machine() -> tuple:
+    """What numba's machine code depends on besides versions: target triple, CPU name and features."""
+    from numba.core import registry
+
+    return tuple(registry.cpu_target.target_context.codegen().magic_tuple())
 
 
 # --- PyTensor and PyMC ---------------------------------------------------------------------------

@@ -11,9 +11,9 @@ also passes the data arrays themselves into the wrapper, where numba freezes the
 constants: compiling a model of a million rows embeds a million numbers.
 
 :func:`compile_model` does what ``compile_pymc_model`` does on its default path,
-with these changes: the C callbacks are cached under a key built from what their code
+with these changes: the C callbacks are kept on disk under a key built from what their code
 depends on (PyTensor's key of the inner function, the layout of the shared data, the
-versions of numba, llvmlite, nutpie and PyTensor), and they are compiled against
+versions of numba, llvmlite, nutpie and PyTensor, the machine), and they are compiled against
 one-element placeholders of the data (same rank and dtype; the real data reach the
 callbacks through nutpie's pointers at run time). Models of one structure (equal
 :func:`hierbayes.model.data.structure_key`) produce equal keys; so a new process loads
@@ -25,17 +25,23 @@ the unconstrained point through one copy callback shared by every model
 (:func:`copy_callback`), and :mod:`hierbayes.backend.expansion` computes the model's variables
 after sampling.
 
+A callback compiled here runs the same machine code as the one a later process loads
+(:func:`hierbayes.backend.compat.compile_cfunc` keeps the functions it calls private to it),
+so a structure's first fit gives the draws of every later fit with the same seed.
+
 Given the structure key and the starts, :func:`compile_model` also writes the rest of the
 compiled model (shapes, dims, the slots of the shared data, the draws' expansion) to ``models/``: a later
-process then rebuilds it with :func:`load_model` from that entry and numba's files alone,
+process then rebuilds it with :func:`load_model` from that entry and the callbacks alone,
 without building the PyMC model (which took ~3 s of a new process's sleepstudy fit).
 
 Every private name of nutpie, numba, PyTensor and PyMC used here is reached through
 :mod:`hierbayes.backend.compat`, which checks them; when they are not as tested,
 :mod:`hierbayes.backend.sampling` takes nutpie's public API instead (:mod:`hierbayes.backend.public`).
 
-The cache lives in ``$HIERBAYES_CACHE_DIR`` (default ``~/.cache/hierbayes``); deleting
-the directory is always safe.
+The disk cache (:mod:`hierbayes.backend.disk_cache`: ``$HIERBAYES_CACHE_DIR``, default
+``~/.cache/hierbayes``) is read only when only you can write it, its files are written whole
+and checked when read (a damaged one is compiled and written again), and it is held under a
+size cap; deleting the directory is always safe.
 
 Examples
 --------
@@ -49,11 +55,9 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import sys
 import threading
-import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial, wraps
@@ -62,7 +66,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hierbayes.backend import compat
+from hierbayes.backend import compat, disk_cache
+from hierbayes.backend.disk_cache import cache_dir
 from hierbayes.backend.expansion import Expansion, expansion_of, lean_rewrites
 
 __all__ = ["compile_model", "load_model", "with_data", "detached", "start_function", "cache_dir"]
@@ -70,22 +75,36 @@ __all__ = ["compile_model", "load_model", "with_data", "detached", "start_functi
 _VERSIONS = tuple((p, metadata.version(p)) for p in ("numba", "llvmlite", "nutpie", "pytensor", "pymc", "numpy"))
 
 
-def cache_dir() -> Path:
-    """Where compiled C callbacks are kept: ``$HIERBAYES_CACHE_DIR`` or ``~/.cache/hierbayes``."""
-    root = os.environ.get("HIERBAYES_CACHE_DIR")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hierbayes"
+_CALLBACK_FORMAT = 2  # 2: the functions a callback calls are private to it, files checksummed
+
+
+def _callback_name(key: str) -> str:
+    return f"callback-{key}.nbc"
 
 
 def _cfunc(py_func, signature, key: str | None):
-    """``numba.cfunc(signature)(py_func)``, loaded from / saved to the cache when ``key`` is given."""
-    return compat.cached_cfunc(py_func, signature, key, cache_dir() / "numba")
+    """``numba.cfunc(signature)(py_func)``: loaded from the disk cache under ``key``, else compiled here and kept
+    there (not kept when ``key`` is None)."""
+    if key is not None and (loaded := _load_cfunc(signature, key)) is not None:
+        return loaded
+    compiled, payload = compat.compile_cfunc(py_func, signature)
+    if key is not None and payload is not None:
+        disk_cache.write(disk_cache.CALLBACKS, _callback_name(key), payload)
+    return compiled
 
 
 def _load_cfunc(signature, key: str):
-    """The C callback saved under ``key``, or None when it is not on disk (never compiles)."""
-    return compat.load_cfunc(signature, key, cache_dir() / "numba")
+    """The C callback saved under ``key``, or None when it is not on disk (never compiles); one that cannot be
+    loaded is discarded."""
+    name = _callback_name(key)
+    payload = disk_cache.read(disk_cache.CALLBACKS, name)
+    if payload is None:
+        return None
+    try:
+        return compat.load_cfunc(signature, payload)
+    except Exception as error:  # noqa: BLE001 - whatever numba makes of a bad file, it is no callback
+        disk_cache.discard(disk_cache.CALLBACKS, name, f"numba cannot load it ({type(error).__name__}: {error})")
+        return None
 
 
 def _key(kind: str, inner, dims: tuple, shared: list[tuple[str, int, str]]) -> str | None:
@@ -93,7 +112,8 @@ def _key(kind: str, inner, dims: tuple, shared: list[tuple[str, int, str]]) -> s
     inner_key = compat.numba_source_key(inner)
     if inner_key is None:
         return None
-    text = repr((kind, inner_key, dims, shared, _VERSIONS, sys.version_info[:2], _wrapper_stamp()))
+    text = repr((kind, inner_key, dims, shared, _VERSIONS, sys.version_info[:2], _wrapper_stamp(), compat.machine(),
+                 _CALLBACK_FORMAT))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -171,7 +191,8 @@ def copy_callback():
 
 
 def _copy_key() -> str:
-    return hashlib.sha256(repr(("copy", _VERSIONS, sys.version_info[:2], _wrapper_stamp())).encode()).hexdigest()
+    text = repr(("copy", _VERSIONS, sys.version_info[:2], _wrapper_stamp(), compat.machine(), _CALLBACK_FORMAT))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _with_lock(func):
@@ -337,7 +358,8 @@ def compile_model(model, starts: Mapping[str, np.ndarray] | None = None, structu
 
 # --- the whole compiled model on disk -----------------------------------------------------------------
 
-_ENTRY_FORMAT = 2
+_ENTRY_FORMAT = 3
+_ENTRY_KEYS = {"n_dim", "n_expanded", "dims", "shape_info", "expansion", "unconstrained", "layout", "callbacks"}
 
 
 @cache
@@ -350,20 +372,14 @@ def _source_stamp() -> str:
     return hashlib.sha256(text).hexdigest()
 
 
-def _entry_path(structure: Hashable) -> Path:
-    text = repr((_ENTRY_FORMAT, structure, _VERSIONS, sys.version_info[:2], _source_stamp()))
-    return cache_dir() / "models" / f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
+def _entry_name(structure: Hashable) -> str:
+    """The file of a structure's compiled model: for this machine too, as its callbacks' machine code is."""
+    text = repr((_ENTRY_FORMAT, structure, _VERSIONS, sys.version_info[:2], _source_stamp(), compat.machine()))
+    return f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
 
 
 def _save_entry(structure: Hashable, entry: dict) -> None:
-    path = _entry_path(structure)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(pickle.dumps(entry))
-        os.replace(partial, path)  # readers never see half an entry
-    except OSError as error:  # a read-only or full disk costs speed, not the fit
-        warnings.warn(f"hierbayes could not keep the compiled model in {path.parent}: {error}", stacklevel=3)
+    disk_cache.write(disk_cache.MODELS, _entry_name(structure), pickle.dumps(entry))
 
 
 @dataclass(frozen=True)
@@ -392,13 +408,26 @@ def load_model(structure: Hashable, coords: Mapping[str, list], data: Mapping[st
     starts : mapping
         :func:`hierbayes.model.data.initial_values`.
     """
-    try:
-        entry = pickle.loads(_entry_path(structure).read_bytes())
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+    name = _entry_name(structure)
+    raw = disk_cache.read(disk_cache.MODELS, name)
+    if raw is None:
         return None
+    try:
+        return _rebuild(pickle.loads(raw), coords, data, starts)
+    except Exception as error:  # noqa: BLE001 - an entry that is not what compile_model wrote
+        disk_cache.discard(disk_cache.MODELS, name, f"it is not a compiled model of this version "
+                                                    f"({type(error).__name__}: {error})")
+        return None
+
+
+def _rebuild(entry, coords: Mapping[str, list], data: Mapping[str, np.ndarray], starts: Mapping[str, np.ndarray]):
+    """:func:`load_model` from the unpickled ``entry``; None when its callbacks are not on disk or its layout is not
+    that of ``data``."""
+    if not isinstance(entry, dict) or not _ENTRY_KEYS <= set(entry):
+        raise ValueError(f"an entry without {sorted(_ENTRY_KEYS - set(entry if isinstance(entry, dict) else ()))}")
     callbacks = {kind: _load_cfunc(sig, key) for kind, (sig, key) in entry["callbacks"].items()}
     if None in callbacks.values():
-        return None  # numba's files were removed: compile again
+        return None  # numba's files were removed or damaged: compile again
     shared_var_keys, shared_data = {}, {}
     for key, name, ndim, dtype in entry["layout"]:
         if name not in data:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from hierbayes.backend import compat
+from hierbayes.backend import compat, disk_cache
 from hierbayes.backend.compiled_cache import compile_model, detached, load_model, with_data
 from hierbayes.backend.public import compile_public, refit
 from hierbayes.deferred import deferred_import
@@ -229,6 +229,7 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
     seed = check_seed(seed, sampler)
     timings: dict[str, float] = {}
     if sampler == "nutpie":
+        disk_cache.max_bytes()  # a bad HIERBAYES_CACHE_MAX_MB is said before anything is compiled
         compiled, finish, path = _nutpie_model(build, data, key, coords, starts, timings)
         t2 = time.perf_counter()
         with compat.quiet_blas(), _interrupts_stop_sampling():

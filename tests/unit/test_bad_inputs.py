@@ -58,6 +58,7 @@ class Case:
     fit: dict = field(default_factory=dict)  # model.fit keywords (the seed); the CLI gets them as flags
     out: Callable[[Path], Path] | None = None  # makes the output folder in a test folder holding home/ and work/
     force: bool = False  # --force (write_run(force=True))
+    environment: dict = field(default_factory=dict)  # variables holding the fault, read when fitting (before compiling)
 
 
 def _folder_with(name: str, content: str = "mine"):
@@ -193,6 +194,9 @@ CASES = {
     "out-inside-a-file": Case(out=_inside_a_file, error=HierbayesError,
                               message=r"cannot create the output folder '.*results\.csv/run': '.*results\.csv' is "
                                       r"a file"),
+    "cache-cap-not-a-number": Case(environment={"HIERBAYES_CACHE_MAX_MB": "lots"}, error=HierbayesError,
+                                   message=r"HIERBAYES_CACHE_MAX_MB must be a number of megabytes, 0 or more \(0 keeps "
+                                           r"nothing on disk\), not 'lots'"),
 }
 
 
@@ -233,8 +237,10 @@ def places(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_python_api(name, sleepstudy, tmp_path, places):
+def test_python_api(name, sleepstudy, tmp_path, places, monkeypatch):
     case = CASES[name]
+    for variable, value in case.environment.items():
+        monkeypatch.setenv(variable, value)
     if case.out is not None:  # the function that writes a run folder; the fit's draws are never read
         from test_predict import fake_fit
 
@@ -250,7 +256,8 @@ def test_python_api(name, sleepstudy, tmp_path, places):
     else:
         def make():
             data = case.change(sleepstudy) if case.change else sleepstudy
-            return hb.Model(case.formula, data, case.family, **case.options)
+            model = hb.Model(case.formula, data, case.family, **case.options)
+            return model.fit(draws=10, tune=10, chains=1, progressbar=False) if case.environment else model
     if case.error is not None:
         with pytest.raises(case.error, match=case.message):
             make()
@@ -282,8 +289,10 @@ def _flags(case: Case) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_command_line(name, sleepstudy, tmp_path, places):
+def test_command_line(name, sleepstudy, tmp_path, places, monkeypatch):
     case = CASES[name]
+    for variable, value in case.environment.items():
+        monkeypatch.setenv(variable, value)
     path = _data_file(case, name, sleepstudy, tmp_path)
     out = tmp_path / "run" if case.out is None else case.out(tmp_path)
     before = _snapshot(tmp_path)

@@ -23,8 +23,9 @@ def test_the_installed_dependencies_have_every_hook():
 
 
 @pytest.mark.parametrize("module, name", [
-    ("numba.core.caching", "_CacheLocator"),
-    ("numba.core.caching", "CompileResultCacheImpl"),
+    ("numba.core.compiler", "CompileResult"),
+    ("numba.core.serialize", "dumps"),
+    ("numba.core.codegen", "CPUCodeLibrary"),
     ("nutpie.compile_pymc", "_make_functions"),
     ("nutpie.compile_pymc", "_UNCONSTRAINED_PARAMETER"),
     ("pytensor.link.numba.cache", "CACHED_SRC_FUNCTIONS"),
@@ -49,11 +50,17 @@ def test_a_changed_signature_or_new_version_is_a_reason(monkeypatch):
     assert reason.startswith("numba 0.68") and reason.endswith("is outside the tested 0.61.x")
 
 
-def test_a_numba_locator_override_is_a_reason(monkeypatch):
-    import numba
+def test_a_changed_numba_hook_is_a_reason(monkeypatch):
+    from numba.core import codegen, compiler
 
-    monkeypatch.setattr(numba.config, "CACHE_LOCATOR_CLASSES", "numba.core.caching.UserWideCacheLocator")
-    assert "NUMBA_CACHE_LOCATOR_CLASSES" in compat.fast_path_available()
+    monkeypatch.setattr(compiler.CompileResult, "_rebuild", classmethod(lambda cls, target_context, libdata: None))
+    assert compat.fast_path_available() == "numba.core.compiler.CompileResult._rebuild has another signature"
+    monkeypatch.undo()
+
+    compat.reset()
+    monkeypatch.setattr(codegen.CPUCodeLibrary, "finalize", lambda self: None)  # no longer optimizes, links, ...
+    assert compat.fast_path_available() == ("numba.core.codegen.CPUCodeLibrary.finalize no longer optimizes "
+                                            "_final_module by _optimize_final_module")
 
 
 def test_a_failure_during_a_fit_is_the_answer_from_then_on():

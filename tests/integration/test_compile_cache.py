@@ -205,13 +205,15 @@ def test_a_fresh_machine_gives_the_draws_of_every_later_process(tmp_path):
     log density itself); the second loads the compiled models that the first kept. Same seed, same draws."""
     script = tmp_path / "fit_both.py"
     script.write_text(FIT_BOTH.format(bench=str(BENCH)))
-    env = {**os.environ, "HIERBAYES_CACHE_DIR": str(tmp_path / "hierbayes"),
+    # not a folder named "hierbayes": beside the script, it would be imported in place of the package
+    env = {**os.environ, "HIERBAYES_CACHE_DIR": str(tmp_path / "compile-cache"),
            "PYTENSOR_FLAGS": ",".join(filter(None, [os.environ.get("PYTENSOR_FLAGS"),
                                                     f"base_compiledir={tmp_path / 'pytensor'}"]))}
     runs = []
     for run in ("cold", "warm"):
-        subprocess.run([sys.executable, str(script), str(tmp_path / f"{run}.npz")], env=env, check=True, timeout=900,
-                       capture_output=True)
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / f"{run}.npz")], env=env, timeout=900,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"the {run} process failed:\n{done.stderr[-3000:]}"
         runs.append(dict(np.load(tmp_path / f"{run}.npz")))
     cold, warm = runs
     for name in ("crossed", "poisson"):

@@ -44,6 +44,15 @@ def public_path(monkeypatch):
     clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def python_ctrl_c():
+    """Ctrl-C as in a user's process: Python's own SIGINT handler (another test of the same worker
+    process may have left a handler of its own)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def ctrl_c_while_waiting(monkeypatch) -> list[str]:
     """Ctrl-C a moment into nutpie's wait for the draws; returns the log of the sampler's calls."""
     calls: list[str] = []

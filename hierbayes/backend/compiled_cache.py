@@ -61,7 +61,6 @@ import threading
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial, wraps
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +71,11 @@ from hierbayes.backend.expansion import Expansion, expansion_of, lean_rewrites
 
 __all__ = ["compile_model", "load_model", "with_data", "detached", "start_function", "cache_dir"]
 
-_VERSIONS = tuple((p, metadata.version(p)) for p in ("numba", "llvmlite", "nutpie", "pytensor", "pymc", "numpy"))
+_PACKAGES = ("numba", "llvmlite", "nutpie", "pytensor", "pymc", "numpy")  # their versions key every entry
+
+
+def _versions() -> tuple:
+    return tuple((p, compat.package_version(p)) for p in _PACKAGES)
 
 
 _CALLBACK_FORMAT = 2  # 2: the functions a callback calls are private to it, files checksummed
@@ -112,7 +115,7 @@ def _key(kind: str, inner, dims: tuple, shared: list[tuple[str, int, str]]) -> s
     inner_key = compat.numba_source_key(inner)
     if inner_key is None:
         return None
-    text = repr((kind, inner_key, dims, shared, _VERSIONS, sys.version_info[:2], _wrapper_stamp(), compat.machine(),
+    text = repr((kind, inner_key, dims, shared, _versions(), sys.version_info[:2], _wrapper_stamp(), compat.machine(),
                  _CALLBACK_FORMAT))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -191,7 +194,7 @@ def copy_callback():
 
 
 def _copy_key() -> str:
-    text = repr(("copy", _VERSIONS, sys.version_info[:2], _wrapper_stamp(), compat.machine(), _CALLBACK_FORMAT))
+    text = repr(("copy", _versions(), sys.version_info[:2], _wrapper_stamp(), compat.machine(), _CALLBACK_FORMAT))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -374,7 +377,7 @@ def _source_stamp() -> str:
 
 def _entry_name(structure: Hashable) -> str:
     """The file of a structure's compiled model: for this machine too, as its callbacks' machine code is."""
-    text = repr((_ENTRY_FORMAT, structure, _VERSIONS, sys.version_info[:2], _source_stamp(), compat.machine()))
+    text = repr((_ENTRY_FORMAT, structure, _versions(), sys.version_info[:2], _source_stamp(), compat.machine()))
     return f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
 
 

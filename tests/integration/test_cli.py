@@ -13,7 +13,6 @@ import shlex
 import subprocess
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,13 +69,6 @@ class Tables(HTMLParser):
     def handle_data(self, data):
         if self._row:
             self._row[-1] += data.strip()
-
-
-@pytest.fixture(scope="module")
-def csv_path(tmp_path_factory, sleepstudy) -> Path:
-    path = tmp_path_factory.mktemp("data") / "sleep.csv"
-    sleepstudy.to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="module")

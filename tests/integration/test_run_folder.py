@@ -52,13 +52,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def csv_path(tmp_path_factory, sleepstudy) -> Path:
-    path = tmp_path_factory.mktemp("data") / "sleep.csv"
-    sleepstudy.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def fit(sleepstudy) -> hb.Fit:
     return hb.Model(FORMULA, sleepstudy).fit(draws=100, tune=100, chains=2, seed=3, progressbar=False, warn=False)
 

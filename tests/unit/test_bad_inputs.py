@@ -236,11 +236,15 @@ def places(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+def _set_environment(case: Case, monkeypatch) -> None:
+    for variable, value in case.environment.items():
+        monkeypatch.setenv(variable, value)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_python_api(name, sleepstudy, tmp_path, places, monkeypatch):
     case = CASES[name]
-    for variable, value in case.environment.items():
-        monkeypatch.setenv(variable, value)
+    _set_environment(case, monkeypatch)
     if case.out is not None:  # the function that writes a run folder; the fit's draws are never read
         from test_predict import fake_fit
 
@@ -291,8 +295,7 @@ def _flags(case: Case) -> list[str]:
 @pytest.mark.parametrize("name", list(CASES))
 def test_command_line(name, sleepstudy, tmp_path, places, monkeypatch):
     case = CASES[name]
-    for variable, value in case.environment.items():
-        monkeypatch.setenv(variable, value)
+    _set_environment(case, monkeypatch)
     path = _data_file(case, name, sleepstudy, tmp_path)
     out = tmp_path / "run" if case.out is None else case.out(tmp_path)
     before = _snapshot(tmp_path)

@@ -37,6 +37,7 @@ from hierbayes.posterior.comparison import compare
 from hierbayes.specification.families import Family, get_family, register_family
 from hierbayes.specification.priors import (
     LKJ,
+    Beta,
     Exponential,
     Gamma,
     HalfCauchy,
@@ -50,7 +51,7 @@ from hierbayes.version import __version__
 
 __all__ = [
     "Model", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",
-    "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "LKJ",
+    "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "Beta", "LKJ",
     "HierbayesError", "FormulaError", "DataError", "PriorError", "ConvergenceWarning", "DataWarning",
     "BackendWarning",
     "compare_parameterizations",

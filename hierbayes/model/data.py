@@ -138,8 +138,12 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
                                dtype=float)
             natural[name] = np.zeros(len(labels)) if name not in natural else natural[name]
             natural[name][idx] = value
-            out[N.log_value(var) if spec.support == "positive" else var] = (
-                np.log(value) if spec.support == "positive" else value)
+            if spec.support == "positive":
+                out[N.log_value(var)] = np.log(value)
+            elif spec.support == "unit":
+                out[N.logodds_value(var)] = np.log(value) - np.log1p(-value)
+            else:
+                out[var] = value
     alpha = natural[N.INTERCEPT_CENTERED][0] if design.has_intercept else None
     for factor, chosen in factor_parameterizations(design, parameterization, collapse).items():
         out.update(chosen.starts(design, factor, alpha, natural.get(N.SLOPES), data.get(N.X_MEAN_DATA)))

@@ -130,7 +130,7 @@ class Posterior:
 
     def expected_mean(self) -> np.ndarray:
         """Expected response (mean on the response scale) of the fitting data, (chain, draw, obs)."""
-        return self.model.family.link_function.inverse(self.linear_predictor())
+        return self.model.family.expected_response(self.linear_predictor(), self._family_draws())
 
     # -- prediction and checking (logic in predict.py, checking.py) --------------------------------
     def predict(self, data: pd.DataFrame | None = None, kind: str = "mean", groups: str = "known", *,

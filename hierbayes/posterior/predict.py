@@ -388,7 +388,8 @@ def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", gro
     if kind == "response":
         values = family.draw(rng, eta, family_draws(family, post), trials)
     else:
-        values = family.link_function.inverse(eta)
+        # the family's parameters only where the mean needs them (a location family's is the inverse link)
+        values = family.expected_response(eta, family_draws(family, post) if family.expected_value else {})
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}
     return xr.DataArray(np.asarray(values, dtype=float), dims=("chain", "draw", OBS_DIM), coords=coords,
                         name=response_name(design), attrs={"kind": kind, "groups": groups})

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 
 __all__ = ["FactorNames", "safe_name", "factor_dim", "coef_dim", "cor_dim", "effects_var", "group_effect_label",
-           "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "cor_pair", "response_name", "is_row_data",
+           "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "logodds_value", "cor_pair", "response_name", "is_row_data",
            "model_names",
            "FIXED_EFFECTS", "INTERCEPT_CENTERED", "SLOPES", "FIXED_DIM", "SLOPE_DIM", "RESPONSE_DATA", "TRIALS_DATA",
            "OFFSET_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK", "STAT", "STAT_NAMES"]
@@ -270,6 +270,11 @@ def prior_variables(var: str, kinds: Iterable[str]) -> set[str]:
 def log_value(var: str) -> str:
     """PyMC's name of a positive variable's value on the log scale, where the sampler works (``sigma_log__``)."""
     return f"{var}_log__"
+
+
+def logodds_value(var: str) -> str:
+    """PyMC's name of a probability's value on the log-odds scale, where the sampler works (``zi_logodds__``)."""
+    return f"{var}_logodds__"
 
 
 def cor_pair(a: str, b: str) -> str:

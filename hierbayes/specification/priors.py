@@ -34,6 +34,7 @@ __all__ = [
     "HalfCauchy",
     "Exponential",
     "Gamma",
+    "Beta",
     "LKJ",
 ]
 
@@ -47,7 +48,7 @@ class PriorKind:
 
     pymc_name: str  # the PyMC class, by name so that importing hierbayes does not import PyMC
     parameters: tuple[str, ...]
-    support: str  # "real", "positive" or "correlation"
+    support: str  # "real", "positive", "unit" (between 0 and 1) or "correlation"
     start: Callable[[dict], Any] | None = None
 
     @property
@@ -64,6 +65,7 @@ PRIOR_KINDS: dict[str, PriorKind] = {
     "HalfCauchy": PriorKind("HalfCauchy", ("beta",), "positive", lambda p: p["beta"]),
     "Exponential": PriorKind("Exponential", ("lam",), "positive", lambda p: 1 / p["lam"]),
     "Gamma": PriorKind("Gamma", ("alpha", "beta"), "positive", lambda p: p["alpha"] / p["beta"]),
+    "Beta": PriorKind("Beta", ("alpha", "beta"), "unit", lambda p: p["alpha"] / (p["alpha"] + p["beta"])),
     "LKJ": PriorKind("LKJCorr", ("eta",), "correlation"),
 }
 
@@ -132,6 +134,11 @@ def Gamma(alpha: float, beta: float) -> Prior:
     return _make("Gamma", alpha, beta)
 
 
+def Beta(alpha: float = 1.0, beta: float = 1.0) -> Prior:
+    """Beta(alpha, beta) on a probability (a zero-inflation or hurdle probability); Beta(1, 1) is uniform."""
+    return _make("Beta", alpha, beta)
+
+
 def LKJ(eta: float = 2.0) -> Prior:
     """LKJ(eta) on a correlation matrix; eta = 1 is uniform, larger shrinks to 0."""
     return _make("LKJ", eta)
@@ -143,5 +150,5 @@ def check_support(label: str, prior: Prior, support: str) -> None:
         raise PriorError(f"prior for {label!r} must be made with hb.Normal, hb.HalfNormal, ...; got {prior!r}")
     if prior.support != support:
         wanted = {"real": "Normal or StudentT", "positive": "HalfNormal, HalfStudentT, Exponential or Gamma",
-                  "correlation": "LKJ"}[support]
+                  "unit": "Beta", "correlation": "LKJ"}[support]
         raise PriorError(f"{label!r} is a {support} parameter; its prior must be {wanted}, not {prior.kind}")

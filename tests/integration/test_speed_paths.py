@@ -338,7 +338,7 @@ def test_logit_likelihoods_are_pymcs_row_by_row():
     import pytensor.tensor as pt
     from scipy.special import expit
 
-    from hierbayes.specification.families import bernoulli_logit_logp, binomial_logit_logp
+    from hierbayes.specification.families.classic import bernoulli_logit_logp, binomial_logit_logp
 
     rng = np.random.default_rng(0)
     eta = np.concatenate([rng.normal(0, 5, 200), [-800.0, 800.0]])  # far tails: no overflow

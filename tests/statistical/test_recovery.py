@@ -14,46 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from recovery import TRUE_VI, assert_recovered, exact_effects, groups, varying_intercept
 from scipy import special
 
 import hierbayes as hb
 
 FIT = dict(draws=1000, tune=1000, chains=2, seed=11, progressbar=False, warn=False)
-
-
-def exact_effects(rng: np.random.Generator, n: int, sd, corr: float = 0.0) -> np.ndarray:
-    """n draws of group effects whose sample mean is 0 and sample covariance is exactly the target."""
-    sd = np.atleast_1d(np.asarray(sd, dtype=float))
-    q = sd.size
-    target = np.outer(sd, sd) * (np.full((q, q), corr) + (1 - corr) * np.eye(q))
-    z = rng.normal(size=(n, q))
-    z -= z.mean(axis=0)
-    z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False).reshape(q, q))).T
-    u = z @ np.linalg.cholesky(target).T
-    return u[:, 0] if q == 1 else u
-
-
-def groups(n_levels: int, per_level: int, prefix: str = "g") -> np.ndarray:
-    return np.repeat([f"{prefix}{j:02d}" for j in range(n_levels)], per_level)
-
-
-def assert_recovered(fit: hb.Fit, truth: dict[str, float]) -> None:
-    table = fit.summary(prob=0.99)
-    for label, value in truth.items():
-        row = table.loc[label]
-        assert row["0.5%"] <= value <= row["99.5%"], f"{label}: true {value} outside [{row['0.5%']:.3f}, {row['99.5%']:.3f}]"
-        assert abs(row["mean"] - value) <= 3 * row["sd"], f"{label}: mean {row['mean']:.3f} far from {value}"
-    assert table["r_hat"].max() < 1.1  # mixing is checked in test_sleepstudy and bench/, correctness here
-
-
-def varying_intercept(rng, n_levels=30, per_level=10):
-    g = groups(n_levels, per_level)
-    x = rng.normal(size=g.size)
-    u = exact_effects(rng, n_levels, 0.8)[pd.factorize(g)[0]]
-    return pd.DataFrame({"g": g, "x": x, "eta": 1.0 + 0.5 * x + u})
-
-
-TRUE_VI = {"Intercept": 1.0, "x": 0.5, "sd(Intercept|g)": 0.8}
 
 
 def test_varying_intercept():

@@ -1,4 +1,8 @@
-"""The family registry: one :class:`Family` entry says everything about a response distribution.
+"""The family registry's core: :class:`Family`, :class:`Link`, :func:`register_family`, :func:`get_family`.
+
+One :class:`Family` entry says everything about a response distribution; the entries live
+in the modules beside this one (:mod:`~hierbayes.specification.families.classic` and the
+others), each calling :func:`register_family`.
 
 An entry holds the PyMC likelihood on the linear predictor (the model; through
 :mod:`hierbayes.specification.likelihood` also the pointwise log-likelihood of LOO and, by
@@ -41,7 +45,8 @@ pytensor = deferred_import("pytensor")
 special = deferred_import("scipy.special")
 stats = deferred_import("scipy.stats")
 
-__all__ = ["Family", "Link", "FAMILIES", "LINKS", "get_family", "register_family"]
+__all__ = ["Family", "Link", "FAMILIES", "LINKS", "ResponseSummary", "get_family", "register_family",
+           "check_real", "check_counts", "check_binary", "check_binomial", "check_positive", "check_unit_interval"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,17 @@ LINKS: dict[str, Link] = {
                   lambda e: special.expit(e) * special.expit(-e), threshold_variance=np.pi**2 / 3),
     "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor,
                    lambda e: stats.norm.pdf(e), threshold_variance=1.0),
+    "cloglog": Link("cloglog", lambda m: np.log(-np.log1p(-m)), lambda e: -np.expm1(-np.exp(e)),
+                    lambda e: -pt.expm1(-pt.exp(e)), lambda e: np.exp(e - np.exp(e)),
+                    threshold_variance=np.pi**2 / 6),
+    "inverse": Link("inverse", lambda m: 1.0 / m, lambda e: 1.0 / e, lambda e: 1.0 / e, lambda e: -1.0 / e**2),
+    "sqrt": Link("sqrt", np.sqrt, np.square, lambda e: pt.sqr(e), lambda e: 2.0 * e),
+    "softplus": Link("softplus", lambda m: np.log(np.expm1(m)), lambda e: np.logaddexp(0.0, e),
+                     lambda e: pt.softplus(e), lambda e: special.expit(e)),
+    "tan_half": Link("tan_half", lambda m: np.tan(m / 2.0), lambda e: 2.0 * np.arctan(e),
+                     lambda e: 2.0 * pt.arctan(e), lambda e: 2.0 / (1.0 + e**2)),
 }
+"""Every link a family may take, by name (brms's names; ``tan_half`` is von Mises's)."""
 
 
 @dataclass(frozen=True)
@@ -144,10 +159,11 @@ class Family:
         their support (``"positive"`` or ``"real"``): sampled with a prior, summarised.
     default_priors : callable
         ``ResponseSummary -> {parameter name: Prior}``: a default prior for every parameter.
-    likelihood : callable
+    likelihood : callable or None
         ``(name, eta, mean, params, observed, trials, dims) -> PyMC variable``: the
         observed variable of the model. The pointwise log-likelihood (LOO) is its compiled
-        log density, and without ``random`` response draws are its compiled draws.
+        log density, and without ``random`` response draws are its compiled draws. None:
+        ``distribution`` registered as the observed variable.
     check_response : callable
         ``(y, trials, column) -> None``; raises :class:`DataError` outside the support.
     variance : callable, optional
@@ -164,6 +180,19 @@ class Family:
         link scale (Nakagawa, Johnson & Schielzeth 2017), used by the ICC. Default: for a
         ``threshold_model``, the link's ``threshold_variance``; else from ``variance``: itself on the identity link, ``log(1 + variance / mean^2)`` on the
         log link (the lognormal approximation).
+    expected_value : callable, optional
+        ``(mean, params) -> array``: the expected response given ``mean`` (the inverse link of
+        the linear predictor, the distribution's location) and the parameters, where the two
+        differ: lognormal's ``exp(mu + sigma^2 / 2)``, a zero-inflated count's ``(1 - zi) mu``.
+        Predictions of ``kind="mean"`` (brms's ``posterior_epred``). Default: ``mean`` itself.
+    distribution : callable, optional
+        ``(mean, params, trials) -> unnamed PyMC distribution`` (``pm.Gamma.dist(...)``): the
+        response's distribution, which censoring and truncation wrap (``pm.Censored``,
+        ``pm.Truncated``), and the likelihood when ``likelihood`` is None.
+    constants : tuple of (name, value)
+        Fixed values the likelihood reads from ``params`` as if they were parameters
+        (asymmetric Laplace's ``quantile``); part of :attr:`fingerprint`, so families that
+        differ in them never share a compiled model.
     random : callable, optional
         ``(rng, mean, params, trials) -> array``: draws of the response in NumPy
         (predictions, posterior predictive checks, calibration). Default: draws of
@@ -184,11 +213,14 @@ class Family:
     links: tuple[str, ...]
     parameters: tuple[tuple[str, str], ...]
     default_priors: Callable[[ResponseSummary], dict[str, P.Prior]]
-    likelihood: Callable[..., Any]
+    likelihood: Callable[..., Any] | None
     check_response: Callable[[np.ndarray, np.ndarray | None, str], None]
     variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
     quasi_variance: Callable[[np.ndarray], np.ndarray] | None = None
     latent_variance: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
+    expected_value: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
+    distribution: Callable[..., Any] | None = None
+    constants: tuple[tuple[str, float], ...] = ()
     random: Callable[..., np.ndarray] | None = None
     needs_trials: bool = False
     threshold_model: bool = False
@@ -196,7 +228,9 @@ class Family:
 
     def __post_init__(self):
         # tuples, so an entry written with lists still hashes (its compiled functions are cached by it)
-        for field in ("links", "parameters", "link_likelihoods"):
+        if self.likelihood is None and self.distribution is None:
+            raise HierbayesError(f"family {self.name!r}: give a likelihood or a distribution")
+        for field in ("links", "parameters", "link_likelihoods", "constants"):
             object.__setattr__(self, field, tuple(tuple(v) if isinstance(v, list) else v for v in getattr(self, field)))
         unknown = [link for link in (self.link, *self.links) if link not in LINKS]
         if unknown:
@@ -218,7 +252,11 @@ class Family:
         >>> get_family("bernoulli").likelihood_on_link.__name__, get_family("bernoulli", link="probit").likelihood_on_link.__name__
         ('_bernoulli_logit_like', '_bernoulli_like')
         """
-        return dict(self.link_likelihoods).get(self.link, self.likelihood)
+        return dict(self.link_likelihoods).get(self.link, self.likelihood or self._registered_distribution)
+
+    def _registered_distribution(self, name, eta, mean, params, observed, trials, dims):
+        """The likelihood of a family given as a ``distribution``: that distribution, observed."""
+        return pm.modelcontext(None).register_rv(self.distribution(mean, params, trials), name, observed=observed)
 
     def observed_variable(self, name: str, eta, params: dict, observed, trials=None, dims=None):
         """Add the response's PyMC variable on the linear predictor ``eta``: the one place the
@@ -226,6 +264,7 @@ class Family:
         (:mod:`hierbayes.specification.likelihood`) write the likelihood, so LOO scores the
         density that was sampled. Call inside a ``pm.Model`` context."""
         mean = self.link_function.inverse_tensor(eta)
+        params = {**params, **dict(self.constants)}
         return self.likelihood_on_link(name, eta, mean, params, observed, trials, dims)
 
     @cached_property
@@ -237,8 +276,8 @@ class Family:
         >>> get_family("poisson").fingerprint == get_family("poisson").fingerprint
         True
         """
-        parts = [self.name, self.link, repr(self.parameters), repr(self.needs_trials)]
-        for function in (self.likelihood_on_link, self.link_function.inverse_tensor):
+        parts = [self.name, self.link, repr(self.parameters), repr(self.needs_trials), repr(self.constants)]
+        for function in (self.likelihood_on_link, self.distribution, self.link_function.inverse_tensor):
             code = getattr(function, "__code__", None)
             parts.append(repr(function) if code is None else _code_text(code))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -254,11 +293,21 @@ class Family:
         observed variable (:func:`hierbayes.specification.likelihood.log_likelihood`)."""
         return _likelihood.log_likelihood(self, y, eta, params, trials)
 
+    def expected_response(self, eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """The expected response given ``eta``: ``expected_value`` of the inverse link, else the inverse link.
+
+        >>> import numpy as np
+        >>> get_family("poisson").expected_response(np.log(np.array([2.0, 5.0])), {}).round(12).tolist()
+        [2.0, 5.0]
+        """
+        mean = self.link_function.inverse(eta)
+        return mean if self.expected_value is None else self.expected_value(mean, {**params, **dict(self.constants)})
+
     def draw(self, rng: np.random.Generator, eta: np.ndarray, params: dict[str, np.ndarray],
              trials: np.ndarray | None = None) -> np.ndarray:
         """Draws of the response given ``eta``: ``random`` on the mean, else the likelihood's own draws."""
         if self.random is not None:
-            return self.random(rng, self.link_function.inverse(eta), params, trials)
+            return self.random(rng, self.link_function.inverse(eta), {**params, **dict(self.constants)}, trials)
         return _likelihood.draw(self, rng, eta, params, trials)
 
     def response_variance(self, mean: np.ndarray, params: dict[str, np.ndarray],
@@ -311,11 +360,11 @@ def _code_text(code) -> str:
 # --- response checks -------------------------------------------------------------
 
 
-def _check_real(y, trials, column):
+def check_real(y, trials, column):
     pass
 
 
-def _check_counts(y, trials, column):
+def check_counts(y, trials, column):
     bad = (y < 0) | (y != np.round(y))
     if bad.any():
         value = y[bad][0]
@@ -325,7 +374,7 @@ def _check_counts(y, trials, column):
         )
 
 
-def _check_binary(y, trials, column):
+def check_binary(y, trials, column):
     bad = (y != 0) & (y != 1)
     if bad.any():
         raise DataError(
@@ -335,115 +384,41 @@ def _check_binary(y, trials, column):
         )
 
 
-def _check_binomial(y, trials, column):
-    _check_counts(y, None, column)
+def check_positive(y, trials, column):
+    """Refuse responses that are not above zero (gamma, lognormal, weibull, ...), naming the rows."""
+    bad = ~(y > 0)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(f"response {column!r} must be above 0 for this family; found {y[bad][0]:g} on "
+                        f"{bad.sum()} rows (first at rows {rows[:5].tolist()})")
+
+
+def check_unit_interval(y, trials, column):
+    """Refuse proportions outside (0, 1) (beta), naming the rows and the families that take exact 0s and 1s."""
+    bad = ~((y > 0) & (y < 1))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(f"response {column!r} must lie strictly between 0 and 1 for this family; found "
+                        f"{y[bad][0]:g} on {bad.sum()} rows (first at rows {rows[:5].tolist()}). For "
+                        "proportions with exact 0s or 1s use family='ordered_beta' or 'zero_one_inflated_beta'")
+
+
+def check_binomial(y, trials, column):
+    check_counts(y, None, column)
     if trials is None:
         raise DataError("the binomial family needs trials: write the response as cbind(successes, failures)")
     if (trials < y).any():
         raise DataError(f"successes exceed trials in {column!r} on {int((trials < y).sum())} rows")
 
 
-# --- the families ------------------------------------------------------------------
-
-
-def _normal_like(name, eta, mean, params, observed, trials, dims):
-    return pm.Normal(name, mu=mean, sigma=params["sigma"], observed=observed, shape=observed.shape)
-
-
-def _student_like(name, eta, mean, params, observed, trials, dims):
-    return pm.StudentT(name, nu=params["nu"], mu=mean, sigma=params["sigma"], observed=observed, shape=observed.shape)
-
-
-def _bernoulli_like(name, eta, mean, params, observed, trials, dims):
-    return pm.Bernoulli(name, p=mean, observed=observed, shape=observed.shape)
-
-
-def _log1p_exp(eta):
-    """``log(1 + e^eta)`` (softplus) as ``max(eta, 0) + log1p(exp(-|eta|))``: no overflow, one ``log1p``."""
-    return pt.maximum(eta, 0.0) + pt.log1p(pt.exp(-pt.abs(eta)))
-
-
-def bernoulli_logit_logp(y, eta):
-    """Log likelihood of each 0/1 response ``y`` with logit ``eta``: ``y eta - log(1 + e^eta)``.
-
-    PyMC's ``Bernoulli`` computes both branches of ``switch(y, log p, log(1 - p))`` for
-    every row, two softplus per row; this is one: the bernoulli 20k-row gradient went from
-    1.1 ms to about 0.65 ms (``bench/NOTES.md``).
-
-    >>> import numpy as np
-    >>> y, eta = np.array([0.0, 1.0, 1.0]), np.array([-2.0, 0.5, 40.0])
-    >>> exact = y * eta - np.logaddexp(0, eta)
-    >>> bool(np.allclose(bernoulli_logit_logp(pt.as_tensor(y), pt.as_tensor(eta)).eval(), exact, rtol=1e-14))
-    True
-    """
-    return y * eta - _log1p_exp(eta)
-
-
-def binomial_logit_logp(y, n, eta):
-    """Log likelihood of each count ``y`` of ``n`` trials with logit ``eta``:
-    ``log C(n, y) + y eta - n log(1 + e^eta)`` (one softplus per row, as for bernoulli).
-
-    >>> import numpy as np
-    >>> from scipy import stats
-    >>> y, n, eta = np.array([0.0, 3.0, 10.0]), np.array([5.0, 7.0, 10.0]), np.array([-2.0, 0.5, 4.0])
-    >>> ours = binomial_logit_logp(pt.as_tensor(y), pt.as_tensor(n), pt.as_tensor(eta)).eval()
-    >>> bool(np.allclose(ours, stats.binom.logpmf(y, n, 1 / (1 + np.exp(-eta))), rtol=1e-12))
-    True
-    """
-    log_choose = pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
-    return log_choose + y * eta - n * _log1p_exp(eta)
-
-
-def _bernoulli_logit_like(name, eta, mean, params, observed, trials, dims):
-    """``Bernoulli(logit_p=eta)`` with the log density of :func:`bernoulli_logit_logp` (draws from PyMC's)."""
-    return pm.CustomDist(name, eta, dist=lambda e, size: pm.Bernoulli.dist(logit_p=e, size=size),
-                         logp=bernoulli_logit_logp, observed=observed, shape=observed.shape)
-
-
-def _binomial_logit_like(name, eta, mean, params, observed, trials, dims):
-    """``Binomial(n, logit_p=eta)`` with the log density of :func:`binomial_logit_logp` (draws from PyMC's)."""
-    return pm.CustomDist(name, trials, eta, dist=lambda n, e, size: pm.Binomial.dist(n=n, logit_p=e, size=size),
-                         logp=binomial_logit_logp, observed=observed, shape=observed.shape)
-
-
-def _binomial_like(name, eta, mean, params, observed, trials, dims):
-    return pm.Binomial(name, n=trials, p=mean, observed=observed, shape=observed.shape)
-
-
-def _poisson_like(name, eta, mean, params, observed, trials, dims):
-    return pm.Poisson(name, mu=mean, observed=observed, shape=observed.shape)
-
-
-def _negbin_like(name, eta, mean, params, observed, trials, dims):
-    return pm.NegativeBinomial(name, mu=mean, alpha=params["alpha"], observed=observed, shape=observed.shape)
-
-
-def _gaussian_priors(r: ResponseSummary) -> dict[str, P.Prior]:
-    return {"sigma": P.Exponential(1.0 / r.scale)}
-
-
-def _student_priors(r: ResponseSummary) -> dict[str, P.Prior]:
-    return {"sigma": P.Exponential(1.0 / r.scale), "nu": P.Gamma(2.0, 0.1)}
-
-
-def _t_variance(p):
-    """Variance of a Student-t with nu > 2 (infinite otherwise)."""
-    return np.where(p["nu"] > 2, p["sigma"] ** 2 * p["nu"] / np.maximum(p["nu"] - 2, 1e-12), np.inf)
-
-
-def _nb_p(mean, alpha):
-    return alpha / (alpha + mean)
-
-
-def _binary_variance(mean, params):
-    """Variance of one trial: ``mean (1 - mean)``."""
-    return mean * (1 - mean)
-
-
 FAMILIES: dict[str, Family] = {}
 
 
-def register_family(family: Family) -> Family:
+ALIASES: dict[str, str] = {}
+"""Other names users write for a family (``"normal"`` for ``"gaussian"``)."""
+
+
+def register_family(family: Family, aliases: tuple[str, ...] = ()) -> Family:
     """Add ``family`` to the registry under ``family.name`` (replacing any earlier one).
 
     Every field of :class:`Family` and what it powers is in ``docs/families.md``
@@ -480,74 +455,8 @@ def register_family(family: Family) -> Family:
     ``fit.pooling`` work as for the built-in families.
     """
     FAMILIES[family.name] = family
+    ALIASES.update({alias: family.name for alias in aliases})
     return family
-
-
-register_family(Family(
-    name="gaussian", link="identity", links=("identity", "log"),
-    parameters=(("sigma", "positive"),),
-    default_priors=_gaussian_priors,
-    likelihood=_normal_like,
-    check_response=_check_real,
-    variance=lambda m, p: np.broadcast_to(p["sigma"] ** 2, np.shape(m)),
-    quasi_variance=np.ones_like,
-    random=lambda rng, m, p, n: rng.normal(m, p["sigma"]),
-))
-register_family(Family(
-    name="student_t", link="identity", links=("identity", "log"),
-    parameters=(("sigma", "positive"), ("nu", "positive")),
-    default_priors=_student_priors,
-    likelihood=_student_like,
-    check_response=_check_real,
-    variance=lambda m, p: np.broadcast_to(_t_variance(p), np.shape(m)),
-    quasi_variance=np.ones_like,
-    random=lambda rng, m, p, n: m + p["sigma"] * rng.standard_t(p["nu"], size=np.shape(m)),
-))
-register_family(Family(
-    name="bernoulli", link="logit", links=("logit", "probit"),
-    parameters=(),
-    default_priors=lambda r: {},
-    likelihood=_bernoulli_like,
-    link_likelihoods=(("logit", _bernoulli_logit_like),),
-    check_response=_check_binary,
-    variance=_binary_variance,
-    random=lambda rng, m, p, n: rng.binomial(1, m),
-    threshold_model=True,
-))
-register_family(Family(
-    name="binomial", link="logit", links=("logit", "probit"),
-    parameters=(),
-    default_priors=lambda r: {},
-    likelihood=_binomial_like,
-    link_likelihoods=(("logit", _binomial_logit_like),),
-    check_response=_check_binomial,
-    variance=_binary_variance,
-    random=lambda rng, m, p, n: rng.binomial(np.asarray(n).astype(np.int64), m),
-    threshold_model=True,
-    needs_trials=True,
-))
-register_family(Family(
-    name="poisson", link="log", links=("log", "identity"),
-    parameters=(),
-    default_priors=lambda r: {},
-    likelihood=_poisson_like,
-    check_response=_check_counts,
-    variance=lambda m, p: m,
-    random=lambda rng, m, p, n: rng.poisson(m),
-))
-register_family(Family(
-    name="negative_binomial", link="log", links=("log", "identity"),
-    parameters=(("alpha", "positive"),),
-    default_priors=lambda r: {"alpha": P.Exponential(0.1)},
-    likelihood=_negbin_like,
-    check_response=_check_counts,
-    variance=lambda m, p: m + m**2 / p["alpha"],
-    quasi_variance=lambda m: m,  # Poisson quasi-likelihood: the mean structure without alpha
-    random=lambda rng, m, p, n: rng.negative_binomial(p["alpha"], _nb_p(m, p["alpha"])),
-))
-
-_ALIASES = {"normal": "gaussian", "t": "student_t", "studentt": "student_t", "logistic": "bernoulli",
-            "negbinomial": "negative_binomial", "negbin": "negative_binomial"}
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:
@@ -562,7 +471,7 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
         fam = family
     else:
         key = str(family).lower().replace("-", "_")
-        key = _ALIASES.get(key, key)
+        key = ALIASES.get(key, key)
         if key not in FAMILIES:
             raise HierbayesError(f"unknown family {family!r}; choose one of {sorted(FAMILIES)}")
         fam = FAMILIES[key]

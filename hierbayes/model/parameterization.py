@@ -206,8 +206,21 @@ def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFram
     return choice, pd.DataFrame(rows, columns=columns).set_index("factor")  # no rows: no grouping factor
 
 
+_IN_WORDS = {
+    "non-centered": "non-centered (each level's effects drawn as multiples of the group SDs)",
+    "centered": "centered (each level's effects drawn directly)",
+    "centered-intercept": "intercepts centered, slopes non-centered",
+}
+
+
 def describe(model) -> str | None:
-    """One line for a fit's header: how each grouping factor's effects were sampled (None: no factor)."""
+    """One line for a fit's header, in words: how each grouping factor's effects were sampled and,
+    when ``"auto"`` chose, why (None: no factor). ``kappa`` is explained in ``docs/speed.md``.
+
+    >>> import hierbayes as hb
+    >>> describe(hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy")))
+    'Group effects: Subject integrated out and drawn exactly afterwards (collapsed)'
+    """
     if not model.design.factors:
         return None
     from hierbayes.model.coordinates import sheared
@@ -216,19 +229,27 @@ def describe(model) -> str | None:
     parts = []
     for factor in model.design.factors:
         if model.collapsed:
-            parts.append(f"{factor} integrated out and drawn exactly (collapsed)")
+            parts.append(f"{factor} integrated out and drawn exactly afterwards (collapsed)")
             continue
         p = model.parameterization
         chosen = p.get(factor, "non-centered") if isinstance(p, dict) else p
+        text = _IN_WORDS[chosen]
         table = model.parameterization_choice
         if table is not None and np.isfinite(table.loc[factor, "kappa_q10"]):
-            low, share = table.loc[factor, "kappa_q10"], f"{1 - KAPPA_QUANTILE:.0%}"
+            low = table.loc[factor, "kappa_q10"]
+            share = f"{1 - KAPPA_QUANTILE:.0%}"
             if chosen == "centered-intercept":
-                chosen += (f" (auto: kappa above {table.loc[factor, 'intercept_kappa_q10']:.2g} in {share} of levels "
-                           f"for the intercept, {low:.2g} for {table.loc[factor, 'limiting']})")
+                text += (f", chosen because in {share} of levels the data outweigh the prior "
+                         f"{CENTERED_ABOVE:g}-fold or more for the intercept (kappa "
+                         f"{table.loc[factor, 'intercept_kappa_q10']:.2g}) but not for {table.loc[factor, 'limiting']} "
+                         f"(kappa {low:.2g})")
+            elif chosen == "centered":
+                text += (f", chosen because in {share} of levels the data outweigh the prior "
+                         f"{CENTERED_ABOVE:g}-fold or more (kappa {low:.2g})")
             else:
-                chosen += f" (auto: kappa above {low:.2g} in {share} of levels)"
+                text += (f", chosen because in more than {KAPPA_QUANTILE:.0%} of levels the data "
+                         f"outweigh the prior less than {CENTERED_ABOVE:g}-fold (kappa {low:.2g})")
         if shear.get(factor):
-            chosen += f", the effects' mean sampled with the fixed {', '.join(shear[factor])}"
-        parts.append(f"{factor} {chosen}")
+            text += f"; the effects' mean is sampled with the fixed {', '.join(shear[factor])}"
+        parts.append(f"{factor} {text}")
     return "Group effects: " + "; ".join(parts)

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import html
 import warnings
 from functools import cached_property
 
@@ -24,7 +25,7 @@ from hierbayes.errors import ConvergenceWarning, HierbayesError
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence
-from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
+from hierbayes.posterior.summaries import draw_stats, format_table, interval_names, parameter_draws, summary_table
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
 from hierbayes.specification.parameters import Parameter, model_parameters
@@ -323,27 +324,47 @@ class Posterior:
             f"Posterior means and SDs; {100 * self.prob:g}% equal-tailed intervals [{lo}, {hi}]",
         ]
 
-    def __repr__(self) -> str:
-        lines = self._header() + [""]
+    def describe(self, digits: int = 2, prob: float | None = None) -> str:
+        """The printed summary (``print(fit)``), with estimates to ``digits`` decimals.
+
+        Warnings first (failed convergence checks), then the model, the group-level and
+        population-level estimates and the family's parameters, as brms's ``summary()``.
+        ESS are whole numbers and R-hat has three decimals, whatever ``digits`` is.
+        """
+        lines = [f"WARNING: {message}" for message in self._failed_checks()] + self._header() + [""]
         if not self.model.design.factors:
             lines += [f"Group-level effects: none. {NO_GROUPS}", ""]
         group_started = False
-        for title, frame in self._sections():
+        for title, frame in self._sections(prob):
             if title.startswith("~") and not group_started:
                 lines.append("Group-level effects:")
                 group_started = True
-            lines += [title, frame.round(3).to_string(), ""]
-        checks = self.diagnostics()
-        bad = checks[~checks["ok"]]
-        lines.append("Diagnostics: all checks passed." if bad.empty
-                     else "Diagnostics: " + " ".join(bad["message"]))
+            lines += [title, format_table(frame, digits).to_string(), ""]
+        failed = self._failed_checks()
+        lines.append("Diagnostics: all checks passed." if not failed else "Diagnostics: " + " ".join(failed))
         return "\n".join(lines)
 
+    def _failed_checks(self) -> list[str]:
+        checks = self.diagnostics()
+        return list(checks.loc[~checks["ok"], "message"])
+
+    def __repr__(self) -> str:
+        return self.describe()
+
     def _repr_html_(self) -> str:
-        parts = ["<div class='hierbayes-fit'>", "<pre>" + "\n".join(self._header()) + "</pre>"]
+        """The notebook's view: everything :meth:`describe` prints, warnings first."""
+        failed = self._failed_checks()
+        parts = ["<div class='hierbayes-fit'>"]
+        if failed:
+            parts.append("<div class='hierbayes-warnings' style='background:#fdecea;border-left:4px solid #d93025;"
+                         "padding:0.3em 0.8em'><b>Do not trust these numbers yet:</b><ul>"
+                         + "".join(f"<li>{html.escape(m)}</li>" for m in failed) + "</ul></div>")
+        parts.append("<pre>" + html.escape("\n".join(self._header())) + "</pre>")
         if not self.model.design.factors:
-            parts += ["<h4>Group-level effects: none</h4>", f"<p>{NO_GROUPS}</p>"]
+            parts += ["<h4>Group-level effects: none</h4>", f"<p>{html.escape(NO_GROUPS)}</p>"]
         for title, frame in self._sections():
-            parts += [f"<h4>{title}</h4>", frame.round(3).to_html()]
+            parts += [f"<h4>{html.escape(title)}</h4>", format_table(frame).to_html(border=0)]
+        parts.append("<p>Diagnostics: all checks passed.</p>" if not failed else
+                     "<p>Diagnostics: " + html.escape(" ".join(failed)) + "</p>")
         parts.append("</div>")
         return "\n".join(parts)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from arviz_stats.base import array_stats
 
-__all__ = ["summary_table", "interval_names", "parameter_draws", "draw_stats"]
+__all__ = ["summary_table", "interval_names", "parameter_draws", "draw_stats", "format_number", "format_table"]
 
 
 def interval_names(prob: float = 0.95) -> tuple[str, str]:
@@ -69,3 +69,44 @@ def parameter_draws(posterior, parameters) -> np.ndarray:
     if not columns:
         return np.empty((posterior.sizes["chain"], posterior.sizes["draw"], 0))
     return np.stack(columns, axis=-1)
+
+
+def format_number(value: float, digits: int = 2) -> str:
+    """An estimate as brms prints it: ``digits`` decimals, more below 1 so that a small value keeps
+    ``digits`` significant figures (never ``0.00`` for 0.0012).
+
+    >>> format_number(251.4053), format_number(0.5), format_number(-0.00123), format_number(float("nan"))
+    ('251.41', '0.50', '-0.0012', '')
+    """
+    if not np.isfinite(value):
+        return "" if np.isnan(value) else str(value)
+    decimals = digits
+    if 0 < abs(value) < 1:
+        decimals = max(digits, digits - int(np.floor(np.log10(abs(value)))) - 1)
+    return f"{value:.{decimals}f}"
+
+
+def format_table(frame: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """A summary table as text for display: estimates by :func:`format_number`, ESS as whole numbers,
+    R-hat with three decimals (enough to tell 1.005 from 1.012), text columns as they are, and no
+    index name (which pandas prints as an extra header row).
+
+    >>> t = pd.DataFrame({"mean": [251.404, 0.0712], "ess_bulk": [1534.6, 88.2], "r_hat": [1.0, 1.0123]},
+    ...                  index=pd.Index(["Intercept", "cor"], name="parameter"))
+    >>> print(format_table(t).to_string())
+                 mean ess_bulk  r_hat
+    Intercept  251.40     1535  1.000
+    cor         0.071       88  1.012
+    """
+    out = pd.DataFrame(index=frame.index.rename(None))
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_float_dtype(values):
+            out[column] = values.astype(str) if pd.api.types.is_numeric_dtype(values) else values
+        elif str(column).startswith("ess"):
+            out[column] = [("" if np.isnan(v) else f"{v:.0f}") for v in values]
+        elif column == "r_hat":
+            out[column] = [("" if np.isnan(v) else f"{v:.3f}") for v in values]
+        else:
+            out[column] = [format_number(v, digits) for v in values]
+    return out

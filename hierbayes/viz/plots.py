@@ -93,7 +93,7 @@ def _constant(values: np.ndarray) -> bool:
     return bool(np.ptp(values) <= 1e-12 * max(1.0, float(np.abs(values).max())))
 
 
-def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "n", prob: float | None = None,
+def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "auto", prob: float | None = None,
                    ax: Axes | None = None) -> Axes:
     """Arrows from each level's own estimate to its partial-pooling estimate.
 
@@ -103,9 +103,10 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "n", p
     factor : str
     term : str, default "Intercept"
         A varying coefficient of ``factor``.
-    x : {"n", "sorted"}
+    x : {"auto", "n", "sorted"}
         Place levels by their number of rows (log scale) or in order of their
-        partial-pooling estimate.
+        partial-pooling estimate; ``"auto"``: by rows when the levels differ in size, sorted when
+        every level has the same number of rows (a balanced design, where a rows axis says nothing).
     prob : float, optional
         Mass of the posterior intervals drawn behind the arrows.
     ax : matplotlib Axes, optional
@@ -121,16 +122,21 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "n", p
     table = pooling(fit, factor, term, prob)
     lo, hi = interval_names(table.attrs["prob"])
     ax = _axes(ax)
+    if x == "auto":
+        x = "sorted" if _constant(table["n"].to_numpy().astype(float)) else "n"
     if x == "n":
         xs = _spread_by_size(table["n"].to_numpy())
         ax.set_xscale("log")
         ax.set_xlabel(f"rows per level of {factor} (log scale)")
     elif x == "sorted":
         xs = np.argsort(np.argsort(table["partial_pooling"].to_numpy())).astype(float)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(xs) <= 40:  # few enough to name each level
+            ax.set_xticks(xs, [str(level) for level in table.index], rotation=90, fontsize=7)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"levels of {factor}, sorted by partial-pooling estimate")
     else:
-        raise HierbayesError(f"x must be 'n' or 'sorted', not {x!r}")
+        raise HierbayesError(f"x must be 'auto', 'n' or 'sorted', not {x!r}")
     own, partial = table["no_pooling"].to_numpy(), table["partial_pooling"].to_numpy()
     has_own = np.isfinite(own)
     ax.vlines(xs, table[lo], table[hi], color="C0", alpha=0.3, lw=2.5,
@@ -154,7 +160,9 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "n", p
                 "(see pooling()['reason'])", transform=ax.transAxes, fontsize=8, color="0.3")
     ax.set_ylabel(_scale_label(term, table.attrs["scale"]))
     ax.set_title(f"Partial pooling of {term} by {factor}")
-    ax.legend(fontsize=8, loc="best")
+    # below the axes, where it cannot cover a level's point
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    ax.figure.set_layout_engine("constrained")
     return ax
 
 
@@ -383,7 +391,29 @@ def plot_trace(fit, parameters: Sequence[str] | None = None, **kwargs) -> Figure
 
     labels = list(parameters) if parameters is not None else [p.label for p in fit.parameters]
     collection = azp.plot_trace_dist(_labelled_tree(fit, labels), var_names=labels, backend="matplotlib", **kwargs)
-    return collection.viz["figure"].item()
+    figure = collection.viz["figure"].item()
+    _name_trace_panels(figure, labels)
+    return figure
+
+
+def _name_trace_panels(figure: Figure, labels: Sequence[str]) -> None:
+    """One title per row of panels (the parameter's label above its density), in place of arviz-plots'
+    rotated y-labels, which run into each other for labels such as ``sd(Intercept|Subject)``."""
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    if len(axes) != 2 * len(labels):
+        return  # a layout we do not know (other kwargs): leave arviz-plots' labels
+    left = sorted((ax for ax in axes if ax.get_position().x0 < 0.5), key=lambda ax: -ax.get_position().y0)
+    right = sorted((ax for ax in axes if ax.get_position().x0 >= 0.5), key=lambda ax: -ax.get_position().y0)
+    if len(left) != len(labels) or len(right) != len(labels):
+        return
+    for label, density_ax, trace_ax in zip(labels, left, right):
+        density_ax.set_xlabel("")
+        trace_ax.set_xlabel("")
+        trace_ax.set_ylabel("")
+        density_ax.set_title(f"{label}: posterior density", fontsize=9, loc="left")
+        trace_ax.set_title(f"{label}: trace", fontsize=9, loc="left")
+    right[-1].set_xlabel("draw (one line style per chain)")
+    figure.set_layout_engine("constrained")
 
 
 def plot_pair(fit, parameters: Sequence[str] | None = None, *, factor: str | None = None, level: str | None = None,

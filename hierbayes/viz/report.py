@@ -36,6 +36,7 @@ import pandas as pd
 
 from hierbayes.errors import HierbayesError
 from hierbayes.posterior.fit import NO_GROUPS
+from hierbayes.posterior.summaries import format_table
 from hierbayes.specification.names import file_stem
 from hierbayes.version import __version__
 
@@ -67,7 +68,8 @@ _FIGURE_TEXT = {
                   "its data alone); the arrow leads to the model's estimate (partial pooling), which borrows "
                   "strength from the other levels. Levels with few rows move most toward the population mean "
                   "(dashed line); levels with many rows keep close to their own data."),
-    "trace": ("Traces and posterior densities of every population-level parameter, one colour per chain. "
+    "trace": ("Posterior density (left) and trace (right) of every population-level parameter, one colour per "
+              "parameter and one line style per chain. "
               "Chains that overlap and look like stationary noise, with no trends, are what good sampling "
               "looks like; divergent transitions are marked."),
     "ppc": ("Posterior predictive check: data sets simulated from the fitted model against the observed "
@@ -168,8 +170,9 @@ def _model_table(fit) -> pd.DataFrame:
     }
     for factor, fd in d.factors.items():
         counts = fd.counts
-        rows[f"grouping factor {factor}"] = (f"{len(fd.levels)} levels, {counts.min()} to {counts.max()} rows "
-                                             f"per level; varying: {', '.join(d.factor_coefs(factor))}")
+        sizes = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()}"
+        rows[f"grouping factor {factor}"] = (f"{len(fd.levels)} levels, {sizes} rows per level; varying: "
+                                             f"{', '.join(d.factor_coefs(factor))}")
     if not d.factors:
         rows["grouping factors"] = "none (complete pooling)"
     rows["sampler"] = (f"{fit.sampler}: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
@@ -181,12 +184,14 @@ def _model_table(fit) -> pd.DataFrame:
 
 
 def _table_html(name: str, frame: pd.DataFrame, index: bool = True, words: bool = False) -> str:
-    """A table with id ``table-<name>``; ``words`` left-aligns cells that hold text rather than numbers."""
+    """A table with id ``table-<name>``, numbers as the printed summary has them
+    (:func:`~hierbayes.posterior.summaries.format_table`); ``words`` left-aligns cells that hold text."""
     shown = frame.head(MAX_TABLE_ROWS)
+    shown = shown.rename_axis(index=None) if words else format_table(shown)
     note = (f"<p>The first {MAX_TABLE_ROWS} of {len(frame)} rows; all are in <code>{html.escape(name)}.csv</code>.</p>"
             if len(frame) > MAX_TABLE_ROWS else "")
-    return note + shown.to_html(table_id=f"table-{name}", border=0, float_format=lambda v: f"{v:.4g}", na_rep="",
-                                index=index, classes="words" if words else None)
+    return note + shown.to_html(table_id=f"table-{name}", border=0, na_rep="", index=index,
+                                float_format=lambda v: f"{v:.4g}", classes="words" if words else None)
 
 
 def _img_html(name: str, png: bytes, caption: str) -> str:
@@ -268,10 +273,13 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
                   "group effects, no intra-class correlation and no shrinkage plots.</p>"]
     for factor in fit.model.design.factors:
         name = factor_stem(FACTOR_TABLE, factor)
+        table = tables[name].reset_index()
         parts += [f"<h3>Group effects: {html.escape(factor)}</h3>",
                   "<p>Per level and varying coefficient: the level's deviation from the population value "
                   "(mean, sd, interval) and its total coefficient (total_*), with n, its number of rows.</p>",
-                  _table_html(name, tables[name].reset_index(), index=False)]
+                  f"<details id='details-{html.escape(name)}'{' open' if len(table) <= 12 else ''}>"
+                  f"<summary>{len(table)} rows: show or hide</summary>",
+                  _table_html(name, table, index=False), "</details>"]
     parts.append("<h2>Plots</h2>")
     if pooled:
         parts.append("<p id='no-shrinkage'>No shrinkage plots: the model has no grouping factor, so no level's "

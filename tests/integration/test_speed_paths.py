@@ -134,8 +134,11 @@ def test_auto_centers_factors_whose_levels_say_a_lot():
         assert m.parameterization == {"g": expected}
         kappa = m.parameterization_choice.loc["g", "kappa_q10"]
         assert (kappa > 10) if expected == "centered" else (kappa < 0.5)
-        shear = ", the effects' mean sampled with the fixed Intercept" if expected == "non-centered" else ""
-        assert describe(m) == f"Group effects: g {expected} (auto: kappa above {kappa:.2g} in 90% of levels){shear}"
+        shear = "; the effects' mean is sampled with the fixed Intercept" if expected == "non-centered" else ""
+        why = ("in 90% of levels the data outweigh the prior 2.5-fold or more" if expected == "centered" else
+               "in more than 10% of levels the data outweigh the prior less than 2.5-fold")
+        assert describe(m).startswith(f"Group effects: g {expected} (")
+        assert describe(m).endswith(f"chosen because {why} (kappa {kappa:.2g}){shear}")
     # bernoulli: the same ratio on the response scale
     m = hb.Model("y ~ x + (1 | g)", _grouped(rng, 20, 200, 1.5, family="bernoulli"), family="bernoulli",
                  parameterization="auto")
@@ -148,7 +151,7 @@ def test_auto_is_the_default_and_a_collapsed_model_chooses_nothing():
     assert sampled.parameterization == {"g": "centered"} and sampled.parameterization_choice is not None
     collapsed = hb.Model("y ~ x + (1 | g)", informative)  # gaussian, one factor: the effects are integrated out
     assert collapsed.collapsed and collapsed.parameterization_choice is None
-    assert describe(collapsed) == "Group effects: g integrated out and drawn exactly (collapsed)"
+    assert describe(collapsed) == "Group effects: g integrated out and drawn exactly afterwards (collapsed)"
     chosen = hb.Model("y ~ x + (1 | g)", informative, collapse=False, parameterization="non-centered")
     assert chosen.parameterization == "non-centered" and chosen.parameterization_choice is None
 
@@ -173,8 +176,9 @@ def test_auto_centers_only_the_intercepts_when_the_slopes_are_ill_informed():
     table = m.parameterization_choice
     assert m.parameterization == {"g": "centered-intercept"} and table.loc["g", "limiting"] == "x"
     assert table.loc["g", "kappa_q10"] < 1 and table.loc["g", "intercept_kappa_q10"] > 10
-    assert describe(m).startswith("Group effects: g centered-intercept (auto: kappa above ")
-    assert describe(m).endswith("for x)") and "in 90% of levels for the intercept" in describe(m)
+    assert describe(m).startswith("Group effects: g intercepts centered, slopes non-centered, chosen because in 90% "
+                                  "of levels the data outweigh the prior 2.5-fold or more for the intercept (kappa ")
+    assert describe(m).endswith(f"but not for x (kappa {table.loc['g', 'kappa_q10']:.2g})")
     assert hb.Model("y ~ x + (1 | g)", data, parameterization="auto", collapse=False).parameterization == {
         "g": "centered"}
 

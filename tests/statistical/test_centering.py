@@ -66,9 +66,10 @@ def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_
     assert u.structure[-1] == (("item", ()), ("rater", ("Intercept",)))  # the compiled model's key holds the choice
     from hierbayes.model.parameterization import describe
 
-    assert describe(m) == ("Group effects: item non-centered, the effects' mean sampled with the fixed Intercept, x; "
-                           "rater non-centered, the effects' mean sampled with the fixed Intercept")
-    assert describe(u).startswith("Group effects: item non-centered; rater non-centered, the effects' mean")
+    nc = "non-centered (each level's effects drawn as multiples of the group SDs)"
+    assert describe(m) == (f"Group effects: item {nc}; the effects' mean is sampled with the fixed Intercept, x; "
+                           f"rater {nc}; the effects' mean is sampled with the fixed Intercept")
+    assert describe(u).startswith(f"Group effects: item {nc}; rater {nc}; the effects' mean")
     assert coordinates.sheared(m.design, {"item": "centered"}) == {"rater": ()}
 
 
@@ -145,7 +146,7 @@ def test_poisson_with_only_the_intercepts_centered_agrees_with_non_centered(pois
     assert ci.posterior["u_g_0"].shape[-1] == 1 and ci.posterior["z_slopes_g"].shape[-1] == 1
     for var in ("b", "sd_g", "cor_g", "r_g"):
         _agree(ci, nc, var)
-    assert "Group effects: g centered-intercept" in repr(ci)
+    assert "Group effects: g intercepts centered, slopes non-centered" in repr(ci)
 
 
 def test_centered_intercept_needs_a_leading_varying_intercept_and_a_slope():

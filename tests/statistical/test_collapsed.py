@@ -292,7 +292,7 @@ def test_collapsed_and_non_centered_fits_agree(request, dataset, formula, factor
     collapsed = hb.Model(formula, data).fit(seed=11, **settings)
     plain = hb.Model(formula, data, collapse=False, parameterization="non-centered").fit(seed=12, **settings)
     assert collapsed.model.collapsed and not plain.model.collapsed
-    assert f"Group effects: {factor} integrated out and drawn exactly (collapsed)" in repr(collapsed)
+    assert f"Group effects: {factor} integrated out and drawn exactly afterwards (collapsed)" in repr(collapsed)
     assert f"Group effects: {factor} non-centered" in repr(plain)
     assert int(collapsed.idata["sample_stats"]["diverging"].sum()) == 0
     _agree(collapsed, plain)
@@ -315,7 +315,7 @@ def test_nested_collapsed_and_non_centered_fits_agree():
     collapsed = hb.Model(formula, df).fit(seed=11, **settings)
     plain = hb.Model(formula, df, collapse=False, parameterization="non-centered").fit(seed=12, **settings)
     assert collapsed.model.collapsed and not plain.model.collapsed
-    assert "school:klass integrated out and drawn exactly (collapsed)" in repr(collapsed)
+    assert "school:klass integrated out and drawn exactly afterwards (collapsed)" in repr(collapsed)
     assert int(collapsed.idata["sample_stats"]["diverging"].sum()) == 0
     assert collapsed.posterior["r_school_klass"].sel({"school:klass": "s3:c2"}).size == 2000
     _agree(collapsed, plain)

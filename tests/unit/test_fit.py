@@ -1,5 +1,6 @@
 """The Fit object: tables by posterior mean, group effects, ICC, diagnostics and display."""
 
+import html
 import warnings
 
 import numpy as np
@@ -111,8 +112,9 @@ def test_diagnostics_report_problems_in_words(sleepstudy):
     assert set(checks.index) == {"r_hat", "ess_bulk", "ess_tail", "divergences", "tree_depth", "e_bfmi"}
     assert not checks.loc["ess_bulk", "ok"]
     assert "Increase draws" in checks.loc["ess_bulk", "message"]
-    with pytest.warns(ConvergenceWarning, match="ESS is only"):
+    with pytest.warns(ConvergenceWarning) as record:  # all of them: pytest re-raises the ones a match= leaves out
         assert short.warn_if_unconverged() is False
+    assert any("ESS is only" in str(w.message) for w in record)
 
 
 def test_a_good_fit_warns_nothing(sleepstudy):
@@ -147,3 +149,19 @@ def test_bad_parameterization(sleepstudy):
         hb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, parameterization="centred")
     with pytest.raises(HierbayesError, match="'Subjct', which is not a grouping factor"):
         hb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, parameterization={"Subjct": "centered"})
+
+
+def test_the_notebook_view_shows_the_failed_checks_first_and_every_table(sleepstudy):
+    short = hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(
+        draws=20, tune=15, chains=2, seed=3, progressbar=False, warn=False)
+    page = short._repr_html_()
+    failed = short.diagnostics().query("not ok")["message"]
+    assert len(failed) and page.index("Do not trust these numbers yet") < page.index("Family:")
+    assert all(html.escape(m) in page for m in failed)
+    text = short.describe(digits=3)
+    assert text.startswith("WARNING: ") and "Diagnostics: " in text
+    row = next(line for line in text.splitlines() if line.startswith("Days "))
+    mean, ess = row.split()[1], row.split()[5]
+    assert len(mean.split(".")[1]) == 3 and ess.isdigit()  # digits= estimates, whole-number ESS
+    assert "<th>parameter</th>" not in page  # no index-name header rows
+    assert not any(line.strip() == "parameter" for line in repr(short).splitlines())

@@ -54,6 +54,11 @@ def poisson_fit():
     return hb.Model("y ~ x + (x | g)", shrinkage_design(1, "poisson"), family="poisson").fit(**FIT)
 
 
+@pytest.fixture(scope="module")
+def sleepstudy_fit():
+    return hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy")).fit(**FIT)
+
+
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
@@ -171,9 +176,12 @@ def test_trace_has_a_density_and_a_trace_per_printed_parameter(which, request):
     fig = fit.plot_trace()
     labels = [p.label for p in fit.parameters]
     assert len(fig.axes) == 2 * len(labels)
-    texts = {t for ax in fig.axes for t in (ax.get_ylabel(), ax.get_xlabel(), ax.get_title())}
-    assert set(labels) <= texts
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    # every panel named above it (not by rotated y-labels that run into each other)
+    assert sorted(titles) == sorted([f"{label}: posterior density" for label in labels]
+                                    + [f"{label}: trace" for label in labels])
     assert all(len(ax.get_lines()) >= 2 for ax in fig.axes)  # one line per chain
+    assert all(ax.get_ylabel() == "" for ax in fig.axes)
 
 
 def test_pair_plot_defaults_to_the_funnel_of_the_smallest_level(gaussian_fit):
@@ -247,8 +255,21 @@ def test_every_plot_renders_to_png(which, name, request):
 
 
 def test_shrinkage_rejects_an_unknown_layout(gaussian_fit):
-    with pytest.raises(hb.HierbayesError, match="x must be 'n' or 'sorted', not 'size'"):
+    with pytest.raises(hb.HierbayesError, match="x must be 'auto', 'n' or 'sorted', not 'size'"):
         gaussian_fit.plot_shrinkage("g", x="size")
+
+
+def test_balanced_levels_are_sorted_by_estimate_and_named_and_the_legend_sits_below_the_points(sleepstudy_fit):
+    ax = sleepstudy_fit.plot_shrinkage("Subject")  # 10 rows per subject: a rows axis would say nothing
+    table = sleepstudy_fit.pooling("Subject")
+    assert ax.get_xscale() == "linear" and ax.get_xlabel().endswith("sorted by partial-pooling estimate")
+    offsets = scatter(ax, "partial pooling (posterior mean)")
+    assert np.all(np.diff(offsets[np.argsort(offsets[:, 0]), 1]) >= 0)
+    named = [t.get_text() for t in ax.get_xticklabels()]
+    assert sorted(named) == sorted(str(level) for level in table.index)
+    ax.figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y1 <= ax.get_window_extent().y0  # wholly below the axes: it covers no point
 
 
 # --- a big fit: the posterior predictive check plots a bounded sample -------------------------------

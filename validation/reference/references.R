@@ -32,10 +32,19 @@ dir.create(data_dir, showWarnings = FALSE)
 # The data: exported from the packages, then read back as every fit below (and hierbayes) sees it
 # ---------------------------------------------------------------------------------------------
 
-export <- function(df, name) {
+datasets <- list()
+
+#' Write `df` to data/<name>.csv and read it back. `labels` are the columns that are labels, not
+#' numbers (grouping factors, categorical predictors, even when written as digits): recorded in the
+#' JSON so that the Python side reads them as strings, as the fits below treat them as factors.
+export <- function(df, name, package, labels) {
   path <- file.path(data_dir, paste0(name, ".csv"))
   write.csv(df, path, row.names = FALSE)
-  read.csv(path, stringsAsFactors = TRUE)
+  datasets[[name]] <<- list(file = sprintf("data/%s.csv", name), package = package, rows = nrow(df),
+                            labels = as.list(labels))
+  back <- read.csv(path, stringsAsFactors = TRUE)
+  for (col in labels) back[[col]] <- factor(back[[col]])
+  back
 }
 
 as_character_columns <- function(df, columns) {
@@ -50,30 +59,27 @@ data("Salamanders", package = "glmmTMB", envir = environment())
 data("wine", package = "ordinal", envir = environment())
 data("Gasoline", package = "nlme", envir = environment())
 
-sleep <- export(sleepstudy[, c("Reaction", "Days", "Subject")], "sleepstudy")
-sleep$Subject <- factor(sleep$Subject)
+sleep <- export(sleepstudy[, c("Reaction", "Days", "Subject")], "sleepstudy", "lme4", "Subject")
 
 cbpp_df <- as_character_columns(as.data.frame(cbpp), c("herd", "period"))
-cbpp_df <- export(cbpp_df[, c("herd", "incidence", "size", "period")], "cbpp")
-cbpp_df$herd <- factor(cbpp_df$herd)
-cbpp_df$period <- factor(cbpp_df$period)
+cbpp_df <- export(cbpp_df[, c("herd", "incidence", "size", "period")], "cbpp", "lme4", c("herd", "period"))
 
 cake_df <- as_character_columns(as.data.frame(cake), c("replicate", "recipe", "temperature"))
-cake_df <- export(cake_df[, c("replicate", "recipe", "temperature", "temp", "angle")], "cake")
-cake_df$replicate <- factor(cake_df$replicate)
+cake_df <- export(cake_df[, c("replicate", "recipe", "temperature", "temp", "angle")], "cake", "lme4",
+                  c("replicate", "recipe", "temperature"))
 
 sal <- as_character_columns(as.data.frame(Salamanders), c("site", "mined", "spp"))
-sal <- export(sal[, c("site", "mined", "spp", "cover", "sample", "DOP", "Wtemp", "DOY", "count")], "salamanders")
+sal <- export(sal[, c("site", "mined", "spp", "cover", "sample", "DOP", "Wtemp", "DOY", "count")], "salamanders",
+              "glmmTMB", c("site", "mined", "spp"))
 
 wine_df <- as_character_columns(as.data.frame(wine), c("rating", "temp", "contact", "bottle", "judge"))
-wine_df <- export(wine_df[, c("response", "rating", "temp", "contact", "bottle", "judge")], "wine")
-wine_df$rating <- factor(wine_df$rating, levels = 1:5, ordered = TRUE)
-wine_df$judge <- factor(wine_df$judge)
+wine_df <- export(wine_df[, c("response", "rating", "temp", "contact", "bottle", "judge")], "wine", "ordinal",
+                  c("temp", "contact", "bottle", "judge"))
+wine_df$rating <- factor(wine_df$rating, levels = 1:5, ordered = TRUE)  # the ordinal response: classes 1 < ... < 5
 
 gas <- as_character_columns(as.data.frame(Gasoline), "Sample")
 gas$fraction <- gas$yield / 100  # beta regression needs a proportion in (0, 1); yield is in percent
-gas <- export(gas[, c("yield", "fraction", "endpoint", "Sample", "API", "vapor", "ASTM")], "gasoline")
-gas$Sample <- factor(gas$Sample)
+gas <- export(gas[, c("yield", "fraction", "endpoint", "Sample", "API", "vapor", "ASTM")], "gasoline", "nlme", "Sample")
 
 # ---------------------------------------------------------------------------------------------
 # Labels: R's coefficient names -> hierbayes's (formulaic's) labels
@@ -464,6 +470,7 @@ out <- list(
                       "parameterisation; see validation/reference/README.md"),
   regenerate = "Rscript validation/reference/references.R",
   versions = versions,
+  datasets = datasets,
   cases = cases
 )
 bad <- names(cases)[!vapply(cases, function(x) isTRUE(x$convergence$ok), TRUE)]

@@ -29,6 +29,7 @@ import functools
 import pandas as pd
 import pytest
 import reference_numbers as R
+from scipy.special import expit
 
 import hierbayes as hb
 from hierbayes.errors import HierbayesError
@@ -162,6 +163,18 @@ def test_lme4_and_glmmTMB_agree(lme4_case, tmb_case):
     assert set(lme4) == set(tmb)
     for label in lme4:
         assert abs(lme4[label] - tmb[label]) < 0.01 * se[label], (label, lme4[label], tmb[label])
+
+
+def test_hurdle_probabilities_are_the_shares_of_zeros():
+    """A hurdle's zero part is a logistic regression of its own: at the ML estimate, hu is the share
+    of zeros at each level of its formula (a check of glmmTMB's zi read as brms's hu, logit scale)."""
+    df = R.data("salamanders")
+    zero = df["count"].eq(0)
+    assert R.estimates("hurdle_poisson_salamanders")["hu"] == pytest.approx(zero.mean(), abs=1e-5)
+    by_level = R.estimates("hurdle_poisson_hu_mined_salamanders")
+    logit = {"no": by_level["hu_Intercept"], "yes": by_level["hu_Intercept"] + by_level["hu_mined[T.yes]"]}
+    for level, eta in logit.items():
+        assert expit(eta) == pytest.approx(zero[df["mined"] == level].mean(), abs=1e-5), level
 
 
 def test_every_case_converged_and_has_a_row():

@@ -149,7 +149,6 @@ tmb_parameters <- function(fit, data, disp = NULL, zi = NULL) {
   disp_names <- names(fixef(fit)$disp)
   # the random-effect terms, in the order of theta: for each, log SDs then correlation parameters
   re_terms <- fit$modelInfo$reTrms$cond$cnms
-  labels <- character(0); rnames <- character(0); kind <- character(0)
   f <- function(p) {
     out <- c()
     beta <- p[kinds == "beta"]
@@ -180,12 +179,12 @@ tmb_parameters <- function(fit, data, disp = NULL, zi = NULL) {
     out
   }
   res <- transformed(f, p, V)
-  res$r_names <- r_names_of(names(res$estimate), fit, disp, zi)
+  res$r_names <- r_names_of(names(res$estimate))
   res
 }
 
 #' Which R quantity each label came from (documentation in the JSON).
-r_names_of <- function(labels, fit, disp, zi) {
+r_names_of <- function(labels) {
   vapply(labels, function(l) {
     if (grepl("^sd\\(", l)) "exp(theta) (log SD of the random effect)"
     else if (grepl("^cor\\(", l)) "theta / sqrt(1 + theta^2) (glmmTMB's correlation parameter)"
@@ -309,7 +308,7 @@ clmm_case <- function(run, data) {
                      packageVersion("ordinal"), fit$nAGQ),
     estimates = est,
     logLik = as.numeric(logLik(fit)), df = attr(logLik(fit), "df"), nobs = nobs(fit),
-    convergence = list(optimizer = "nlminb (ucminf/clmm default chain)", code = fit$optRes$convergence,
+    convergence = list(optimizer = "nlminb", code = fit$optRes$convergence,
                        message = fit$optRes$message, max_abs_gradient = max(abs(fit$gradient)),
                        condition_number_hessian = max(ev) / min(ev), warnings = as.list(run$warnings),
                        ok = fit$optRes$convergence == 0 && max(abs(fit$gradient)) < 1e-3 && min(ev) > 0)

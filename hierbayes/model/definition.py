@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from hierbayes.errors import DataError, HierbayesError
+from hierbayes.errors import HierbayesError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
 from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
@@ -28,6 +28,7 @@ from hierbayes.specification.families import Family, get_family
 from hierbayes.specification.formula import ModelSpec, parse
 from hierbayes.specification.parameters import check_distinct_names, default_priors, prior_targets, resolve_priors
 from hierbayes.specification.priors import Prior
+from hierbayes.specification.readers import as_pandas
 
 __all__ = ["ModelDefinition"]
 
@@ -44,8 +45,8 @@ class ModelDefinition:
     ----------
     formula : str
         lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.specification.formula`.
-    data : pandas.DataFrame
-        The model keeps its own copy of the columns the formula uses (``model.data``), so
+    data : DataFrame
+        pandas, polars, a pyarrow table or any dataframe narwhals reads. The model keeps its own copy of the columns the formula uses (``model.data``), so
         later changes to this DataFrame do not reach the model, its fits or saved files.
     family : str or Family, default "gaussian"
         ``gaussian``, ``student_t``, ``bernoulli``, ``binomial``, ``poisson``,
@@ -102,8 +103,7 @@ class ModelDefinition:
                  collapse: bool | None = None, namespace: Mapping[str, Any] | None = None):
         self.formula = formula
         self.family = get_family(family, link)
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        data = as_pandas(data)
         self.namespace: dict[str, Any] = check_namespace(namespace, data.columns)
         # the formula is checked before anything in it is evaluated; "." becomes the columns it stands for
         self.spec: ModelSpec = expand_dot(parse(formula), data.columns, self.namespace)

@@ -51,6 +51,7 @@ from hierbayes.specification.design import Design, level_label
 from hierbayes.specification.evaluation import expression_variables
 from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws, linear_predictor
 from hierbayes.specification.names import FactorNames, cor_pair
+from hierbayes.specification.readers import as_pandas
 
 __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "predict_summary", "family_draws",
            "KINDS", "GROUPS"]
@@ -224,8 +225,7 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
     design = model.design
     if data is None:
         return _fitted_rows(design)
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"new data must be a pandas DataFrame, got {type(data).__name__}")
+    data = as_pandas(data, "new data")
     if len(data) == 0:
         raise DataError("the new data are empty (0 rows)")
     columns = _required_columns(design, groups, kind, model.family.needs_trials)

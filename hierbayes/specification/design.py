@@ -41,6 +41,7 @@ from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesErro
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables, known_columns
 from hierbayes.specification.families import Family
 from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, dot_positions
+from hierbayes.specification.readers import as_pandas
 
 __all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns", "expand_dot", "level_label"]
 
@@ -404,8 +405,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     -------
     Design
     """
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    data = as_pandas(data)
     if len(data) == 0:
         raise DataError("the data are empty (0 rows)")
     if na_action not in ("drop", "error"):

@@ -26,12 +26,51 @@ import pandas as pd
 
 from hierbayes.errors import DataError
 
-__all__ = ["read_data", "DELIMITERS", "PARQUET_SUFFIXES"]
+__all__ = ["read_data", "as_pandas", "DELIMITERS", "PARQUET_SUFFIXES"]
 
 DELIMITERS = (",", ";", "\t", "|")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d*,\d+\s*$")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "'|'"}
+
+
+def as_pandas(data, what: str = "data") -> pd.DataFrame:
+    """Any dataframe as a pandas DataFrame: pandas itself (not copied), polars, pyarrow tables and
+    whatever narwhals reads, anything with the Arrow PyCapsule stream (``__arrow_c_stream__``) or
+    the dataframe interchange protocol (``__dataframe__``).
+
+    Raises
+    ------
+    DataError
+        For anything else, naming its type in full (``module.Class``).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> as_pandas(pa.table({"y": [1.0, 2.0], "g": ["a", "b"]}))["y"].tolist()
+    [1.0, 2.0]
+    >>> as_pandas([1, 2])
+    Traceback (most recent call last):
+    ...
+    hierbayes.errors.DataError: data must be a dataframe (pandas, polars, a pyarrow table, ...), got builtins.list
+    """
+    if isinstance(data, pd.DataFrame):
+        return data
+    import narwhals as nw
+
+    try:
+        return nw.from_native(data, eager_only=True).to_pandas()
+    except TypeError:
+        pass  # not a frame narwhals knows
+    if hasattr(data, "__arrow_c_stream__"):
+        import pyarrow as pa
+
+        return pa.table(data).to_pandas()
+    if hasattr(data, "__dataframe__"):
+        return pd.api.interchange.from_dataframe(data)
+    kind = type(data)
+    raise DataError(f"{what} must be a dataframe (pandas, polars, a pyarrow table, ...), got "
+                    f"{kind.__module__}.{kind.__qualname__}")
 
 
 def _sniff(sample: str) -> str | None:

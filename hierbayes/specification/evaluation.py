@@ -54,6 +54,25 @@ _FORMULAIC_TRANSFORMS = ("C", "I", "Q", "scale", "center", "standardize", "poly"
                          "Treatment", "Sum", "Helmert", "Poly", "Diff")
 _OURS = {"sqrt": np.sqrt, "abs": np.abs}
 
+_AUTOCORRELATION = ("autocorrelation term, which hierbayes does not fit; model the dependence with a group "
+                    "term such as (1 | subject)")
+BRMS_TERMS: dict[str, str] = {
+    "s": "smooth term, which hierbayes does not fit; write a spline basis such as bs(x, df=5) or cr(x, df=5), "
+         "or poly(x, 3)",
+    "t2": "tensor-product smooth, which hierbayes does not fit; write bs(x, df=5) * bs(z, df=5) or poly terms",
+    "gp": "Gaussian-process term, which hierbayes does not fit; write a spline basis such as bs(x, df=5)",
+    "mo": "monotonic effect, which hierbayes does not fit; write C(x) for one effect per category, or x for a "
+          "linear trend",
+    "me": "measurement-error term, which hierbayes does not fit; use the measured values, or y | se(s) for a "
+          "response with known error",
+    "mi": "missing-value imputation, which hierbayes does not do; rows with missing values are dropped with a "
+          "warning (or refused with na_action='error')",
+    "mm": "multi-membership term, which hierbayes does not fit",
+    "gr": "grouping function; write the factor itself: (1 | g)",
+    **{name: _AUTOCORRELATION for name in ("ar", "ma", "arma", "cosy", "car", "sar", "unstr", "fcor")},
+}
+"""brms terms a formula may not use, each with what to write instead (the error says both)."""
+
 FUNCTIONS: dict[str, Any] = {**{name: TRANSFORMS[name] for name in _FORMULAIC_TRANSFORMS}, **_OURS}
 """The functions a formula may call by name: formulaic's documented transforms and ``sqrt``, ``abs``."""
 
@@ -149,6 +168,8 @@ def expression_variables(expr: str, columns: Collection[str], namespace: Collect
         elif isinstance(node, ast.Name) and id(node) in bases:
             continue  # checked with its attribute, below
         elif isinstance(node, ast.Name) and id(node) in called:
+            if node.id in BRMS_TERMS and node.id not in namespace:
+                raise _refuse(f"{node.id}(...) is brms's {BRMS_TERMS[node.id]}", formula, node.id)
             if node.id not in FUNCTIONS and node.id not in namespace:
                 raise _refuse(f"{node.id!r} is not a function a formula may call; {_RULE} "
                               f"(hb.Model(..., namespace={{{node.id!r}: {node.id}}}))", formula, node.id)

@@ -162,6 +162,9 @@ def _factor_names(text: str, offset: int, formula: str) -> list[str]:
         for name, npos in names:
             if not name:
                 raise FormulaError("empty grouping factor", formula, npos)
+            if name.startswith("gr(") or name.startswith("mm("):
+                raise FormulaError(f"{name.split('(')[0]}(...) is brms's grouping function, which hierbayes does not "
+                                   "take; write the factor itself: (1 | g)", formula, npos)
             if not _NAME.match(name):
                 raise FormulaError(
                     f"grouping factor {name!r} must be a column name (or a:b, a/b of column names)",
@@ -183,6 +186,9 @@ def _parse_block(inner: str, offset: int, formula: str) -> list[Block]:
         parts = _split_top_level(inner, sep, offset, formula)
         if len(parts) == 2:
             break
+        if len(parts) == 3 and sep == "|":
+            raise FormulaError("(expr | id | factor) is brms's group term with an ID shared across formula parts, "
+                               "which hierbayes does not fit; write (expr | factor)", formula, parts[1][1] - len(sep))
         if len(parts) > 2:
             raise FormulaError(f"a group term takes one '{sep}'", formula, parts[2][1] - len(sep))
     else:

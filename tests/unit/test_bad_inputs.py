@@ -134,6 +134,14 @@ CASES = {
                                     r" {22}\^"),
     "unknown-function": Case("Reaction ~ logit(Days) + (Days | Subject)", error=FormulaError,
                              message=r"'logit' is not a function a formula may call; .*namespace=\{'logit': logit\}"),
+    "brms-smooth": Case("Reaction ~ s(Days) + (Days | Subject)", error=FormulaError,
+                        message=r"s\(\.\.\.\) is brms's smooth term, which hierbayes does not fit; write a spline "
+                                r"basis such as bs\(x, df=5\)"),
+    "brms-monotonic": Case("Reaction ~ mo(Days) + (Days | Subject)", error=FormulaError,
+                           message=r"mo\(\.\.\.\) is brms's monotonic effect, .*write C\(x\)"),
+    "brms-shared-id": Case("Reaction ~ Days + (Days | p | Subject)", error=FormulaError,
+                           message=r"\(expr \| id \| factor\) is brms's group term with an ID shared across "
+                                   r"formula parts, .*write \(expr \| factor\)"),
     "bar-inside-parentheses": Case("Reaction ~ (Days + (1 | Subject))", error=FormulaError,
                                    message=r"a group term is \(expr \| factor\), with the '\|' outside any inner "
                                            r"parentheses\n.*\n {24}\^"),

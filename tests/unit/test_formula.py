@@ -63,7 +63,8 @@ def test_intercept_only_fixed_part():
         ("y x", "exactly one '~'", 3),
         ("~ x", "no response", 0),
         ("y ~ x + (1 | g + h)", "must be a column name", 13),
-        ("y ~ x + (1 | g | h)", "one '|'", 15),
+        ("y ~ x + (1 | g | h)", "ID shared across formula parts", 11),
+        ("y ~ x + (1 | g | h | k)", "one '|'", 15),
     ],
 )
 def test_syntax_errors_show_where(formula, message, position):

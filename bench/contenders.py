@@ -60,7 +60,8 @@ def hierbayes_contender(fit_options: dict | None = None, **options) -> Callable:
         timings: dict[str, float] = {}
         hb = _timed(lambda: __import__("hierbayes"), timings, "import")
         t0 = time.perf_counter()
-        m = hb.Model(model.formula, data, model.family, **options)
+        formula = hb.Formula(model.formula, **model.auxiliary_formulas) if model.auxiliary else model.formula
+        m = hb.Model(formula, data, model.family, **options)
         timings["build"] = time.perf_counter() - t0
         fit = m.fit(draws=s["draws"], tune=s["tune"], chains=s["chains"], seed=s["seed"], progressbar=False,
                     warn=False, **(fit_options or {}))
@@ -82,7 +83,8 @@ def bambi_contender(inference_method: str = "pymc") -> Callable:
         timings: dict[str, float] = {}
         bmb = _timed(lambda: __import__("bambi"), timings, "import")
         t0 = time.perf_counter()
-        m = bmb.Model(model.bambi_formula, data, family=model.family)
+        formula = bmb.Formula(model.bambi_formula, *model.bambi_auxiliary) if model.auxiliary else model.bambi_formula
+        m = bmb.Model(formula, data, family=model.family)
         m.build()
         timings["build"] = time.perf_counter() - t0
         if inference_method == "nutpie":

@@ -48,6 +48,17 @@ class BenchModel:
     blocks: tuple[Block, ...]
     data: Callable[[], pd.DataFrame]
     description: str = ""
+    auxiliary: tuple[tuple[str, str], ...] = ()  # (family parameter, right-hand side): distributional parts
+
+    @property
+    def auxiliary_formulas(self) -> dict[str, str]:
+        """The distributional parts as ``hb.Formula`` keywords: ``{"sigma": "~ x"}``."""
+        return {name: f"~ {rhs}" for name, rhs in self.auxiliary}
+
+    @property
+    def bambi_auxiliary(self) -> list[str]:
+        """The same parts as bambi's additional formulas: ``["sigma ~ x"]``."""
+        return [f"{name} ~ {rhs}" for name, rhs in self.auxiliary]
 
     @property
     def formula(self) -> str:
@@ -178,6 +189,46 @@ def poisson_intercept(n: int = 10_000, J: int = 200, seed: int = 5) -> pd.DataFr
     return pd.DataFrame({"y": y, "x": x, "g": _levels("g", g)})
 
 
+def beta_proportions(n: int = 2_000, J: int = 50, seed: int = 7) -> pd.DataFrame:
+    """``logit mu = -0.5 + 0.5 x + u[g]``, sd(u) = 0.5, precision phi = 10: proportions in (0, 1)."""
+    rng = np.random.default_rng(seed)
+    g = _all_levels_index(rng, n, J)
+    x = rng.normal(size=n)
+    mu = 1 / (1 + np.exp(-(-0.5 + 0.5 * x + rng.normal(0, 0.5, J)[g])))
+    y = np.clip(rng.beta(mu * 10, (1 - mu) * 10), 1e-6, 1 - 1e-6)
+    return pd.DataFrame({"y": y, "x": x, "g": _levels("g", g)})
+
+
+def zero_inflated_counts(n: int = 2_000, J: int = 50, seed: int = 8) -> pd.DataFrame:
+    """``log mu = 0.5 + 0.3 x + u[g]``, sd(u) = 0.5, with 30% structural zeros."""
+    rng = np.random.default_rng(seed)
+    g = _all_levels_index(rng, n, J)
+    x = rng.normal(size=n)
+    y = rng.poisson(np.exp(0.5 + 0.3 * x + rng.normal(0, 0.5, J)[g])) * (rng.random(n) > 0.3)
+    return pd.DataFrame({"y": y.astype(float), "x": x, "g": _levels("g", g)})
+
+
+def ordinal_ratings(n: int = 2_000, J: int = 50, seed: int = 9) -> pd.DataFrame:
+    """Five ordered categories: ``P(y <= k) = logistic(tau_k - 0.8 x - u[g])``, tau = (-1.5, -0.5, 0.5, 1.5),
+    sd(u) = 0.7; the response an ordered categorical of 1..5."""
+    rng = np.random.default_rng(seed)
+    g = _all_levels_index(rng, n, J)
+    x = rng.normal(size=n)
+    latent = 0.8 * x + rng.normal(0, 0.7, J)[g] + rng.logistic(size=n)
+    y = 1 + np.searchsorted(np.array([-1.5, -0.5, 0.5, 1.5]), latent)
+    return pd.DataFrame({"y": pd.Categorical(y, categories=[1, 2, 3, 4, 5], ordered=True), "x": x,
+                         "g": _levels("g", g)})
+
+
+def heteroscedastic(n: int = 2_000, J: int = 50, seed: int = 10) -> pd.DataFrame:
+    """``y = 1 + 0.5 x + u[g] + e``, sd(u) = 0.5, with ``log sigma = -0.2 + 0.4 x``."""
+    rng = np.random.default_rng(seed)
+    g = _all_levels_index(rng, n, J)
+    x = rng.normal(size=n)
+    y = 1 + 0.5 * x + rng.normal(0, 0.5, J)[g] + rng.normal(0, np.exp(-0.2 + 0.4 * x))
+    return pd.DataFrame({"y": y, "x": x, "g": _levels("g", g)})
+
+
 # --- suites ---------------------------------------------------------------------------------------
 
 TINY = BenchModel("tiny", "gaussian", "y", ("x",), (Block("g"),), lambda: one_factor_slope(240, 12),
@@ -205,10 +256,20 @@ NESTED = BenchModel("nested_20k", "gaussian", "y", ("x",), (Block("school", ("x"
 INSTEVAL = BenchModel("insteval_like", "gaussian", "y", ("service",), (Block("s"), Block("d")), insteval_like,
                       "simulated, 73,421 rows, 2,972 students x 1,128 lecturers, partially crossed")
 
+BETA = BenchModel("beta_2k", "beta", "y", ("x",), (Block("g"),), beta_proportions,
+                  "simulated proportions, 2,000 rows, 50 groups")
+ZERO_INFLATED = BenchModel("zip_2k", "zero_inflated_poisson", "y", ("x",), (Block("g"),), zero_inflated_counts,
+                           "simulated counts with 30% extra zeros, 2,000 rows, 50 groups")
+CUMULATIVE = BenchModel("cumulative_2k", "cumulative", "y", ("x",), (Block("g"),), ordinal_ratings,
+                        "simulated 5-point ratings, 2,000 rows, 50 groups")
+SIGMA_X = BenchModel("sigma_x_2k", "gaussian", "y", ("x",), (Block("g"),), heteroscedastic,
+                     "simulated, 2,000 rows, 50 groups, sigma ~ x", auxiliary=(("sigma", "x"),))
+
 SUITES: dict[str, list[BenchModel]] = {
     "tiny": [TINY],
     "quick": [SLEEPSTUDY, RADON_INTERCEPT, RADON_SLOPE],
     "full": [SLEEPSTUDY, RADON_INTERCEPT, RADON_SLOPE, CROSSED, BERNOULLI, POISSON, ONE_FACTOR_1M, ONE_FACTOR_100K,
              INSTEVAL, NESTED],
+    "families": [BETA, ZERO_INFLATED, CUMULATIVE, SIGMA_X],
 }
 MODELS: dict[str, BenchModel] = {m.name: m for models in SUITES.values() for m in models}

@@ -447,12 +447,13 @@ def calibration_data(groups: int = 8, per_group: int = 6, *, crossed: int | None
     pandas.DataFrame
         Columns ``g``, ``x`` (standard normal), ``z`` (uniform on -1..1), optional ``h``
         and ``c``, and responses for every family: ``y`` (real), ``count``, ``binary``,
-        ``successes``/``failures`` (out of ``trials``).
+        ``successes``/``failures`` (out of ``trials``), ``positive`` (above 0), ``proportion``
+        (between 0 and 1) and ``rating`` (ordered categories 1 to 5).
 
     Examples
     --------
     >>> list(calibration_data(groups=3, per_group=2, crossed=2).columns)
-    ['g', 'x', 'z', 'h', 'y', 'count', 'binary', 'successes', 'failures']
+    ['g', 'x', 'z', 'h', 'y', 'count', 'binary', 'successes', 'failures', 'positive', 'proportion', 'rating']
     """
     rng = np.random.default_rng(seed)
     n = groups * per_group
@@ -468,6 +469,11 @@ def calibration_data(groups: int = 8, per_group: int = 6, *, crossed: int | None
     data["binary"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
     data["successes"] = rng.binomial(trials, 1 / (1 + np.exp(-eta)))
     data["failures"] = trials - data["successes"]
+    # responses of the other families' supports (their values set the default priors' scale only)
+    data["positive"] = np.exp(0.5 + eta + 0.5 * rng.standard_normal(n))
+    data["proportion"] = 1 / (1 + np.exp(-(eta + 0.5 * rng.standard_normal(n))))
+    data["rating"] = pd.Categorical(1 + np.searchsorted([-1.0, -0.3, 0.3, 1.0], eta + rng.logistic(size=n) / 2),
+                                    categories=[1, 2, 3, 4, 5], ordered=True)
     return pd.DataFrame(data)
 
 

@@ -168,6 +168,13 @@ class Posterior:
 
         return loo(self, warn=warn)
 
+    def prior_sensitivity(self, threshold: float = 0.05) -> pd.DataFrame:
+        """Power-scaling prior and likelihood sensitivity of every printed parameter (priorsense);
+        see :func:`hierbayes.posterior.sensitivity.prior_sensitivity`."""
+        from hierbayes.posterior.sensitivity import prior_sensitivity
+
+        return prior_sensitivity(self, threshold)
+
     def r2(self, prob: float | None = None, summary: bool = True):
         """Bayesian R-squared; see :func:`hierbayes.posterior.checking.bayes_r2`."""
         from hierbayes.posterior.checking import bayes_r2

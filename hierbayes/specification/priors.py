@@ -19,10 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import PriorError
 
 pm = deferred_import("pymc")
+stats = deferred_import("scipy.stats")
 
 __all__ = [
     "Prior",
@@ -50,6 +53,7 @@ class PriorKind:
     parameters: tuple[str, ...]
     support: str  # "real", "positive", "unit" (between 0 and 1) or "correlation"
     start: Callable[[dict], Any] | None = None
+    log_density: Callable[[Any, dict], Any] | None = None  # (values, params) -> log density, SciPy's
 
     @property
     def distribution(self) -> Any:
@@ -57,16 +61,29 @@ class PriorKind:
         return getattr(pm, self.pymc_name)
 
 
+def _half_t(x, p):
+    return np.log(2.0) + stats.t.logpdf(x, p["nu"], 0.0, p["sigma"])
+
+
 PRIOR_KINDS: dict[str, PriorKind] = {
-    "Normal": PriorKind("Normal", ("mu", "sigma"), "real", lambda p: p["mu"]),
-    "StudentT": PriorKind("StudentT", ("nu", "mu", "sigma"), "real", lambda p: p["mu"]),
-    "HalfNormal": PriorKind("HalfNormal", ("sigma",), "positive", lambda p: p["sigma"]),
-    "HalfStudentT": PriorKind("HalfStudentT", ("nu", "sigma"), "positive", lambda p: p["sigma"]),
-    "HalfCauchy": PriorKind("HalfCauchy", ("beta",), "positive", lambda p: p["beta"]),
-    "Exponential": PriorKind("Exponential", ("lam",), "positive", lambda p: 1 / p["lam"]),
-    "Gamma": PriorKind("Gamma", ("alpha", "beta"), "positive", lambda p: p["alpha"] / p["beta"]),
-    "Beta": PriorKind("Beta", ("alpha", "beta"), "unit", lambda p: p["alpha"] / (p["alpha"] + p["beta"])),
-    "LKJ": PriorKind("LKJCorr", ("eta",), "correlation"),
+    "Normal": PriorKind("Normal", ("mu", "sigma"), "real", lambda p: p["mu"],
+                        lambda x, p: stats.norm.logpdf(x, p["mu"], p["sigma"])),
+    "StudentT": PriorKind("StudentT", ("nu", "mu", "sigma"), "real", lambda p: p["mu"],
+                          lambda x, p: stats.t.logpdf(x, p["nu"], p["mu"], p["sigma"])),
+    "HalfNormal": PriorKind("HalfNormal", ("sigma",), "positive", lambda p: p["sigma"],
+                            lambda x, p: stats.halfnorm.logpdf(x, scale=p["sigma"])),
+    "HalfStudentT": PriorKind("HalfStudentT", ("nu", "sigma"), "positive", lambda p: p["sigma"], _half_t),
+    "HalfCauchy": PriorKind("HalfCauchy", ("beta",), "positive", lambda p: p["beta"],
+                            lambda x, p: stats.halfcauchy.logpdf(x, scale=p["beta"])),
+    "Exponential": PriorKind("Exponential", ("lam",), "positive", lambda p: 1 / p["lam"],
+                             lambda x, p: stats.expon.logpdf(x, scale=1 / p["lam"])),
+    "Gamma": PriorKind("Gamma", ("alpha", "beta"), "positive", lambda p: p["alpha"] / p["beta"],
+                       lambda x, p: stats.gamma.logpdf(x, p["alpha"], scale=1 / p["beta"])),
+    "Beta": PriorKind("Beta", ("alpha", "beta"), "unit", lambda p: p["alpha"] / (p["alpha"] + p["beta"]),
+                      lambda x, p: stats.beta.logpdf(x, p["alpha"], p["beta"])),
+    # on a correlation matrix R: (eta - 1) log det R, up to its normalising constant
+    "LKJ": PriorKind("LKJCorr", ("eta",), "correlation", None,
+                     lambda R, p: (p["eta"] - 1.0) * np.linalg.slogdet(R)[1]),
 }
 
 
@@ -84,6 +101,15 @@ class Prior:
     @property
     def values(self) -> dict[str, float]:
         return dict(self.params)
+
+    def log_density(self, values):
+        """The prior's log density at ``values`` (NumPy, elementwise; for LKJ, at correlation matrices
+        ``(..., q, q)``, up to a constant).
+
+        >>> float(Normal(1.0, 2.0).log_density(1.0)).__round__(6)
+        -1.612086
+        """
+        return PRIOR_KINDS[self.kind].log_density(np.asarray(values, dtype=float), self.values)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params)

@@ -36,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -56,7 +57,7 @@ __all__ = ["compare_map", "map_estimate", "COLLAPSED", "MODE_COLUMNS"]
 COLLAPSED = 0.01  # an SD mode below this fraction of its posterior mean has run into the spike at zero
 MODE_COLUMNS = ("joint_map", "marginal_mode", "mean")  # compare_map's three estimates, in this order
 _MAXITER = 5000
-MODE = "NUMBA"
+_DENSITIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {coordinates: _LogDensity}
 
 
 class _LogDensity:
@@ -75,7 +76,7 @@ class _LogDensity:
         grad = pt.concatenate([g.ravel() for g in pytensor.grad(loss, values)])
         self.outputs = [v.name for v in pymc_model.unobserved_value_vars]
         outs, flat = join_nonshared_inputs(point, [loss, grad, *pymc_model.unobserved_value_vars], values)
-        self.fn = compile([flat], outs, mode=MODE, on_unused_input="ignore")
+        self.fn = compile([flat], outs, mode="NUMBA", on_unused_input="ignore")
         self.slices, start = {}, 0
         for v in values:
             size = int(np.prod(point[v.name].shape))
@@ -117,6 +118,17 @@ class _LogDensity:
             data[name] = (("chain", "draw", *dims), value[None, None])
         coords = {k: list(v) for k, v in model.coords.items() if v is not None}
         return xr.Dataset(data, coords=coords)
+
+
+def _log_density(model, parameterization) -> _LogDensity:
+    """The compiled log density of ``model`` in the coordinates of :func:`map_estimate`, compiled once per model."""
+    kept = _DENSITIES.setdefault(model, {})
+    key = repr(parameterization)
+    if key not in kept:
+        pymc_model = model.pymc_model if parameterization is None else build_model(
+            model.design, model.family, model.priors, parameterization, around_fixed_effects=False)
+        kept[key] = _LogDensity(pymc_model)
+    return kept[key]
 
 
 def _collapsed_factors(design, mode: xr.Dataset, scale: Mapping[str, float]) -> list[str]:
@@ -187,13 +199,9 @@ def map_estimate(model, scale: Mapping[str, float], parameterization: str | Mapp
         :class:`~hierbayes.errors.ConvergenceWarning` says so.
     """
     design = model.design
-    if parameterization is None:
-        pymc_model = model.pymc_model
-        centering = hierarchical_centering(design, model.parameterization)
-    else:
-        pymc_model = build_model(design, model.family, model.priors, parameterization, around_fixed_effects=False)
-        centering = None
-    density = _LogDensity(pymc_model)
+    centering = hierarchical_centering(design, model.parameterization) if parameterization is None else None
+    density = _log_density(model, parameterization)
+    pymc_model = density.model
     res, x = density.minimize(density.x0, np.zeros(0, dtype=int), maxiter)
     mode = density.posterior(x)
     factors = _collapsed_factors(design, mode, scale) if design.factors else []

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import html
 import warnings
 from functools import cached_property
 
@@ -23,7 +24,7 @@ import xarray as xr
 from hierbayes.errors import ConvergenceWarning, HierbayesError
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
-from hierbayes.posterior.diagnostics import check_convergence
+from hierbayes.posterior.diagnostics import check_convergence, few_levels
 from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
@@ -337,6 +338,7 @@ class Posterior:
         bad = checks[~checks["ok"]]
         lines.append("Diagnostics: all checks passed." if bad.empty
                      else "Diagnostics: " + " ".join(bad["message"]))
+        lines += [f"Few levels: {message}" for message in few_levels(self.model.design)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -345,5 +347,6 @@ class Posterior:
             parts += ["<h4>Group-level effects: none</h4>", f"<p>{NO_GROUPS}</p>"]
         for title, frame in self._sections():
             parts += [f"<h4>{title}</h4>", frame.round(3).to_html()]
+        parts += [f"<p class='few-levels'>Few levels: {html.escape(message)}</p>" for message in few_levels(self.model.design)]
         parts.append("</div>")
         return "\n".join(parts)

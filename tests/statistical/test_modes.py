@@ -64,6 +64,28 @@ def test_one_block_of_all_effects_gives_the_level_by_level_likelihood(sleepstudy
     assert mm.marginal_mode(model).values.to_dict() == pytest.approx(by_level.to_dict(), rel=1e-6)
 
 
+def test_nested_factors_integrate_out_level_by_level_as_one_block_does(monkeypatch):
+    rng = np.random.default_rng(6)
+    school = np.repeat(np.arange(8), 12)
+    klass = school * 3 + np.tile(np.repeat(np.arange(3), 4), 8)
+    x = rng.normal(size=school.size)
+    y = 1 + 0.5 * x + rng.normal(0, 1.0, 8)[school] + rng.normal(0, 0.6, 24)[klass] + rng.normal(0, 1, school.size)
+    df = pd.DataFrame({"y": y, "x": x, "school": school, "klass": klass % 3})
+    model = hb.Model("y ~ x + (1 | school/klass)", df)
+    assert mm._Likelihood(model.design).path == ("school", "school:klass")
+    nested = mm.marginal_mode(model)
+    monkeypatch.setattr(mm, "_level_by_level", lambda design: None)
+    assert nested.converged
+    assert mm.marginal_mode(model).values.to_dict() == pytest.approx(nested.values.to_dict(), rel=1e-5)
+
+
+def test_marginal_mode_of_a_varying_intercept_is_lme4_ml(sleepstudy):
+    # lmer(Reaction ~ Days + (1|Subject), sleepstudy, REML=FALSE), lme4 1.1-31
+    mode = mm.marginal_mode(hb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy))
+    assert mode.values.to_dict() == pytest.approx({"Intercept": 251.40510485, "Days": 10.46728596,
+                                                   "sd(Intercept|Subject)": 36.01208194, "sigma": 30.89543387}, rel=1e-3)
+
+
 def test_marginal_mode_of_other_families_is_left_empty_with_the_reason():
     rng = np.random.default_rng(4)
     g = np.repeat(np.arange(10), 5)

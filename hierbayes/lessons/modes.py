@@ -52,10 +52,9 @@ from hierbayes.specification.names import INTERCEPT_CENTERED, SLOPES, FactorName
 from hierbayes.specification.parameters import model_parameters
 from hierbayes.specification.priors import PRIOR_KINDS
 
-__all__ = ["compare_map", "map_estimate", "COLLAPSED", "MODE_COLUMNS"]
+__all__ = ["compare_map", "map_estimate", "COLLAPSED"]
 
 COLLAPSED = 0.01  # an SD mode below this fraction of its posterior mean has run into the spike at zero
-MODE_COLUMNS = ("joint_map", "marginal_mode", "mean")  # compare_map's three estimates, in this order
 _MAXITER = 5000
 _DENSITIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {coordinates: _LogDensity}
 

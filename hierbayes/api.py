@@ -132,9 +132,9 @@ class Fit(Posterior):
         return plot_ppc(self, **kwargs)
 
     def compare_map(self, prob: float | None = None, **kwargs) -> pd.DataFrame:
-        """MAP next to posterior mean for every population-level parameter;
-        see :func:`hierbayes.lessons.teaching.compare_map`."""
-        from hierbayes.lessons.teaching import compare_map
+        """The joint MAP, the marginal mode (lme4's ML for gaussian models) and the posterior mean of
+        every population-level parameter; see :func:`hierbayes.lessons.modes.compare_map`."""
+        from hierbayes.lessons.modes import compare_map
 
         return compare_map(self, prob, **kwargs)
 

@@ -1,2 +1,3 @@
-"""Teaching and checking the method: the MAP against the posterior mean, centered against
-non-centered geometry (``teaching``), and simulation-based calibration (``calibration``)."""
+"""Teaching and checking the method: centered against non-centered geometry (``teaching``), the
+joint MAP, the marginal mode and the posterior mean (``modes``, ``marginal_mode``), and
+simulation-based calibration (``calibration``)."""

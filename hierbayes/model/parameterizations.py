@@ -434,8 +434,8 @@ _BY_VALUE = {p.value: p for p in (NonCentered, Centered, CenteredIntercept)}
 PARAMETERIZATIONS = tuple(_BY_VALUE)  # the values of ``parameterization=`` ("auto" aside)
 
 
-def factor_parameterizations(design: Design, parameterization, collapse: bool = False
-                             ) -> dict[str, Parameterization]:
+def factor_parameterizations(design: Design, parameterization, collapse: bool = False,
+                             around_fixed_effects: bool = True) -> dict[str, Parameterization]:
     """The parameterization of each grouping factor's effects, in formula order (none with ``collapse``).
 
     Parameters
@@ -446,6 +446,10 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
         factor (validated by :class:`hierbayes.model.definition.ModelDefinition`).
     collapse : bool
         The effects are integrated out: none is drawn.
+    around_fixed_effects : bool
+        False draws every centered factor's effects as deviations ``r_j ~ N(0, L L')``
+        (no :class:`HierarchicallyCentered`, no :class:`Folded`): the model in its own terms,
+        where the joint mode's collapse is ``r = 0`` (:mod:`hierbayes.lessons.modes`).
 
     Returns
     -------
@@ -466,7 +470,7 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
     """
     if collapse:
         return {}
-    centering = hierarchical_centering(design, parameterization)
+    centering = hierarchical_centering(design, parameterization) if around_fixed_effects else None
     shear = sheared(design, parameterization)
     folded = folded_factors(design, parameterization, centering)
     out = {}

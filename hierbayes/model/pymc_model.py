@@ -123,7 +123,8 @@ def _factor_sd(design: Design, factor: str, prior_rv):
 
 
 def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
-                parameterization: str | Mapping[str, str] = "non-centered", collapse: bool = False) -> pm.Model:
+                parameterization: str | Mapping[str, str] = "non-centered", collapse: bool = False,
+                around_fixed_effects: bool = True) -> pm.Model:
     """Write the PyMC model of ``design`` with ``family`` and ``priors``.
 
     Parameters
@@ -137,6 +138,9 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     collapse : bool
         Integrate the group effects out (:mod:`hierbayes.model.collapsed`; gaussian, one factor or two nested):
         the model then samples no group effects and ``parameterization`` is unused.
+    around_fixed_effects : bool
+        False keeps centered effects as deviations from the fixed effects (see
+        :func:`hierbayes.model.parameterizations.factor_parameterizations`).
 
     Returns
     -------
@@ -144,7 +148,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     """
     data = model_data(design, family, priors, collapse)
     coords = model_coords(design)
-    chosen = factor_parameterizations(design, parameterization, collapse)
+    chosen = factor_parameterizations(design, parameterization, collapse, around_fixed_effects)
     centred = next((p.fixed_means for p in chosen.values() if p.fixed_means), ())
 
     with pm.Model(coords=coords) as model:

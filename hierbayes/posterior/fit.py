@@ -24,7 +24,7 @@ import xarray as xr
 from hierbayes.errors import ConvergenceWarning, HierbayesError
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
-from hierbayes.posterior.diagnostics import check_convergence
+from hierbayes.posterior.diagnostics import check_convergence, few_levels
 from hierbayes.posterior.summaries import draw_stats, format_table, interval_names, parameter_draws, summary_table
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
@@ -349,6 +349,7 @@ class Posterior:
             lines += [title, format_table(frame, digits).to_string(), ""]
         failed = self._failed_checks()
         lines.append("Diagnostics: all checks passed." if not failed else "Diagnostics: " + " ".join(failed))
+        lines += [f"Few levels: {message}" for message in few_levels(self.model.design)]
         return "\n".join(lines)
 
     def _failed_checks(self) -> list[str]:
@@ -373,5 +374,7 @@ class Posterior:
             parts += [f"<h4>{html.escape(title)}</h4>", format_table(frame).to_html(border=0)]
         parts.append("<p>Diagnostics: all checks passed.</p>" if not failed else
                      "<p>Diagnostics: " + html.escape(" ".join(failed)) + "</p>")
+        parts += [f"<p class='few-levels'>Few levels: {html.escape(message)}</p>"
+                  for message in few_levels(self.model.design)]
         parts.append("</div>")
         return "\n".join(parts)

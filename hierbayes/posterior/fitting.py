@@ -17,9 +17,13 @@ Examples
 
 from __future__ import annotations
 
+import warnings
+
 from hierbayes.backend.sampling import run_sampler
+from hierbayes.errors import DataWarning
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
+from hierbayes.posterior.diagnostics import few_levels
 from hierbayes.posterior.fit import Posterior
 
 __all__ = ["fit_model"]
@@ -47,5 +51,7 @@ def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, co
     fit_class = model.fit_class or Posterior
     fit = fit_class.from_run(model, run, seed=seed, log_likelihood=log_likelihood)
     if warn:
+        for message in few_levels(model.design):
+            warnings.warn(message, DataWarning, stacklevel=3)
         fit.warn_if_unconverged()
     return fit

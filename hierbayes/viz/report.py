@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierbayes.errors import HierbayesError
+from hierbayes.posterior.diagnostics import few_levels
 from hierbayes.posterior.fit import NO_GROUPS
 from hierbayes.posterior.summaries import format_table
 from hierbayes.specification.names import file_stem
@@ -257,6 +258,7 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
               "<h3>Priors</h3>", "<p>Every prior in force; 'default' ones are scaled to the data.</p>",
               _table_html("priors", tables["priors"], words=True)]
     parts += ["<h2>Diagnostics</h2>", _diagnostics_html(tables["diagnostics"]),
+              *(f"<p class='bad few-levels'>{html.escape(m)}</p>" for m in few_levels(fit.model.design)),
               _table_html("diagnostics", tables["diagnostics"], words=True)]
     parts.append("<h2>Estimates</h2><p>Every number is a posterior mean (never a mode), with a "
                  f"{100 * fit.prob:g}% equal-tailed credible interval.</p>")

@@ -85,7 +85,7 @@ def test_the_import_helper_sees_function_level_imports_and_skips_type_checking(t
     source = PACKAGE / "api.py"
     found = imported_modules(source)
     assert "hierbayes.posterior.fitting" in found  # a module-level import
-    assert {"hierbayes.viz.plots", "hierbayes.lessons.teaching"} <= found  # imported inside methods
+    assert {"hierbayes.viz.plots", "hierbayes.lessons.modes"} <= found  # imported inside methods
 
 
 def test_every_stage_is_known():

@@ -1,4 +1,4 @@
-"""The MAP-versus-mean lesson and centered versus non-centered (hierbayes.lessons.teaching).
+"""The MAP-versus-mean lesson (its statistics against lme4 are in tests/statistical/test_modes.py) and centered versus non-centered (hierbayes.lessons.teaching).
 
 One small-data design serves both: 8 levels of 2 rows, a group SD (0.3) far below the
 residual SD (2), so each level's data say little next to the population spread. Its two
@@ -73,25 +73,26 @@ def test_map_of_the_group_sd_collapses_far_below_the_posterior_mean(comparison):
     fit = comparison.fits["non-centered"]
     table = fit.compare_map()
     assert list(table.index) == list(fit.summary().index)
-    assert list(table.columns) == ["map", "mean", "sd", "2.5%", "97.5%"]
+    assert list(table.columns) == ["joint_map", "marginal_mode", "mean", "sd", "2.5%", "97.5%"]
     sd = table.loc["sd(Intercept|g)"]
-    assert sd["map"] < 0.01 * sd["mean"] and sd["map"] < sd["2.5%"]
+    assert sd["joint_map"] < 0.01 * sd["mean"] and sd["joint_map"] < sd["2.5%"]
+    assert table.attrs["converged"] == {"joint_map": True, "marginal_mode": True}
     assert table.attrs["collapsed"] == ["sd(Intercept|g)"]
     # with the levels' effects at zero the mode of the rest is the model without the factor:
     # the intercept at the mean of y (its prior is centred there) and sigma maximizing
     # -n log s - S / (2 s^2) - s / sd(y), its Exponential(1 / sd(y)) prior included
     y = small_data()["y"].to_numpy()
-    assert table.loc["Intercept", "map"] == pytest.approx(y.mean(), abs=1e-3)
+    assert table.loc["Intercept", "joint_map"] == pytest.approx(y.mean(), abs=1e-3)
     S, n, rate = ((y - y.mean()) ** 2).sum(), y.size, 1 / y.std(ddof=1)
     sigma = optimize.brentq(lambda s: -n / s + S / s**3 - rate, 0.1, 10)
-    assert table.loc["sigma", "map"] == pytest.approx(sigma, rel=1e-3)
+    assert table.loc["sigma", "joint_map"] == pytest.approx(sigma, rel=1e-3)
 
 
 def test_the_mode_depends_on_the_parameterization_the_mean_does_not(comparison):
     fit = comparison.fits["non-centered"]
     own = fit.compare_map(parameterization=None)  # the non-centered coordinates the fit sampled in
     assert own.attrs["collapsed"] == []
-    assert own.loc["sd(Intercept|g)", "map"] > 0.3 * own.loc["sd(Intercept|g)", "mean"]
+    assert own.loc["sd(Intercept|g)", "joint_map"] > 0.3 * own.loc["sd(Intercept|g)", "mean"]
     means = {name: f.summary().loc["sd(Intercept|g)", "mean"] for name, f in comparison.fits.items()}
     sds = {name: f.summary().loc["sd(Intercept|g)", "sd"] for name, f in comparison.fits.items()}
     assert abs(means["centered"] - means["non-centered"]) < 2 * max(sds.values())

@@ -137,7 +137,7 @@ def data_grid(model, values: Mapping[str, Any] | None = None) -> pd.DataFrame:
     >>> import hierbayes as hb
     >>> model = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
     >>> data_grid(model, {"Days": [0, 9]})[["Days", "Subject"]].values.tolist()
-    [[0, 308], [9, 308]]
+    [[0, '308'], [9, '308']]
     """
     values = dict(values or {})
     for column in values:

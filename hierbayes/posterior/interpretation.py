@@ -203,8 +203,11 @@ def predictions(fit, newdata=None, by=None, groups: str = "population", kind: st
     """
     rows = _rows(fit.model, newdata)
     (values,) = frame_draws(fit, [rows], kind=kind, groups=groups, scale=scale, seed=seed)
-    if by is None:
-        rows = rows[[c for c in rows.columns if c in predictor_columns(fit.model)] or list(rows.columns)]
+    if by is None:  # each row named by its predictors (not the grouping columns, for population predictions)
+        unused = set() if groups != "population" else \
+            {c for b in fit.model.design.blocks for c in b.block.factor_columns}
+        rows = rows[[c for c in rows.columns if c in predictor_columns(fit.model) and c not in unused]
+                    or list(rows.columns)]
     labels, averaged = group_average(values, rows, by)
     return summarise(fit, labels, averaged, prob, draws)
 

@@ -166,7 +166,8 @@ def test_predictions_on_a_grid_and_on_the_link_scale(poisson, data):
     np.testing.assert_allclose(grid.values, expected, rtol=1e-10)
     response = poisson.predictions({"x": [0.0, 2.0], "trt": ["drug"]})
     np.testing.assert_allclose(response["estimate"], np.exp(expected).mean(axis=(0, 1)), rtol=1e-10)
-    assert list(response.columns[:4]) == ["x", "trt", "dose", "g"]
+    assert list(response.columns[:4]) == ["x", "trt", "dose", "estimate"]
+    assert list(poisson.predictions({"x": [0.0]}, groups="known").columns[:4]) == ["x", "trt", "dose", "g"]
 
 
 def test_data_grid_holds_numbers_at_their_mean_and_levels_at_the_most_common(poisson, data):

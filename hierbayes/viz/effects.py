@@ -47,7 +47,7 @@ __all__ = ["plot_conditional_effects", "effect_lines", "EFFECT_GID"]
 
 EFFECT_GID = "conditional-effect"  # the gid of the lines (and error-bar points) that carry the predictions
 BAND = dict(alpha=0.2, linewidth=0)
-POINTS = dict(s=10, alpha=0.35, linewidths=0, zorder=1)
+POINTS = dict(s=12, alpha=0.5, linewidths=0, zorder=1)
 SPREAD = (" (mean + SD)", " (mean)", " (mean - SD)")  # the lines of a numeric second variable, in grid order
 
 
@@ -84,8 +84,9 @@ def _held(fit, grid: pd.DataFrame, shown: Sequence[str], groups: str) -> str:
             value = grid[column].iloc[0]
             parts.append(f"{column} = {value:.3g}" if isinstance(value, float) else f"{column} = {value}")
     held = f"held at {', '.join(parts)}; " if parts else ""
-    where = {"population": "population level (group effects zero)", "known": "the groups' fitted effects",
-             "new": "a new group"}[groups]
+    where = {"population": "population level (group effects zero)",
+             "known": "group effects as fitted (partial pooling)",
+             "new": "group effects drawn for a new, unseen group"}[groups]
     return f"{held}{where}"
 
 
@@ -134,7 +135,7 @@ def _panel(fit, ax: Axes, effect: str, second: str | None, *, groups: str, level
     response = fit.model.spec.response.expr
     ax.set_xlabel(effect)
     ax.set_ylabel(f"{response} (linear predictor)" if scale == "link" else
-                  f"{response}: expected value" if kind == "mean" else f"{response}: {kind}")
+                  f"{response} (expected value)" if kind == "mean" else f"{response} ({kind})")
     if split:
         ax.legend(title=split, frameon=False, fontsize="small")
     shown = [effect, *([split] if split else [])]

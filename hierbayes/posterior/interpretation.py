@@ -198,8 +198,10 @@ def predictions(fit, newdata=None, by=None, groups: str = "population", kind: st
 
     Examples
     --------
-    >>> fit.predictions({"Days": [0, 9]})["estimate"].round(-1).tolist()  # doctest: +SKIP
-    [250.0, 350.0]
+    ``fit`` as in the module's example:
+
+    >>> fit.predictions({"Days": [0, 9]})  # doctest: +SKIP
+    >>> fit.predictions(by=True, groups="known")  # doctest: +SKIP
     """
     rows = _rows(fit.model, newdata)
     (values,) = frame_draws(fit, [rows], kind=kind, groups=groups, scale=scale, seed=seed)
@@ -293,9 +295,19 @@ def _set(rows: pd.DataFrame, column: str, value) -> pd.DataFrame:
 
 
 def _compared(fit, rows, cases: list[Counterfactual], groups, kind, scale, seed):
-    frames = [_set(rows, c.term, value) for c in cases for value in (c.lo, c.hi)]
+    """The predictions (lo, hi) of each case, every distinct setting of a variable predicted once
+    (a factor's pairwise comparisons predict each level once)."""
+    settings: dict[tuple, int] = {}
+    frames, where = [], []
+    for c in cases:
+        for value in (c.lo, c.hi):
+            key = (c.term, value) if np.ndim(value) == 0 else (c.term, id(value))
+            if key not in settings:
+                settings[key] = len(frames)
+                frames.append(_set(rows, c.term, value))
+            where.append(settings[key])
     values = frame_draws(fit, frames, kind=kind, groups=groups, scale=scale, seed=seed)
-    return [(c, values[2 * k], values[2 * k + 1]) for k, c in enumerate(cases)]
+    return [(c, values[where[2 * k]], values[where[2 * k + 1]]) for k, c in enumerate(cases)]
 
 
 def _stack(parts: list[tuple[dict, pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:

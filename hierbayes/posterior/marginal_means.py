@@ -157,8 +157,8 @@ def contrasts(fit, specs: str | Sequence[str], method="pairwise", by: str | Sequ
     """
     labels, means, by_columns = _mean_draws(fit, specs, by, scale)
     spec_columns = [c for c in labels.columns if c not in by_columns]
-    groups = [labels.index.to_numpy()] if not by_columns else \
-        [idx.to_numpy() for _, idx in labels.groupby(by_columns, sort=False, observed=True).groups.items()]
+    keys = [tuple(row) for row in labels[by_columns].itertuples(index=False)]
+    groups = [np.array([i for i, k in enumerate(keys) if k == key]) for key in dict.fromkeys(keys)]  # in level order
     parts = []
     for positions in groups:
         cells = labels.iloc[positions]

@@ -82,8 +82,8 @@ def eta_by_hand(fit, data: pd.DataFrame, *, drug=None, x=None, known: bool = Tru
 # --- comparisons and slopes --------------------------------------------------------------------------
 
 def test_gaussian_comparison_of_a_binary_treatment_is_its_coefficient_exactly(gaussian):
-    for groups in ("population", "known"):
-        draws = gaussian.comparisons("trt", groups=groups, draws=True)
+    for groups in ("population", "known", "new"):  # a new level has one drawn effect in both counterfactuals
+        draws = gaussian.comparisons("trt", groups=groups, draws=True, seed=1)
         assert draws.dims == ("chain", "draw", "row") and list(draws["contrast"].values) == ["drug - ctl"]
         np.testing.assert_allclose(draws.values, coef(gaussian, "trt[T.drug]"), rtol=0, atol=1e-10)
     table = gaussian.comparisons("trt")
@@ -200,6 +200,8 @@ def test_contrasts_are_differences_of_the_marginal_means(poisson):
     poly = poisson.contrasts("dose", "poly")
     assert poly["contrast"].tolist() == ["linear", "quadratic"]
     assert poly["estimate"].iloc[1] == pytest.approx((m[..., 0] - 2 * m[..., 1] + m[..., 2]).mean(), rel=1e-10)
+    custom = poisson.contrasts("dose", {"high vs the rest": [1, -0.5, -0.5]}, draws=True)
+    np.testing.assert_allclose(custom.values[..., 0], m[..., 0] - (m[..., 1] + m[..., 2]) / 2, atol=1e-12)
     by = poisson.contrasts("trt", by="dose", draws=True)
     cells = poisson.marginal_means("trt", by="dose", draws=True)
     assert list(by["dose"].values) == ["high", "low", "mid"]

@@ -133,6 +133,8 @@ def _panel(fit, ax: Axes, effect: str, second: str | None, *, groups: str, level
     if categorical:
         ax.set_xticks(range(len(levels_of(fit.model, effect))), [str(v) for v in levels_of(fit.model, effect)])
     response = fit.model.spec.response.expr
+    if fit.model.family.needs_trials:  # the expected value of a binomial model is per trial
+        response = f"{response} per trial"
     ax.set_xlabel(effect)
     ax.set_ylabel(f"{response} (linear predictor)" if scale == "link" else
                   f"{response} (expected value)" if kind == "mean" else f"{response} ({kind})")

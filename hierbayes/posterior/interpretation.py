@@ -127,13 +127,13 @@ def group_average(values: np.ndarray, frame: pd.DataFrame, by) -> tuple[pd.DataF
     columns = [] if by is True else _by_columns(by, frame)
     if not columns:
         return pd.DataFrame(index=pd.RangeIndex(1)), values.mean(axis=-1, keepdims=True)
-    keys = frame[columns].reset_index(drop=True)
-    codes = keys.groupby(columns, sort=True, observed=True).ngroup().to_numpy()
-    labels = keys.groupby(columns, sort=True, observed=True).size().index.to_frame(index=False)
-    weights = np.zeros((len(keys), len(labels)))
-    weights[np.arange(len(keys)), codes] = 1.0
-    weights /= weights.sum(axis=0)
-    return labels, values @ weights
+    grouped = frame[columns].reset_index(drop=True).groupby(columns, sort=True, observed=True, dropna=False)
+    codes = grouped.ngroup().to_numpy()
+    labels = grouped.size().index.to_frame(index=False)
+    order = np.argsort(codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
+    sums = np.add.reduceat(values[..., order], starts, axis=-1)
+    return labels, sums / np.diff(np.r_[starts, len(codes)])
 
 
 def summarise(fit, labels: pd.DataFrame, draws: np.ndarray, prob: float | None, as_draws: bool):

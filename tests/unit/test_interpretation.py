@@ -317,3 +317,10 @@ def test_a_loaded_fit_reads_the_same(gaussian, tmp_path):
                                   gaussian.comparisons({"x": 1, "trt": "reference"}))
     pd.testing.assert_frame_equal(loaded.hypothesis("x > 0.5"), gaussian.hypothesis("x > 0.5"))
     pd.testing.assert_frame_equal(loaded.contrasts("trt"), gaussian.contrasts("trt"))
+
+
+def test_population_predictions_of_the_fitting_data_leave_the_group_effects_out(poisson, data):
+    """predict() without new data, groups="population": the same as the fitting rows passed as new data."""
+    own = poisson.predict(groups="population").values
+    np.testing.assert_allclose(own, poisson.predict(data, groups="population").values, rtol=1e-12)
+    np.testing.assert_allclose(own, np.exp(eta_by_hand(poisson, data, known=False)), rtol=1e-10)

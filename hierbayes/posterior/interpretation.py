@@ -162,6 +162,12 @@ def _rows(model, newdata) -> pd.DataFrame:
     return newdata.reset_index(drop=True)
 
 
+def _named(fit, rows: pd.DataFrame, groups: str) -> pd.DataFrame:
+    """The columns that name each row: its predictors (not the grouping columns, for population predictions)."""
+    unused = set() if groups != "population" else {c for b in fit.model.design.blocks for c in b.block.factor_columns}
+    return rows[[c for c in rows.columns if c in predictor_columns(fit.model) and c not in unused] or list(rows.columns)]
+
+
 # --- predictions ----------------------------------------------------------------------------------
 
 def predictions(fit, newdata=None, by=None, groups: str = "population", kind: str = "mean",
@@ -205,12 +211,7 @@ def predictions(fit, newdata=None, by=None, groups: str = "population", kind: st
     """
     rows = _rows(fit.model, newdata)
     (values,) = frame_draws(fit, [rows], kind=kind, groups=groups, scale=scale, seed=seed)
-    if by is None:  # each row named by its predictors (not the grouping columns, for population predictions)
-        unused = set() if groups != "population" else \
-            {c for b in fit.model.design.blocks for c in b.block.factor_columns}
-        rows = rows[[c for c in rows.columns if c in predictor_columns(fit.model) and c not in unused]
-                    or list(rows.columns)]
-    labels, averaged = group_average(values, rows, by)
+    labels, averaged = group_average(values, _named(fit, rows, groups) if by is None else rows, by)
     return summarise(fit, labels, averaged, prob, draws)
 
 
@@ -335,8 +336,9 @@ def comparisons(fit, variables, by=None, comparison: str | Callable = "differenc
         ``"minmax"`` or a pair ``(lo, hi)`` of values; a name alone is ``+1`` (``0 -> 1`` for a 0/1
         column). Categorical: ``"reference"`` (each level against the first; the default),
         ``"pairwise"`` (every pair), ``"sequential"`` or a pair of levels.
-    by : str, list of str or True, optional
-        Compare within groups of these columns (one overall comparison by default).
+    by : str, list of str, True or False, optional
+        Compare within groups of these columns (one overall comparison by default); ``False``:
+        one comparison per row (marginaleffects's ``comparisons``), named by the row's predictors.
     comparison : {"difference", "ratio", "lnratio", "lnor"} or callable
         How the averaged predictions ``hi`` and ``lo`` are compared; a callable ``f(hi, lo)``
         on the (chain, draw, group) arrays.
@@ -364,10 +366,11 @@ def comparisons(fit, variables, by=None, comparison: str | Callable = "differenc
                              f"not {comparison!r}")
     rows = _rows(fit.model, newdata)
     by = True if by is None else by
+    named = _named(fit, rows, groups) if by is False else rows
     parts = []
     for case, lo, hi in _compared(fit, rows, counterfactuals(fit.model, rows, variables), groups, kind, scale, seed):
-        labels, lo_avg = group_average(lo, rows, by)
-        _, hi_avg = group_average(hi, rows, by)
+        labels, lo_avg = group_average(lo, named, by)
+        _, hi_avg = group_average(hi, named, by)
         with np.errstate(divide="ignore", invalid="ignore"):
             values = compare(hi_avg, lo_avg)
         head = {"term": case.term, "contrast": template.format(hi=case.hi_name, lo=case.lo_name)}
@@ -422,9 +425,10 @@ def slopes(fit, variables, by=None, groups: str = "population", kind: str = "mea
         cases.append(Counterfactual(v, v, v, x - h / 2, x + h / 2))
         steps.append(h)
     by = True if by is None else by
+    named = _named(fit, rows, groups) if by is False else rows
     parts = []
     for (case, lo, hi), h in zip(_compared(fit, rows, cases, groups, kind, scale, seed), steps):
-        labels, slope = group_average((hi - lo) / h, rows, by)
+        labels, slope = group_average((hi - lo) / h, named, by)
         parts.append(({"term": case.term, "contrast": "dY/dX"}, labels, slope))
     labels, values = _stack(parts)
     return summarise(fit, labels, values, prob, draws)

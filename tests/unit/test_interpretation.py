@@ -90,6 +90,9 @@ def test_gaussian_comparison_of_a_binary_treatment_is_its_coefficient_exactly(ga
     assert list(table.columns) == ["term", "contrast", "estimate", "sd", "2.5%", "97.5%"]
     assert table["estimate"].iloc[0] == pytest.approx(coef(gaussian, "trt[T.drug]").mean(), abs=1e-10)
     np.testing.assert_allclose(gaussian.slopes("x", draws=True).values, coef(gaussian, "x"), atol=1e-7)
+    rows = gaussian.comparisons("trt", by=False, draws=True)  # one comparison per row
+    assert rows.sizes["row"] == gaussian.model.design.n_obs and {"x", "trt"} <= set(rows.coords) and "y" not in rows.coords
+    np.testing.assert_allclose(rows.values, np.broadcast_to(coef(gaussian, "trt[T.drug]"), rows.shape), atol=1e-10)
 
 
 def test_poisson_comparisons_equal_the_averages_by_hand(poisson, data):

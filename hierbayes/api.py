@@ -131,6 +131,16 @@ class Fit(Posterior):
 
         return plot_ppc(self, **kwargs)
 
+    def conditional_effects(self, effects=None, **kwargs):
+        """brms's ``conditional_effects``: expected response against a predictor, with its credible band
+        (Figure); see :func:`hierbayes.viz.effects.plot_conditional_effects`.
+
+        >>> fit.conditional_effects("Days:trt", points=True)  # doctest: +SKIP
+        """
+        from hierbayes.viz.effects import plot_conditional_effects
+
+        return plot_conditional_effects(self, effects, **kwargs)
+
     def compare_map(self, prob: float | None = None, **kwargs) -> pd.DataFrame:
         """The joint MAP, the marginal mode (lme4's ML for gaussian models) and the posterior mean of
         every population-level parameter; see :func:`hierbayes.lessons.modes.compare_map`."""

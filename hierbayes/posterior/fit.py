@@ -181,6 +181,67 @@ class Posterior:
 
         return bayes_r2(self, prob=prob, summary=summary)
 
+    # -- interpretation (logic in interpretation.py, marginal_means.py, hypotheses.py) -----------------
+    def predictions(self, newdata=None, by=None, groups: str = "population", kind: str = "mean",
+                    scale: str = "response", **kwargs):
+        """Predictions for rows or a grid (a dict of column -> values), averaged within ``by`` groups;
+        see :func:`hierbayes.posterior.interpretation.predictions`.
+
+        >>> fit.predictions({"Days": [0, 9]})  # doctest: +SKIP
+        """
+        from hierbayes.posterior.interpretation import predictions
+
+        return predictions(self, newdata, by, groups, kind, scale, **kwargs)
+
+    def comparisons(self, variables, by=None, comparison="difference", groups: str = "population", **kwargs):
+        """Average counterfactual comparisons (``{"trt": "pairwise"}``, ``{"x": "sd"}``, ``{"x": (15, 25)}``);
+        see :func:`hierbayes.posterior.interpretation.comparisons`.
+
+        >>> fit.comparisons({"Days": (0, 9)})  # doctest: +SKIP
+        """
+        from hierbayes.posterior.interpretation import comparisons
+
+        return comparisons(self, variables, by, comparison, groups, **kwargs)
+
+    def slopes(self, variables, by=None, groups: str = "population", **kwargs):
+        """Average marginal effects of numeric predictors; see :func:`hierbayes.posterior.interpretation.slopes`.
+
+        >>> fit.slopes("Days")  # doctest: +SKIP
+        """
+        from hierbayes.posterior.interpretation import slopes
+
+        return slopes(self, variables, by, groups, **kwargs)
+
+    def marginal_means(self, specs, by=None, scale: str = "response", **kwargs):
+        """Estimated marginal means over a balanced reference grid (emmeans);
+        see :func:`hierbayes.posterior.marginal_means.marginal_means`.
+
+        >>> fit.marginal_means("trt")  # doctest: +SKIP
+        """
+        from hierbayes.posterior.marginal_means import marginal_means
+
+        return marginal_means(self, specs, by, scale, **kwargs)
+
+    def contrasts(self, specs, method="pairwise", by=None, scale: str = "response", **kwargs):
+        """Contrasts of marginal means: ``"pairwise"``, ``"trt.vs.ctrl"``, ``"poly"``;
+        see :func:`hierbayes.posterior.marginal_means.contrasts`.
+
+        >>> fit.contrasts("trt", "trt.vs.ctrl")  # doctest: +SKIP
+        """
+        from hierbayes.posterior.marginal_means import contrasts
+
+        return contrasts(self, specs, method, by, scale, **kwargs)
+
+    def hypothesis(self, claims, **kwargs) -> pd.DataFrame:
+        """brms's ``hypothesis()``: ``"Days > 5"``, ``"sd(Intercept|Subject) > 20"``, ``"Intercept + 3 * Days = 280"``;
+        see :func:`hierbayes.posterior.hypotheses.hypothesis`.
+
+        >>> fit.hypothesis("Days > 5")  # doctest: +SKIP
+        """
+        from hierbayes.posterior.hypotheses import hypothesis
+
+        return hypothesis(self, claims, **kwargs)
+
     # -- tables ---------------------------------------------------------------------------------
     def _table(self, parameters: list[Parameter], prob: float | None) -> pd.DataFrame:
         return summary_table(parameter_draws(self.posterior, parameters), [p.label for p in parameters],

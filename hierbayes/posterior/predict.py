@@ -53,7 +53,8 @@ from hierbayes.specification.linear_predictor import design_effects, fixed_effec
 from hierbayes.specification.names import FactorNames, cor_pair
 from hierbayes.specification.readers import as_pandas
 
-__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "predict_summary", "family_draws",
+__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "rows_linear_predictor",
+           "predict_summary", "family_draws",
            "KINDS", "GROUPS"]
 
 KINDS = ("mean", "response")
@@ -96,9 +97,10 @@ class NewRows:
 
 # --- the new-data design ----------------------------------------------------------------------
 
-def _fitted_rows(design: Design) -> NewRows:
-    factors = tuple(FactorRows(f, np.asarray(design.factors[f].levels, dtype=object)[index], Z)
-                    for f, index, Z in design_effects(design))
+def _fitted_rows(design: Design, groups: str) -> NewRows:
+    factors = () if groups == "population" else \
+        tuple(FactorRows(f, np.asarray(design.factors[f].levels, dtype=object)[index], Z)
+              for f, index, Z in design_effects(design))
     return NewRows(design.X, design.offset, factors, design.trials, pd.RangeIndex(design.n_obs, name=OBS_DIM))
 
 
@@ -224,7 +226,7 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
     """
     design = model.design
     if data is None:
-        return _fitted_rows(design)
+        return _fitted_rows(design, groups)  # as new rows: no group effects for groups="population"
     data = as_pandas(data, "new data")
     if len(data) == 0:
         raise DataError("the new data are empty (0 rows)")
@@ -373,6 +375,15 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
                         rng=np.random.default_rng(seed))
 
 
+def rows_linear_predictor(model, post: xr.Dataset, rows: NewRows, groups: str = "known", *,
+                          allow_new_levels: bool = False, rng: np.random.Generator) -> np.ndarray:
+    """The linear predictor of the rows of a :class:`NewRows`, (chain, draw, obs): what :func:`predict_rows`
+    puts through the family's mean, and the link scale of :mod:`hierbayes.posterior.interpretation`."""
+    design = model.design
+    effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
+    return linear_predictor(fixed_effect_draws(post, design), rows.X, rows.offset, effects)
+
+
 def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", groups: str = "known", *,
                  allow_new_levels: bool = False, rng: np.random.Generator) -> xr.DataArray:
     """:func:`predict` of the rows of a :class:`NewRows`, for the draws of ``post``.
@@ -381,9 +392,7 @@ def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", gro
     predicts a few draws of a few rows); the result has its chains and draws.
     """
     design, family = model.design, model.family
-    b = fixed_effect_draws(post, design)
-    effects = [factor_effects(post, design, fr, groups, allow_new_levels, rng) for fr in rows.factors]
-    eta = linear_predictor(b, rows.X, rows.offset, effects)
+    eta = rows_linear_predictor(model, post, rows, groups, allow_new_levels=allow_new_levels, rng=rng)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints
     if kind == "response":
         values = family.draw(rng, eta, family_draws(family, post), trials)

@@ -145,8 +145,8 @@ def lkj_label(block) -> str:
 def prior_targets(design: Design, family: Family) -> list[tuple[str, str, str]]:
     """(label, class, support) of every parameter that takes a prior, in order.
 
-    Differs from :func:`model_parameters` in one respect: a correlated block takes one
-    LKJ prior on its whole correlation matrix.
+    Differs from :func:`model_parameters` in two respects: a correlated block takes one
+    LKJ prior on its whole correlation matrix, and a family's derived quantities take none.
     """
     targets = [(p.label, p.cls, p.support) for p in model_parameters(design, family) if p.cls not in ("cor", DERIVED)]
     targets += [(lkj_label(b), "cor", "correlation") for b in design.blocks

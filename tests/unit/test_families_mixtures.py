@@ -16,6 +16,7 @@ import pytest
 from scipy import special, stats
 
 import hierbayes as hb
+from hierbayes.lessons.calibration import draw_prior, simulate_truth, tracked_parameters
 from hierbayes.specification.families import get_family
 from hierbayes.specification.families.proportions import ordered_beta_logp, zero_one_inflated_beta_logp
 from hierbayes.specification.parameters import model_parameters, prior_targets
@@ -222,6 +223,16 @@ def test_ordered_beta_samples_an_ordered_pair_and_reports_both_cutpoints():
     values = {pymc_model.rvs_to_values[pymc_model["cutzero"]]: -1.2,
               pymc_model.rvs_to_values[pymc_model["cutgap"]]: np.log(2.0)}  # cutgap's value is its log
     assert float(cutone.eval(values)) == pytest.approx(0.8)
+
+
+def test_calibration_truth_holds_every_tracked_parameter_of_the_ordered_beta():
+    model = valid_model("ordered_beta")
+    theta = draw_prior(model.priors, model.design, 1, np.random.default_rng(2))
+    theta = {label: value[0] for label, value in theta.items()}
+    truth, y = simulate_truth(model.design, model.family, model.priors, theta, np.random.default_rng(3))
+    tracked = {p.var for p in tracked_parameters(model.design, model.family)}
+    assert tracked <= set(truth) and ((y >= 0) & (y <= 1)).all()
+    assert truth["cutone"].item() == pytest.approx(theta["cutzero"] + theta["cutgap"])
 
 
 @pytest.mark.parametrize("alias, name", [("zero_inflated_negbinomial", "zero_inflated_negative_binomial"),

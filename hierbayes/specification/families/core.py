@@ -168,9 +168,9 @@ class Family:
         ``(y, trials, column) -> None``; raises :class:`DataError` outside the support.
     variance : callable, optional
         ``(mean, params) -> array``: variance of a response (of one trial for binomial)
-        given ``mean``, the inverse link of the linear predictor (as ``expected_value`` takes it). The Bayesian R-squared (times the trials); the ICC's latent
-        variance on the identity and log links; ``quasi_variance`` of a family without
-        parameters.
+        given ``mean``, the inverse link of the linear predictor (as ``expected_value`` takes
+        it). The Bayesian R-squared (times the trials); the ICC's latent variance on the
+        identity and log links; ``quasi_variance`` of a family without parameters.
     quasi_variance : callable, optional
         ``mean -> array``: the variance function V(mu) of the no- and complete-pooling
         fits (quasi-likelihood by IRLS), needed up to a constant factor only. Default

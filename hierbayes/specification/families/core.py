@@ -193,10 +193,6 @@ class Family:
         Fixed values the likelihood reads from ``params`` as if they were parameters
         (asymmetric Laplace's ``quantile``); part of :attr:`fingerprint`, so families that
         differ in them never share a compiled model.
-    derived : tuple of (name, callable)
-        Quantities computed from the parameters, ``params -> value`` in PyTensor and NumPy alike
-        (ordered beta's ``cutone = cutzero + cutgap``): recorded in the posterior under ``name``
-        and summarised with the parameters, without a prior of their own.
     random : callable, optional
         ``(rng, mean, params, trials) -> array``: draws of the response in NumPy
         (predictions, posterior predictive checks, calibration). Default: draws of
@@ -210,6 +206,10 @@ class Family:
     link_likelihoods : tuple of (link, callable)
         Likelihoods of ``likelihood``'s signature written on ``eta`` for one link
         (cheaper gradients); see :attr:`likelihood_on_link`.
+    derived : tuple of (name, callable)
+        Quantities computed from the parameters, ``params -> value`` in PyTensor and NumPy alike
+        (ordered beta's ``cutone = cutzero + cutgap``): recorded in the posterior under ``name``
+        and summarised with the parameters, without a prior of their own.
     """
 
     name: str
@@ -225,11 +225,11 @@ class Family:
     expected_value: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
     distribution: Callable[..., Any] | None = None
     constants: tuple[tuple[str, float], ...] = ()
-    derived: tuple[tuple[str, Callable[[dict], Any]], ...] = ()
     random: Callable[..., np.ndarray] | None = None
     needs_trials: bool = False
     threshold_model: bool = False
     link_likelihoods: tuple[tuple[str, Callable[..., Any]], ...] = ()
+    derived: tuple[tuple[str, Callable[[dict], Any]], ...] = ()
 
     def __post_init__(self):
         # tuples, so an entry written with lists still hashes (its compiled functions are cached by it)

@@ -186,7 +186,8 @@ def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[s
             variables[fn.cor] = ((fn.cor_dim,), np.array(cors), {fn.cor_dim: [cor_pair(a, c) for a, c in pairs]})
         effects.append((r, index, Z))
     params = {name: float(theta[name]) for name, _ in family.parameters}
-    for name, value in params.items():
+    reported = {**params, **{name: value(params) for name, value in family.derived}}  # ordered beta's cutone
+    for name, value in reported.items():
         variables[name] = ((), np.float64(value), {})
     eta = linear_predictor(b, design.X, design.offset, effects)
     trials = None if design.trials is None else np.rint(design.trials).astype(np.int64)  # numpy's binomial wants ints

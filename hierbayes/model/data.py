@@ -54,7 +54,7 @@ def internal_names(design: Design) -> set[str]:
     True
     """
     kinds = {kind: spec.parameters for kind, spec in PRIOR_KINDS.items()}
-    return N.model_names(design, kinds, {name for family in FAMILIES.values() for name, _ in family.parameters})
+    return N.model_names(design, kinds, {name for family in FAMILIES.values() for name in family.reported})
 
 
 def check_factor_names(design: Design) -> None:

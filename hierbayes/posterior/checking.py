@@ -246,8 +246,8 @@ def loo_with_message(fit):
 
 # --- Bayesian R2 --------------------------------------------------------------------------------
 
-# Variance of one response given its expected value ``mean`` (on the response scale) and the
-# family's parameters; binomial means are proportions of ``trials``.
+# Variance of one response given the family's location (the inverse link of the linear predictor)
+# and its parameters; binomial means are proportions of ``trials``.
 def bayes_r2(fit, prob: float | None = None, summary: bool = True) -> pd.DataFrame | np.ndarray:
     """Bayesian R-squared: explained variance over explained plus modelled residual variance.
 
@@ -265,9 +265,12 @@ def bayes_r2(fit, prob: float | None = None, summary: bool = True) -> pd.DataFra
     from arviz_stats.base import array_stats
 
     family, design = fit.model.family, fit.model.design
-    mean = fit.expected_mean()
+    eta, params = fit.linear_predictor(), fit._family_draws()
+    mean = family.expected_response(eta, params)
     trials = design.trials if design.trials is not None else 1.0
-    residual = family.response_variance(mean, fit._family_draws(), trials).mean(axis=-1)
+    # the family's variance is a function of its location (the inverse link), which is the expected
+    # response only for families without an expected_value (a zero-inflated count's is (1 - zi) mu)
+    residual = family.response_variance(family.link_function.inverse(eta), params, trials).mean(axis=-1)
     shape = mean.shape[:2]
     r2 = array_stats.bayesian_r2((mean * trials).reshape(-1, mean.shape[-1]), residual.reshape(-1), "var")
     r2 = np.asarray(r2).reshape(shape)

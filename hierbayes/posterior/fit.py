@@ -373,7 +373,7 @@ class Posterior:
         fixed = [p.label for p in self.parameters if p.cls in ("Intercept", "b")]
         if fixed:
             sections.append(("Population-level effects:", table.loc[fixed]))
-        family = [name for name, _ in self.model.family.parameters]
+        family = list(self.model.family.reported)
         if family:
             sections.append(("Family-specific parameters:", table.loc[family]))
         return sections

@@ -48,6 +48,10 @@ __all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label",
            "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
 
 
+DERIVED = "derived"
+"""The class of a family's derived quantity (ordered beta's ``cutone``): summarised, takes no prior."""
+
+
 def check_distinct_names(design: Design) -> None:
     """Refuse two grouping factors whose internal names (:func:`safe_name`) are one, as ``g.1`` and
     ``g_1``: their variables would overwrite each other.
@@ -86,7 +90,8 @@ class Parameter:
     label : str
         Printed name, also the key in ``priors=``.
     cls : str
-        brms class: ``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"`` or the family parameter's name.
+        brms class: ``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"`` or the family parameter's name;
+        ``"derived"`` for a family's quantity computed from its parameters (no prior).
     var : str
         Posterior variable holding it.
     sel : dict
@@ -128,6 +133,7 @@ def model_parameters(design: Design, family: Family) -> list[Parameter]:
                           "correlation", factor)
                 for a, b in cor_pairs(design, factor)]
     out += [Parameter(name, name, name, {}, support) for name, support in family.parameters]
+    out += [Parameter(name, DERIVED, name) for name, _ in family.derived]
     return out
 
 
@@ -139,10 +145,10 @@ def lkj_label(block) -> str:
 def prior_targets(design: Design, family: Family) -> list[tuple[str, str, str]]:
     """(label, class, support) of every parameter that takes a prior, in order.
 
-    Differs from :func:`model_parameters` in one respect: a correlated block takes one
-    LKJ prior on its whole correlation matrix.
+    Differs from :func:`model_parameters` in two respects: a correlated block takes one
+    LKJ prior on its whole correlation matrix, and a family's derived quantities take none.
     """
-    targets = [(p.label, p.cls, p.support) for p in model_parameters(design, family) if p.cls != "cor"]
+    targets = [(p.label, p.cls, p.support) for p in model_parameters(design, family) if p.cls not in ("cor", DERIVED)]
     targets += [(lkj_label(b), "cor", "correlation") for b in design.blocks
                 if b.block.correlated and len(b.coef_names) > 1]
     return targets

@@ -15,7 +15,7 @@ Examples
 'probit'
 """
 
-from hierbayes.specification.families import classic  # noqa: F401  (registers the families)
+from hierbayes.specification.families import classic, mixtures, proportions  # noqa: F401  (register the families)
 from hierbayes.specification.families.core import (
     ALIASES,
     FAMILIES,

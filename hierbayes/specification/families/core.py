@@ -168,9 +168,9 @@ class Family:
         ``(y, trials, column) -> None``; raises :class:`DataError` outside the support.
     variance : callable, optional
         ``(mean, params) -> array``: variance of a response (of one trial for binomial)
-        given its mean. The Bayesian R-squared (times the trials); the ICC's latent
-        variance on the identity and log links; ``quasi_variance`` of a family without
-        parameters.
+        given ``mean``, the inverse link of the linear predictor (as ``expected_value`` takes
+        it). The Bayesian R-squared (times the trials); the ICC's latent variance on the
+        identity and log links; ``quasi_variance`` of a family without parameters.
     quasi_variance : callable, optional
         ``mean -> array``: the variance function V(mu) of the no- and complete-pooling
         fits (quasi-likelihood by IRLS), needed up to a constant factor only. Default
@@ -206,6 +206,10 @@ class Family:
     link_likelihoods : tuple of (link, callable)
         Likelihoods of ``likelihood``'s signature written on ``eta`` for one link
         (cheaper gradients); see :attr:`likelihood_on_link`.
+    derived : tuple of (name, callable)
+        Quantities computed from the parameters, ``params -> value`` in PyTensor and NumPy alike
+        (ordered beta's ``cutone = cutzero + cutgap``): recorded in the posterior under ``name``
+        and summarised with the parameters, without a prior of their own.
     """
 
     name: str
@@ -225,18 +229,24 @@ class Family:
     needs_trials: bool = False
     threshold_model: bool = False
     link_likelihoods: tuple[tuple[str, Callable[..., Any]], ...] = ()
+    derived: tuple[tuple[str, Callable[[dict], Any]], ...] = ()
 
     def __post_init__(self):
         # tuples, so an entry written with lists still hashes (its compiled functions are cached by it)
         if self.likelihood is None and self.distribution is None:
             raise HierbayesError(f"family {self.name!r}: give a likelihood or a distribution")
-        for field in ("links", "parameters", "link_likelihoods", "constants"):
+        for field in ("links", "parameters", "link_likelihoods", "constants", "derived"):
             object.__setattr__(self, field, tuple(tuple(v) if isinstance(v, list) else v for v in getattr(self, field)))
         unknown = [link for link in (self.link, *self.links) if link not in LINKS]
         if unknown:
             raise HierbayesError(f"family {self.name!r}: unknown link {unknown[0]!r}; the links are {sorted(LINKS)}")
         if self.link not in self.links:
             raise HierbayesError(f"family {self.name!r}: its link {self.link!r} is not among its links {self.links}")
+
+    @property
+    def reported(self) -> tuple[str, ...]:
+        """The names of the family's parameters and derived quantities, as summaries print them."""
+        return tuple(name for name, _ in self.parameters + self.derived)
 
     @property
     def link_function(self) -> Link:
@@ -265,6 +275,8 @@ class Family:
         density that was sampled. Call inside a ``pm.Model`` context."""
         mean = self.link_function.inverse_tensor(eta)
         params = {**params, **dict(self.constants)}
+        for derived, value in self.derived:
+            pm.Deterministic(derived, value(params))
         return self.likelihood_on_link(name, eta, mean, params, observed, trials, dims)
 
     @cached_property
@@ -277,7 +289,9 @@ class Family:
         True
         """
         parts = [self.name, self.link, repr(self.parameters), repr(self.needs_trials), repr(self.constants)]
-        for function in (self.likelihood_on_link, self.distribution, self.link_function.inverse_tensor):
+        derived = tuple(function for _, function in self.derived)
+        parts.append(repr([name for name, _ in self.derived]))
+        for function in (self.likelihood_on_link, self.distribution, self.link_function.inverse_tensor, *derived):
             code = getattr(function, "__code__", None)
             parts.append(repr(function) if code is None else _code_text(code))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

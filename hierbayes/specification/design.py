@@ -443,6 +443,8 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if family.thresholds is None:
         y, _ = _single_column(expr, data, "response", context)
     else:  # each row's category score, and the categories in order
+        if spec.response.is_cbind:
+            raise DataError(f"the {family.name} family takes one response column of ordered categories, not cbind()")
         y, categories = ordinal_response(data[expr] if expr in data.columns else
                                          pd.Series(_single_column(expr, data, "response", context)[0]), expr)
     trials = None
@@ -452,8 +454,6 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         trials = y + failures
         if family.name == "bernoulli":
             raise DataError("cbind(successes, failures) needs family='binomial', not 'bernoulli'")
-    if spec.response.is_cbind and family.thresholds is not None:
-        raise DataError(f"the {family.name} family takes one response column of ordered categories, not cbind(...)")
     elif family.needs_trials:
         raise DataError(f"the {family.name} family needs the response as cbind(successes, failures)")
     if not np.isfinite(y).all():

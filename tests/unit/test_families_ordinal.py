@@ -114,7 +114,7 @@ def test_a_response_without_a_known_order_of_three_categories_is_refused(column,
 
 
 def test_cbind_is_refused_for_an_ordinal_family():
-    with pytest.raises(hb.DataError, match="cumulative family takes one response column"):
+    with pytest.raises(hb.DataError, match=r"cumulative family takes one response column of ordered .*, not cbind\(\)"):
         hb.Model("cbind(score, score) ~ x", ratings(), family="cumulative")
 
 
@@ -221,7 +221,20 @@ def test_new_rows_of_an_ordinal_model_leave_the_intercept_out():
     assert rows.X.tolist() == [[0.5, 1.0]]
 
 
-def test_pooling_of_an_ordinal_family_names_the_family():
+def test_pooling_of_an_ordinal_family_is_refused_naming_the_family():
     model = hb.Model("rating ~ x + (1 | g)", ratings(), family="sratio")
-    with pytest.raises(hb.HierbayesError, match="'sratio' family"):
+    with pytest.raises(hb.HierbayesError, match="'sratio' family is ordinal: the no- and complete-pooling"):
         no_pooling(model.design, model.family, "g")
+
+
+def test_the_automatic_parameterization_and_collapse_choose_for_an_ordinal_model():
+    model = hb.Model("rating ~ x + (1 | g)", ratings(), family="cumulative", parameterization="auto")
+    assert model.parameterization["g"] in ("centered", "non-centered", "centered-intercept")
+    assert not model.collapsed  # the collapsed model is gaussian only
+    with pytest.raises(hb.HierbayesError, match="collapse=True is not possible"):
+        hb.Model("rating ~ x + (1 | g)", ratings(), family="cumulative", collapse=True)
+
+
+def test_the_cumulative_familys_icc_takes_the_latent_variables_variance():
+    assert get_family("cumulative").icc_variance(np.zeros(2), {}).tolist() == [np.pi**2 / 3] * 2
+    assert get_family("cumulative", link="probit").icc_variance(np.zeros(1), {}).tolist() == [1.0]

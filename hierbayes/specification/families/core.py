@@ -328,6 +328,9 @@ class Family:
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def _missing(self, field: str, needed_by: str) -> HierbayesError:
+        if self.thresholds is not None:
+            return HierbayesError(f"the {self.name!r} family is ordinal: {needed_by} needs the {field} of a response "
+                                  "with a mean on the link's scale, which ordered categories do not have")
         return HierbayesError(f"the {self.name!r} family has no {field}, which {needed_by} needs: register the "
                               f"family with {field}=... (see 'Adding a family' in docs/families.md)")
 

@@ -219,6 +219,7 @@ register_family(Family(
     likelihood=_ordinal_likelihood("logit", cumulative_logp, _ordered_logistic),
     link_likelihoods=(("probit", _ordinal_likelihood("probit", cumulative_logp, _ordered_probit)),),
     check_response=check_real,
+    threshold_model=True,  # a latent logistic or normal variable cut at the thresholds: the ICC's pi^2/3 or 1
     thresholds=Thresholds(True, cumulative_probabilities, cumulative_locations),
 ))
 register_family(Family(

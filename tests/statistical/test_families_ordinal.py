@@ -4,7 +4,7 @@ Each response is simulated by the family's own story, independently of hierbayes
 logistic latent variable cut at the thresholds (``cumulative``), a walk up the categories that
 stops at category k with probability ``Phi(tau_k - eta)`` (``sratio``, probit link). The slope
 column is not centred, so the thresholds are checked on the data's scale (they are sampled at
-the slope's mean). The fitted models then go through LOO, predictions and a save/load round trip.
+the slope's mean). The fitted models then go through LOO, predictions, the ICC, the report and a save/load round trip.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from recovery import assert_recovered, exact_effects, groups
 from scipy import stats
 
 import hierbayes as hb
+from hierbayes.viz.report import write_report
 
 FIT = dict(draws=400, tune=400, chains=2, seed=5, progressbar=False, warn=False)
 
@@ -60,7 +61,7 @@ def test_sratio_probit_recovers_the_thresholds_slope_and_sd():
     assert fit.model.design.categories == (1, 2, 3, 4, 5)
 
 
-def test_loo_predictions_and_a_saved_fit_of_an_ordinal_model(cumulative_fit, tmp_path):
+def test_loo_predictions_icc_report_and_a_saved_fit_of_an_ordinal_model(cumulative_fit, tmp_path):
     fit = cumulative_fit
     loo = fit.loo(warn=False)
     assert np.isfinite(loo.elpd) and loo.elpd < 0
@@ -73,6 +74,11 @@ def test_loo_predictions_and_a_saved_fit_of_an_ordinal_model(cumulative_fit, tmp
     assert np.corrcoef(mean.mean(("chain", "draw")), observed)[0, 1] > 0.5
     replicated = fit.posterior_predictive(seed=1)
     assert set(np.unique(replicated.values)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    icc = fit.icc().loc["g", "mean"]  # sd^2 / (sd^2 + pi^2/3) of the latent logistic variable, 0.16 here
+    assert 0.03 < icc < 0.4
+    write_report(fit, tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "Intercept[4]" in html and "family is ordinal" in html  # no shrinkage plot, and why
     path = tmp_path / "ordinal.nc"
     fit.save(path)
     loaded = hb.load(path)

@@ -154,6 +154,18 @@ def test_a_prior_for_the_class_intercept_sets_every_threshold_and_mixed_kinds_ar
         hb.Model("rating ~ x", df, family="cumulative", priors={"Intercept[2]": hb.StudentT(3, 0, 1)})
 
 
+@pytest.mark.parametrize("family", ["cumulative", "sratio"])
+def test_a_thresholds_only_model_starts_where_the_categories_have_their_shares(family):
+    """``rating ~ 1``: the thresholds alone, starting at the default priors' centres, give each category its
+    share of the data, so the response's log density there is ``sum_k n_k log(n_k / n)``."""
+    df = ratings()
+    model = hb.Model("rating ~ 1", df, family=family)
+    assert model.design.fixed_names == ()
+    counts = np.bincount(df["rating"].cat.codes)
+    logp = model.pymc_model.point_logps(round_vals=12)["rating"]
+    assert logp == pytest.approx(np.sum(counts * np.log(counts / counts.sum())), abs=1e-9)
+
+
 def test_the_start_is_ordered_even_when_the_priors_locations_are_equal():
     from hierbayes.model.data import initial_values, model_data
 

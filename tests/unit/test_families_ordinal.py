@@ -200,6 +200,20 @@ def _posterior(model, b: float, tau: np.ndarray) -> xr.Dataset:
                "g": levels, "g__coef": ["Intercept"]})
 
 
+def test_summary_prints_the_thresholds_first_as_brms_labels_them():
+    model = hb.Model("rating ~ x + (1 | g)", ratings(), family="cumulative")
+    rng = np.random.default_rng(0)
+    post = _posterior(model, 0.8, np.array([-1.0, 0.2, 1.5]))
+    post = post.assign(sd_g=(("chain", "draw", "g__coef"), np.full((1, 2, 1), 0.5)))
+    post = xr.concat([post, post], "chain").assign_coords(chain=[0, 1])
+    post = post + 0.01 * xr.DataArray(rng.normal(size=(2, 2)), dims=("chain", "draw"))
+    fit = hb.Fit(model, xr.DataTree.from_dict({"posterior": post}), sampler="nutpie")
+    table = fit.summary()
+    assert list(table.index) == ["Intercept[1]", "Intercept[2]", "Intercept[3]", "x", "sd(Intercept|g)"]
+    np.testing.assert_allclose(table["mean"].iloc[:3], post[N.THRESHOLDS].mean(("chain", "draw")), atol=1e-12)
+    assert list(fit.fixed_effects().index) == ["Intercept[1]", "Intercept[2]", "Intercept[3]", "x"]
+
+
 @pytest.mark.parametrize("family", ["cumulative", "sratio"])
 def test_predictions_are_the_scores_expected_value_probabilities_and_draws(family):
     df = ratings().assign(k=lambda d: d["score"].map({1: 1, 2: 2, 3: 5, 4: 10}))

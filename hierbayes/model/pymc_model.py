@@ -95,10 +95,10 @@ class _PriorVariables:
         self.shared, self.priors = shared, priors
 
     def __call__(self, name: str, labels: list[str], dims: str | None = None, scalar: bool = False, shift=None,
-                 transform=None):
+                 **options):
         """The parameters ``labels`` under their priors; with ``shift`` (a tensor, one per label;
-        real-line priors only, all of which have a location ``mu``), their priors moved by it; with
-        ``transform`` (labels whose priors are of one kind), sampled through it (ordered thresholds)."""
+        real-line priors only, all of which have a location ``mu``), their priors moved by it; ``options``
+        go to the PyMC distribution of labels whose priors are of one kind (ordered thresholds' transform)."""
         groups = prior_groups(name, labels, self.priors)
 
         def params_of(var, kind, idx):
@@ -111,8 +111,7 @@ class _PriorVariables:
             (var, kind, idx), = groups
             if scalar:
                 return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx))
-            extra = {} if transform is None else {"transform": transform}
-            return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx), dims=dims, **extra)
+            return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx), dims=dims, **options)
         out = pt.zeros(len(labels))
         for var, kind, idx in groups:
             out = pt.set_subtensor(out[idx], PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx),
@@ -233,9 +232,9 @@ def _thresholds(design: Design, family: Family, shared, prior_rv, beta):
     """An ordinal family's thresholds: sampled at the slope columns' means (``thresholds_centered``, through
     PyMC's ordered transform for ``cumulative``), recorded on the data's scale as ``thresholds``:
     ``tau = tau_c + X_mean . beta``, since ``F(tau_c - (x - X_mean) beta) = F(tau - x beta)``."""
-    transform = pm.distributions.transforms.ordered if family.thresholds.ordered else None
+    ordered = {"transform": pm.distributions.transforms.ordered} if family.thresholds.ordered else {}
     centred = prior_rv(N.THRESHOLDS_CENTERED, [p.label for p in threshold_parameters(design)], dims=N.THRESHOLD_DIM,
-                       transform=transform)
+                       **ordered)
     shift = shared[N.X_MEAN_DATA] @ beta if beta is not None else 0.0
     return pm.Deterministic(N.THRESHOLDS, centred + shift, dims=N.THRESHOLD_DIM)
 

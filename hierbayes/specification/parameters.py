@@ -48,7 +48,8 @@ from hierbayes.specification.names import (
 )
 
 __all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs",
-           "lkj_label", "threshold_parameters", "prior_targets", "default_priors", "resolve_priors", "safe_name", "check_distinct_names",
+           "lkj_label", "threshold_parameters", "prior_targets", "default_priors", "resolve_priors", "safe_name",
+           "check_distinct_names",
            "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
 
 

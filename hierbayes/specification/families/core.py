@@ -157,7 +157,8 @@ class Thresholds:
     probabilities : callable
         ``(c, xp) -> P(y = k)``: the K category probabilities on the last axis from the
         ``c_k`` (last axis K - 1), written with ``xp`` = NumPy or PyTensor's tensor module
-        (``concatenate``, ``cumprod``, ``ones_like``), so predictions and the model share it.
+        (``concatenate``, ``cumprod``, ``ones_like``): predictions, and the model's draws where
+        PyMC has no distribution of the family.
     locations : callable
         ``(link, shares) -> thresholds``: the thresholds at which ``eta = 0`` gives the
         categories the shares ``shares`` (K values summing to 1), ``link`` the link in

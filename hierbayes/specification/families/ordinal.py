@@ -99,7 +99,7 @@ def _positions(y, c):
 
 
 def cumulative_logp(y, c):
-    """``log P(y = k) = log(c_k - c_{k-1})`` with ``c_0 = 0``, ``c_K = 1``, for ``y`` the category 0 .. K-1.
+    """``log P(category k) = log(c_k - c_{k-1})``, categories 1 .. K, ``c_0 = 0``, ``c_K = 1``; ``y`` = k - 1.
 
     >>> c = np.array([[0.2, 0.7], [0.2, 0.7], [0.2, 0.7]])
     >>> np.exp(cumulative_logp(pt.as_tensor([0.0, 1.0, 2.0]), pt.as_tensor(c)).eval()).round(3).tolist()
@@ -112,7 +112,7 @@ def cumulative_logp(y, c):
 
 
 def sratio_logp(y, c):
-    """``log P(y = k) = log c_k + sum_{j<k} log(1 - c_j)`` (no ``c_K`` term for the last category).
+    """``log P(category k) = log c_k + sum_{j<k} log(1 - c_j)`` (no ``c_K`` term for the last); ``y`` = k - 1.
 
     >>> c = np.array([[0.2, 0.5], [0.2, 0.5], [0.2, 0.5]])
     >>> np.exp(sratio_logp(pt.as_tensor([0.0, 1.0, 2.0]), pt.as_tensor(c)).eval()).round(3).tolist()

@@ -34,7 +34,7 @@ from hierbayes.specification import names as N
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import FAMILIES, Family
 from hierbayes.specification.names import FIXED_DATA, SLOPE_DIM, FactorNames, is_row_data, response_name
-from hierbayes.specification.parameters import cor_pairs, lkj_label
+from hierbayes.specification.parameters import cor_pairs, lkj_label, threshold_parameters
 from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
 pm = deferred_import("pymc")
@@ -99,6 +99,8 @@ def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], b
     """
     slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
     blocks = [(N.INTERCEPT_CENTERED, ["Intercept"], True)] if design.has_intercept else []
+    if family.thresholds is not None:
+        blocks.append((N.THRESHOLDS_CENTERED, [p.label for p in threshold_parameters(design)], False))
     if slopes:
         blocks.append((N.SLOPES, slopes, False))
     for factor in design.factors:
@@ -138,7 +140,9 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
                                dtype=float)
             natural[name] = np.zeros(len(labels)) if name not in natural else natural[name]
             natural[name][idx] = value
-            if spec.support == "positive":
+            if name == N.THRESHOLDS_CENTERED and family.thresholds.ordered:
+                out[N.ordered_value(var)] = _ordered_start(value, design, family)
+            elif spec.support == "positive":
                 out[N.log_value(var)] = np.log(value)
             elif spec.support == "unit":
                 out[N.logodds_value(var)] = np.log(value) - np.log1p(-value)
@@ -150,10 +154,20 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
     return out
 
 
+def _ordered_start(locations: np.ndarray, design: Design, family: Family) -> np.ndarray:
+    """Ordered thresholds' start on the sampler's scale (the first, then the log gaps): their priors'
+    locations, or where they do not increase, the thresholds that give the categories their shares."""
+    if not np.all(np.diff(locations) > 0):
+        locations = np.asarray(family.summarise_response(design.y, None).thresholds)
+    return np.concatenate([locations[:1], np.log(np.diff(locations))])
+
+
 def model_coords(design: Design) -> dict[str, list]:
     """The PyMC model's coordinates: fixed-effect terms, and each factor's levels, coefficients
     and correlation pairs (the dims of :mod:`hierbayes.specification.parameters`)."""
     coords = {N.FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in fixed_slopes(design)]}
+    if design.categories:
+        coords[N.THRESHOLD_DIM] = N.threshold_coords(len(design.categories))
     for factor, fd in design.factors.items():
         names = FactorNames(factor)
         coords[names.level_dim] = list(fd.levels)
@@ -171,15 +185,16 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
     With ``collapse``, the rows are replaced by the sufficient statistics of
     :mod:`hierbayes.model.collapsed`.
     """
-    data: dict[str, np.ndarray] = {N.RESPONSE_DATA: design.y}
+    data: dict[str, np.ndarray] = {N.RESPONSE_DATA: design.observed}
     if design.trials is not None:
         data[N.TRIALS_DATA] = design.trials
     if design.offset is not None:
         data[N.OFFSET_DATA] = design.offset
     slopes = fixed_slopes(design)
     X = design.X[:, slopes]
-    if design.has_intercept:
+    if design.has_intercept or family.thresholds is not None:  # an ordinal model's thresholds are sampled there
         data[N.X_MEAN_DATA] = X.mean(axis=0)
+    if design.has_intercept:
         X = X - data[N.X_MEAN_DATA]
     data[N.X_DATA] = X
     for factor, fd in design.factors.items():

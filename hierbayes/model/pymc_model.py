@@ -64,6 +64,7 @@ from hierbayes.specification import names as N
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
 from hierbayes.specification.names import FIXED_DIM, FactorNames
+from hierbayes.specification.parameters import threshold_parameters
 from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
 pm = deferred_import("pymc")
@@ -93,9 +94,11 @@ class _PriorVariables:
     def __init__(self, shared: Mapping, priors: Mapping[str, Prior]):
         self.shared, self.priors = shared, priors
 
-    def __call__(self, name: str, labels: list[str], dims: str | None = None, scalar: bool = False, shift=None):
+    def __call__(self, name: str, labels: list[str], dims: str | None = None, scalar: bool = False, shift=None,
+                 **options):
         """The parameters ``labels`` under their priors; with ``shift`` (a tensor, one per label;
-        real-line priors only, all of which have a location ``mu``), their priors moved by it."""
+        real-line priors only, all of which have a location ``mu``), their priors moved by it; ``options``
+        go to the PyMC distribution of labels whose priors are of one kind (ordered thresholds' transform)."""
         groups = prior_groups(name, labels, self.priors)
 
         def params_of(var, kind, idx):
@@ -108,7 +111,7 @@ class _PriorVariables:
             (var, kind, idx), = groups
             if scalar:
                 return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx))
-            return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx), dims=dims)
+            return PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx), dims=dims, **options)
         out = pt.zeros(len(labels))
         for var, kind, idx in groups:
             out = pt.set_subtensor(out[idx], PRIOR_KINDS[kind].distribution(var, **params_of(var, kind, idx),
@@ -188,6 +191,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         if not design.fixed_names and not design.factors:
             eta = eta + pt.zeros_like(shared[N.RESPONSE_DATA])
         params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
+        if family.thresholds is not None:
+            params[N.THRESHOLDS] = _thresholds(design, family, shared, prior_rv, fixed.beta)
         family.observed_variable(response_name(design), eta, params, shared[N.RESPONSE_DATA],
                                  shared.get(N.TRIALS_DATA))
     return model
@@ -225,6 +230,17 @@ def _fixed_effects(design: Design, shared, prior_rv, shift, centred: tuple[str, 
         perm = [order.index(n) for n in design.fixed_names]  # formula order of the columns
         pm.Deterministic(N.FIXED_EFFECTS, b[perm], dims=FIXED_DIM)
     return FixedEffects(alpha, beta), eta
+
+
+def _thresholds(design: Design, family: Family, shared, prior_rv, beta):
+    """An ordinal family's thresholds: sampled at the slope columns' means (``thresholds_centered``, through
+    PyMC's ordered transform for ``cumulative``), recorded on the data's scale as ``thresholds``:
+    ``tau = tau_c + X_mean . beta``, since ``F(tau_c - (x - X_mean) beta) = F(tau - x beta)``."""
+    ordered = {"transform": pm.distributions.transforms.ordered} if family.thresholds.ordered else {}
+    centred = prior_rv(N.THRESHOLDS_CENTERED, [p.label for p in threshold_parameters(design)], dims=N.THRESHOLD_DIM,
+                       **ordered)
+    shift = shared[N.X_MEAN_DATA] @ beta if beta is not None else 0.0
+    return pm.Deterministic(N.THRESHOLDS, centred + shift, dims=N.THRESHOLD_DIM)
 
 
 def _collapsed_likelihood(design: Design, family: Family, shared, prior_rv, fixed: FixedEffects) -> None:

@@ -174,9 +174,12 @@ def prior_predictive(model, draws: int = 500, seed: int | None = None) -> xr.Dat
     prior = tree["prior"].to_dataset()
     ys = tree["prior_predictive"].to_dataset()[response_name(model.design)]
     coords = {"chain": ys["chain"].values, "draw": ys["draw"].values}
+    values = ys.transpose("chain", "draw", ...).values
+    if model.design.categories:  # PyMC draws an ordinal response's category position 0 .. K-1: its score
+        values = model.design.category_scores[values.astype(np.int64)]
     return xr.DataTree.from_dict({
         "prior": prior,
-        "prior_predictive": _obs_dataset(name, ys.transpose("chain", "draw", ...).values, coords),
+        "prior_predictive": _obs_dataset(name, values, coords),
         "observed_data": xr.Dataset({name: (OBS_DIM, model.design.y)}),
     })
 

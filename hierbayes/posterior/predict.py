@@ -50,16 +50,17 @@ from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.design import Design, level_label
 from hierbayes.specification.evaluation import expression_variables
 from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws, linear_predictor
-from hierbayes.specification.names import FactorNames, cor_pair
+from hierbayes.specification.names import THRESHOLD_DIM, THRESHOLDS, FactorNames, cor_pair
 from hierbayes.specification.readers import as_pandas
 
 __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "rows_linear_predictor",
            "predict_summary", "family_draws",
            "KINDS", "GROUPS"]
 
-KINDS = ("mean", "response")
+KINDS = ("mean", "response", "probabilities")
 GROUPS = ("known", "population", "new")
 OBS_DIM = "obs"
+CATEGORY_DIM = "category"  # an ordinal response's categories, in kind="probabilities"
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
     _check_columns(data, columns)
     factor_columns = {c for b in design.blocks for c in b.block.factor_columns}  # levels, matched as labels
     _check_numbers(data, model.data, [c for c in columns if c not in factor_columns])
-    X = _evaluate(design.fixed_spec, data, "the fixed effects", design.context)
+    X = design.fixed_columns(_evaluate(design.fixed_spec, data, "the fixed effects", design.context))
     offset = None
     for expr, ospec in design.offset_specs:
         values = data[expr].to_numpy(dtype=float) if ospec is None else _evaluate(ospec, data, f"offset {expr!r}", design.context)[:, 0]
@@ -331,8 +332,12 @@ def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, grou
 # --- predictions ---------------------------------------------------------------------------
 
 def family_draws(family, posterior: xr.Dataset) -> dict[str, np.ndarray]:
-    """The draws of the family's own parameters (``sigma``, ...), each ``(chain, draw, 1)``."""
-    return {name: posterior[name].transpose("chain", "draw").values[..., None] for name, _ in family.parameters}
+    """The draws of the family's own parameters (``sigma``, ...), each ``(chain, draw, 1)``, and an ordinal
+    family's thresholds, ``(chain, draw, K-1)``."""
+    out = {name: posterior[name].transpose("chain", "draw").values[..., None] for name, _ in family.parameters}
+    if family.thresholds is not None:
+        out[THRESHOLDS] = posterior[THRESHOLDS].transpose("chain", "draw", THRESHOLD_DIM).values
+    return out
 
 
 def _check_options(kind: str, groups: str) -> None:
@@ -351,10 +356,14 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
     fit : Fit
     data : pandas.DataFrame, optional
         New rows (the fitting data when omitted).
-    kind : {"mean", "response"}
+    kind : {"mean", "response", "probabilities"}
         ``"mean"``: the expected response (on the response scale, through the inverse
         link); ``"response"``: draws of the response itself, adding the family's
-        observation noise.
+        observation noise. For an ordinal family (``cumulative``, ``sratio``), each category
+        has a score (its number for a numeric response, else its position 1 .. K):
+        ``"response"`` draws scores, ``"mean"`` is ``sum_k score_k P(y = k)`` (brms's
+        ``conditional_effects``), and ``"probabilities"`` gives every ``P(y = k)``, with a
+        ``category`` dim after ``obs`` (ordinal families only).
     groups : {"known", "population", "new"}
         Where group effects come from; see :mod:`hierbayes.posterior.predict`.
     allow_new_levels : bool
@@ -366,8 +375,8 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
     Returns
     -------
     xarray.DataArray
-        Dims ``(chain, draw, obs)``, draw-aligned with the posterior; ``obs`` is the
-        index of ``data``.
+        Dims ``(chain, draw, obs)`` (and ``category`` for ``"probabilities"``), draw-aligned
+        with the posterior; ``obs`` is the index of ``data``.
     """
     _check_options(kind, groups)
     rows = new_rows(fit.model, data, groups, kind)
@@ -394,13 +403,22 @@ def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", gro
     design, family = model.design, model.family
     eta = rows_linear_predictor(model, post, rows, groups, allow_new_levels=allow_new_levels, rng=rng)
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints
-    if kind == "response":
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}
+    dims = ("chain", "draw", OBS_DIM)
+    if kind == "probabilities" or (kind == "mean" and family.thresholds is not None):
+        values = family.category_probabilities(eta, family_draws(family, post).get(THRESHOLDS))
+        if kind == "mean":  # an ordinal response's expected score
+            values = values @ design.category_scores
+        else:
+            dims, coords[CATEGORY_DIM] = (*dims, CATEGORY_DIM), [level_label(c) for c in design.categories]
+    elif kind == "response":
         values = family.draw(rng, eta, family_draws(family, post), trials)
+        if design.categories:  # the likelihood draws a category's position 0 .. K-1
+            values = design.category_scores[np.asarray(values, dtype=np.int64)]
     else:
         # the family's parameters only where the mean needs them (a location family's is the inverse link)
         values = family.expected_response(eta, family_draws(family, post) if family.expected_value else {})
-    coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}
-    return xr.DataArray(np.asarray(values, dtype=float), dims=("chain", "draw", OBS_DIM), coords=coords,
+    return xr.DataArray(np.asarray(values, dtype=float), dims=dims, coords=coords,
                         name=response_name(design), attrs={"kind": kind, "groups": groups})
 
 
@@ -412,6 +430,9 @@ def predict_summary(fit, data: pd.DataFrame | None = None, kind: str = "mean", g
     Takes the arguments of :func:`predict`, plus ``prob`` (the interval's mass,
     the fit's by default). The index is the index of ``data``.
     """
+    if kind == "probabilities":
+        raise HierbayesError("predict_summary summarises one number per row; for the category probabilities use "
+                             "fit.predict(kind='probabilities').mean(('chain', 'draw'))")
     draws = predict(fit, data, kind, groups, allow_new_levels=allow_new_levels, seed=seed)
     stats = draw_stats(draws.values, prob or fit.prob)
     return pd.DataFrame(stats, index=pd.Index(draws[OBS_DIM].values, name=OBS_DIM))

@@ -40,6 +40,7 @@ from formulaic.errors import FormulaicError
 from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables, known_columns
 from hierbayes.specification.families import Family
+from hierbayes.specification.families.ordinal import category_codes, category_scores, ordinal_response
 from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, dot_positions
 from hierbayes.specification.readers import as_pandas
 
@@ -96,6 +97,9 @@ class Design:
         What the formula's expressions may see besides the data and formulaic's transforms
         (:func:`~hierbayes.specification.evaluation.evaluation_context`); new data are
         evaluated with it too.
+    categories : tuple
+        An ordinal response's categories in order (empty for the other families); ``y``
+        holds each row's category score (:mod:`~hierbayes.specification.families.ordinal`).
     """
 
     spec: ModelSpec
@@ -110,6 +114,7 @@ class Design:
     fixed_spec: Any = field(repr=False)
     offset_specs: tuple[Any, ...] = field(repr=False, default=())
     context: dict[str, Any] = field(repr=False, default_factory=dict)  # what formulaic may see besides the data
+    categories: tuple = ()
 
     @property
     def n_obs(self) -> int:
@@ -118,6 +123,22 @@ class Design:
     @property
     def has_intercept(self) -> bool:
         return "Intercept" in self.fixed_names
+
+    @property
+    def category_scores(self) -> np.ndarray:
+        """An ordinal response's score of each category (its number, else 1 .. K)."""
+        return category_scores(self.categories)
+
+    @property
+    def observed(self) -> np.ndarray:
+        """The response as the likelihood sees it: ``y``, or an ordinal response's category position 0 .. K-1."""
+        return category_codes(self.y, self.categories) if self.categories else self.y
+
+    def fixed_columns(self, values: np.ndarray) -> np.ndarray:
+        """This design's fixed-effect columns of ``values``, evaluated by ``fixed_spec`` (whose intercept an
+        ordinal family's thresholds replace)."""
+        names = list(self.fixed_spec.column_names)
+        return values[:, [names.index(n) for n in self.fixed_names]]
 
     def factor_coefs(self, factor: str) -> tuple[str, ...]:
         """All varying coefficients of ``factor``, across its blocks, in order."""
@@ -418,7 +439,14 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     _check_finite(data, columns)
     _check_numbers_stored_as_text(spec, data, columns)
 
-    y, _ = _single_column(spec.response.expr, data, "response", context)
+    expr, categories = spec.response.expr, ()
+    if family.thresholds is None:
+        y, _ = _single_column(expr, data, "response", context)
+    else:  # each row's category score, and the categories in order
+        if spec.response.is_cbind:
+            raise DataError(f"the {family.name} family takes one response column of ordered categories, not cbind()")
+        y, categories = ordinal_response(data[expr] if expr in data.columns else
+                                         pd.Series(_single_column(expr, data, "response", context)[0]), expr)
     trials = None
     if spec.response.is_cbind:
         failures, _ = _single_column(spec.response.failures, data, "failures column", context)
@@ -434,10 +462,15 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if np.ptp(y) == 0 and trials is None:
         raise DataError(f"response {spec.response.expr!r} is constant (every value is {y[0]:g}): nothing to model")
 
-    X, fixed_spec = _matrix(spec.fixed, data, "fixed effects", context)
+    # an ordinal family's thresholds replace the intercept: coded with it (a factor keeps its reference level,
+    # '0 +' or '- 1' change nothing), then dropped
+    fixed = f"1 + ({spec.fixed})" if family.thresholds is not None else spec.fixed
+    X, fixed_spec = _matrix(fixed, data, "fixed effects", context)
     fixed_names = tuple(fixed_spec.column_names)
     if (message := _collinear_message(X, fixed_names)) is not None:
         raise DataError(message)
+    if family.thresholds is not None:  # formulaic puts the intercept first
+        X, fixed_names = X[:, 1:], fixed_names[1:]
 
     offset, offset_specs = None, []
     for expr in spec.offsets:
@@ -466,12 +499,12 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
     _check_something_to_estimate(spec, fixed_names, blocks, family)
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
-                  fixed_spec, tuple(offset_specs), context)
+                  fixed_spec, tuple(offset_specs), context, categories)
 
 
 def _check_something_to_estimate(spec: ModelSpec, fixed_names, blocks, family: Family) -> None:
     """Refuse a model without a single parameter (``count ~ 0`` with poisson): nothing to sample."""
-    if not fixed_names and not blocks and not family.parameters:
+    if not fixed_names and not blocks and not family.parameters and family.thresholds is None:
         raise FormulaError(f"the model {spec.formula} has nothing to estimate: no population-level effect, no group "
                            f"term, and the {family.name} family has no parameter of its own; add an intercept "
                            f"({spec.formula.split('~')[0].strip()} ~ 1) or a predictor")

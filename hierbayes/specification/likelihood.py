@@ -9,8 +9,9 @@ arrays of draws. :func:`draw` compiles the random draws of the same variable: th
 predictive sampler of a family registered without a NumPy ``random``.
 
 Both take ``eta`` of shape ``(..., N)`` (any leading sample dims), the family's
-parameters as scalars, ``(...)`` or ``(..., 1)`` arrays, and ``trials`` of shape ``(N,)``
-or None; both return an array of ``eta``'s shape.
+parameters as scalars, ``(...)`` or ``(..., 1)`` arrays (an ordinal family's thresholds,
+``params["thresholds"]``, as ``(..., K-1)``), and ``trials`` of shape ``(N,)`` or None;
+both return an array of ``eta``'s shape.
 
 Examples
 --------
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hierbayes.deferred import deferred_import
+from hierbayes.specification.names import THRESHOLDS
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -45,6 +47,7 @@ class Family(Protocol):
     the compiled functions are cached by family)."""
 
     parameters: tuple[tuple[str, str], ...]
+    thresholds: Any
 
     def observed_variable(self, name: str, eta: Any, params: dict, observed: Any, trials: Any = None,
                           dims: Any = None) -> Any: ...
@@ -55,12 +58,14 @@ def _graph(family: Family, has_trials: bool):
 
     The variable is built exactly as the model builds it (``Family.observed_variable``); only
     the shapes differ (``eta`` is draws x rows and each parameter draws x 1, where the model has
-    rows and scalars).
+    rows and scalars; an ordinal family's thresholds are draws x (K-1) where the model has one vector).
     """
     eta = pt.matrix("eta", dtype="float64")
     y = pt.vector("y", dtype="float64")
     trials = pt.vector("trials", dtype="float64") if has_trials else None
     params = {name: pt.tensor(name, shape=(None, 1), dtype="float64") for name, _ in family.parameters}
+    if family.thresholds is not None:
+        params[THRESHOLDS] = pt.matrix(THRESHOLDS, dtype="float64")
     with pm.Model() as model:
         variable = family.observed_variable("observed", eta, params, pt.broadcast_to(y, eta.shape), trials)
         logp = model.logp(vars=[variable], sum=False)[0]
@@ -95,6 +100,9 @@ def _arguments(family: Family, eta: np.ndarray, y: np.ndarray | None, params: Ma
         if value.ndim == eta.ndim and value.shape[-1] == 1:
             value = value[..., 0]
         args.append(np.broadcast_to(value, lead).reshape(-1, 1))
+    if family.thresholds is not None:
+        value = np.asarray(params[THRESHOLDS], dtype=float)
+        args.append(np.broadcast_to(value, (*lead, value.shape[-1])).reshape(-1, value.shape[-1]))
     return args
 
 

@@ -41,9 +41,10 @@ from dataclasses import astuple, dataclass
 
 __all__ = ["FactorNames", "safe_name", "factor_dim", "coef_dim", "cor_dim", "effects_var", "group_effect_label",
            "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "logodds_value", "cor_pair", "response_name", "is_row_data",
-           "model_names",
+           "model_names", "threshold_label", "threshold_coords", "ordered_value",
            "FIXED_EFFECTS", "INTERCEPT_CENTERED", "SLOPES", "FIXED_DIM", "SLOPE_DIM", "RESPONSE_DATA", "TRIALS_DATA",
-           "OFFSET_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK", "STAT", "STAT_NAMES"]
+           "OFFSET_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK", "STAT", "STAT_NAMES",
+           "THRESHOLDS", "THRESHOLDS_CENTERED", "THRESHOLD_DIM"]
 
 # --- the fixed effects ---------------------------------------------------------------------------
 FIXED_EFFECTS = "b"                       # posterior: every fixed effect on the data's scale, dim FIXED_DIM
@@ -51,6 +52,11 @@ INTERCEPT_CENTERED = "Intercept_centered"  # sampled: the intercept at the centr
 SLOPES = "beta"                           # sampled: the fixed slopes, dim SLOPE_DIM
 FIXED_DIM = "term"
 SLOPE_DIM = "slope"
+
+# --- the thresholds of an ordinal family (they take the intercept's place) ---------------------
+THRESHOLDS = "thresholds"                    # posterior: the K-1 thresholds on the data's scale, dim THRESHOLD_DIM
+THRESHOLDS_CENTERED = "thresholds_centered"  # sampled: the thresholds at the slope columns' means
+THRESHOLD_DIM = "threshold"                  # coordinates "1" .. "K-1"
 
 # --- data -----------------------------------------------------------------------------------------
 RESPONSE_DATA = "y_obs"
@@ -277,6 +283,25 @@ def logodds_value(var: str) -> str:
     return f"{var}_logodds__"
 
 
+def threshold_label(k: int) -> str:
+    """Printed label of an ordinal model's ``k``-th threshold (1-based), brms's ``Intercept[k]``.
+
+    >>> threshold_label(1), threshold_coords(4)
+    ('Intercept[1]', ['1', '2', '3'])
+    """
+    return f"Intercept[{k}]"
+
+
+def threshold_coords(n_categories: int) -> list[str]:
+    """Coordinates along :data:`THRESHOLD_DIM` of a response with ``n_categories`` categories: ``"1"`` .. ``"K-1"``."""
+    return [str(k) for k in range(1, n_categories)]
+
+
+def ordered_value(var: str) -> str:
+    """PyMC's name of an ordered vector's value (first value, log gaps), where the sampler works (``thresholds_centered_ordered__``)."""
+    return f"{var}_ordered__"
+
+
 def cor_pair(a: str, b: str) -> str:
     """Coordinate of the correlation of coefficients ``a`` and ``b`` along :func:`cor_dim`."""
     return f"{a},{b}"
@@ -326,12 +351,13 @@ def model_names(design, prior_parameters: Mapping[str, Sequence[str]], family_pa
     True
     """
     variables = {INTERCEPT_CENTERED, *family_parameters}
-    for var in (SLOPES, *(FactorNames(f).sd for f in design.factors)):
+    for var in (SLOPES, THRESHOLDS_CENTERED, *(FactorNames(f).sd for f in design.factors)):
         variables |= prior_variables(var, prior_parameters)
     out = variables | {prior_data(var, p) for var in variables for params in prior_parameters.values() for p in params}
     for k, _ in enumerate(design.blocks):
         out |= {corr_chol(k), prior_data(corr_chol(k), "eta")}
     for factor in design.factors:
         out |= FactorNames(factor).names(k for k, b in enumerate(design.blocks) if b.factor == factor)
+    out |= {THRESHOLDS, THRESHOLD_DIM, ordered_value(THRESHOLDS_CENTERED)}
     return out | {FIXED_EFFECTS, FIXED_DIM, SLOPE_DIM, *ROW_DATA, X_MEAN_DATA, FIXED_DATA, COLLAPSED_LOGLIK,
                   *STAT_NAMES, response_name(design)}

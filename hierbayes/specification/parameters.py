@@ -33,6 +33,8 @@ from hierbayes.specification.families import Family
 from hierbayes.specification.names import (
     FIXED_DIM,
     FIXED_EFFECTS,
+    THRESHOLD_DIM,
+    THRESHOLDS,
     FactorNames,
     coef_dim,
     cor_dim,
@@ -41,10 +43,13 @@ from hierbayes.specification.names import (
     factor_dim,
     group_effect_label,
     safe_name,
+    threshold_coords,
+    threshold_label,
 )
 
 __all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label", "group_effect_parameters", "cor_pairs",
-           "lkj_label", "prior_targets", "default_priors", "resolve_priors", "safe_name", "check_distinct_names",
+           "lkj_label", "threshold_parameters", "prior_targets", "default_priors", "resolve_priors", "safe_name",
+           "check_distinct_names",
            "factor_dim", "coef_dim", "cor_dim", "FIXED_DIM"]
 
 
@@ -121,10 +126,17 @@ def cor_pairs(design: Design, factor: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def threshold_parameters(design: Design) -> list[Parameter]:
+    """An ordinal model's thresholds ``Intercept[1]`` .. ``Intercept[K-1]`` (class ``Intercept``); none for the others."""
+    return [Parameter(threshold_label(k), "Intercept", THRESHOLDS, {THRESHOLD_DIM: coord})
+            for k, coord in enumerate(threshold_coords(len(design.categories)), 1)]
+
+
 def model_parameters(design: Design, family: Family) -> list[Parameter]:
     """Every summarised parameter of the model, in the order tables print them."""
-    out = [Parameter(name, "Intercept" if name == "Intercept" else "b", FIXED_EFFECTS, {FIXED_DIM: name})
-           for name in design.fixed_names]
+    out = threshold_parameters(design)
+    out += [Parameter(name, "Intercept" if name == "Intercept" else "b", FIXED_EFFECTS, {FIXED_DIM: name})
+            for name in design.fixed_names]
     for factor in design.factors:
         names = FactorNames(factor)
         out += [Parameter(names.sd_label(c), "sd", names.sd, {names.coef_dim: c}, "positive", factor)
@@ -166,6 +178,9 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     link of the response mean, and ``sd(x)`` a column's standard deviation:
 
     - ``Intercept`` (on centred predictors): Normal(m, 2.5 s)
+    - an ordinal family's thresholds ``Intercept[k]`` (at the slopes' means): Normal(t_k, 2.5),
+      ``t_k`` the threshold that gives the categories their shares in the data at ``eta = 0``
+      (brms: Student-t(3, 0, 2.5))
     - fixed slope on ``x``: Normal(0, 2.5 s / sd(x))
     - ``sd(x|g)``: HalfNormal(s / sd(x)), with sd(x) = 1 for the intercept
     - ``cor(...|g)``: LKJ(2)
@@ -184,6 +199,8 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
             priors[FactorNames(block.factor).sd_label(coef)] = P.HalfNormal(r.scale / z_sd)
         if block.block.correlated and len(block.coef_names) > 1:
             priors[lkj_label(block)] = P.LKJ(2.0)
+    for k, location in enumerate(r.thresholds, 1):
+        priors[threshold_label(k)] = P.Normal(location, 2.5)
     priors.update(family.default_priors(r))
     return priors
 
@@ -212,4 +229,15 @@ def resolve_priors(design: Design, family: Family, user: dict | None) -> dict[st
         if prior is not None:
             P.check_support(label, prior, support)
             resolved[label] = prior
+    if family.thresholds is not None and family.thresholds.ordered:
+        _check_one_kind([p.label for p in threshold_parameters(design)], resolved)
     return {label: resolved[label] for label, _, _ in targets}
+
+
+def _check_one_kind(labels: list[str], priors: dict[str, P.Prior]) -> None:
+    """Refuse ordered thresholds with priors of several kinds: they are sampled as one ordered vector."""
+    kinds = {priors[label].kind for label in labels}
+    if len(kinds) > 1:
+        raise PriorError(f"the thresholds {labels[0]} .. {labels[-1]} are sampled as one ordered vector, so their "
+                         f"priors must be of one kind; got {sorted(kinds)}: give them all Normal or all StudentT "
+                         "(e.g. priors={'Intercept': hb.StudentT(3, 0, 2.5)})")

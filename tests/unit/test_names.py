@@ -33,7 +33,8 @@ def crossed(seed: int = 0, items: int = 12, raters: int = 8, n: int = 240) -> pd
     x, x2 = rng.normal(3.0, 1.0, n), rng.normal(size=n)
     y = 2.0 + 0.5 * x + rng.normal(0, 0.7, items)[item] + rng.normal(0, 0.5, raters)[rater] + rng.normal(0, 1, n)
     return pd.DataFrame({"y": y, "x": x, "x2": x2, "item": [f"i{i:02d}" for i in item],
-                         "rater": [f"r{j:02d}" for j in rater], "count": rng.poisson(np.exp(0.3 + 0.2 * x2))})
+                         "rater": [f"r{j:02d}" for j in rater], "count": rng.poisson(np.exp(0.3 + 0.2 * x2)),
+                         "grade": np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75]))})
 
 
 def uneven() -> pd.DataFrame:
@@ -62,6 +63,8 @@ MODELS = {
     "collapsed": ("y ~ x + (1 + x | item)", crossed, "gaussian", "auto", {}, True),
     "collapsed, nested": ("y ~ x + (1 | item/rater)", crossed, "gaussian", "auto", {}, True),
     "no grouping factor": ("count ~ x", crossed, "poisson", NC, {}, False),
+    "ordinal thresholds, centered": ("grade ~ x + (1 + x | item)", crossed, "cumulative", C, {}, False),
+    "ordinal thresholds, sheared": ("grade ~ x + (1 | item) + (1 | rater)", crossed, "sratio", NC, {}, False),
 }
 
 

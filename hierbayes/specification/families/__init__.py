@@ -15,7 +15,7 @@ Examples
 'probit'
 """
 
-from hierbayes.specification.families import classic, mixtures, proportions  # noqa: F401  (register the families)
+from hierbayes.specification.families import classic, mixtures, ordinal, proportions  # noqa: F401  (register the families)
 from hierbayes.specification.families.core import (
     ALIASES,
     FAMILIES,
@@ -23,8 +23,9 @@ from hierbayes.specification.families.core import (
     Family,
     Link,
     ResponseSummary,
+    Thresholds,
     get_family,
     register_family,
 )
 
-__all__ = ["Family", "Link", "FAMILIES", "LINKS", "ALIASES", "ResponseSummary", "get_family", "register_family"]
+__all__ = ["Family", "Link", "Thresholds", "FAMILIES", "LINKS", "ALIASES", "ResponseSummary", "get_family", "register_family"]

@@ -45,7 +45,7 @@ pytensor = deferred_import("pytensor")
 special = deferred_import("scipy.special")
 stats = deferred_import("scipy.stats")
 
-__all__ = ["Family", "Link", "FAMILIES", "LINKS", "ResponseSummary", "get_family", "register_family",
+__all__ = ["Family", "Link", "Thresholds", "FAMILIES", "LINKS", "ResponseSummary", "get_family", "register_family",
            "check_real", "check_counts", "check_binary", "check_binomial", "check_positive", "check_unit_interval"]
 
 
@@ -137,6 +137,46 @@ class ResponseSummary:
 
     location: float  # link(mean of y), the centre of the intercept prior
     scale: float  # sd(y) on the identity link, 1 on the others
+    thresholds: tuple[float, ...] = ()  # an ordinal family's thresholds that reproduce the categories' shares
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What makes a family ordinal: the formula's intercept becomes K - 1 thresholds (K categories).
+
+    The response is one of K ordered categories; with ``F`` the inverse link,
+    ``c_k = F(tau_k - eta)`` for each threshold ``tau_k`` says how the linear predictor
+    ``eta`` splits the categories (``P(y <= k)`` for ``cumulative``, ``P(y = k | y >= k)``
+    for ``sratio``).
+
+    Attributes
+    ----------
+    ordered : bool
+        The thresholds increase (sampled with PyMC's ordered transform): ``cumulative``'s.
+        brms leaves ``sratio``'s free.
+    probabilities : callable
+        ``(c, xp) -> P(y = k)``: the K category probabilities on the last axis from the
+        ``c_k`` (last axis K - 1), written with ``xp`` = NumPy or PyTensor's tensor module
+        (``concatenate``, ``cumprod``, ``ones_like``): predictions, and the model's draws where
+        PyMC has no distribution of the family.
+    locations : callable
+        ``(link, shares) -> thresholds``: the thresholds at which ``eta = 0`` gives the
+        categories the shares ``shares`` (K values summing to 1), ``link`` the link in
+        NumPy: the centres of the default threshold priors and the sampler's start.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cumulative = get_family("cumulative")
+    >>> cumulative.thresholds.locations(LINKS["logit"].forward, np.array([0.25, 0.5, 0.25])).round(4).tolist()
+    [-1.0986, 1.0986]
+    >>> cumulative.category_probabilities(np.array([0.0]), np.array([-1.0986123, 1.0986123])).round(4).tolist()
+    [[0.25, 0.5, 0.25]]
+    """
+
+    ordered: bool
+    probabilities: Callable[[Any, Any], Any]
+    locations: Callable[[Callable[[np.ndarray], np.ndarray], np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -210,6 +250,11 @@ class Family:
         Quantities computed from the parameters, ``params -> value`` in PyTensor and NumPy alike
         (ordered beta's ``cutone = cutzero + cutgap``): recorded in the posterior under ``name``
         and summarised with the parameters, without a prior of their own.
+    thresholds : Thresholds, optional
+        An ordinal family's: the formula's intercept becomes K - 1 thresholds (labels
+        ``Intercept[1]`` .. ``Intercept[K-1]``), which the likelihood reads as
+        ``params["thresholds"]`` (one vector, the last axis), and the response is coded
+        0 .. K-1 for the likelihood (:mod:`hierbayes.specification.families.ordinal`).
     """
 
     name: str
@@ -230,6 +275,7 @@ class Family:
     threshold_model: bool = False
     link_likelihoods: tuple[tuple[str, Callable[..., Any]], ...] = ()
     derived: tuple[tuple[str, Callable[[dict], Any]], ...] = ()
+    thresholds: Thresholds | None = None
 
     def __post_init__(self):
         # tuples, so an entry written with lists still hashes (its compiled functions are cached by it)
@@ -297,6 +343,9 @@ class Family:
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def _missing(self, field: str, needed_by: str) -> HierbayesError:
+        if self.thresholds is not None:
+            return HierbayesError(f"the {self.name!r} family is ordinal: {needed_by} needs the {field} of a response "
+                                  "with a mean on the link's scale, which ordered categories do not have")
         return HierbayesError(f"the {self.name!r} family has no {field}, which {needed_by} needs: register the "
                               f"family with {field}=... (see 'Adding a family' in docs/families.md)")
 
@@ -316,6 +365,13 @@ class Family:
         """
         mean = self.link_function.inverse(eta)
         return mean if self.expected_value is None else self.expected_value(mean, {**params, **dict(self.constants)})
+
+    def category_probabilities(self, eta: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+        """An ordinal family's ``P(y = k)``, ``(..., N, K)``, from ``eta`` ``(..., N)`` and the thresholds ``(..., K-1)``."""
+        if self.thresholds is None:
+            raise HierbayesError(f"the {self.name!r} family is not ordinal: its responses have no category probabilities")
+        c = self.link_function.inverse(np.asarray(thresholds)[..., None, :] - np.asarray(eta)[..., None])
+        return self.thresholds.probabilities(c, np)
 
     def draw(self, rng: np.random.Generator, eta: np.ndarray, params: dict[str, np.ndarray],
              trials: np.ndarray | None = None) -> np.ndarray:
@@ -352,7 +408,12 @@ class Family:
         raise self._missing("latent_variance", f"the ICC with the {self.link} link (fit.icc())")
 
     def summarise_response(self, y: np.ndarray, trials: np.ndarray | None) -> ResponseSummary:
-        """Centre and scale of the response used to scale the default priors."""
+        """Centre and scale of the response used to scale the default priors (an ordinal family's: the
+        thresholds that give the categories their shares in the data)."""
+        if self.thresholds is not None:
+            _, counts = np.unique(y, return_counts=True)
+            locations = self.thresholds.locations(self.link_function.forward, counts / counts.sum())
+            return ResponseSummary(0.0, 1.0, tuple(float(v) for v in locations))
         mean = float(np.mean(y / trials)) if trials is not None else float(np.mean(y))
         if self.link == "identity":
             sd = float(np.std(y, ddof=1)) if y.size > 1 else 1.0

@@ -15,7 +15,8 @@ Examples
 'probit'
 """
 
-from hierbayes.specification.families import classic  # noqa: F401  (registers the families)
+from hierbayes.specification.families import classic, continuous  # noqa: F401  (register the families)
+from hierbayes.specification.families.continuous import asymmetric_laplace
 from hierbayes.specification.families.core import (
     ALIASES,
     FAMILIES,
@@ -27,4 +28,5 @@ from hierbayes.specification.families.core import (
     register_family,
 )
 
-__all__ = ["Family", "Link", "FAMILIES", "LINKS", "ALIASES", "ResponseSummary", "get_family", "register_family"]
+__all__ = ["Family", "Link", "FAMILIES", "LINKS", "ALIASES", "ResponseSummary", "get_family", "register_family",
+           "asymmetric_laplace"]

@@ -269,7 +269,7 @@ class Family:
         (:mod:`hierbayes.specification.likelihood`) write the likelihood, so LOO scores the
         density that was sampled. Call inside a ``pm.Model`` context."""
         mean = self.link_function.inverse_tensor(eta)
-        params = {**params, **dict(self.constants)}
+        params = self._with_constants(params)
         return self.likelihood_on_link(name, eta, mean, params, observed, trials, dims)
 
     @cached_property
@@ -300,6 +300,10 @@ class Family:
                                  f"{sorted(known) or 'none'}")
         return replace(self, constants=tuple((name, float(values.get(name, value))) for name, value in known.items()))
 
+    def _with_constants(self, params: dict) -> dict:
+        """``params`` and the family's constants: what its functions read."""
+        return {**params, **dict(self.constants)}
+
     def response_on_location_scale(self, y: np.ndarray) -> np.ndarray:
         """The response on the scale where the inverse link is its mean: ``location_response(y)``, else ``y``."""
         return y if self.location_response is None else self.location_response(y)
@@ -323,13 +327,13 @@ class Family:
         [2.0, 5.0]
         """
         mean = self.link_function.inverse(eta)
-        return mean if self.expected_value is None else self.expected_value(mean, {**params, **dict(self.constants)})
+        return mean if self.expected_value is None else self.expected_value(mean, self._with_constants(params))
 
     def draw(self, rng: np.random.Generator, eta: np.ndarray, params: dict[str, np.ndarray],
              trials: np.ndarray | None = None) -> np.ndarray:
         """Draws of the response given ``eta``: ``random`` on the mean, else the likelihood's own draws."""
         if self.random is not None:
-            return self.random(rng, self.link_function.inverse(eta), {**params, **dict(self.constants)}, trials)
+            return self.random(rng, self.link_function.inverse(eta), self._with_constants(params), trials)
         return _likelihood.draw(self, rng, eta, params, trials)
 
     def response_variance(self, mean: np.ndarray, params: dict[str, np.ndarray],
@@ -337,7 +341,7 @@ class Family:
         """Variance of a response (the count of successes for binomial) given its mean: ``trials * variance``."""
         if self.variance is None:
             raise self._missing("variance", "the Bayesian R-squared (fit.r2())")
-        return trials * self.variance(mean, params)
+        return trials * self.variance(mean, self._with_constants(params))
 
     def working_variance(self, mean: np.ndarray) -> np.ndarray:
         """V(mu) of the no- and complete-pooling fits: ``quasi_variance``, else ``variance(mean, {})``."""
@@ -349,6 +353,7 @@ class Family:
 
     def icc_variance(self, mean: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """Residual variance on the link scale for the ICC: ``latent_variance``, else derived from ``variance``."""
+        params = self._with_constants(params)
         if self.latent_variance is not None:
             return self.latent_variance(mean, params)
         if self.threshold_model and (threshold := self.link_function.threshold_variance) is not None:

@@ -48,6 +48,8 @@ def test_loo_predictions_and_pooling_work_end_to_end(name):
     y = fit.predict(kind="response", seed=1).values
     assert y.shape == (2, 400, n) and (y > 0).all() and (name == "gamma" or (y < 1).all())
     np.testing.assert_allclose(y.mean(axis=(0, 1)).mean(), df["y"].mean(), rtol=0.05)
+    checks = fit.posterior_predictive(seed=1)  # the posterior predictive checks' draws
+    assert checks.shape == (2, 400, n) and np.isfinite(checks.values).all()
     table = fit.pooling("g")
     assert table.shape[0] == 30 and np.isfinite(table[["no_pooling", "complete_pooling", "partial_pooling"]]).all().all()
     assert table.attrs["scale"] == case.entry().link

@@ -17,10 +17,12 @@ from continuous_families import CASES, SCIPY, Case
 from scipy import special, stats
 
 import hierbayes as hb
+from hierbayes.model.data import response_name
 from hierbayes.posterior.pooling import complete_pooling, no_pooling
 from hierbayes.specification.families import LINKS, get_family
 
 IDS = [case.id for case in CASES]
+PYTHON = {"mode": "FAST_COMPILE"}  # PyTensor's Python linker: the same numbers, no C or numba compile
 MEANS = {"beta": [0.15, 0.5, 0.8], "von_mises": [-1.0, 0.3, 2.0]}  # else positive means for any link
 
 
@@ -150,13 +152,32 @@ def test_the_quantile_is_a_constant_that_separates_compiled_models():
         get_family("gamma").with_constants(quantile=0.2)
 
 
+def prior_draws_fit(model: hb.Model, draws: int = 8) -> tuple[hb.Fit, xr.DataTree]:
+    """A Fit whose 'posterior' is prior draws of ``model.pymc_model``, and those draws."""
+    names = [v.name for v in model.pymc_model.free_RVs + model.pymc_model.deterministics]  # not the response
+    prior = pm.sample_prior_predictive(draws=draws, model=model.pymc_model, var_names=names, random_seed=1,
+                                       compile_kwargs=PYTHON)
+    tree = xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()})
+    return hb.Fit(model, tree.copy(), sampler="prior draws"), tree
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_loos_log_likelihood_is_the_sampled_models_own_log_density(case):
+    model = hb.Model("y ~ x + (1 | g)", case.simulate(n_levels=5, per_level=6), family=case.entry())
+    fit, draws = prior_draws_fit(model, draws=20)
+    fit.add_log_likelihood()
+    ours = fit.idata["log_likelihood"]["y"].values
+    theirs = pm.compute_log_likelihood(draws, model=model.pymc_model, extend_inferencedata=False,
+                                       progressbar=False, compile_kwargs=PYTHON)
+    theirs = theirs[response_name(model.design)].transpose("chain", "draw", ...).values
+    assert ours.shape == theirs.shape == (1, 20, 30) and np.isfinite(ours).mean() > 0.95
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
 def test_a_saved_fit_keeps_its_quantile(tmp_path):
     df = CASES[0].simulate(n_levels=4, per_level=5)
     model = hb.Model("y ~ x + (1 | g)", df, family=hb.asymmetric_laplace(quantile=0.25))
-    names = [v.name for v in model.pymc_model.free_RVs + model.pymc_model.deterministics]
-    prior = pm.sample_prior_predictive(draws=8, model=model.pymc_model, var_names=names, random_seed=1,
-                                       compile_kwargs={"mode": "FAST_COMPILE"})
-    fit = hb.Fit(model, xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()}), sampler="prior draws")
+    fit, _ = prior_draws_fit(model)
     fit.save(tmp_path / "fit.nc")
     loaded = hb.load(tmp_path / "fit.nc")
     assert loaded.model.family.constants == (("quantile", 0.25),)

@@ -193,8 +193,11 @@ def _weighted_fit(z: np.ndarray, w: np.ndarray, X: np.ndarray, Z: np.ndarray, in
 
 
 def _start(link: Link, p: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Where IRLS starts: the observed means, moved to ``(n p + 1/2) / (n + 1)`` where the link
-    cannot take them (a 0 on the log link, a 0 or 1 on logit or probit)."""
+    """Where IRLS starts: halfway between the observed means and their average (statsmodels'
+    start; from the observed means themselves an inverse Gaussian fit on the log link can run
+    off), moved to ``(n p + 1/2) / (n + 1)`` where the link cannot take them (a 0 on the log
+    link, a 0 or 1 on logit or probit)."""
+    p = (p + np.average(p, weights=n)) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         inside = np.isfinite(link.forward(p))
     return np.where(inside, p, (n * p + 0.5) / (n + 1)).astype(float)

@@ -174,6 +174,25 @@ def test_loos_log_likelihood_is_the_sampled_models_own_log_density(case):
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
 
 
+LACKS = {"von_mises": ("r2", "icc"), "asymmetric_laplace": ("pooling",)}  # what the family cannot define
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_every_capability_runs_or_names_what_the_family_lacks(case):
+    model = hb.Model("y ~ x + (1 | g)", case.simulate(n_levels=5, per_level=6), family=case.entry())
+    fit, _ = prior_draws_fit(model, draws=20)
+    for draws in (fit.predict(), fit.predict(kind="response", seed=1), fit.posterior_predictive(seed=1)):
+        assert draws.shape == (1, 20, 30) and np.isfinite(draws.values).all()
+    calls = {"r2": fit.r2, "icc": fit.icc, "pooling": lambda: fit.pooling("g")}
+    for name, call in calls.items():
+        if name in LACKS.get(case.family, ()):
+            with pytest.raises(hb.HierbayesError, match=f"the '{case.family}' family has no "):
+                call()
+        else:
+            numbers = call().select_dtypes("number").to_numpy()
+            assert numbers.size and np.isfinite(numbers).all(), name
+
+
 def test_a_saved_fit_keeps_its_quantile(tmp_path):
     df = CASES[0].simulate(n_levels=4, per_level=5)
     model = hb.Model("y ~ x + (1 | g)", df, family=hb.asymmetric_laplace(quantile=0.25))

@@ -148,6 +148,12 @@ def test_the_quantile_is_a_constant_that_separates_compiled_models():
                                    np.log(q * (1 - q) / sigma) - rho, rtol=1e-12)
     with pytest.raises(hb.HierbayesError, match=r"quantile must lie strictly between 0 and 1, got 1\.5"):
         hb.asymmetric_laplace(quantile=1.5)
+    # the model's quantile= is the same family
+    assert hb.Model("y ~ x + (1 | g)", df, family="asym_laplace", quantile=0.9).family == q90
+    with pytest.raises(hb.HierbayesError, match=r"quantile must lie strictly between 0 and 1, got 0"):
+        hb.Model("y ~ x", df, family="asymmetric_laplace", quantile=0)
+    with pytest.raises(hb.HierbayesError, match=r"'gaussian' family has no constant 'quantile'"):
+        hb.Model("y ~ x", df, quantile=0.9)
     with pytest.raises(hb.HierbayesError, match=r"'gamma' family has no constant 'quantile'; its constants are none"):
         get_family("gamma").with_constants(quantile=0.2)
 

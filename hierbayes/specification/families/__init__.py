@@ -16,7 +16,7 @@ Examples
 """
 
 from hierbayes.specification.families import classic, continuous  # noqa: F401  (register the families)
-from hierbayes.specification.families.continuous import asymmetric_laplace
+from hierbayes.specification.families.continuous import asymmetric_laplace, with_quantile
 from hierbayes.specification.families.core import (
     ALIASES,
     FAMILIES,
@@ -29,4 +29,4 @@ from hierbayes.specification.families.core import (
 )
 
 __all__ = ["Family", "Link", "FAMILIES", "LINKS", "ALIASES", "ResponseSummary", "get_family", "register_family",
-           "asymmetric_laplace"]
+           "asymmetric_laplace", "with_quantile"]

@@ -43,7 +43,7 @@ special = deferred_import("scipy.special")
 stats = deferred_import("scipy.stats")
 dist_math = deferred_import("pymc.distributions.dist_math")
 
-__all__ = ["asymmetric_laplace", "check_angle", "skew_normal_location_scale"]
+__all__ = ["asymmetric_laplace", "with_quantile", "check_angle", "skew_normal_location_scale"]
 
 
 # --- response checks and helpers --------------------------------------------------------------------
@@ -278,7 +278,19 @@ def asymmetric_laplace(quantile: float = 0.5, link: str | None = None) -> Family
     ('asymmetric_laplace', (('quantile', 0.9),))
     >>> # hb.Model("y ~ x + (1 | g)", df, family=family).fit(): the 90% quantile of y given x
     """
-    if not 0.0 < float(quantile) < 1.0:
-        raise HierbayesError(f"the asymmetric_laplace family's quantile must lie strictly between 0 and 1, "
-                             f"got {quantile!r}")
-    return get_family("asymmetric_laplace", link).with_constants(quantile=float(quantile))
+    return with_quantile(get_family("asymmetric_laplace", link), quantile)
+
+
+def with_quantile(family: Family, quantile: float) -> Family:
+    """``family`` with its constant ``quantile`` (asymmetric Laplace's), checked to lie strictly in (0, 1).
+
+    >>> with_quantile(get_family("asym_laplace"), 0.25).constants
+    (('quantile', 0.25),)
+    """
+    try:
+        value = float(quantile)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise HierbayesError(f"the {family.name} family's quantile must lie strictly between 0 and 1, got {quantile!r}")
+    return family.with_constants(quantile=value)

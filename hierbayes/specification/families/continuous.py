@@ -115,7 +115,7 @@ def _constant(values, shape):
 
 # --- default priors ---------------------------------------------------------------------------------
 
-def _precision_prior(r: ResponseSummary) -> dict[str, P.Prior]:
+def _precision_prior(r: ResponseSummary) -> P.Prior:
     """``phi`` of beta, ``shape`` of gamma: Gamma(2, 0.1), mean 20, as ``nu``'s.
 
     brms's Gamma(0.01, 0.01) is proper but so vague that the sampler, which starts at the
@@ -130,6 +130,35 @@ def _precision_prior(r: ResponseSummary) -> dict[str, P.Prior]:
 def _sigma_prior(r: ResponseSummary) -> P.Prior:
     """A scale on the data's scale: Exponential(1 / s), mean ``s``, as the gaussian's ``sigma``."""
     return P.Exponential(1.0 / r.scale)
+
+
+def _weibull_shape_prior(r: ResponseSummary) -> P.Prior:
+    """Weibull ``shape``: Gamma(2, 0.5), mean 4.
+
+    Shapes from about 0.5 (a falling hazard) through 1 (the exponential) to about 10 (nearly
+    a point) are plausible; brms's Gamma(0.01, 0.01) would start the sampler at 1 with a
+    prior SD of 10.
+    """
+    return P.Gamma(2.0, 0.5)
+
+
+def _wald_shape_prior(r: ResponseSummary) -> P.Prior:
+    """Inverse Gaussian ``shape`` (lambda): Gamma(2, 0.1 / mean(y)), mean ``20 mean(y)``.
+
+    ``shape`` has the response's units (the squared coefficient of variation is
+    ``mu / shape``), so its prior is scaled by the mean response, ``exp`` of the summary's
+    location on the log link: a CV from about 0.1 to 1 is plausible.
+    """
+    return P.Gamma(2.0, 0.1 / np.exp(r.location))
+
+
+def _kappa_prior(r: ResponseSummary) -> P.Prior:
+    """von Mises ``kappa``: Gamma(2, 0.1), mean 20 (a circular SD of about 0.23 rad).
+
+    brms's Gamma(2, 0.01) is proper, but its mean of 200 (where the sampler starts) is
+    nearly a point mass; with rate 0.1 concentrations from about 1 to 60 stay plausible.
+    """
+    return P.Gamma(2.0, 0.1)
 
 
 register_family(Family(
@@ -170,7 +199,7 @@ register_family(Family(
 register_family(Family(
     name="weibull", link="log", links=("log", "identity", "inverse", "softplus"),
     parameters=(("shape", "positive"),),
-    default_priors=lambda r: {"shape": P.Gamma(2.0, 0.5)},
+    default_priors=lambda r: {"shape": _weibull_shape_prior(r)},
     likelihood=None,
     distribution=_weibull_dist,
     check_response=check_positive,
@@ -189,8 +218,7 @@ register_family(Family(
 register_family(Family(
     name="wald", link="log", links=("log", "identity", "inverse"),
     parameters=(("shape", "positive"),),
-    # shape (lambda) has the response's units (CV^2 = mu / lambda): Gamma(2, 0.1 / mean(y)), mean 20 mean(y)
-    default_priors=lambda r: {"shape": P.Gamma(2.0, 0.1 / np.exp(r.location))},
+    default_priors=lambda r: {"shape": _wald_shape_prior(r)},
     likelihood=None,
     distribution=lambda mu, p, n: pm.Wald.dist(mu=mu, lam=p["shape"]),
     random=lambda rng, m, p, n: rng.wald(m, p["shape"]),  # NumPy draws: PyMC's run in numba's object mode
@@ -247,8 +275,7 @@ register_family(Family(
 register_family(Family(
     name="von_mises", link="tan_half", links=("tan_half", "identity"),
     parameters=(("kappa", "positive"),),
-    # brms's Gamma(2, 0.01) has mean 200 (nearly a point), where the sampler would start; mean 20 instead
-    default_priors=lambda r: {"kappa": P.Gamma(2.0, 0.1)},
+    default_priors=lambda r: {"kappa": _kappa_prior(r)},
     likelihood=None,
     distribution=lambda mu, p, n: pm.VonMises.dist(mu=mu, kappa=p["kappa"]),
     check_response=check_angle,

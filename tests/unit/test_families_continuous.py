@@ -8,6 +8,7 @@ support are refused naming the column and rows; the default priors are the docum
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -20,6 +21,7 @@ import hierbayes as hb
 from hierbayes.model.data import response_name
 from hierbayes.posterior.pooling import complete_pooling, no_pooling
 from hierbayes.specification.families import LINKS, get_family
+from hierbayes.viz.plots import shrinkage_arrows
 
 IDS = [case.id for case in CASES]
 PYTHON = {"mode": "FAST_COMPILE"}  # PyTensor's Python linker: the same numbers, no C or numba compile
@@ -197,6 +199,12 @@ def test_every_capability_runs_or_names_what_the_family_lacks(case):
         else:
             numbers = call().select_dtypes("number").to_numpy()
             assert numbers.size and np.isfinite(numbers).all(), name
+    if "pooling" not in LACKS.get(case.family, ()):  # the shrinkage plot, on the link scale
+        ax = fit.plot_shrinkage("g")
+        link = case.entry().link
+        assert len(shrinkage_arrows(ax)) == 5
+        assert ax.get_ylabel() == ("Intercept" if link == "identity" else f"Intercept ({link} scale)")
+        plt.close(ax.figure)
 
 
 def test_a_saved_fit_keeps_its_quantile(tmp_path):

@@ -34,7 +34,7 @@ from hierbayes.errors import (
 from hierbayes.lessons.calibration import calibrate
 from hierbayes.lessons.teaching import compare_parameterizations
 from hierbayes.posterior.comparison import compare
-from hierbayes.specification.families import Family, get_family, register_family
+from hierbayes.specification.families import Family, asymmetric_laplace, get_family, register_family
 from hierbayes.specification.priors import (
     LKJ,
     Beta,
@@ -51,6 +51,7 @@ from hierbayes.version import __version__
 
 __all__ = [
     "Model", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",
+    "asymmetric_laplace",
     "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "Beta", "LKJ",
     "HierbayesError", "FormulaError", "DataError", "PriorError", "ConvergenceWarning", "DataWarning",
     "BackendWarning",

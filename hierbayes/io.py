@@ -52,6 +52,7 @@ import xarray as xr
 
 from hierbayes.errors import DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.design import used_columns
+from hierbayes.specification.families import get_family
 from hierbayes.specification.names import FIXED_DIM, factor_dim
 from hierbayes.specification.priors import Prior
 from hierbayes.version import __version__
@@ -82,6 +83,7 @@ def _metadata(fit) -> dict[str, str | int | float]:
     return {
         "hierbayes_format": FORMAT_VERSION, "hierbayes_version": __version__,
         "formula": m.formula, "family": m.family.name, "link": m.family.link,
+        "family_constants": json.dumps(dict(m.family.constants)),
         "user_priors": _priors_json(m.user_priors), "priors": _priors_json(m.priors),
         "parameterization": json.dumps(m.parameterization), "collapse": json.dumps(getattr(m, "collapsed", None)),
         "sampler": fit.sampler,
@@ -351,7 +353,8 @@ def _model(model_class: type, meta: dict, data: pd.DataFrame, options: dict, pat
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)  # the warnings of the original fit, once was enough
-            return model_class(formula, data, meta["family"], link=meta["link"], **options)
+            family = get_family(meta["family"], meta["link"]).with_constants(**meta["family_constants"])
+            return model_class(formula, data, family, **options)
     except HierbayesError as err:
         what = "uses something a formula may not" if isinstance(err, FormulaError) else "cannot be rebuilt"
         raise HierbayesError(f"{str(path)!r} was not opened: its formula {formula!r} {what}: {str(err).splitlines()[0]}. "
@@ -394,6 +397,7 @@ def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type,
         raw = tree[DATA_GROUP]["parquet"].values.astype(np.uint8).tobytes()
         data = pd.read_parquet(io.BytesIO(raw))
         meta = {k: attrs[k] for k in _META}
+        meta["family_constants"] = json.loads(attrs.get("family_constants", "{}"))  # absent before families had any
         user_priors, priors = _priors_from_json(meta["user_priors"]), _priors_from_json(meta["priors"])
         options = {"parameterization": json.loads(meta["parameterization"]), "priors": user_priors,
                    "namespace": namespace}

@@ -37,7 +37,7 @@ Examples
 >>> m.collapsed
 True
 >>> sorted(v.name for v in m.fitting_model.free_RVs)
-['Intercept_centered', 'beta', 'corr_chol_0', 'sd_Subject', 'sigma']
+['Intercept_centered', 'b_slopes', 'corr_chol_0', 'sd_Subject', 'sigma']
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], b
     >>> import hierbayes as hb
     >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
     >>> [name for name, _, _ in prior_blocks(m.design, m.family)]
-    ['Intercept_centered', 'beta', 'sd_Subject', 'sigma']
+    ['Intercept_centered', 'b_slopes', 'sd_Subject', 'sigma']
     """
     slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
     blocks = [(N.INTERCEPT_CENTERED, ["Intercept"], True)] if design.has_intercept else []
@@ -126,7 +126,7 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
     >>> m = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy"))
     >>> start = initial_values(m.design, m.family, m.priors, model_data(m.design, m.family, m.priors))
     >>> round(float(start["Intercept_centered"]), 1), sorted(start)
-    (298.5, ['Intercept_centered', 'beta', 'sd_Subject_log__', 'sigma_log__'])
+    (298.5, ['Intercept_centered', 'b_slopes', 'sd_Subject_log__', 'sigma_log__'])
     >>> start = initial_values(m.design, m.family, m.priors, model_data(m.design, m.family, m.priors), "centered")
     >>> start["u_Subject_0"][:2].round(1)  # the level intercepts start at the fixed intercept
     array([[298.5],

@@ -24,7 +24,7 @@ from hierbayes.model.parameterization import choose_parameterization
 from hierbayes.model.pymc_model import build_model
 from hierbayes.specification.design import Design, expand_dot, make_design, used_columns
 from hierbayes.specification.evaluation import check_namespace
-from hierbayes.specification.families import Family, get_family
+from hierbayes.specification.families import Family, get_family, with_quantile
 from hierbayes.specification.formula import ModelSpec, parse
 from hierbayes.specification.parameters import check_distinct_names, default_priors, prior_targets, resolve_priors
 from hierbayes.specification.priors import Prior
@@ -50,9 +50,14 @@ class ModelDefinition:
         later changes to this DataFrame do not reach the model, its fits or saved files.
     family : str or Family, default "gaussian"
         ``gaussian``, ``student_t``, ``bernoulli``, ``binomial``, ``poisson``,
-        ``negative_binomial`` (see :mod:`hierbayes.specification.families`).
+        ``negative_binomial``, and the continuous ``beta``, ``gamma``, ``lognormal``, ``weibull``,
+        ``exponential``, ``wald``, ``exgaussian``, ``skew_normal``, ``laplace``,
+        ``asymmetric_laplace`` and ``von_mises`` (see :mod:`hierbayes.specification.families`).
     link : str, optional
         Another of the family's links (``"probit"`` for bernoulli).
+    quantile : float in (0, 1), optional
+        The quantile that ``family="asymmetric_laplace"`` models (quantile regression; by
+        default the median): the same as ``family=hb.asymmetric_laplace(quantile=...)``.
     priors : dict, optional
         Priors by printed name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by
         class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
@@ -98,11 +103,13 @@ class ModelDefinition:
     :class:`~hierbayes.posterior.fit.Posterior`)."""
 
     def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian", *,
-                 link: str | None = None, priors: Mapping[str, Prior] | None = None,
+                 link: str | None = None, quantile: float | None = None, priors: Mapping[str, Prior] | None = None,
                  parameterization: str | Mapping[str, str] = "auto", na_action: str = "drop",
                  collapse: bool | None = None, namespace: Mapping[str, Any] | None = None):
         self.formula = formula
         self.family = get_family(family, link)
+        if quantile is not None:
+            self.family = with_quantile(self.family, quantile)
         data = as_pandas(data)
         self.namespace: dict[str, Any] = check_namespace(namespace, data.columns)
         # the formula is checked before anything in it is evaluated; "." becomes the columns it stands for

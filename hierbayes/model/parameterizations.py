@@ -236,7 +236,7 @@ class Parameterization(ABC):
     ...     m = hb.Model("Reaction ~ Days + (Days | Subject)", sleep, parameterization=p, collapse=False)
     ...     print(factor_parameterizations(m.design, p)["Subject"], [v.name for v in m.pymc_model.free_RVs][:4])
     ShearedNonCentered(coefs=('Intercept', 'Days')) ['sd_Subject', 'z_mean_Subject', 'z_contrasts_Subject', 'corr_chol_0']
-    HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'Days')) ['beta', 'Intercept_centered', 'sd_Subject', 'corr_chol_0']
+    HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'Days')) ['b_slopes', 'Intercept_centered', 'sd_Subject', 'corr_chol_0']
     """
 
     value: ClassVar[str]  # its name in ``parameterization=``
@@ -257,7 +257,7 @@ class Parameterization(ABC):
 
     def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
         """Where the sampler starts this factor's variables that do not start at zero, given the
-        fixed effects' starts (``Intercept_centered``, ``beta``; NumPy): none."""
+        fixed effects' starts (``Intercept_centered``, ``b_slopes``; NumPy): none."""
         return {}
 
 

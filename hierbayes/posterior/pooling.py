@@ -193,8 +193,11 @@ def _weighted_fit(z: np.ndarray, w: np.ndarray, X: np.ndarray, Z: np.ndarray, in
 
 
 def _start(link: Link, p: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Where IRLS starts: the observed means, moved to ``(n p + 1/2) / (n + 1)`` where the link
-    cannot take them (a 0 on the log link, a 0 or 1 on logit or probit)."""
+    """Where IRLS starts: halfway between the observed means and their average (statsmodels'
+    start; from the observed means themselves an inverse Gaussian fit on the log link can run
+    off), moved to ``(n p + 1/2) / (n + 1)`` where the link cannot take them (a 0 on the log
+    link, a 0 or 1 on logit or probit)."""
+    p = (p + np.average(p, weights=n)) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         inside = np.isfinite(link.forward(p))
     return np.where(inside, p, (n * p + 0.5) / (n + 1)).astype(float)
@@ -328,17 +331,18 @@ def no_pooling(design: Design, family: Family, factor: str) -> NoPooling:
     absorbed = {c for cols in level_columns(design, factor).values() for c, _ in cols}
     shared = [c for c in range(design.X.shape[1]) if c not in absorbed]
     offset = design.offset if design.offset is not None else np.zeros(design.n_obs)
+    y = family.response_on_location_scale(design.y)  # log y for lognormal: its location is the mean of log y
     reasons = _unidentified(design, factor, Z)  # these levels stay in the fit: pinv copes with them
     dropped: set[int] = set()  # levels whose estimates are infinite: out of the fit
     for j in range(J):
         rows = fd.index == j
-        if boundary := _boundary_reason(family, design.y[rows], None if design.trials is None else design.trials[rows]):
+        if boundary := _boundary_reason(family, y[rows], None if design.trials is None else design.trials[rows]):
             reasons[j] = reasons[j] or boundary
             dropped.add(j)
     while True:
         keep = ~np.isin(fd.index, sorted(dropped))
         trials = None if design.trials is None else design.trials[keep]
-        beta, u, converged = _irls(design.y[keep], trials, offset[keep], design.X[keep][:, shared],
+        beta, u, converged = _irls(y[keep], trials, offset[keep], design.X[keep][:, shared],
                                    Z[keep], fd.index[keep], J, family)
         eta = offset + design.X[:, shared] @ beta + np.einsum("nq,nq->n", Z, u[fd.index])
         runaway = set() if not family.link_function.bounded else \
@@ -365,7 +369,8 @@ def complete_pooling(design: Design, family: Family) -> np.ndarray:
     """
     offset = design.offset if design.offset is not None else np.zeros(design.n_obs)
     index = np.zeros(design.n_obs, dtype=np.int64)
-    beta, _, converged = _irls(design.y, design.trials, offset, design.X, np.zeros((design.n_obs, 0)),
+    y = family.response_on_location_scale(design.y)
+    beta, _, converged = _irls(y, design.trials, offset, design.X, np.zeros((design.n_obs, 0)),
                                index, 1, family)
     if not converged:
         raise HierbayesError(f"the complete-pooling fit did not converge in {MAX_ITERATIONS} iterations "

@@ -12,7 +12,7 @@ sources for names assembled elsewhere).
   ``r_<factor>`` and the family parameters, with their **dims** ``term``,
   ``<factor>`` (the levels), ``<factor>__coef`` and ``<factor>__cor``;
 - **the sampler's coordinates**, the free variables of the PyMC model:
-  ``Intercept_centered``, ``beta``, ``z_<factor>``, ``u_<factor>_<k>``, ``corr_chol_<k>``, ...
+  ``Intercept_centered``, ``b_slopes``, ``z_<factor>``, ``u_<factor>_<k>``, ``corr_chol_<k>``, ...
   (:class:`FactorNames` lists a factor's);
 - **data** the PyMC model reads (:mod:`hierbayes.model.data`): ``y_obs``, ``X``,
   ``g_<factor>``, ``Z_<factor>``, the prior parameters ``<variable>__<parameter>`` and the
@@ -30,7 +30,7 @@ Examples
 >>> names.cor_label("Intercept", "Days"), names.effect_label("308", "Days"), names.block(0)
 ('cor(Intercept,Days|Subject)', 'r_Subject[308,Days]', 'u_Subject_0')
 >>> FactorNames("school:class").effects, prior_data(SLOPES, "mu"), corr_chol(1)
-('r_school_class', 'beta__mu', 'corr_chol_1')
+('r_school_class', 'b_slopes__mu', 'corr_chol_1')
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ __all__ = ["FactorNames", "safe_name", "factor_dim", "coef_dim", "cor_dim", "eff
 # --- the fixed effects ---------------------------------------------------------------------------
 FIXED_EFFECTS = "b"                       # posterior: every fixed effect on the data's scale, dim FIXED_DIM
 INTERCEPT_CENTERED = "Intercept_centered"  # sampled: the intercept at the centred slope columns
-SLOPES = "beta"                           # sampled: the fixed slopes, dim SLOPE_DIM
+SLOPES = "b_slopes"                       # sampled: the fixed slopes, dim SLOPE_DIM (not "beta": a family
+                                          # parameter may take that name, brms's exgaussian's)
 FIXED_DIM = "term"
 SLOPE_DIM = "slope"
 
@@ -255,12 +256,12 @@ def corr_chol(k: int) -> str:
 
 
 def prior_data(var: str, parameter: str) -> str:
-    """The data holding parameter ``parameter`` of the prior of variable ``var`` (``beta__mu``)."""
+    """The data holding parameter ``parameter`` of the prior of variable ``var`` (``b_slopes__mu``)."""
     return f"{var}__{parameter}"
 
 
 def kind_variable(var: str, kind: str) -> str:
-    """The part of ``var`` whose priors are of ``kind``, when its labels' priors are of several kinds (``beta_StudentT``)."""
+    """The part of ``var`` whose priors are of ``kind``, when its labels' priors are of several kinds (``b_slopes_StudentT``)."""
     return f"{var}_{kind}"
 
 
@@ -268,7 +269,7 @@ def prior_variables(var: str, kinds: Iterable[str]) -> set[str]:
     """``var`` and its parts by prior kind (:func:`kind_variable`): what a group of labels may be sampled as.
 
     >>> sorted(prior_variables(SLOPES, ["Normal", "StudentT"]))
-    ['beta', 'beta_Normal', 'beta_StudentT']
+    ['b_slopes', 'b_slopes_Normal', 'b_slopes_StudentT']
     """
     return {var} | {kind_variable(var, kind) for kind in kinds}
 
@@ -347,7 +348,7 @@ def model_names(design, prior_parameters: Mapping[str, Sequence[str]], family_pa
     >>> import hierbayes as hb
     >>> d = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy")).design
     >>> names = model_names(d, {"Normal": ("mu", "sigma")}, ["sigma"])
-    >>> {"r_Subject", "u_Subject_0", "corr_chol_0__eta", "beta_Normal__mu", "Reaction"} <= names
+    >>> {"r_Subject", "u_Subject_0", "corr_chol_0__eta", "b_slopes_Normal__mu", "Reaction"} <= names
     True
     """
     variables = {INTERCEPT_CENTERED, *family_parameters}

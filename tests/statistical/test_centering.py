@@ -17,6 +17,7 @@ from same_effects import crossed, grouped_counts
 import hierbayes as hb
 from hierbayes.model import coordinates
 from hierbayes.model import data as contract
+from hierbayes.specification import names as N
 
 FIT = dict(draws=500, tune=500, chains=2, seed=3, progressbar=False, warn=False)
 
@@ -170,10 +171,10 @@ def test_recorded_effects_are_deviations_from_the_fixed_effects(crossed_fits, po
     np.testing.assert_allclose(items.mean(-1), c.posterior["ubar_item_0"].values[..., 0], atol=1e-12)
     spread = float(c.posterior["sd_rater"].mean()) / np.sqrt(24)  # prior SD of the mean of 24 effects
     assert np.abs(r.mean("rater").values).mean() < 2 * spread
-    # the intercept's mean is the intercept of the raw columns: Intercept_centered - X_mean * beta
+    # the intercept's mean is the intercept of the raw columns: Intercept_centered - X_mean * slopes
     p = poisson_fits["centered"].posterior
     x_mean = poisson_fits["centered"].model.design.X[:, 1].mean()
-    mu = np.stack([p["Intercept_centered"].values - x_mean * p["beta"].values[..., 0], p["beta"].values[..., 0]], -1)
+    mu = np.stack([p["Intercept_centered"].values - x_mean * p[N.SLOPES].values[..., 0], p[N.SLOPES].values[..., 0]], -1)
     np.testing.assert_allclose(p["r_g"].values, p["u_g_0"].values - mu[..., None, :], atol=1e-10)
     # the fixed effects on the original scale are what the fit reports
     np.testing.assert_allclose(p["b"].sel(term="Intercept").values, mu[..., 0])

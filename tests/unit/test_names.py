@@ -118,13 +118,13 @@ def test_a_factor_named_as_a_models_variable_is_refused():
 
 # the registry's prefixes and label shapes, with "{}" where a formatted value goes
 _ASSEMBLED = re.compile(
-    r"^(r|sd|cor|z|z_mean|z_contrasts|z_slopes|u|ubar|g|Z|corr_chol|beta|cz)_\{\}"  # r_{factor}, u_{s}_{k}, ...
+    r"^(r|sd|cor|z|z_mean|z_contrasts|z_slopes|u|ubar|g|Z|corr_chol|b_slopes|cz)_\{\}"  # r_{factor}, u_{s}_{k}, ...
     r"|(sd|cor)\(\{\}|\|\{\}\)"  # sd({coef}|{factor}), ...|{factor})
     r"|\{\}__|\{\}_log__"        # {var}__{param}, {factor}__coef, {var}_log__
     r"|^\{\},\{\}$|^\{\}_\{\}$"  # cor pairs a,b; a variable's part by prior kind
 )
 _PREFIXES = {"r_", "sd_", "cor_", "z_", "z_mean_", "z_contrasts_", "z_slopes_", "u_", "ubar_", "g_", "Z_",
-             "corr_chol_", "beta_", "cz_"}
+             "corr_chol_", "b_slopes_", "cz_"}
 _FIXED = {N.INTERCEPT_CENTERED, N.SLOPES, N.FIXED_DATA, N.RESPONSE_DATA, N.X_MEAN_DATA, N.COLLAPSED_LOGLIK,
           *N.STAT_NAMES}
 _ALLOWED = {("specification/priors.py", "beta")}  # the HalfCauchy and Gamma distributions' own parameter

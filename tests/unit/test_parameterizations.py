@@ -123,7 +123,7 @@ def test_log_density_is_the_non_centered_one_at_the_same_effects(row):
 def test_no_effects_are_drawn_when_they_are_integrated_out():
     m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"))
     assert m.collapsed and factor_parameterizations(m.design, m.parameterization, collapse=True) == {}
-    assert [v.name for v in m.fitting_model.free_RVs] == ["beta", "Intercept_centered", "sd_Subject", "corr_chol_0",
+    assert [v.name for v in m.fitting_model.free_RVs] == ["b_slopes", "Intercept_centered", "sd_Subject", "corr_chol_0",
                                                           "sigma"]
 
 

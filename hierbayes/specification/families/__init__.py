@@ -15,7 +15,14 @@ Examples
 'probit'
 """
 
-from hierbayes.specification.families import classic, mixtures, ordinal, proportions  # noqa: F401  (register the families)
+from hierbayes.specification.families import (  # noqa: F401  (register the families)
+    classic,
+    continuous,
+    mixtures,
+    ordinal,
+    proportions,
+)
+from hierbayes.specification.families.continuous import asymmetric_laplace, with_quantile
 from hierbayes.specification.families.core import (
     ALIASES,
     FAMILIES,
@@ -28,4 +35,5 @@ from hierbayes.specification.families.core import (
     register_family,
 )
 
-__all__ = ["Family", "Link", "Thresholds", "FAMILIES", "LINKS", "ALIASES", "ResponseSummary", "get_family", "register_family"]
+__all__ = ["Family", "Link", "Thresholds", "FAMILIES", "LINKS", "ALIASES", "ResponseSummary", "get_family",
+           "register_family", "asymmetric_laplace", "with_quantile"]

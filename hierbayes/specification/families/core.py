@@ -232,7 +232,11 @@ class Family:
     constants : tuple of (name, value)
         Fixed values the likelihood reads from ``params`` as if they were parameters
         (asymmetric Laplace's ``quantile``); part of :attr:`fingerprint`, so families that
-        differ in them never share a compiled model.
+        differ in them never share a compiled model. Set them with :meth:`with_constants`.
+    location_response : callable, optional
+        ``y -> array``: the response on the scale where the inverse link of the linear
+        predictor is its mean, where that is not ``y`` itself (lognormal: ``log y``). The
+        default priors are scaled by it and the no- and complete-pooling fits regress it.
     random : callable, optional
         ``(rng, mean, params, trials) -> array``: draws of the response in NumPy
         (predictions, posterior predictive checks, calibration). Default: draws of
@@ -270,6 +274,7 @@ class Family:
     expected_value: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
     distribution: Callable[..., Any] | None = None
     constants: tuple[tuple[str, float], ...] = ()
+    location_response: Callable[[np.ndarray], np.ndarray] | None = None
     random: Callable[..., np.ndarray] | None = None
     needs_trials: bool = False
     threshold_model: bool = False
@@ -320,7 +325,7 @@ class Family:
         (:mod:`hierbayes.specification.likelihood`) write the likelihood, so LOO scores the
         density that was sampled. Call inside a ``pm.Model`` context."""
         mean = self.link_function.inverse_tensor(eta)
-        params = {**params, **dict(self.constants)}
+        params = self._with_constants(params)
         for derived, value in self.derived:
             pm.Deterministic(derived, value(params))
         return self.likelihood_on_link(name, eta, mean, params, observed, trials, dims)
@@ -341,6 +346,27 @@ class Family:
             code = getattr(function, "__code__", None)
             parts.append(repr(function) if code is None else _code_text(code))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def with_constants(self, **values: float) -> Family:
+        """This family with other values of its ``constants`` (a new entry; the registry's is unchanged).
+
+        >>> get_family("asymmetric_laplace").with_constants(quantile=0.9).constants
+        (('quantile', 0.9),)
+        """
+        known = dict(self.constants)
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise HierbayesError(f"the {self.name!r} family has no constant {unknown[0]!r}; its constants are "
+                                 f"{sorted(known) or 'none'}")
+        return replace(self, constants=tuple((name, float(values.get(name, value))) for name, value in known.items()))
+
+    def _with_constants(self, params: dict) -> dict:
+        """``params`` and the family's constants: what its functions read."""
+        return {**params, **dict(self.constants)}
+
+    def response_on_location_scale(self, y: np.ndarray) -> np.ndarray:
+        """The response on the scale where the inverse link is its mean: ``location_response(y)``, else ``y``."""
+        return y if self.location_response is None else self.location_response(y)
 
     def _missing(self, field: str, needed_by: str) -> HierbayesError:
         if self.thresholds is not None:
@@ -364,7 +390,7 @@ class Family:
         [2.0, 5.0]
         """
         mean = self.link_function.inverse(eta)
-        return mean if self.expected_value is None else self.expected_value(mean, {**params, **dict(self.constants)})
+        return mean if self.expected_value is None else self.expected_value(mean, self._with_constants(params))
 
     def category_probabilities(self, eta: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
         """An ordinal family's ``P(y = k)``, ``(..., N, K)``, from ``eta`` ``(..., N)`` and the thresholds ``(..., K-1)``."""
@@ -377,7 +403,7 @@ class Family:
              trials: np.ndarray | None = None) -> np.ndarray:
         """Draws of the response given ``eta``: ``random`` on the mean, else the likelihood's own draws."""
         if self.random is not None:
-            return self.random(rng, self.link_function.inverse(eta), {**params, **dict(self.constants)}, trials)
+            return self.random(rng, self.link_function.inverse(eta), self._with_constants(params), trials)
         return _likelihood.draw(self, rng, eta, params, trials)
 
     def response_variance(self, mean: np.ndarray, params: dict[str, np.ndarray],
@@ -385,7 +411,7 @@ class Family:
         """Variance of a response (the count of successes for binomial) given its mean: ``trials * variance``."""
         if self.variance is None:
             raise self._missing("variance", "the Bayesian R-squared (fit.r2())")
-        return trials * self.variance(mean, params)
+        return trials * self.variance(mean, self._with_constants(params))
 
     def working_variance(self, mean: np.ndarray) -> np.ndarray:
         """V(mu) of the no- and complete-pooling fits: ``quasi_variance``, else ``variance(mean, {})``."""
@@ -397,6 +423,7 @@ class Family:
 
     def icc_variance(self, mean: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """Residual variance on the link scale for the ICC: ``latent_variance``, else derived from ``variance``."""
+        params = self._with_constants(params)
         if self.latent_variance is not None:
             return self.latent_variance(mean, params)
         if self.threshold_model and (threshold := self.link_function.threshold_variance) is not None:
@@ -414,14 +441,15 @@ class Family:
             _, counts = np.unique(y, return_counts=True)
             locations = self.thresholds.locations(self.link_function.forward, counts / counts.sum())
             return ResponseSummary(0.0, 1.0, tuple(float(v) for v in locations))
+        y = self.response_on_location_scale(y)
         mean = float(np.mean(y / trials)) if trials is not None else float(np.mean(y))
         if self.link == "identity":
             sd = float(np.std(y, ddof=1)) if y.size > 1 else 1.0
             return ResponseSummary(mean, sd if sd > 0 else 1.0)
         eps = 1e-3
-        if self.link in ("logit", "probit"):
+        if self.link in ("logit", "probit", "cloglog"):
             mean = min(max(mean, eps), 1 - eps)
-        else:
+        elif self.link != "tan_half":  # an angle's link takes any mean in (-pi, pi); the others positive ones
             mean = max(mean, eps)
         return ResponseSummary(float(LINKS[self.link].forward(mean)), 1.0)
 
@@ -502,7 +530,8 @@ def register_family(family: Family, aliases: tuple[str, ...] = ()) -> Family:
 
     Examples
     --------
-    A gamma response with a log link and a shape parameter:
+    A gamma response with a log link and a shape parameter (the built-in ``gamma`` is this one,
+    with every optional field):
 
     >>> import numpy as np, pandas as pd, pymc as pm
     >>> import hierbayes as hb
@@ -513,11 +542,11 @@ def register_family(family: Family, aliases: tuple[str, ...] = ()) -> Family:
     ...     if (y <= 0).any():
     ...         raise hb.DataError(f"response {column!r} must be positive for the gamma family")
     >>> gamma = hb.register_family(hb.Family(
-    ...     name="gamma", link="log", links=("log", "identity"), parameters=(("shape", "positive"),),
+    ...     name="my_gamma", link="log", links=("log", "identity"), parameters=(("shape", "positive"),),
     ...     default_priors=lambda r: {"shape": hb.Gamma(2.0, 0.5)}, likelihood=gamma_like,
     ...     check_response=positive, variance=lambda mu, p: mu**2 / p["shape"], quasi_variance=np.square))
     >>> df = pd.DataFrame({"y": [1.2, 0.7, 3.1, 2.2, 0.4, 1.9], "g": list("aabbcc")})
-    >>> model = hb.Model("y ~ 1 + (1 | g)", df, family="gamma")
+    >>> model = hb.Model("y ~ 1 + (1 | g)", df, family="my_gamma")
     >>> model.prior_summary().loc["shape", "prior"]
     'Gamma(alpha=2, beta=0.5)'
     >>> from hierbayes.posterior.pooling import no_pooling  # each level's own fit: log of its mean

@@ -190,7 +190,7 @@ def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[s
         variables[name] = ((), np.float64(value), {})
     eta = linear_predictor(b, design.X, design.offset, effects)
     trials = None if design.trials is None else np.rint(design.trials).astype(np.int64)  # numpy's binomial wants ints
-    y = family.draw(rng, eta, params, trials)
+    y = family.draw(rng, eta, params, trials, design.additions)
     truth = xr.Dataset({
         name: xr.DataArray(value, dims=dims, coords=coords).expand_dims(chain=1, draw=1)
         for name, (dims, value, coords) in variables.items()

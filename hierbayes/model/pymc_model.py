@@ -185,7 +185,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             eta = eta + pt.zeros_like(shared[N.RESPONSE_DATA])
         params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
         family.observed_variable(response_name(design), eta, params, shared[N.RESPONSE_DATA],
-                                 shared.get(N.TRIALS_DATA))
+                                 shared.get(N.TRIALS_DATA),
+                                 additions={arg: shared[N.ADDITION_DATA[arg]] for arg in design.additions})
     return model
 
 

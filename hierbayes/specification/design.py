@@ -38,11 +38,13 @@ from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
+from hierbayes.specification.additions import addition_data, check_additions
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables, known_columns
 from hierbayes.specification.families import Family
 from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, dot_positions
 
-__all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns", "expand_dot", "level_label"]
+__all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns", "expand_dot", "level_label",
+           "column_values"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Design:
     Attributes
     ----------
     y, trials : ndarray
-        Response (and binomial trials, else None).
+        Response (and binomial trials, from ``cbind`` or ``trials()``, else None).
     X : ndarray (N, p)
         Fixed-effect columns named by ``fixed_names`` (formulaic's names).
     offset : ndarray (N,) or None
@@ -95,6 +97,9 @@ class Design:
         What the formula's expressions may see besides the data and formulaic's transforms
         (:func:`~hierbayes.specification.evaluation.evaluation_context`); new data are
         evaluated with it too.
+    additions : dict of ndarray (N,)
+        The response's addition terms' values by argument (``weights``, ``cens``, ``y2``, ``lb``,
+        ``ub``, ``se``; :func:`~hierbayes.specification.additions.addition_data`).
     """
 
     spec: ModelSpec
@@ -109,6 +114,7 @@ class Design:
     fixed_spec: Any = field(repr=False)
     offset_specs: tuple[Any, ...] = field(repr=False, default=())
     context: dict[str, Any] = field(repr=False, default_factory=dict)  # what formulaic may see besides the data
+    additions: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     @property
     def n_obs(self) -> int:
@@ -203,7 +209,7 @@ def _expression_columns(spec: ModelSpec, columns: list, namespace: Collection[st
 
 def _response_columns(spec: ModelSpec, columns: list, namespace: Collection[str]) -> list[str]:
     out: list[str] = []
-    for expr in (spec.response.expr, spec.response.failures):
+    for expr in (spec.response.expr, spec.response.failures, *spec.response.addition_expressions):
         if expr is not None:
             text = _value_text(expr, columns)
             out += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
@@ -299,6 +305,11 @@ def _as_arithmetic(expr: str) -> str:
         if depth == 0 and not quoted and ch in "+-*/:^%":
             return f"I({expr})"
     return expr
+
+
+def column_values(expr: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]) -> np.ndarray:
+    """The values of a one-column numeric expression (a column, or arithmetic of columns) on ``data``."""
+    return _single_column(expr, data, what, context)[0]
 
 
 def _single_column(expr: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]) -> tuple[np.ndarray, Any]:
@@ -411,6 +422,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if na_action not in ("drop", "error"):
         raise DataError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     context = evaluation_context(check_namespace(namespace, data.columns))
+    check_additions(spec.response, family)
     columns = used_columns(spec, data.columns, context)
     spec = expand_dot(spec, data.columns, context)
     _check_kinds(spec, data, context)
@@ -426,8 +438,12 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         trials = y + failures
         if family.name == "bernoulli":
             raise DataError("cbind(successes, failures) needs family='binomial', not 'bernoulli'")
+    elif (n := spec.response.addition("trials")) is not None:
+        trials, _ = _single_column(n.get("trials"), data, "trials()", context)
+        _check_counts_column(trials, n.get("trials"), "trials")
     elif family.needs_trials:
-        raise DataError(f"the {family.name} family needs the response as cbind(successes, failures)")
+        raise DataError(f"the {family.name} family needs the response as cbind(successes, failures) or "
+                        "successes | trials(n)")
     if not np.isfinite(y).all():
         raise DataError(f"response {spec.response.expr!r} has infinite or undefined values after its transform")
     family.check_response(y, trials, spec.response.expr)
@@ -465,8 +481,9 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
     _check_something_to_estimate(spec, fixed_names, blocks, family)
+    additions = addition_data(spec.response, data, y, lambda e, what: _single_column(e, data, what, context)[0])
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
-                  fixed_spec, tuple(offset_specs), context)
+                  fixed_spec, tuple(offset_specs), context, additions)
 
 
 def _check_something_to_estimate(spec: ModelSpec, fixed_names, blocks, family: Family) -> None:
@@ -529,6 +546,8 @@ def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: 
     exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
              *(b.expr for b in spec.blocks)]
     categorical = set(re.findall(r"\bC\(\s*`?([^`),]+?)`?\s*[,)]", " ".join(exprs)))
+    if (cens := spec.response.addition("cens")) is not None:
+        categorical.add(cens.get("cens"))  # censoring words and codes, read by specification.additions
     categorical.update(c for b in spec.blocks for c in b.factor_columns)
     for c in columns:
         col = data[c]
@@ -543,11 +562,11 @@ def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: 
                             "as categorical")
 
 
-def _check_counts_column(values: np.ndarray, column: str) -> None:
+def _check_counts_column(values: np.ndarray, column: str, what: str = "failures column") -> None:
     bad = (values < 0) | (values != np.round(values))
     if bad.any():
-        hint = "; successes exceed trials there" if values[bad][0] < 0 else ""
-        raise DataError(f"failures column {column!r} must hold non-negative whole counts; found {values[bad][0]:g} "
+        hint = "; successes exceed trials there" if values[bad][0] < 0 and what != "trials" else ""
+        raise DataError(f"{what} {column!r} must hold non-negative whole counts; found {values[bad][0]:g} "
                         f"({int(bad.sum())} such rows){hint}")
 
 

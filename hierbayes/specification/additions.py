@@ -70,7 +70,7 @@ def check_additions(response: Response, family) -> None:
     hierbayes.errors.FormulaError: se(s) is a known standard error of a gaussian response; the poisson family ...
     """
     for a in response.additions:
-        term = f"{a.term}({', '.join(v for _, v in a.arguments)})"
+        term = str(a)
         if a.term == "trials" and not family.needs_trials:
             raise FormulaError(f"{term} gives the number of trials of a binomial response; the {family.name} family "
                                "has no trials")
@@ -233,8 +233,10 @@ def _pointwise_logp(family, value, mean, params: Mapping, trials, additions: Map
     if "cens" not in additions:
         logp = pm.logp(_distribution(family, mean, params, trials, additions), value)
     else:
-        logp = pt.zeros_like(value)
+        logp = pt.zeros(value.shape, dtype="float64")  # a count's value is whole, its log density is not
         for code, density in _CENSORED_DENSITY.items():
+            if code == 2 and "y2" not in additions:
+                continue  # no interval without its upper bound (addition_data)
             rows = pt.nonzero(pt.eq(additions["cens"], code))[0]
             picked = {k: v[rows] for k, v in additions.items()}
             dist = _distribution(family, mean[..., rows], params, None if trials is None else trials[rows], picked)
@@ -251,7 +253,8 @@ def observed_variable(family, name: str, mean, params: Mapping, observed, trials
     tensors with one value per row.
     """
     keys, roles = tuple(params), tuple(additions)
-    inputs = [mean, *(pt.as_tensor(params[k]) for k in keys), *([] if trials is None else [trials]),
+    inputs = [pt.broadcast_to(mean, observed.shape),  # one mean per row, as the draws have
+              *(pt.as_tensor(params[k]) for k in keys), *([] if trials is None else [trials]),
               *(additions[r] for r in roles)]
 
     def unpack(args):

@@ -87,7 +87,8 @@ class Addition:
         return dict(self.arguments).get(name)
 
     def __str__(self) -> str:
-        return f"{self.term}({', '.join(f'{k} = {v}' for k, v in self.arguments)})"
+        """As brms writes it: ``weights(w)``, ``cens(c, y2)``, ``trunc(lb = 0)``, ``se(s, sigma = TRUE)``."""
+        return f"{self.term}({', '.join(f'{k} = {v}' if k in ('lb', 'ub', 'sigma') else v for k, v in self.arguments)})"
 
 
 @dataclass(frozen=True)

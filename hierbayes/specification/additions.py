@@ -175,8 +175,8 @@ def addition_data(response: Response, data: pd.DataFrame, y: np.ndarray,
                 out[key] = values(t.get(key), f"trunc({key} = {t.get(key)})")
         bad = (y < out.get("lb", -np.inf)) | (y > out.get("ub", np.inf))
         if bad.any():
-            raise DataError(f"{t}: the response lies outside the truncation bounds on {_rows(bad)} (first "
-                            f"{y[bad][0]:g}); a truncated response is never outside its bounds")
+            raise DataError(f"{t}: the response lies outside the truncation bounds on {_rows(bad)}, such as "
+                            f"{y[bad][0]:g}; a truncated response is never outside its bounds")
         if (empty := ~(out.get("lb", -np.inf) < out.get("ub", np.inf))).any():
             raise DataError(f"{t}: the lower bound is not below the upper bound on {_rows(empty)}")
     if (s := response.addition("se")) is not None:

@@ -80,7 +80,7 @@ EIGHT_SCHOOLS = pd.DataFrame({"y": [28.0, 8, -3, 7, -1, 1, 18, 12], "se": [15.0,
                               "school": list("ABCDEFGH")})
 
 
-def test_eight_schools_with_known_standard_errors_matches_the_published_posterior():
+def test_eight_schools_with_known_standard_errors_matches_the_published_posterior(tmp_path):
     """The non-centered eight schools model (mu ~ N(0, 5), tau ~ HalfCauchy(5)): posterior means of
     mu about 4.4 and tau about 3.6, as published with Stan and PyMC for it."""
     model = hb.Model("y | se(se) ~ 1 + (1 | school)", EIGHT_SCHOOLS, parameterization="non-centered",
@@ -92,6 +92,10 @@ def test_eight_schools_with_known_standard_errors_matches_the_published_posterio
         row = table.loc[label]
         mc_error = row["sd"] / np.sqrt(row["ess_bulk"])
         assert abs(row["mean"] - published) < 4 * mc_error + 0.1, f"{label}: {row['mean']:.2f} vs {published}"
+    fit.save(tmp_path / "schools.nc")  # the formula carries se(se): the model comes back without sigma
+    loaded = hb.load(tmp_path / "schools.nc")
+    assert loaded.model.family.parameters == () and loaded.model.structure == model.structure
+    pd.testing.assert_frame_equal(loaded.summary(), table)
 
 
 def test_trials_is_cbind_draw_for_draw_and_a_saved_fit_keeps_its_terms(tmp_path):

@@ -339,3 +339,22 @@ def test_the_collapsed_likelihood_is_switched_off_with_the_reason():
     with pytest.raises(hb.HierbayesError, match="collapse=True is not possible: the response has the addition terms"):
         hb.Model("y | weights(w) ~ 1 + (1 | g)", frame(), collapse=True)
     assert hb.Model("hits | trials(n) ~ 1 + (1 | g)", frame(), "binomial").design.additions == {}
+
+
+# --- a fit's predictions, LOO and pooling, on draws set by hand -------------------------------------------
+
+def test_a_fit_predicts_inside_the_truncation_and_scores_loo_with_the_truncated_density():
+    from test_predict import fake_fit
+
+    data = pd.DataFrame({"y": Y, "top": UB, "g": list("aabbcc")})
+    model = hb.Model("y | trunc(lb = 2, ub = top) ~ 1 + (1 | g)", data)
+    fit = fake_fit(model, 400, b=[MU], sigma=SIGMA, r_g=np.zeros((3, 1)), sd_g=[1.0])
+    draws = fit.predict(pd.DataFrame({"top": [3.0, 50.0]}), kind="response", groups="population", seed=1)
+    assert float(draws.min()) >= 2.0 and float(draws[..., 0].max()) <= 3.0 and float(draws[..., 1].max()) > 8.0
+    mean = fit.predict(pd.DataFrame({"top": [3.0]}), kind="mean", groups="population")
+    assert np.allclose(mean, MU)  # the mean of the linear predictor, as before
+    fit.add_log_likelihood()
+    np.testing.assert_allclose(fit.idata["log_likelihood"]["y"].values[0, 0],
+                               N.logpdf(Y) - np.log(N.cdf(UB) - N.cdf(LB)), rtol=1e-8)
+    with pytest.raises(hb.HierbayesError, match=r"fit.pooling\(\) .* addition terms trunc\(lb = 2, ub = top\)"):
+        fit.pooling("g")

@@ -439,7 +439,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         if family.name == "bernoulli":
             raise DataError("cbind(successes, failures) needs family='binomial', not 'bernoulli'")
     elif (n := spec.response.addition("trials")) is not None:
-        trials, _ = _single_column(n.get("trials"), data, "trials()", context)
+        trials = column_values(n.get("trials"), data, "trials()", context)
         _check_counts_column(trials, n.get("trials"), "trials")
     elif family.needs_trials:
         raise DataError(f"the {family.name} family needs the response as cbind(successes, failures) or "
@@ -481,7 +481,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
     _check_something_to_estimate(spec, fixed_names, blocks, family)
-    additions = addition_data(spec.response, data, y, lambda e, what: _single_column(e, data, what, context)[0])
+    additions = addition_data(spec.response, data, y, lambda expr, what: column_values(expr, data, what, context))
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
                   fixed_spec, tuple(offset_specs), context, additions)
 

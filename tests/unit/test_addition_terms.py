@@ -358,3 +358,13 @@ def test_a_fit_predicts_inside_the_truncation_and_scores_loo_with_the_truncated_
                                N.logpdf(Y) - np.log(N.cdf(UB) - N.cdf(LB)), rtol=1e-8)
     with pytest.raises(hb.HierbayesError, match=r"fit.pooling\(\) .* addition terms trunc\(lb = 2, ub = top\)"):
         fit.pooling("g")
+
+
+def test_weights_on_binary_and_binomial_responses():
+    eta = np.full((2, 6), 0.3)
+    p = 1 / (1 + np.exp(-0.3))
+    binary, hits, n = np.array([0.0, 1, 1, 0, 1, 1]), np.array([0.0, 3, 5, 2, 7, 1]), np.array([4.0, 5, 6, 7, 8, 9])
+    got = get_family("bernoulli").log_likelihood(binary, eta, {}, None, {"weights": W})
+    np.testing.assert_allclose(got[0], W * stats.bernoulli.logpmf(binary, p), rtol=1e-8)
+    got = get_family("binomial").log_likelihood(hits, eta, {}, n, {"weights": W})
+    np.testing.assert_allclose(got[0], W * stats.binom.logpmf(hits, n, p), rtol=1e-8)

@@ -51,7 +51,7 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.errors import DataWarning, FormulaError, HierbayesError
-from hierbayes.specification.design import used_columns
+from hierbayes.specification.columns import used_columns
 from hierbayes.specification.families import get_family
 from hierbayes.specification.names import FIXED_DIM, factor_dim
 from hierbayes.specification.priors import Prior

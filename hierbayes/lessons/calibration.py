@@ -71,7 +71,7 @@ from hierbayes.model import data as _data
 from hierbayes.model.definition import ModelDefinition
 from hierbayes.posterior.fitting import fit_model
 from hierbayes.posterior.summaries import parameter_draws
-from hierbayes.specification.design import used_columns
+from hierbayes.specification.columns import used_columns
 from hierbayes.specification.formula import parse
 from hierbayes.specification.linear_predictor import design_effects, linear_predictor
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, X_MEAN_DATA, FactorNames, cor_pair
@@ -191,7 +191,7 @@ def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[s
         variables[name] = ((), np.float64(value), {})
     eta = linear_predictor(b, design.X, design.offset, effects)
     trials = None if design.trials is None else np.rint(design.trials).astype(np.int64)  # numpy's binomial wants ints
-    y = family.draw(rng, eta, params, trials)
+    y = family.draw(rng, eta, params, trials, design.additions)
     truth = xr.Dataset({
         name: xr.DataArray(value, dims=dims, coords=coords).expand_dims(chain=1, draw=1)
         for name, (dims, value, coords) in variables.items()

@@ -98,6 +98,9 @@ def collapse_reason(design, family) -> str | None:
         return "the model has no grouping factor, so there are no group effects to integrate out"
     if family.name != "gaussian" or family.link != "identity":
         return f"the {family.name} family is not gaussian with the identity link"
+    if design.additions:
+        terms = " + ".join(str(a) for a in design.spec.response.additions if a.term != "trials")
+        return f"the response has the addition terms {terms}, which the integrated likelihood does not take"
     if len(design.factors) == 2 and nesting(design) is None:
         return "the model's two grouping factors are crossed, not nested, and only nested effects are integrated out"
     if len(design.factors) > 2:

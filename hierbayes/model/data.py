@@ -190,6 +190,7 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
         data[N.TRIALS_DATA] = design.trials
     if design.offset is not None:
         data[N.OFFSET_DATA] = design.offset
+    data.update({N.ADDITION_DATA[arg]: values for arg, values in design.additions.items()})
     slopes = fixed_slopes(design)
     X = design.X[:, slopes]
     if design.has_intercept or family.thresholds is not None:  # an ordinal model's thresholds are sampled there
@@ -236,7 +237,7 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
     """What the compiled model depends on; equal keys can share one compiled model."""
     return (
         family.name, family.link, family.fingerprint, response_name(design), design.fixed_names,
-        design.offset is not None, design.trials is not None,
+        design.offset is not None, design.trials is not None, tuple(design.additions),
         tuple((b.factor, b.coef_names, b.block.correlated, len(design.factors[b.factor].levels))
               for b in design.blocks),
         tuple((label, p.kind) for label, p in priors.items()),

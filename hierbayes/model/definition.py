@@ -22,7 +22,9 @@ from hierbayes.model import data as _data
 from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
 from hierbayes.model.parameterization import choose_parameterization
 from hierbayes.model.pymc_model import build_model
-from hierbayes.specification.design import Design, expand_dot, make_design, used_columns
+from hierbayes.specification.additions import response_family
+from hierbayes.specification.columns import expand_dot, used_columns
+from hierbayes.specification.design import Design, make_design
 from hierbayes.specification.evaluation import check_namespace
 from hierbayes.specification.families import Family, get_family, with_quantile
 from hierbayes.specification.formula import ModelSpec, parse
@@ -114,6 +116,7 @@ class ModelDefinition:
         self.namespace: dict[str, Any] = check_namespace(namespace, data.columns)
         # the formula is checked before anything in it is evaluated; "." becomes the columns it stands for
         self.spec: ModelSpec = expand_dot(parse(formula), data.columns, self.namespace)
+        self.family = response_family(self.spec.response, self.family)  # se(s): no sigma unless se(s, sigma = TRUE)
         # our own copy of the columns the formula reads: later edits of the caller's DataFrame must not
         # leak into predictions, checks or saved fits
         self.data: pd.DataFrame = data[used_columns(self.spec, data.columns, self.namespace)].copy()

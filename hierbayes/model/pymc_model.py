@@ -194,7 +194,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         if family.thresholds is not None:
             params[N.THRESHOLDS] = _thresholds(design, family, shared, prior_rv, fixed.beta)
         family.observed_variable(response_name(design), eta, params, shared[N.RESPONSE_DATA],
-                                 shared.get(N.TRIALS_DATA))
+                                 shared.get(N.TRIALS_DATA),
+                                 additions={arg: shared[N.ADDITION_DATA[arg]] for arg in design.additions})
     return model
 
 

@@ -42,7 +42,7 @@ from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.model.data import response_name
 from hierbayes.posterior.predict import OBS_DIM, new_rows, predict, predict_rows
 from hierbayes.posterior.summaries import draw_stats
-from hierbayes.specification.design import used_columns
+from hierbayes.specification.columns import used_columns
 
 __all__ = ["posterior_predictive", "predictive_sample", "PredictiveSample", "prior_predictive", "loo",
            "pareto_k_message", "loo_with_message", "bayes_r2", "SAMPLE_DRAWS", "SAMPLE_ROWS"]

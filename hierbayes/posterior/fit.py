@@ -103,7 +103,8 @@ class Posterior:
         logp = np.empty((post.sizes["chain"], post.sizes["draw"], d.n_obs))
         for c in range(logp.shape[0]):  # a chain at a time: temporaries of draws x rows, not chains x draws x rows
             eta = linear_predictor(b[c], d.X, d.offset, [(r[c], i, Z) for r, i, Z in effects])
-            logp[c] = fam.log_likelihood(d.observed, eta, {k: v[c] for k, v in params.items()}, d.trials)
+            logp[c] = fam.log_likelihood(d.observed, eta, {k: v[c] for k, v in params.items()}, d.trials,
+                                         d.additions)
         name = response_name(d)
         self.idata["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), logp)}))
 

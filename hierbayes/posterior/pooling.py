@@ -437,6 +437,10 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
     """
     design, family = fit.model.design, fit.model.family
     k = check_coefficient(design, factor, term)
+    if design.additions:
+        terms = " + ".join(str(a) for a in design.spec.response.additions if a.term != "trials")
+        raise HierbayesError(f"fit.pooling() compares the fit with no- and complete-pooling fits of the plain "
+                             f"likelihood, which do not take the response's addition terms {terms}")
     prob = prob or fit.prob
     post = fit.posterior
     names = FactorNames(factor)

@@ -38,7 +38,8 @@ from __future__ import annotations
 import copy
 import numbers
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -47,8 +48,10 @@ import xarray as xr
 from hierbayes.errors import DataError, HierbayesError
 from hierbayes.model.data import response_name
 from hierbayes.posterior.summaries import draw_stats
-from hierbayes.specification.design import Design, level_label
+from hierbayes.specification.additions import drawn_arguments
+from hierbayes.specification.design import Design, column_values, level_label
 from hierbayes.specification.evaluation import expression_variables
+from hierbayes.specification.formula import is_number
 from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws, linear_predictor
 from hierbayes.specification.names import THRESHOLD_DIM, THRESHOLDS, FactorNames, cor_pair
 from hierbayes.specification.readers import as_pandas
@@ -74,13 +77,15 @@ class FactorRows:
 
 @dataclass(frozen=True)
 class NewRows:
-    """The design of the rows to predict, built with the fitting data's state."""
+    """The design of the rows to predict, built with the fitting data's state; ``additions`` holds the
+    response's addition data that draws of the response depend on (truncation bounds, known SDs)."""
 
     X: np.ndarray
     offset: np.ndarray | None
     factors: tuple[FactorRows, ...]
     trials: np.ndarray | None
     index: pd.Index
+    additions: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -93,7 +98,8 @@ class NewRows:
 
         return NewRows(self.X[positions], pick(self.offset),
                        tuple(FactorRows(f.factor, f.labels[positions], f.Z[positions]) for f in self.factors),
-                       pick(self.trials), self.index[positions])
+                       pick(self.trials), self.index[positions],
+                       {k: v[positions] for k, v in self.additions.items()})
 
 
 # --- the new-data design ----------------------------------------------------------------------
@@ -102,7 +108,8 @@ def _fitted_rows(design: Design, groups: str) -> NewRows:
     factors = () if groups == "population" else \
         tuple(FactorRows(f, np.asarray(design.factors[f].levels, dtype=object)[index], Z)
               for f, index, Z in design_effects(design))
-    return NewRows(design.X, design.offset, factors, design.trials, pd.RangeIndex(design.n_obs, name=OBS_DIM))
+    return NewRows(design.X, design.offset, factors, design.trials, pd.RangeIndex(design.n_obs, name=OBS_DIM),
+                   {arg: design.additions[arg] for arg in drawn_arguments(design.spec.response)})
 
 
 def _required_columns(design: Design, groups: str, kind: str, needs_trials: bool) -> list[str]:
@@ -112,9 +119,21 @@ def _required_columns(design: Design, groups: str, kind: str, needs_trials: bool
     if groups != "population":
         for b in design.blocks:
             needed += list(b.spec.required_variables) + list(b.block.factor_columns)
-    if kind == "response" and needs_trials:
-        needed += [design.spec.response.expr, design.spec.response.failures]
+    if kind == "response":
+        needed += [text for text in _response_texts(design, needs_trials).values() if not is_number(text)]
     return list(dict.fromkeys(needed))
+
+
+def _response_texts(design: Design, needs_trials: bool) -> dict[str, str]:
+    """What draws of the response read besides the linear predictor, by argument: the trials (``cbind``'s
+    two columns or ``trials()``'s expression) and the addition terms' truncation bounds and known SDs."""
+    r = design.spec.response
+    texts = dict(drawn_arguments(r))
+    if needs_trials and r.is_cbind:
+        texts.update(successes=r.expr, failures=r.failures)
+    elif needs_trials:
+        texts["trials"] = r.addition("trials").get("trials")
+    return texts
 
 
 def _check_columns(data: pd.DataFrame, columns: list[str]) -> None:
@@ -246,11 +265,15 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
             blocks = [b for b in design.blocks if b.factor == factor]
             Z = np.concatenate([_evaluate(b.spec, data, f"group term {b.block}", design.context) for b in blocks], axis=1)
             factors.append(FactorRows(factor, _level_labels(data, blocks[0].block.factor_columns), Z))
-    trials = None
-    if kind == "response" and model.family.needs_trials:
-        r = design.spec.response
-        trials = data[r.expr].to_numpy(dtype=float) + data[r.failures].to_numpy(dtype=float)
-    return NewRows(X, offset, tuple(factors), trials, pd.Index(data.index, name=OBS_DIM))
+    values = {}
+    if kind == "response":
+        for arg, text in _response_texts(design, model.family.needs_trials).items():
+            values[arg] = np.full(len(data), float(text)) if is_number(text) else \
+                column_values(text, data, f"{arg} {text!r} on the new data", design.context)
+    trials = values.pop("trials", None)
+    if "failures" in values:
+        trials = values.pop("successes") + values.pop("failures")
+    return NewRows(X, offset, tuple(factors), trials, pd.Index(data.index, name=OBS_DIM), values)
 
 
 # --- group effects of the rows -------------------------------------------------------------------
@@ -412,7 +435,7 @@ def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", gro
         else:
             dims, coords[CATEGORY_DIM] = (*dims, CATEGORY_DIM), [level_label(c) for c in design.categories]
     elif kind == "response":
-        values = family.draw(rng, eta, family_draws(family, post), trials)
+        values = family.draw(rng, eta, family_draws(family, post), trials, rows.additions)
         if design.categories:  # the likelihood draws a category's position 0 .. K-1
             values = design.category_scores[np.asarray(values, dtype=np.int64)]
     else:

@@ -25,11 +25,10 @@ Examples
 
 from __future__ import annotations
 
-import keyword
 import re
 import warnings
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,13 +37,15 @@ from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
-from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables, known_columns
+from hierbayes.specification.additions import addition_data, check_additions
+from hierbayes.specification.columns import as_arithmetic, expand_dot, expression_columns, used_columns
+from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables
 from hierbayes.specification.families import Family
 from hierbayes.specification.families.ordinal import category_codes, category_scores, ordinal_response
-from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, dot_positions
+from hierbayes.specification.formula import Block, ModelSpec
 from hierbayes.specification.readers import as_pandas
 
-__all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns", "expand_dot", "level_label"]
+__all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "level_label", "column_values"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Design:
     Attributes
     ----------
     y, trials : ndarray
-        Response (and binomial trials, else None).
+        Response (and binomial trials, from ``cbind`` or ``trials()``, else None).
     X : ndarray (N, p)
         Fixed-effect columns named by ``fixed_names`` (formulaic's names).
     offset : ndarray (N,) or None
@@ -100,6 +101,9 @@ class Design:
     categories : tuple
         An ordinal response's categories in order (empty for the other families); ``y``
         holds each row's category score (:mod:`~hierbayes.specification.families.ordinal`).
+    additions : dict of ndarray (N,)
+        The response's addition terms' values by argument (``weights``, ``cens``, ``y2``, ``lb``,
+        ``ub``, ``se``; :func:`~hierbayes.specification.additions.addition_data`).
     """
 
     spec: ModelSpec
@@ -115,6 +119,7 @@ class Design:
     offset_specs: tuple[Any, ...] = field(repr=False, default=())
     context: dict[str, Any] = field(repr=False, default_factory=dict)  # what formulaic may see besides the data
     categories: tuple = ()
+    additions: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     @property
     def n_obs(self) -> int:
@@ -166,107 +171,6 @@ class Design:
         raise HierbayesError(f"{factor!r} is not a grouping factor of this model; the factors are {list(self.factors)}")
 
 
-# --- which columns a formula uses ------------------------------------------------------------
-
-def _value_text(expr: str, columns) -> str | None:
-    """The formulaic text of a one-column expression (response, cbind column, offset); None when
-    ``expr`` is a column itself."""
-    return None if expr in columns else _as_arithmetic(expr)
-
-
-def used_columns(spec: ModelSpec, columns, namespace: Collection[str] = ()) -> list[str]:
-    """Columns of the data that the formula reads, in the data's order, after checking that every
-    expression may be evaluated (:mod:`hierbayes.specification.evaluation`).
-
-    Parameters
-    ----------
-    spec : ModelSpec
-    columns : sequence of str
-        The data's columns.
-    namespace : collection of str
-        Names the user passed in ``namespace=`` (not columns).
-
-    Raises
-    ------
-    FormulaError
-        For anything a formula may not evaluate (``__import__``, an unknown function, ...).
-    DataError
-        For an unknown column, or a used column that the data have twice.
-
-    Examples
-    --------
-    >>> from hierbayes.specification.formula import parse
-    >>> used_columns(parse("y ~ scale(x) + (1 | g/h)"), ["y", "x", "g", "h", "z"])
-    ['y', 'x', 'g', 'h']
-    """
-    columns = list(columns)
-    spec = expand_dot(spec, columns, namespace)
-    wanted = _expression_columns(spec, columns, namespace)
-    for b in spec.blocks:
-        wanted += known_columns(b.factor_columns, columns)
-    wanted = list(dict.fromkeys(wanted))
-    for name in wanted:
-        if (copies := columns.count(name)) > 1:
-            raise DataError(f"the data have {copies} columns named {name!r}; the formula cannot tell which one it "
-                            "means: rename or drop the copies")
-    return [c for c in columns if c in set(wanted)]
-
-
-def _expression_columns(spec: ModelSpec, columns: list, namespace: Collection[str]) -> list[str]:
-    """Columns read by the formula's expressions (all but the grouping factors), checked for evaluation."""
-    wanted = _response_columns(spec, columns, namespace)
-    for expr in spec.offsets:
-        text = _value_text(expr, columns)
-        wanted += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
-    for text in (spec.fixed, *(b.expr for b in spec.blocks)):
-        wanted += formula_variables(text, columns, namespace, spec.formula)
-    return wanted
-
-
-def _response_columns(spec: ModelSpec, columns: list, namespace: Collection[str]) -> list[str]:
-    out: list[str] = []
-    for expr in (spec.response.expr, spec.response.failures):
-        if expr is not None:
-            text = _value_text(expr, columns)
-            out += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
-    return out
-
-
-def expand_dot(spec: ModelSpec, columns, namespace: Collection[str] = ()) -> ModelSpec:
-    """``spec`` with ``.`` in its fixed part written out: every column of the data except the
-    response's and the grouping factors' (lme4's ``.`` leaves out the response only; a grouping
-    column as a fixed effect too would be collinear with its varying intercepts).
-
-    Examples
-    --------
-    >>> from hierbayes.specification.formula import parse
-    >>> expand_dot(parse("y ~ . + (1 | g)"), ["y", "x", "body mass", "g"]).fixed
-    '(x + `body mass`)'
-    """
-    positions = dot_positions(spec.fixed)
-    if not positions:
-        return spec
-    columns = list(columns)
-    left_out = {*_response_columns(spec, columns, namespace), *(c for b in spec.blocks for c in b.factor_columns)}
-    others = [c for c in columns if c not in left_out]
-    tilde = spec.formula.index("~")
-    where = next((i for i in dot_positions(spec.formula) if i > tilde), None)
-    if not others:
-        raise FormulaError("'.' stands for every column except the response and the grouping factors, and the data "
-                           "have no other column", spec.formula, where)
-    if len(others) > MAX_TERMS:
-        raise FormulaError(f"'.' stands for {len(others)} columns; a formula has at most {MAX_TERMS} terms",
-                           spec.formula, where)
-    if bad := [c for c in others if not isinstance(c, str) or "`" in c]:
-        raise FormulaError(f"'.' cannot name the column {bad[0]!r} in a formula (column names must be text "
-                           "without backticks); rename it or list the predictors", spec.formula, where)
-    text = "(" + " + ".join(c if c.isidentifier() and not keyword.iskeyword(c) else f"`{c}`" for c in others) + ")"
-    fixed = spec.fixed
-    for i in reversed(positions):
-        fixed = fixed[:i] + text + fixed[i + 1:]
-    return replace(spec, fixed=fixed)
-
-
 # --- evaluation through formulaic -------------------------------------------------------------
 
 def _matrix(expr: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]):
@@ -305,22 +209,9 @@ def _check_size(values: np.ndarray, what: str) -> None:
                         f"values up to {LARGEST:.0e}); rescale it first, e.g. divide it by {scale}")
 
 
-def _as_arithmetic(expr: str) -> str:
-    """``expr`` wrapped in ``I()`` when it has an operator outside parentheses and backticks.
-
-    formulaic reads such operators as formula syntax: ``n - hits`` would mean the column
-    ``n`` without the term ``hits``, not a subtraction.
-
-    >>> _as_arithmetic("n - hits"), _as_arithmetic("np.log(t)")
-    ('I(n - hits)', 'np.log(t)')
-    """
-    depth, quoted = 0, False
-    for ch in expr:
-        quoted ^= ch == "`"
-        depth += (ch == "(") - (ch == ")")
-        if depth == 0 and not quoted and ch in "+-*/:^%":
-            return f"I({expr})"
-    return expr
+def column_values(expr: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]) -> np.ndarray:
+    """The values of a one-column numeric expression (a column, or arithmetic of columns) on ``data``."""
+    return _single_column(expr, data, what, context)[0]
 
 
 def _single_column(expr: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]) -> tuple[np.ndarray, Any]:
@@ -330,7 +221,7 @@ def _single_column(expr: str, data: pd.DataFrame, what: str, context: Mapping[st
             example = col.dropna().iloc[0] if col.notna().any() else None
             raise DataError(f"{what} {expr!r} must be numeric; it holds {col.dtype} values such as {example!r}")
         return col.to_numpy(dtype=float), None
-    values, mspec = _matrix(f"0 + {_as_arithmetic(expr)}", data, what, context)
+    values, mspec = _matrix(f"0 + {as_arithmetic(expr)}", data, what, context)
     if values.shape[1] != 1:
         raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]} columns")
     return values[:, 0], mspec
@@ -432,6 +323,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if na_action not in ("drop", "error"):
         raise DataError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     context = evaluation_context(check_namespace(namespace, data.columns))
+    check_additions(spec.response, family)
     columns = used_columns(spec, data.columns, context)
     spec = expand_dot(spec, data.columns, context)
     _check_kinds(spec, data, context)
@@ -454,8 +346,12 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         trials = y + failures
         if family.name == "bernoulli":
             raise DataError("cbind(successes, failures) needs family='binomial', not 'bernoulli'")
+    elif (n := spec.response.addition("trials")) is not None:
+        trials = column_values(n.get("trials"), data, "trials()", context)
+        _check_counts_column(trials, n.get("trials"), "trials")
     elif family.needs_trials:
-        raise DataError(f"the {family.name} family needs the response as cbind(successes, failures)")
+        raise DataError(f"the {family.name} family needs the response as cbind(successes, failures) or "
+                        "successes | trials(n)")
     if not np.isfinite(y).all():
         raise DataError(f"response {spec.response.expr!r} has infinite or undefined values after its transform")
     family.check_response(y, trials, spec.response.expr)
@@ -498,8 +394,9 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
     _check_something_to_estimate(spec, fixed_names, blocks, family)
+    additions = addition_data(spec.response, data, y, lambda expr, what: column_values(expr, data, what, context))
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
-                  fixed_spec, tuple(offset_specs), context, categories)
+                  fixed_spec, tuple(offset_specs), context, categories, additions)
 
 
 def _check_something_to_estimate(spec: ModelSpec, fixed_names, blocks, family: Family) -> None:
@@ -542,7 +439,7 @@ def _check_finite(data: pd.DataFrame, columns: list[str]) -> None:
 def _check_kinds(spec: ModelSpec, data: pd.DataFrame, context: Mapping[str, Any]) -> None:
     """Refuse dates, durations and complex numbers where the formula needs numbers (a grouping
     factor may hold dates: a level is a level)."""
-    for c in dict.fromkeys(_expression_columns(spec, list(data.columns), context)):
+    for c in dict.fromkeys(expression_columns(spec, list(data.columns), context)):
         dtype = data[c].dtype
         if pd.api.types.is_timedelta64_dtype(dtype):
             raise DataError(f"column {c!r} holds durations ({dtype}); a formula needs numbers: convert it first, "
@@ -562,6 +459,8 @@ def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: 
     exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
              *(b.expr for b in spec.blocks)]
     categorical = set(re.findall(r"\bC\(\s*`?([^`),]+?)`?\s*[,)]", " ".join(exprs)))
+    if (cens := spec.response.addition("cens")) is not None:
+        categorical.add(cens.get("cens"))  # censoring words and codes, read by specification.additions
     categorical.update(c for b in spec.blocks for c in b.factor_columns)
     for c in columns:
         col = data[c]
@@ -576,11 +475,11 @@ def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: 
                             "as categorical")
 
 
-def _check_counts_column(values: np.ndarray, column: str) -> None:
+def _check_counts_column(values: np.ndarray, column: str, what: str = "failures column") -> None:
     bad = (values < 0) | (values != np.round(values))
     if bad.any():
-        hint = "; successes exceed trials there" if values[bad][0] < 0 else ""
-        raise DataError(f"failures column {column!r} must hold non-negative whole counts; found {values[bad][0]:g} "
+        hint = "; successes exceed trials there" if values[bad][0] < 0 and what != "trials" else ""
+        raise DataError(f"{what} {column!r} must hold non-negative whole counts; found {values[bad][0]:g} "
                         f"({int(bad.sum())} such rows){hint}")
 
 

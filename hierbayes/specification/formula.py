@@ -1,7 +1,8 @@
 """Formula text -> :class:`ModelSpec`: the first stage of the pipeline.
 
 We parse only what no library parses for us: the response (including lme4's
-``cbind(successes, failures)``), the split of the right-hand side into its fixed
+``cbind(successes, failures)`` and brms's addition terms after a ``|``: ``y | weights(w) +
+trunc(lb = 0)``), the split of the right-hand side into its fixed
 part and its group terms ("bars"), ``offset(...)`` terms, and the grouping factors
 (``a/b`` nesting, ``a:b`` interactions). Every expression inside is left as text for
 formulaic to turn into design columns in :mod:`hierbayes.specification.design`.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from hierbayes.errors import FormulaError
 
-__all__ = ["Block", "Response", "ModelSpec", "parse", "dot_positions", "MAX_TERMS"]
+__all__ = ["Addition", "ADDITION_TERMS", "Block", "Response", "ModelSpec", "parse", "dot_positions", "MAX_TERMS"]
 
 _NAME = re.compile(r"^(?!\d)[\w.]+$|^`[^`]+`$")  # \w: letters of any script (Schüler, 学校)
 MAX_TERMS = 1000
@@ -57,16 +58,73 @@ class Block:
         return f"({self.expr} {bar} {self.factor})"
 
 
+ADDITION_TERMS: dict[str, tuple[str, ...]] = {
+    "trials": ("trials",),
+    "weights": ("weights",),
+    "cens": ("cens", "y2"),
+    "trunc": ("lb", "ub"),
+    "se": ("se", "sigma"),
+}
+"""brms's addition terms on the response, each with its arguments in brms's order (and names)."""
+
+
+@dataclass(frozen=True)
+class Addition:
+    """One of brms's addition terms on the response: ``weights(w)``, ``cens(c, y2)``, ``trunc(lb = 0)``.
+
+    ``arguments`` pairs each argument given with its text (a column, an expression or a number;
+    ``sigma`` of ``se`` is ``TRUE`` or ``FALSE``), in brms's order of the term's arguments.
+
+    >>> parse("y | trunc(ub = 10) ~ x").response.additions[0]
+    Addition(term='trunc', arguments=(('ub', '10'),))
+    """
+
+    term: str
+    arguments: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        """The text of argument ``name``, None when it was not given."""
+        return dict(self.arguments).get(name)
+
+    def __str__(self) -> str:
+        """As brms writes it: ``weights(w)``, ``cens(c, y2)``, ``trunc(lb = 0)``, ``se(s, sigma = TRUE)``."""
+        return f"{self.term}({', '.join(f'{k} = {v}' if k in ('lb', 'ub', 'sigma') else v for k, v in self.arguments)})"
+
+
 @dataclass(frozen=True)
 class Response:
-    """The left-hand side: one expression, or ``cbind(successes, failures)``."""
+    """The left-hand side: one expression, or ``cbind(successes, failures)``, with brms's addition
+    terms after ``|`` (:class:`Addition`)."""
 
     expr: str
     failures: str | None = None
+    additions: tuple[Addition, ...] = ()
 
     @property
     def is_cbind(self) -> bool:
         return self.failures is not None
+
+    def addition(self, term: str) -> Addition | None:
+        """The addition term ``term`` (``"weights"``, ...) of this response, None without it."""
+        return next((a for a in self.additions if a.term == term), None)
+
+    @property
+    def addition_expressions(self) -> tuple[str, ...]:
+        """The texts of the addition terms' arguments that read the data (not numbers, not ``sigma``).
+
+        >>> parse("y | cens(c, y2) + trunc(lb = 0) + se(s, sigma = TRUE) ~ 1").response.addition_expressions
+        ('c', 'y2', 's')
+        """
+        return tuple(v for a in self.additions for k, v in a.arguments if k != "sigma" and not is_number(v))
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a number written out (``0``, ``-2.5``, ``Inf``), not an expression of the data."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -289,10 +347,69 @@ def dot_positions(text: str) -> list[int]:
 
 
 def _parse_response(lhs: str, pos: int, formula: str) -> Response:
+    pieces = _split_top_level(lhs, "|", pos, formula)
+    if len(pieces) > 2:
+        raise FormulaError("the response takes one '|', before its addition terms: y | weights(w) + trunc(lb = 0)",
+                           formula, pieces[2][1] - 1)
+    (lhs, pos), additions = _strip(*pieces[0]), ()
+    if len(pieces) == 2:
+        if not lhs:
+            raise FormulaError("no response before '|'", formula, pos)
+        additions = _parse_additions(*pieces[1], formula)
     arg = _call_argument(lhs, "cbind")
     if arg is None:
-        return Response(lhs)
+        return Response(lhs, additions=additions)
     parts = [_strip(p, o) for p, o in _split_top_level(arg, ",", pos + lhs.index("(") + 1, formula)]
     if len(parts) != 2 or not all(p for p, _ in parts):
         raise FormulaError("cbind() takes two columns: cbind(successes, failures)", formula, pos)
-    return Response(parts[0][0], parts[1][0])
+    if any(a.term == "trials" for a in additions):
+        raise FormulaError("cbind(successes, failures) already gives the trials; drop trials() or write "
+                           "successes | trials(n)", formula, pos)
+    return Response(parts[0][0], parts[1][0], additions)
+
+
+def _parse_additions(text: str, pos: int, formula: str) -> tuple[Addition, ...]:
+    """The addition terms after the response's ``|``: ``weights(w) + trunc(lb = 0)``."""
+    additions: list[Addition] = []
+    for term, tpos in (_strip(p, o) for p, o in _split_top_level(text, "+", pos, formula)):
+        match = re.fullmatch(r"(\w+)\s*\(", term[: term.find("(") + 1]) if "(" in term else None
+        name = match.group(1) if match else term
+        known = ", ".join(f"{t}()" for t in ADDITION_TERMS)
+        if name not in ADDITION_TERMS or _call_argument(term, name) is None:
+            raise FormulaError(f"unknown addition term {term!r} on the response; the addition terms are {known}",
+                               formula, tpos)
+        if any(a.term == name for a in additions):
+            raise FormulaError(f"the addition term {name}() is given twice", formula, tpos)
+        additions.append(_parse_addition(name, _call_argument(term, name), tpos + term.index("(") + 1, formula))
+    return tuple(additions)
+
+
+def _parse_addition(name: str, text: str, pos: int, formula: str) -> Addition:
+    """One addition term's arguments, positional (in brms's order) or named (``lb = 0``)."""
+    roles = ADDITION_TERMS[name]
+    given: dict[str, str] = {}
+    pieces = _split_top_level(text, ",", pos, formula) if text.strip() else []
+    for k, (arg, apos) in enumerate(_strip(p, o) for p, o in pieces):
+        key, eq, value = arg.partition("=")
+        if eq and not value.startswith("=") and re.fullmatch(r"\s*\w+\s*", key):
+            key, value = key.strip(), value.strip()
+        else:
+            key, value = (roles[k] if k < len(roles) else None), arg
+        if key not in roles:
+            raise FormulaError(f"{name}() takes the arguments {', '.join(roles)}; not {arg!r}", formula, apos)
+        if key in given or not value:
+            raise FormulaError(f"{name}(): argument {key} is given twice or empty", formula, apos)
+        given[key] = value
+    if name == "trunc" and not given:
+        raise FormulaError("trunc() needs a bound: trunc(lb = 0), trunc(ub = 10) or both", formula, pos)
+    if name != "trunc" and roles[0] not in given:
+        raise FormulaError(f"{name}() needs its first argument, {roles[0]}", formula, pos)
+    if "sigma" in given:
+        flag = given["sigma"].upper()
+        if flag not in ("TRUE", "FALSE", "T", "F"):
+            raise FormulaError(f"se(): sigma must be TRUE or FALSE, not {given['sigma']!r}", formula, pos)
+        given["sigma"] = "TRUE" if flag.startswith("T") else "FALSE"
+    for key in ("lb", "ub"):
+        if key in given and not is_number(given[key]) and not _NAME.match(given[key]):
+            raise FormulaError(f"trunc(): {key} must be a number or a column name, not {given[key]!r}", formula, pos)
+    return Addition(name, tuple((k, given[k]) for k in roles if k in given))

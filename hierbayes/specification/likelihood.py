@@ -10,8 +10,10 @@ predictive sampler of a family registered without a NumPy ``random``.
 
 Both take ``eta`` of shape ``(..., N)`` (any leading sample dims), the family's
 parameters as scalars, ``(...)`` or ``(..., 1)`` arrays (an ordinal family's thresholds,
-``params["thresholds"]``, as ``(..., K-1)``), and ``trials`` of shape ``(N,)`` or None;
-both return an array of ``eta``'s shape.
+``params["thresholds"]``, as ``(..., K-1)``), ``trials`` of shape ``(N,)`` or None, and the
+response's addition data (:mod:`hierbayes.specification.additions`: weights, censoring,
+truncation bounds, known SDs), each ``(N,)`` by its argument's name; both return an array of
+``eta``'s shape.
 
 Examples
 --------
@@ -50,11 +52,11 @@ class Family(Protocol):
     thresholds: Any
 
     def observed_variable(self, name: str, eta: Any, params: dict, observed: Any, trials: Any = None,
-                          dims: Any = None) -> Any: ...
+                          dims: Any = None, additions: Mapping[str, Any] | None = None) -> Any: ...
 
 
-def _graph(family: Family, has_trials: bool):
-    """Inputs ``[eta, y, (trials), *params]``, the observed variable and its pointwise log density.
+def _graph(family: Family, has_trials: bool, roles: tuple[str, ...] = ()):
+    """Inputs ``[eta, y, (trials), *params, *additions]``, the observed variable and its pointwise log density.
 
     The variable is built exactly as the model builds it (``Family.observed_variable``); only
     the shapes differ (``eta`` is draws x rows and each parameter draws x 1, where the model has
@@ -66,30 +68,33 @@ def _graph(family: Family, has_trials: bool):
     params = {name: pt.tensor(name, shape=(None, 1), dtype="float64") for name, _ in family.parameters}
     if family.thresholds is not None:
         params[THRESHOLDS] = pt.matrix(THRESHOLDS, dtype="float64")
+    additions = {role: pt.vector(role, dtype="float64") for role in roles}
     with pm.Model() as model:
-        variable = family.observed_variable("observed", eta, params, pt.broadcast_to(y, eta.shape), trials)
+        variable = family.observed_variable("observed", eta, params, pt.broadcast_to(y, eta.shape), trials,
+                                            additions=additions)
         logp = model.logp(vars=[variable], sum=False)[0]
-    inputs = [eta, y, *([trials] if has_trials else []), *params.values()]
+    inputs = [eta, y, *([trials] if has_trials else []), *params.values(), *additions.values()]
     return inputs, variable, logp
 
 
 @functools.lru_cache(maxsize=64)
-def _logp_function(family: Family, has_trials: bool):
-    inputs, _, logp = _graph(family, has_trials)
+def _logp_function(family: Family, has_trials: bool, roles: tuple[str, ...] = ()):
+    inputs, _, logp = _graph(family, has_trials, roles)
     return pm.compile(inputs, logp, on_unused_input="ignore")
 
 
 @functools.lru_cache(maxsize=64)
-def _draw_function(family: Family, has_trials: bool):
-    inputs, variable, _ = _graph(family, has_trials)
+def _draw_function(family: Family, has_trials: bool, roles: tuple[str, ...] = ()):
+    inputs, variable, _ = _graph(family, has_trials, roles)
     function, updates = pm.compile(inputs, variable, random_seed=False, return_updates=True,
                                    on_unused_input="ignore")
     return function, list(updates)
 
 
 def _arguments(family: Family, eta: np.ndarray, y: np.ndarray | None, params: Mapping[str, np.ndarray],
-               trials: np.ndarray | None) -> list[np.ndarray]:
-    """The compiled functions' arguments: ``eta`` as (draws, N), each parameter as (draws, 1)."""
+               trials: np.ndarray | None, additions: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The compiled functions' arguments: ``eta`` as (draws, N), each parameter as (draws, 1), each
+    addition as (N,)."""
     eta = np.asarray(eta, dtype=float)
     lead, n = eta.shape[:-1], eta.shape[-1]
     args = [eta.reshape(-1, n), np.zeros(n) if y is None else np.asarray(y, dtype=float)]
@@ -103,11 +108,11 @@ def _arguments(family: Family, eta: np.ndarray, y: np.ndarray | None, params: Ma
     if family.thresholds is not None:
         value = np.asarray(params[THRESHOLDS], dtype=float)
         args.append(np.broadcast_to(value, (*lead, value.shape[-1])).reshape(-1, value.shape[-1]))
-    return args
+    return args + [np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in additions.values()]
 
 
 def log_likelihood(family: Family, y: np.ndarray, eta: np.ndarray, params: Mapping[str, np.ndarray],
-                   trials: np.ndarray | None = None) -> np.ndarray:
+                   trials: np.ndarray | None = None, additions: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """Log density of each response under the family's PyMC likelihood, draw by draw.
 
     Parameters
@@ -120,23 +125,28 @@ def log_likelihood(family: Family, y: np.ndarray, eta: np.ndarray, params: Mappi
     params : dict
         The family's parameters by name, one value per draw (shape ``(...)`` or ``(..., 1)``).
     trials : ndarray (N,), optional
+    additions : dict of ndarray (N,), optional
+        The response's addition data by argument name (``weights``, ``cens``, ...).
 
     Returns
     -------
     ndarray (..., N)
     """
-    args = _arguments(family, eta, y, params, trials)
-    return np.asarray(_logp_function(family, trials is not None)(*args), dtype=float).reshape(np.shape(eta))
+    additions = dict(additions or {})
+    args = _arguments(family, eta, y, params, trials, additions)
+    function = _logp_function(family, trials is not None, tuple(additions))
+    return np.asarray(function(*args), dtype=float).reshape(np.shape(eta))
 
 
 def draw(family: Family, rng: np.random.Generator, eta: np.ndarray, params: Mapping[str, np.ndarray],
-         trials: np.ndarray | None = None) -> np.ndarray:
+         trials: np.ndarray | None = None, additions: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """One draw of each response from the family's PyMC likelihood per draw of ``eta``.
 
     ``rng`` seeds the compiled function's random generators, so equal generators give
     equal draws. Takes the arguments of :func:`log_likelihood` without ``y``.
     """
-    function, generators = _draw_function(family, trials is not None)
+    additions = dict(additions or {})
+    function, generators = _draw_function(family, trials is not None, tuple(additions))
     pm.pytensorf.reseed_rngs(generators, int(rng.integers(2**63)))
-    args = _arguments(family, eta, None, params, trials)
+    args = _arguments(family, eta, None, params, trials, additions)
     return np.asarray(function(*args), dtype=float).reshape(np.shape(eta))

@@ -43,8 +43,8 @@ __all__ = ["FactorNames", "safe_name", "factor_dim", "coef_dim", "cor_dim", "eff
            "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "logodds_value", "cor_pair", "response_name", "is_row_data",
            "model_names", "threshold_label", "threshold_coords", "ordered_value",
            "FIXED_EFFECTS", "INTERCEPT_CENTERED", "SLOPES", "FIXED_DIM", "SLOPE_DIM", "RESPONSE_DATA", "TRIALS_DATA",
-           "OFFSET_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK", "STAT", "STAT_NAMES",
-           "THRESHOLDS", "THRESHOLDS_CENTERED", "THRESHOLD_DIM"]
+           "OFFSET_DATA", "ADDITION_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK",
+           "STAT", "STAT_NAMES", "THRESHOLDS", "THRESHOLDS_CENTERED", "THRESHOLD_DIM"]
 
 # --- the fixed effects ---------------------------------------------------------------------------
 FIXED_EFFECTS = "b"                       # posterior: every fixed effect on the data's scale, dim FIXED_DIM
@@ -66,7 +66,10 @@ OFFSET_DATA = "offset"
 X_DATA = "X"            # the fixed slopes' columns, centred when there is an intercept
 X_MEAN_DATA = "X_mean"  # their means
 FIXED_DATA = "fixed_data"  # one vector holding every value whose size the structure fixes
-ROW_DATA = (RESPONSE_DATA, TRIALS_DATA, OFFSET_DATA, X_DATA)  # one entry per row (with each factor's index, columns)
+ADDITION_DATA = {  # the response's addition terms (specification.additions), by argument: weights(w), cens(c, y2), ...
+    "weights": "y_weights", "cens": "y_cens", "y2": "y_cens_upper", "lb": "y_lower", "ub": "y_upper", "se": "y_se"}
+ROW_DATA = (RESPONSE_DATA, TRIALS_DATA, OFFSET_DATA, X_DATA,
+            *ADDITION_DATA.values())  # one entry per row (with each factor's index, columns)
 _INDEX, _COLUMNS = "g_", "Z_"  # the prefixes of a factor's row data (FactorNames.index, FactorNames.columns)
 
 COLLAPSED_LOGLIK = "collapsed_loglik"  # the potential of the group effects integrated out

@@ -122,6 +122,29 @@ CASES = {
                                    change=lambda d: d.assign(hits=d["Days"], n=8),
                                    message=r"failures column 'n - hits' must hold non-negative whole counts; "
                                            r"found -1 \(18 such rows\); successes exceed trials"),
+    "addition-unknown-term": Case("Reaction | foo(Days) ~ Days + (Days | Subject)", error=FormulaError,
+                                  message=r"unknown addition term 'foo\(Days\)' on the response; the addition terms "
+                                          r"are trials\(\), weights\(\), cens\(\), trunc\(\), se\(\)"),
+    "trials-not-binomial": Case("Reaction | trials(Days) ~ Days + (Days | Subject)", error=FormulaError,
+                                message=r"trials\(Days\) gives the number of trials of a binomial response; the "
+                                        r"gaussian family has no trials"),
+    "se-not-gaussian": Case("count | se(Days) ~ Days + (1 | Subject)", family="poisson", error=FormulaError,
+                            change=lambda d: d.assign(count=d["Days"]),
+                            message=r"se\(Days\) is a known standard error of a gaussian response; the poisson "
+                                    r"family does not take it"),
+    "negative-weights": Case("Reaction | weights(w) ~ Days + (Days | Subject)",
+                             change=lambda d: d.assign(w=d["Days"] - 1),
+                             message=r"weights\(w\) must be 0 or more; found -1 on 18 rows \(first at rows "
+                                     r"\[0, 10, 20, 30, 40\]\)"),
+    "censoring-code-unknown": Case("Reaction | cens(censored) ~ Days + (Days | Subject)",
+                                   change=lambda d: d.assign(censored=["up" if i in (3, 8) else "none"
+                                                                       for i in range(len(d))]),
+                                   message=r"cens\(censored\): 'up' is not a censoring code on 2 rows \(first at rows "
+                                           r"\[3, 8\]\); a row is 'none', 'left', 'right' or 'interval'"),
+    "outside-truncation": Case("Reaction | trunc(ub = 400) ~ Days + (Days | Subject)",
+                               message=r"trunc\(ub = 400\): the response lies outside the truncation bounds on 8 rows "
+                                       r"\(first at rows \[5, 8, 9, 56, 96\]\), such as 414.69; a truncated response "
+                                       r"is never outside its bounds"),
     "constant-response": Case(change=lambda d: d.assign(Reaction=250.0),
                               message=r"response 'Reaction' is constant \(every value is 250\)"),
     "collinear-fixed-effects": Case("Reaction ~ Days + Hours + (Days | Subject)",

@@ -9,7 +9,8 @@ import pytest
 
 import hierbayes as hb
 from hierbayes.errors import DataError, DataWarning, FormulaError
-from hierbayes.specification.design import make_design, used_columns
+from hierbayes.specification.columns import used_columns
+from hierbayes.specification.design import make_design
 from hierbayes.specification.families import get_family
 from hierbayes.specification.formula import parse
 
@@ -149,7 +150,7 @@ def test_transform_that_makes_nan_is_refused_not_dropped(df):
 
 
 def test_data_must_be_a_dataframe():
-    with pytest.raises(DataError, match="pandas DataFrame"):
+    with pytest.raises(DataError, match=r"must be a dataframe \(pandas, polars, a pyarrow table, ...\), got builtins.dict"):
         design("y ~ x", {"y": [1, 2]})
 
 

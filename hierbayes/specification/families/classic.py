@@ -1,5 +1,9 @@
 """The six classic families: gaussian, student_t, bernoulli, binomial, poisson, negative_binomial.
 
+Each gives its ``likelihood`` (the observed variable, on the link where it has a cheaper one) and
+its ``distribution``, which weights, censoring and truncation wrap
+(:mod:`hierbayes.specification.additions`).
+
 Examples
 --------
 >>> from hierbayes.specification.families import get_family
@@ -100,6 +104,30 @@ def _negbin_like(name, eta, mean, params, observed, trials, dims):
     return pm.NegativeBinomial(name, mu=mean, alpha=params["alpha"], observed=observed, shape=observed.shape)
 
 
+def _normal_dist(mean, params, trials):
+    return pm.Normal.dist(mu=mean, sigma=params["sigma"])
+
+
+def _student_dist(mean, params, trials):
+    return pm.StudentT.dist(nu=params["nu"], mu=mean, sigma=params["sigma"])
+
+
+def _bernoulli_dist(mean, params, trials):
+    return pm.Bernoulli.dist(p=mean)
+
+
+def _binomial_dist(mean, params, trials):
+    return pm.Binomial.dist(n=trials, p=mean)
+
+
+def _poisson_dist(mean, params, trials):
+    return pm.Poisson.dist(mu=mean)
+
+
+def _negbin_dist(mean, params, trials):
+    return pm.NegativeBinomial.dist(mu=mean, alpha=params["alpha"])
+
+
 def _gaussian_priors(r: ResponseSummary) -> dict[str, P.Prior]:
     return {"sigma": P.Exponential(1.0 / r.scale)}
 
@@ -127,6 +155,7 @@ register_family(Family(
     parameters=(("sigma", "positive"),),
     default_priors=_gaussian_priors,
     likelihood=_normal_like,
+    distribution=_normal_dist,
     check_response=check_real,
     variance=lambda m, p: np.broadcast_to(p["sigma"] ** 2, np.shape(m)),
     quasi_variance=np.ones_like,
@@ -137,6 +166,7 @@ register_family(Family(
     parameters=(("sigma", "positive"), ("nu", "positive")),
     default_priors=_student_priors,
     likelihood=_student_like,
+    distribution=_student_dist,
     check_response=check_real,
     variance=lambda m, p: np.broadcast_to(_t_variance(p), np.shape(m)),
     quasi_variance=np.ones_like,
@@ -147,6 +177,7 @@ register_family(Family(
     parameters=(),
     default_priors=lambda r: {},
     likelihood=_bernoulli_like,
+    distribution=_bernoulli_dist,
     link_likelihoods=(("logit", _bernoulli_logit_like),),
     check_response=check_binary,
     variance=_binary_variance,
@@ -158,6 +189,7 @@ register_family(Family(
     parameters=(),
     default_priors=lambda r: {},
     likelihood=_binomial_like,
+    distribution=_binomial_dist,
     link_likelihoods=(("logit", _binomial_logit_like),),
     check_response=check_binomial,
     variance=_binary_variance,
@@ -170,6 +202,7 @@ register_family(Family(
     parameters=(),
     default_priors=lambda r: {},
     likelihood=_poisson_like,
+    distribution=_poisson_dist,
     check_response=check_counts,
     variance=lambda m, p: m,
     random=lambda rng, m, p, n: rng.poisson(m),
@@ -179,6 +212,7 @@ register_family(Family(
     parameters=(("alpha", "positive"),),
     default_priors=lambda r: {"alpha": P.Exponential(0.1)},
     likelihood=_negbin_like,
+    distribution=_negbin_dist,
     check_response=check_counts,
     variance=lambda m, p: m + m**2 / p["alpha"],
     quasi_variance=lambda m: m,  # Poisson quasi-likelihood: the mean structure without alpha

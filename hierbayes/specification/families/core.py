@@ -36,6 +36,7 @@ import numpy as np
 
 from hierbayes.deferred import deferred_import
 from hierbayes.errors import DataError, HierbayesError
+from hierbayes.specification import additions as _additions
 from hierbayes.specification import likelihood as _likelihood
 from hierbayes.specification import priors as P
 
@@ -319,15 +320,18 @@ class Family:
         """The likelihood of a family given as a ``distribution``: that distribution, observed."""
         return pm.modelcontext(None).register_rv(self.distribution(mean, params, trials), name, observed=observed)
 
-    def observed_variable(self, name: str, eta, params: dict, observed, trials=None, dims=None):
+    def observed_variable(self, name: str, eta, params: dict, observed, trials=None, dims=None, additions=None):
         """Add the response's PyMC variable on the linear predictor ``eta``: the one place the
         model (:mod:`hierbayes.model.pymc_model`) and the pointwise log-likelihood
         (:mod:`hierbayes.specification.likelihood`) write the likelihood, so LOO scores the
-        density that was sampled. Call inside a ``pm.Model`` context."""
+        density that was sampled. Call inside a ``pm.Model`` context. ``additions`` holds the
+        response's addition data by argument (:mod:`hierbayes.specification.additions`)."""
         mean = self.link_function.inverse_tensor(eta)
         params = self._with_constants(params)
         for derived, value in self.derived:
             pm.Deterministic(derived, value(params))
+        if additions:
+            return _additions.observed_variable(self, name, mean, params, observed, trials, additions)
         return self.likelihood_on_link(name, eta, mean, params, observed, trials, dims)
 
     @cached_property
@@ -377,10 +381,11 @@ class Family:
 
     # -- what the rest of the package calls ------------------------------------------------------
     def log_likelihood(self, y: np.ndarray, eta: np.ndarray, params: dict[str, np.ndarray],
-                       trials: np.ndarray | None = None) -> np.ndarray:
+                       trials: np.ndarray | None = None, additions: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Pointwise log-likelihood, ``eta``'s shape: the compiled log density of the model's own
-        observed variable (:func:`hierbayes.specification.likelihood.log_likelihood`)."""
-        return _likelihood.log_likelihood(self, y, eta, params, trials)
+        observed variable (:func:`hierbayes.specification.likelihood.log_likelihood`), with the
+        response's addition data (weighted, censored, truncated)."""
+        return _likelihood.log_likelihood(self, y, eta, params, trials, additions)
 
     def expected_response(self, eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """The expected response given ``eta``: ``expected_value`` of the inverse link, else the inverse link.
@@ -400,11 +405,14 @@ class Family:
         return self.thresholds.probabilities(c, np)
 
     def draw(self, rng: np.random.Generator, eta: np.ndarray, params: dict[str, np.ndarray],
-             trials: np.ndarray | None = None) -> np.ndarray:
-        """Draws of the response given ``eta``: ``random`` on the mean, else the likelihood's own draws."""
-        if self.random is not None:
+             trials: np.ndarray | None = None, additions: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Draws of the response given ``eta``: ``random`` on the mean, else the likelihood's own draws
+        (always with truncation bounds or known SDs among ``additions``; weights and censoring do not
+        change draws)."""
+        additions = _additions.draw_additions(additions or {})
+        if self.random is not None and not additions:
             return self.random(rng, self.link_function.inverse(eta), self._with_constants(params), trials)
-        return _likelihood.draw(self, rng, eta, params, trials)
+        return _likelihood.draw(self, rng, eta, params, trials, additions)
 
     def response_variance(self, mean: np.ndarray, params: dict[str, np.ndarray],
                           trials: np.ndarray | float = 1.0) -> np.ndarray:

@@ -98,6 +98,9 @@ def collapse_reason(design, family) -> str | None:
         return "the model has no grouping factor, so there are no group effects to integrate out"
     if family.name != "gaussian" or family.link != "identity":
         return f"the {family.name} family is not gaussian with the identity link"
+    if design.parts:
+        return (f"{design.parts[0].part} has a formula of its own, so the residual SD varies by row and the "
+                "group effects cannot be integrated out in closed form")
     if len(design.factors) == 2 and nesting(design) is None:
         return "the model's two grouping factors are crossed, not nested, and only nested effects are integrated out"
     if len(design.factors) > 2:

@@ -25,7 +25,7 @@ from hierbayes.model.pymc_model import build_model
 from hierbayes.specification.design import Design, expand_dot, make_design, used_columns
 from hierbayes.specification.evaluation import check_namespace
 from hierbayes.specification.families import Family, get_family
-from hierbayes.specification.formula import ModelSpec, parse
+from hierbayes.specification.formula import Formula, ModelSpec, parse
 from hierbayes.specification.parameters import check_distinct_names, default_priors, prior_targets, resolve_priors
 from hierbayes.specification.priors import Prior
 
@@ -42,8 +42,10 @@ class ModelDefinition:
 
     Parameters
     ----------
-    formula : str
+    formula : str or Formula
         lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.specification.formula`.
+        ``hb.Formula("y ~ x + (1 | g)", sigma="~ x + (1 | g)")`` gives family parameters formulas of
+        their own (distributional regression; docs/formulas.md).
     data : pandas.DataFrame
         The model keeps its own copy of the columns the formula uses (``model.data``), so
         later changes to this DataFrame do not reach the model, its fits or saved files.
@@ -96,7 +98,7 @@ class ModelDefinition:
     """The class of this model's fits (:class:`hierbayes.Fit` for ``hb.Model``; None: the plain
     :class:`~hierbayes.posterior.fit.Posterior`)."""
 
-    def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian", *,
+    def __init__(self, formula: str | Formula, data: pd.DataFrame, family: str | Family = "gaussian", *,
                  link: str | None = None, priors: Mapping[str, Prior] | None = None,
                  parameterization: str | Mapping[str, str] = "auto", na_action: str = "drop",
                  collapse: bool | None = None, namespace: Mapping[str, Any] | None = None):

@@ -21,10 +21,12 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.errors import ConvergenceWarning, HierbayesError
+from hierbayes.model.collapsed import collapse_reason
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence
 from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
+from hierbayes.specification.families.core import parameter_link
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
 from hierbayes.specification.parameters import Parameter, model_parameters
@@ -80,7 +82,7 @@ class Posterior:
             "observed_data": xr.Dataset({name: ("obs", design.y)}),
         }
         tree = xr.DataTree.from_dict(groups)
-        tree.attrs.update({"hierbayes_version": __version__, "formula": model.formula,
+        tree.attrs.update({"hierbayes_version": __version__, "formula": str(model.formula),
                            "family": model.family.name, "link": model.family.link, "sampler": run.sampler, "sampler_path": run.path})
         fit = cls(model, tree, sampler=run.sampler, timings=run.timings, seed=seed)
         if log_likelihood and posterior.sizes["chain"] * posterior.sizes["draw"] * design.n_obs <= LOG_LIKELIHOOD_MAX_VALUES:
@@ -118,9 +120,10 @@ class Posterior:
         return model_parameters(self.model.design, self.model.family)
 
     def _family_draws(self) -> dict[str, np.ndarray]:
-        from hierbayes.posterior.predict import family_draws
+        """The family parameters' draws for the fitting rows (:func:`~hierbayes.posterior.predict.family_parameter_draws`)."""
+        from hierbayes.posterior.predict import family_parameter_draws
 
-        return family_draws(self.model.family, self.posterior)
+        return family_parameter_draws(self.model, self.posterior)
 
     def linear_predictor(self) -> np.ndarray:
         """Linear predictor of the fitting data, (chain, draw, obs)."""
@@ -246,9 +249,14 @@ class Posterior:
         Raises
         ------
         HierbayesError
-            When the model has no grouping factor (complete pooling), or none with a varying intercept.
+            When the model has no grouping factor (complete pooling), or none with a varying intercept,
+            or when a family parameter has its own formula (the residual variance then differs by row).
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
+        if d.parts:
+            raise HierbayesError(f"the ICC is undefined when {d.parts[0].part} has a formula of its own: the residual "
+                                 "variance differs by row, so no one share of the variance is the groups'; compare "
+                                 "sd(Intercept|g) with the predicted values of fit.predict(kind=...) instead")
         if not d.factors:
             raise HierbayesError(f"the ICC needs a grouping factor, and the model {self.model.spec.formula} has none "
                                  "(it is the complete-pooling model)")
@@ -278,8 +286,9 @@ class Posterior:
         R-hat and ESS cover every summarised parameter and every group effect.
         """
         table = self.summary()
-        for factor in self.model.design.factors:
-            names = FactorNames(factor)
+        design = self.model.design
+        for formula, factor in ((d, f) for d in (design, *design.parts) for f in d.factors):
+            names = FactorNames(factor, formula.part)
             r = self.posterior[names.effects]
             draws = r.transpose("chain", "draw", ...).values.reshape(r.sizes["chain"], r.sizes["draw"], -1)
             labels = [names.effect_label(lvl, c) for lvl in r[names.level_dim].values for c in r[names.coef_dim].values]
@@ -304,7 +313,7 @@ class Posterior:
         fixed = [p.label for p in self.parameters if p.cls in ("Intercept", "b")]
         if fixed:
             sections.append(("Population-level effects:", table.loc[fixed]))
-        family = [name for name, _ in self.model.family.parameters]
+        family = [p.label for p in self.parameters if p.cls in dict(self.model.family.parameters)]
         if family:
             sections.append(("Family-specific parameters:", table.loc[family]))
         return sections
@@ -314,12 +323,16 @@ class Posterior:
         lo, hi = interval_names(self.prob)
         return [
             f" Family: {m.family.name}",
-            f"  Links: mu = {m.family.link}",
+            f"  Links: mu = {m.family.link}" + "".join(
+                f"; {part.part} = {parameter_link(dict(m.family.parameters)[part.part]).name}" for part in m.design.parts),
             f"Formula: {m.spec.formula}",
+            *(f"         {part.spec.formula}" for part in m.design.parts),
             f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"
                                                   if m.design.n_dropped else ""),
             f"  Draws: {post.sizes['chain']} chains x {post.sizes['draw']} draws (sampler: {self.sampler})",
             *filter(None, [describe_parameterization(m)]),
+            *([f"         (not integrated out: {collapse_reason(m.design, m.family)})"]
+              if m.design.parts and m.design.factors else []),
             f"Posterior means and SDs; {100 * self.prob:g}% equal-tailed intervals [{lo}, {hi}]",
         ]
 

@@ -40,7 +40,7 @@ from formulaic.errors import FormulaicError
 from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables, known_columns
 from hierbayes.specification.families import Family
-from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, dot_positions
+from hierbayes.specification.formula import MAX_TERMS, Block, ModelSpec, check_parts, dot_positions
 
 __all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "used_columns", "expand_dot", "level_label"]
 
@@ -109,6 +109,12 @@ class Design:
     fixed_spec: Any = field(repr=False)
     offset_specs: tuple[Any, ...] = field(repr=False, default=())
     context: dict[str, Any] = field(repr=False, default_factory=dict)  # what formulaic may see besides the data
+    parts: tuple[Design, ...] = ()  # the designs of the family parameters with a formula, over the same rows
+    part: str | None = None  # the family parameter this design predicts (None: the mean)
+
+    def part_design(self, parameter: str) -> Design | None:
+        """The design of ``parameter``'s formula (distributional regression), or None when it is one number."""
+        return next((d for d in self.parts if d.part == parameter), None)
 
     @property
     def n_obs(self) -> int:
@@ -180,7 +186,7 @@ def used_columns(spec: ModelSpec, columns, namespace: Collection[str] = ()) -> l
     columns = list(columns)
     spec = expand_dot(spec, columns, namespace)
     wanted = _expression_columns(spec, columns, namespace)
-    for b in spec.blocks:
+    for b in (*spec.blocks, *(b for part in spec.parts for b in part.blocks)):
         wanted += known_columns(b.factor_columns, columns)
     wanted = list(dict.fromkeys(wanted))
     for name in wanted:
@@ -198,6 +204,13 @@ def _expression_columns(spec: ModelSpec, columns: list, namespace: Collection[st
         wanted += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
     for text in (spec.fixed, *(b.expr for b in spec.blocks)):
         wanted += formula_variables(text, columns, namespace, spec.formula)
+    for part in spec.parts:
+        for text in (part.fixed, *(b.expr for b in part.blocks)):
+            try:
+                wanted += formula_variables(text, columns, namespace, part.formula)
+            except DataError as err:  # name the formula the column is in
+                raise DataError(str(err).replace("in the formula", f"in the formula for {part.response.expr!r}", 1)
+                                ) from None
     return wanted
 
 
@@ -411,6 +424,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if na_action not in ("drop", "error"):
         raise DataError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     context = evaluation_context(check_namespace(namespace, data.columns))
+    check_parts(spec, family)
     columns = used_columns(spec, data.columns, context)
     spec = expand_dot(spec, data.columns, context)
     _check_kinds(spec, data, context)
@@ -434,10 +448,8 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if np.ptp(y) == 0 and trials is None:
         raise DataError(f"response {spec.response.expr!r} is constant (every value is {y[0]:g}): nothing to model")
 
-    X, fixed_spec = _matrix(spec.fixed, data, "fixed effects", context)
+    X, fixed_spec = _fixed_matrix(spec.fixed, data, "fixed effects", context)
     fixed_names = tuple(fixed_spec.column_names)
-    if (message := _collinear_message(X, fixed_names)) is not None:
-        raise DataError(message)
 
     offset, offset_specs = None, []
     for expr in spec.offsets:
@@ -446,6 +458,32 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         offset_specs.append((expr, ospec))
 
     factors: dict[str, FactorDesign] = {}
+    blocks = _group_terms(spec, data, family, context, factors)
+    _check_something_to_estimate(spec, fixed_names, blocks, family)
+    parts = []
+    for part in spec.parts:  # over the same rows; a factor's levels are the mean's
+        name = part.response.expr
+        X_part, part_spec = _fixed_matrix(part.fixed, data, f"the formula for {name!r}", context)
+        part_blocks = _group_terms(part, data, family, context, factors)
+        parts.append(Design(part, y, None, X_part, tuple(part_spec.column_names), None, tuple(part_blocks),
+                            {b.factor: factors[b.factor] for b in part_blocks}, n_dropped, part_spec, (), context,
+                            part=name))
+    return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks),
+                  {b.factor: factors[b.factor] for b in blocks}, n_dropped, fixed_spec, tuple(offset_specs), context,
+                  tuple(parts))
+
+
+def _fixed_matrix(text: str, data: pd.DataFrame, what: str, context: Mapping[str, Any]):
+    """The fixed-effect columns of ``text`` and formulaic's spec of them, refused when collinear."""
+    X, fixed_spec = _matrix(text, data, what, context)
+    if (message := _collinear_message(X, tuple(fixed_spec.column_names))) is not None:
+        raise DataError(message if what == "fixed effects" else f"{what}: {message}")
+    return X, fixed_spec
+
+
+def _group_terms(spec: ModelSpec, data: pd.DataFrame, family: Family, context: Mapping[str, Any],
+                 factors: dict[str, FactorDesign]) -> list[BlockDesign]:
+    """The group terms of one formula on the data; each new grouping factor is added to ``factors``."""
     blocks = []
     for block in spec.blocks:
         if block.factor not in factors:
@@ -459,14 +497,12 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
                 f"group term {block}: '||' with a categorical variable is ambiguous (its levels would be "
                 "forced independent); write ( ... | factor ) or give one numeric column per coefficient")
         blocks.append(BlockDesign(block, names, Z, zspec))
-    for factor in factors:
+    for factor in dict.fromkeys(b.factor for b in blocks):
         coefs = [c for b in blocks if b.factor == factor for c in b.coef_names]
         if len(set(coefs)) < len(coefs):
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
-    _check_something_to_estimate(spec, fixed_names, blocks, family)
-    return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
-                  fixed_spec, tuple(offset_specs), context)
+    return blocks
 
 
 def _check_something_to_estimate(spec: ModelSpec, fixed_names, blocks, family: Family) -> None:
@@ -526,10 +562,11 @@ def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: 
 
     Grouping-factor columns and columns wrapped in ``C(...)`` are categorical on purpose.
     """
+    blocks = (*spec.blocks, *(b for part in spec.parts for b in part.blocks))
     exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
-             *(b.expr for b in spec.blocks)]
+             *(part.fixed for part in spec.parts), *(b.expr for b in blocks)]
     categorical = set(re.findall(r"\bC\(\s*`?([^`),]+?)`?\s*[,)]", " ".join(exprs)))
-    categorical.update(c for b in spec.blocks for c in b.factor_columns)
+    categorical.update(c for b in blocks for c in b.factor_columns)
     for c in columns:
         col = data[c]
         if c in categorical or not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):

@@ -45,7 +45,7 @@ pytensor = deferred_import("pytensor")
 special = deferred_import("scipy.special")
 stats = deferred_import("scipy.stats")
 
-__all__ = ["Family", "Link", "FAMILIES", "LINKS", "ResponseSummary", "get_family", "register_family",
+__all__ = ["Family", "Link", "FAMILIES", "LINKS", "PARAMETER_LINKS", "parameter_link", "ResponseSummary", "get_family", "register_family",
            "check_real", "check_counts", "check_binary", "check_binomial", "check_positive", "check_unit_interval"]
 
 
@@ -129,6 +129,23 @@ LINKS: dict[str, Link] = {
                      lambda e: 2.0 * pt.arctan(e), lambda e: 2.0 / (1.0 + e**2)),
 }
 """Every link a family may take, by name (brms's names; ``tan_half`` is von Mises's)."""
+
+PARAMETER_LINKS = {"positive": "log", "unit": "logit", "real": "identity"}
+"""The link of a family parameter's own formula (distributional regression), by the parameter's support."""
+
+
+def parameter_link(support: str) -> Link:
+    """The link on which a family parameter of ``support`` gets a formula: log for a positive parameter
+    (``sigma``, ``alpha``, ``nu``), logit for a probability (``zi``), identity for a real one (brms's
+    defaults).
+
+    >>> parameter_link("positive").name, parameter_link("unit").name, parameter_link("real").name
+    ('log', 'logit', 'identity')
+    """
+    if support not in PARAMETER_LINKS:
+        raise HierbayesError(f"a parameter of support {support!r} cannot have a formula; the supports that can are "
+                             f"{sorted(PARAMETER_LINKS)}")
+    return LINKS[PARAMETER_LINKS[support]]
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def internal_names(design: Design) -> set[str]:
 def check_factor_names(design: Design) -> None:
     """Refuse a grouping factor whose name the model already uses for one of its own variables."""
     taken = internal_names(design)
-    for factor in design.factors:
+    for factor in design.all_factors:
         if factor in taken:
             raise DataError(f"grouping factor {factor!r} has the name of one of the model's own variables; "
                             f"rename the column (for example df.rename(columns={{{factor!r}: {factor + '_group'!r}}}))")

@@ -164,8 +164,8 @@ class ModelDefinition:
 
     def __repr__(self) -> str:
         d = self.design
-        groups = ", ".join(f"{f} ({len(fd.levels)} levels)" for f, fd in d.factors.items()) or "none"
-        return (f"hierbayes.Model: {self.spec.formula}\n  family: {self.family.name} (link: {self.family.link})\n"
+        groups = ", ".join(f"{f} ({len(fd.levels)} levels)" for f, fd in d.all_factors.items()) or "none"
+        return (f"hierbayes.Model: {str(self.formula).strip() if d.parts else self.spec.formula}\n  family: {self.family.name} (link: {self.family.link})\n"
                 f"  data: {d.n_obs} rows; groups: {groups}")
 
 

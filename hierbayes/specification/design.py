@@ -117,6 +117,11 @@ class Design:
         return next((d for d in self.parts if d.part == parameter), None)
 
     @property
+    def all_factors(self) -> dict[str, FactorDesign]:
+        """The grouping factors of every formula: the mean's, then those only in a family parameter's."""
+        return {f: fd for d in (self, *self.parts) for f, fd in d.factors.items()}
+
+    @property
     def n_obs(self) -> int:
         return int(self.y.shape[0])
 
@@ -202,15 +207,10 @@ def _expression_columns(spec: ModelSpec, columns: list, namespace: Collection[st
     for expr in spec.offsets:
         text = _value_text(expr, columns)
         wanted += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
-    for text in (spec.fixed, *(b.expr for b in spec.blocks)):
-        wanted += formula_variables(text, columns, namespace, spec.formula)
-    for part in spec.parts:
+    for part in (spec, *spec.parts):
+        where = "the formula" if part is spec else f"the formula for {part.response.expr!r}"
         for text in (part.fixed, *(b.expr for b in part.blocks)):
-            try:
-                wanted += formula_variables(text, columns, namespace, part.formula)
-            except DataError as err:  # name the formula the column is in
-                raise DataError(str(err).replace("in the formula", f"in the formula for {part.response.expr!r}", 1)
-                                ) from None
+            wanted += formula_variables(text, columns, namespace, part.formula, where)
     return wanted
 
 
@@ -462,12 +462,11 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     _check_something_to_estimate(spec, fixed_names, blocks, family)
     parts = []
     for part in spec.parts:  # over the same rows; a factor's levels are the mean's
-        name = part.response.expr
-        X_part, part_spec = _fixed_matrix(part.fixed, data, f"the formula for {name!r}", context)
+        X_part, part_spec = _fixed_matrix(part.fixed, data, f"the formula for {part.response.expr!r}", context)
         part_blocks = _group_terms(part, data, family, context, factors)
         parts.append(Design(part, y, None, X_part, tuple(part_spec.column_names), None, tuple(part_blocks),
                             {b.factor: factors[b.factor] for b in part_blocks}, n_dropped, part_spec, (), context,
-                            part=name))
+                            part=part.response.expr))
     return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks),
                   {b.factor: factors[b.factor] for b in blocks}, n_dropped, fixed_spec, tuple(offset_specs), context,
                   tuple(parts))

@@ -60,7 +60,7 @@ def check_distinct_names(design: Design) -> None:
         Naming both factors.
     """
     seen: dict[str, str] = {}
-    for factor in design.factors:
+    for factor in design.all_factors:
         other = seen.setdefault(safe_name(factor), factor)
         if other != factor:
             raise DataError(f"grouping factors {other!r} and {factor!r} would share the internal name "

@@ -28,7 +28,7 @@ from hierbayes.posterior.diagnostics import check_convergence
 from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
 from hierbayes.specification.families.core import parameter_link
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
-from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
+from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, FixedNames
 from hierbayes.specification.parameters import Parameter, model_parameters
 from hierbayes.version import __version__
 
@@ -198,12 +198,13 @@ class Posterior:
         """Group SDs ``sd(x|g)``, correlations ``cor(a,b|g)`` and family parameters (``sigma``)."""
         return self._table([p for p in self.parameters if p.cls not in ("Intercept", "b")], prob)
 
-    def group_effects(self, factor: str, prob: float | None = None) -> pd.DataFrame:
+    def group_effects(self, factor: str, prob: float | None = None, part: str | None = None) -> pd.DataFrame:
         """Per level and varying coefficient: the deviation and the group's total coefficient.
 
         The deviation ``r`` is the level's departure from the population value; the total
         is ``population coefficient + r`` (just ``r`` when the coefficient has no
-        population-level term).
+        population-level term). With ``part`` (``"sigma"``), those of that family parameter's
+        own formula, on its link.
 
         Returns
         -------
@@ -214,19 +215,25 @@ class Posterior:
         Raises
         ------
         HierbayesError
-            When ``factor`` is not a grouping factor of the model (or the model has none).
+            When ``factor`` is not a grouping factor of the model (or the model has none), or
+            ``part`` names no family parameter with a formula of its own.
         """
         design = self.model.design
+        if part is not None:
+            if design.part_design(part) is None:
+                raise HierbayesError(f"{part!r} has no formula of its own in this model; the parameters that do: "
+                                     f"{[d.part for d in design.parts]}")
+            design = design.part_design(part)
         design.check_factor(factor)
         prob = prob or self.prob
         post = self.posterior
-        names = FactorNames(factor)
+        names, fixed = FactorNames(factor, part), FixedNames(part)
         r = post[names.effects].transpose("chain", "draw", names.level_dim, names.coef_dim).values
         coefs = design.factor_coefs(factor)
         total = r.copy()
         for k, coef in enumerate(coefs):
             if coef in design.fixed_names:
-                total[..., k] += post[FIXED_EFFECTS].sel({FIXED_DIM: coef}).transpose("chain", "draw").values[..., None]
+                total[..., k] += post[fixed.effects].sel({fixed.dim: coef}).transpose("chain", "draw").values[..., None]
         levels = design.factors[factor].levels
         index = pd.MultiIndex.from_product([levels, coefs], names=[factor, "coefficient"])
         dev = {k: v.ravel() for k, v in draw_stats(r, prob).items()}

@@ -209,3 +209,32 @@ def test_a_parameter_that_is_one_number_predicts_the_same_for_every_row(data):
     np.testing.assert_allclose(sigma, np.broadcast_to(prior["sigma"].values[..., None], sigma.shape))
     nu = fit.predict(kind="nu").values
     np.testing.assert_allclose(nu, np.broadcast_to(np.exp(prior["b_nu"].values), nu.shape))
+
+
+def test_group_effects_of_a_parameters_formula_are_its_deviations_and_totals(prior_fit):
+    post = prior_fit.posterior
+    table = prior_fit.group_effects("g", part="sigma")
+    r = post["r_g__sigma"].sel(g="c", g__sigma__coef="Intercept").values
+    total = r + post["b_sigma"].sel(sigma_term="Intercept").values
+    assert table.loc[("c", "Intercept"), "mean"] == pytest.approx(r.mean())
+    assert table.loc[("c", "Intercept"), "total_mean"] == pytest.approx(total.mean())
+    assert table["n"].tolist() == [10] * 4
+    with pytest.raises(hb.HierbayesError, match="'nu' has no formula of its own in this model"):
+        prior_fit.group_effects("g", part="nu")
+
+
+def test_calibration_says_it_does_not_cover_a_parameters_formula(data):
+    with pytest.raises(hb.HierbayesError, match="does not yet calibrate a formula for 'sigma'"):
+        hb.calibrate(FORMULA, data, n_sims=1)
+
+
+def test_the_command_line_takes_a_parameters_formula(data, tmp_path, capsys):
+    from hierbayes import cli
+
+    path = tmp_path / "d.csv"
+    data.to_csv(path, index=False)
+    assert cli.main(["fit", str(path), "y ~ x + (1 | g)", "--aux", "sigma=~ x", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "y ~ x + (1 | g), sigma ~ x" in out and "sigma_x" in out and "b_sigma" in out
+    assert cli.main(["fit", str(path), "y ~ x", "--aux", "sigma ~ x", "--dry-run"]) != 0
+    assert "--aux takes PARAMETER=FORMULA" in capsys.readouterr().err

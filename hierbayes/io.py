@@ -53,7 +53,7 @@ import xarray as xr
 from hierbayes.errors import DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.design import used_columns
 from hierbayes.specification.formula import Formula
-from hierbayes.specification.names import FIXED_DIM, factor_dim
+from hierbayes.specification.names import FixedNames, factor_dim
 from hierbayes.specification.priors import Prior
 from hierbayes.version import __version__
 
@@ -338,8 +338,8 @@ def _check_header(attrs, path: Path) -> None:
 
 def _check_draws(model, posterior: xr.Dataset, path: Path) -> None:
     """The rebuilt design must label the stored draws exactly as when they were sampled."""
-    expected = {FIXED_DIM: model.design.fixed_names} if model.design.fixed_names else {}
-    expected.update({factor_dim(f): fd.levels for f, fd in model.design.factors.items()})
+    expected = {FixedNames(d.part).dim: d.fixed_names for d in (model.design, *model.design.parts) if d.fixed_names}
+    expected.update({factor_dim(f): fd.levels for f, fd in model.design.all_factors.items()})
     for dim, labels in expected.items():
         stored = tuple(str(v) for v in posterior[dim].values) if dim in posterior.coords else None
         if stored != tuple(labels):

@@ -358,10 +358,10 @@ def family_parameter_draws(model, posterior: xr.Dataset, rows: NewRows | None = 
     >>> df = pd.DataFrame({"x": rng.normal(size=60)})
     >>> df["y"] = rng.normal(0, np.exp(0.2 + 0.5 * df["x"]))
     >>> model = hb.Model(hb.Formula("y ~ 1", sigma="~ x"), df)
-    >>> fit = model.fit(draws=100, tune=100, chains=1, seed=1, progressbar=False, warn=False)
-    >>> b = fit.posterior["b_sigma"].values  # (chain, draw, sigma_term)
+    >>> draws = model.sample_prior_predictive(draws=5, seed=1)["prior"].to_dataset()  # or a fit's posterior
+    >>> b = draws["b_sigma"].values  # (chain, draw, sigma_term)
     >>> by_hand = np.exp(b[..., :1] + b[..., 1:] * df["x"].to_numpy())
-    >>> bool(np.allclose(family_parameter_draws(model, fit.posterior)["sigma"], by_hand))
+    >>> bool(np.allclose(family_parameter_draws(model, draws)["sigma"], by_hand))
     True
     """
     design = model.design

@@ -18,6 +18,14 @@ sources for names assembled elsewhere).
   ``g_<factor>``, ``Z_<factor>``, the prior parameters ``<variable>__<parameter>`` and the
   collapsed model's sufficient statistics (:data:`STAT`).
 
+A family parameter with a formula of its own (distributional regression, ``part`` below) has
+the same kinds of names, marked by the parameter: labels ``sigma_Days``,
+``sd(sigma_Intercept|Subject)``, ``r_Subject__sigma[308,Intercept]``; variables ``b_sigma`` (dim
+``sigma_term``), ``sd_Subject__sigma``, ``r_Subject__sigma`` (dims ``Subject``, shared with the
+mean's, and ``Subject__sigma__coef``); sampled ``Intercept_centered__sigma``, ``beta__sigma``,
+``z_Subject__sigma``, ``corr_chol__sigma_0``; data ``X__sigma``, ``g_Subject__sigma``
+(:class:`FixedNames` and :class:`FactorNames` with ``part``).
+
 A factor's name may hold characters that are not allowed in an identifier
 (``school:class``); its variables use :func:`safe_name` of it, its dims and labels the name
 itself.

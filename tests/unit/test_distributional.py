@@ -238,3 +238,14 @@ def test_the_command_line_takes_a_parameters_formula(data, tmp_path, capsys):
     assert "y ~ x + (1 | g), sigma ~ x" in out and "sigma_x" in out and "b_sigma" in out
     assert cli.main(["fit", str(path), "y ~ x", "--aux", "sigma ~ x", "--dry-run"]) != 0
     assert "--aux takes PARAMETER=FORMULA" in capsys.readouterr().err
+
+
+def test_a_student_t_with_sigma_by_row_and_one_nu_scores_each_row(data):
+    m = hb.Model(hb.Formula("y ~ x", sigma="~ x"), data, "student_t")
+    prior = m.sample_prior_predictive(draws=20, seed=2)["prior"].to_dataset()
+    fit = Posterior(m, xr.DataTree.from_dict({"posterior": prior}), sampler="prior")
+    fit.add_log_likelihood()
+    b, c, nu = prior["b"].values, prior["b_sigma"].values, prior["nu"].values[..., None]
+    x = data["x"].to_numpy()
+    expected = stats.t.logpdf(data["y"].to_numpy(), nu, b[..., :1] + b[..., 1:] * x, np.exp(c[..., :1] + c[..., 1:] * x))
+    np.testing.assert_allclose(fit.idata["log_likelihood"]["y"].values, expected, rtol=1e-10)

@@ -15,7 +15,10 @@ The model is written in this order, which is the order of the sampler's paramete
    as ``b`` (dim ``term``);
 3. the other factors' effects (centered, centered-intercept, folded), the hierarchically
    centred factor last, drawn around the fixed effects;
-4. the family's parameters and the likelihood.
+4. the family's parameters and the likelihood; a parameter with a formula of its own
+   (distributional regression) is, per row, the inverse of its link at its linear predictor:
+   its formula's group effects (non-centered), then its fixed effects, named by the part
+   (``z_<factor>__sigma``, ``beta__sigma``, ``b_sigma``, ...).
 
 With ``collapse``, the group effects are integrated out instead (:mod:`hierbayes.model.collapsed`):
 only their SDs and correlations are sampled, with the family's parameters.

@@ -235,7 +235,8 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
         raise DataError("the new data are empty (0 rows)")
     columns = _required_columns(design, groups, kind, model.family.needs_trials)
     _check_columns(data, columns)
-    factor_columns = {c for b in design.blocks for c in b.block.factor_columns}  # levels, matched as labels
+    factor_columns = {c for part in (design, *design.parts) for b in part.blocks
+                      for c in b.block.factor_columns}  # levels, matched as labels
     _check_numbers(data, model.data, [c for c in columns if c not in factor_columns])
     offset = None
     for expr, ospec in design.offset_specs:

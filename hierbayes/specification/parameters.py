@@ -52,12 +52,13 @@ __all__ = ["Parameter", "model_parameters", "effects_var", "group_effect_label",
 
 def check_distinct_names(design: Design) -> None:
     """Refuse two grouping factors whose internal names (:func:`safe_name`) are one, as ``g.1`` and
-    ``g_1``: their variables would overwrite each other.
+    ``g_1``: their variables would overwrite each other; and a printed name that two formulas
+    give (a column ``sigma_x`` in the mean's formula and ``x`` in sigma's: ``sigma_x`` twice).
 
     Raises
     ------
     DataError
-        Naming both factors.
+        Naming both factors, or the name.
     """
     seen: dict[str, str] = {}
     for factor in design.all_factors:
@@ -65,6 +66,9 @@ def check_distinct_names(design: Design) -> None:
         if other != factor:
             raise DataError(f"grouping factors {other!r} and {factor!r} would share the internal name "
                             f"{safe_name(factor)!r} (symbols become '_'); rename one of the columns")
+    labels = [p.label for part in design.parts for p in _linear_parameters(part)]
+    if twice := set(labels) & {p.label for p in _linear_parameters(design)} or {x for x in labels if labels.count(x) > 1}:
+        raise DataError(f"two formulas name a parameter {sorted(twice)[0]!r}; rename the column behind it")
 
 
 def group_effect_parameters(design: Design, levels: dict[str, list[str]] | None = None) -> list[Parameter]:

@@ -249,3 +249,8 @@ def test_a_student_t_with_sigma_by_row_and_one_nu_scores_each_row(data):
     x = data["x"].to_numpy()
     expected = stats.t.logpdf(data["y"].to_numpy(), nu, b[..., :1] + b[..., 1:] * x, np.exp(c[..., :1] + c[..., 1:] * x))
     np.testing.assert_allclose(fit.idata["log_likelihood"]["y"].values, expected, rtol=1e-10)
+
+
+def test_a_name_given_by_two_formulas_is_refused(data):
+    with pytest.raises(hb.DataError, match="two formulas name a parameter 'sigma_x'; rename the column"):
+        hb.Model(hb.Formula("y ~ sigma_x", sigma="~ x"), data.assign(sigma_x=data["x"] ** 2))

@@ -254,3 +254,29 @@ def test_a_student_t_with_sigma_by_row_and_one_nu_scores_each_row(data):
 def test_a_name_given_by_two_formulas_is_refused(data):
     with pytest.raises(hb.DataError, match="two formulas name a parameter 'sigma_x'; rename the column"):
         hb.Model(hb.Formula("y ~ sigma_x", sigma="~ x"), data.assign(sigma_x=data["x"] ** 2))
+
+
+def _zero_inflated_poisson(name, eta, mean, params, observed, trials, dims):
+    import pymc as pm
+
+    return pm.ZeroInflatedPoisson(name, psi=1 - params["zi"], mu=mean, observed=observed, shape=observed.shape)
+
+
+def test_a_probability_gets_its_formula_on_the_logit_scale(data):
+    from hierbayes.specification.families.core import check_counts
+
+    family = hb.Family(name="zip", link="log", links=("log",), parameters=(("zi", "unit"),),
+                       default_priors=lambda r: {"zi": hb.Beta(1, 3)}, likelihood=_zero_inflated_poisson,
+                       check_response=check_counts)
+    m = hb.Model(hb.Formula("count ~ x", zi="~ x"), data, family)
+    assert m.priors["zi_Intercept"] == hb.Normal(np.log(0.25 / 0.75), 1.5)  # logit of the Beta's mean
+    pymc_model = m.pymc_model
+    rng = np.random.default_rng(4)
+    point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    logp = pymc_model.compile_logp(vars=[pymc_model["count"]], sum=True)(point)
+    b, c = pymc_model.compile_fn(pymc_model.replace_rvs_by_values([pymc_model["b"], pymc_model["b_zi"]]),
+                                 inputs=pymc_model.value_vars)(point)
+    x, y = data["x"].to_numpy(), data["count"].to_numpy()
+    mu, zi = np.exp(b[0] + b[1] * x), 1 / (1 + np.exp(-(c[0] + c[1] * x)))
+    by_hand = np.where(y == 0, np.log(zi + (1 - zi) * np.exp(-mu)), np.log1p(-zi) + stats.poisson.logpmf(y, mu))
+    np.testing.assert_allclose(logp, by_hand.sum(), rtol=1e-10)

@@ -63,7 +63,7 @@ from pathlib import Path
 from hierbayes.backend.sampling import SAMPLERS
 from hierbayes.errors import ConvergenceWarning, DataWarning, FormulaError, HierbayesError
 from hierbayes.io import interrupts_deferred, ordinary_permissions
-from hierbayes.viz.report import FACTOR_IMAGE, FACTOR_TABLE, IMAGE_STEMS, TABLE_STEMS, report_stems
+from hierbayes.viz.report import FACTOR_IMAGE, FACTOR_TABLE, IMAGE_STEMS, TABLE_STEMS, part_factors, report_stems
 
 __all__ = ["main", "DEMOS", "RUN_MANIFEST", "FIT_FILE", "REPORT_FILE", "write_run", "check_out", "run_files"]
 
@@ -127,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_files(model) -> set[str]:
     """Every file name a run of ``model`` may write (``icc.csv`` only with a varying intercept, ...)."""
-    tables, images = report_stems(model.design.factors)
+    tables, images = report_stems(model.design.factors, part_factors(model.design))
     return {f"{t}.csv" for t in tables} | {f"{i}.png" for i in images} | {FIT_FILE, REPORT_FILE, RUN_MANIFEST}
 
 

@@ -26,7 +26,6 @@ from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence
 from hierbayes.posterior.summaries import draw_stats, interval_names, parameter_draws, summary_table
-from hierbayes.specification.families.core import parameter_link
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, FixedNames
 from hierbayes.specification.parameters import Parameter, model_parameters
@@ -331,7 +330,7 @@ class Posterior:
         return [
             f" Family: {m.family.name}",
             f"  Links: mu = {m.family.link}" + "".join(
-                f"; {part.part} = {parameter_link(dict(m.family.parameters)[part.part]).name}" for part in m.design.parts),
+                f"; {part.part} = {m.family.formula_link(part.part).name}" for part in m.design.parts),
             f"Formula: {m.spec.formula}",
             *(f"         {part.spec.formula}" for part in m.design.parts),
             f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"

@@ -369,13 +369,13 @@ def cor_pair(a: str, b: str) -> str:
     return f"{a},{b}"
 
 
-def file_stem(kind: str, factor: str) -> str:
-    """The file-safe stem of one grouping factor's table or plot in a run folder.
+def file_stem(kind: str, factor: str, part: str | None = None) -> str:
+    """The file-safe stem of one grouping factor's table or plot in a run folder (of ``part``'s formula).
 
-    >>> file_stem("group_effects", "school:class")
-    'group_effects_school_class'
+    >>> file_stem("group_effects", "school:class"), file_stem("group_effects", "g", "sigma")
+    ('group_effects_school_class', 'group_effects_g__sigma')
     """
-    return f"{kind}_{safe_name(factor)}"
+    return f"{kind}_{FactorNames(factor, part).safe}"
 
 
 def response_name(design) -> str:

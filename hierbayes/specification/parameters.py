@@ -30,7 +30,6 @@ from hierbayes.errors import DataError, PriorError, did_you_mean
 from hierbayes.specification import priors as P
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
-from hierbayes.specification.families.core import parameter_link
 from hierbayes.specification.names import (
     FIXED_DIM,
     FactorNames,
@@ -191,7 +190,7 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     - ``cor(...|g)``: LKJ(2)
     - family parameters: from the family registry (``sigma``: Exponential(1 / s)).
 
-    A family parameter with a formula (``sigma ~ x + (1 | g)``) has, on its link (:func:`parameter_link`),
+    A family parameter with a formula (``sigma ~ x + (1 | g)``) has, on its link (``family.formula_link``),
     ``sigma_Intercept`` ~ Normal(link(c), 1.5) with ``c`` the start of the parameter's own default prior
     (its mean: ``s`` for ``sigma``), ``sigma_x`` ~ Normal(0, 1 / sd(x)), ``sd(sigma_x|g)`` ~
     HalfNormal(1 / sd(x)) and LKJ(2).
@@ -202,7 +201,7 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     for part in design.parts:
         prior = own[part.part]
         start = P.PRIOR_KINDS[prior.kind].start(prior.values)
-        centre = float(parameter_link(dict(family.parameters)[part.part]).forward(start))
+        centre = float(family.formula_link(part.part).forward(start))
         priors.update(_linear_priors(part, centre, PART_INTERCEPT_SD, PART_SLOPE_SD, PART_GROUP_SD))
     priors.update({name: prior for name, prior in own.items() if design.part_design(name) is None})
     return priors

@@ -259,6 +259,15 @@ class Family:
     def link_function(self) -> Link:
         return LINKS[self.link]
 
+    def formula_link(self, parameter: str) -> Link:
+        """The link of ``parameter``'s own formula (distributional regression): :func:`parameter_link` of
+        its support.
+
+        >>> get_family("negative_binomial").formula_link("alpha").name
+        'log'
+        """
+        return parameter_link(dict(self.parameters)[parameter])
+
     @property
     def likelihood_on_link(self) -> Callable[..., Any]:
         """``likelihood``, or the same density written on the linear predictor for this link.

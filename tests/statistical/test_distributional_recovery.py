@@ -78,3 +78,17 @@ def test_a_negative_binomial_shape_varying_with_x_is_recovered():
     fit = hb.Model(hb.Formula("count ~ x", alpha="~ x"), df, "negative_binomial").fit(**FIT)
     assert_recovered(fit, truth)
     assert "alpha" not in fit.summary().index
+
+
+def test_the_report_has_the_group_effects_of_sigmas_formula(gaussian):
+    from hierbayes.cli import run_files
+    from hierbayes.viz.report import render_report, report_tables
+
+    _, fit = gaussian
+    tables = report_tables(fit)
+    pd.testing.assert_frame_equal(tables["group_effects_g__sigma"], fit.group_effects("g", part="sigma"))
+    assert "icc" not in tables  # undefined with a sigma per row
+    page = render_report(fit, {}, [])
+    assert "Group effects: g, in the formula for sigma (on its link)" in page
+    assert "sigma ~ x + (1 | g) (link: log)" in page
+    assert "group_effects_g__sigma.csv" in run_files(fit.model)

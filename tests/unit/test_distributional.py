@@ -280,3 +280,13 @@ def test_a_probability_gets_its_formula_on_the_logit_scale(data):
     mu, zi = np.exp(b[0] + b[1] * x), 1 / (1 + np.exp(-(c[0] + c[1] * x)))
     by_hand = np.where(y == 0, np.log(zi + (1 - zi) * np.exp(-mu)), np.log1p(-zi) + stats.poisson.logpmf(y, mu))
     np.testing.assert_allclose(logp, by_hand.sum(), rtol=1e-10)
+
+
+def test_new_levels_draw_a_parameters_group_effects_from_its_own_population(prior_fit):
+    post = prior_fit.posterior
+    new = pd.DataFrame({"x": np.zeros(200), "g": [f"new{i}" for i in range(200)]})
+    sigma = prior_fit.predict(new, kind="sigma", groups="new", seed=5).values
+    intercept = post["b_sigma"].sel(sigma_term="Intercept").values[..., None]
+    sd = post["sd_g__sigma"].sel(g__sigma__coef="Intercept").values[..., None]
+    z = (np.log(sigma) - intercept) / sd  # standard normal if the effects come from N(0, sd(sigma_Intercept|g))
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05

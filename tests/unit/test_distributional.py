@@ -290,3 +290,12 @@ def test_new_levels_draw_a_parameters_group_effects_from_its_own_population(prio
     sd = post["sd_g__sigma"].sel(g__sigma__coef="Intercept").values[..., None]
     z = (np.log(sigma) - intercept) / sd  # standard normal if the effects come from N(0, sd(sigma_Intercept|g))
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+def test_new_rows_go_through_the_parameters_formula_with_the_fitting_datas_transforms(data):
+    m = hb.Model(hb.Formula("y ~ x", sigma="~ scale(x)"), data)
+    prior = m.sample_prior_predictive(draws=5, seed=1)["prior"].to_dataset()
+    fit = Posterior(m, xr.DataTree.from_dict({"posterior": prior}), sampler="prior")
+    sigma = fit.predict(pd.DataFrame({"x": [data["x"].mean()]}), kind="sigma").values[..., 0]
+    # scale(x) of the fitting data's mean is 0, not the new row re-centred on itself
+    np.testing.assert_allclose(sigma, np.exp(prior["b_sigma"].sel(sigma_term="Intercept").values), rtol=1e-12)

@@ -35,6 +35,7 @@ from hierbayes.lessons.calibration import calibrate
 from hierbayes.lessons.teaching import compare_parameterizations
 from hierbayes.posterior.comparison import compare
 from hierbayes.specification.families import Family, asymmetric_laplace, get_family, register_family
+from hierbayes.specification.formula import Formula
 from hierbayes.specification.priors import (
     LKJ,
     Beta,
@@ -50,7 +51,7 @@ from hierbayes.specification.readers import read_data
 from hierbayes.version import __version__
 
 __all__ = [
-    "Model", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",
+    "Model", "Formula", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",
     "asymmetric_laplace",
     "Normal", "StudentT", "HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "Beta", "LKJ",
     "HierbayesError", "FormulaError", "DataError", "PriorError", "ConvergenceWarning", "DataWarning",

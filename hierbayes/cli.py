@@ -61,9 +61,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hierbayes.backend.sampling import SAMPLERS
-from hierbayes.errors import ConvergenceWarning, DataWarning, HierbayesError
+from hierbayes.errors import ConvergenceWarning, DataWarning, FormulaError, HierbayesError
 from hierbayes.io import interrupts_deferred, ordinary_permissions
-from hierbayes.viz.report import FACTOR_IMAGE, FACTOR_TABLE, IMAGE_STEMS, TABLE_STEMS, report_stems
+from hierbayes.viz.report import FACTOR_IMAGE, FACTOR_TABLE, IMAGE_STEMS, TABLE_STEMS, part_factors, report_stems
 
 __all__ = ["main", "DEMOS", "RUN_MANIFEST", "FIT_FILE", "REPORT_FILE", "write_run", "check_out", "run_files"]
 
@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", parents=[common, sampling], help="fit FORMULA to a CSV or Parquet file")
     fit.add_argument("data", help="CSV (delimiter detected) or Parquet (.parquet) file")
     fit.add_argument("formula", help='lme4/brms formula, e.g. "y ~ x + (1 + x | g)"')
+    fit.add_argument("--aux", action="append", default=[], metavar="PARAMETER=FORMULA",
+                     help='a formula for a family parameter, e.g. --aux "sigma=~ x + (1 | g)" (repeatable)')
     fit.add_argument("--family", default="gaussian")
     fit.add_argument("--link", default=None, help="another of the family's links (e.g. probit)")
     fit.add_argument("--na", default="drop", choices=["drop", "error"],
@@ -125,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_files(model) -> set[str]:
     """Every file name a run of ``model`` may write (``icc.csv`` only with a varying intercept, ...)."""
-    tables, images = report_stems(model.design.factors)
+    tables, images = report_stems(model.design.factors, part_factors(model.design))
     return {f"{t}.csv" for t in tables} | {f"{i}.png" for i in images} | {FIT_FILE, REPORT_FILE, RUN_MANIFEST}
 
 
@@ -371,6 +373,7 @@ def _say_warnings(caught) -> list[str]:
 def _model(args):
     from hierbayes import datasets
     from hierbayes.api import Model
+    from hierbayes.specification.formula import Formula
     from hierbayes.specification.readers import read_data
 
     if args.command == "demo":
@@ -379,11 +382,24 @@ def _model(args):
         print(f"hierbayes demo: {formula} on the bundled {args.name} data ({len(data)} rows)", flush=True)
     else:
         formula, family, link, na = args.formula, args.family, args.link, args.na
+        if args.aux:
+            formula = Formula(formula, **_auxiliary(args.aux))
         data = read_data(args.data, sep=args.sep)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         model = Model(formula, data, family, link=link, na_action=na)
     return model, _say_warnings(caught)
+
+
+def _auxiliary(options: list[str]) -> dict[str, str]:
+    """``--aux "sigma=~ x"`` options as ``{"sigma": "~ x"}``."""
+    out = {}
+    for option in options:
+        name, sep, text = option.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise FormulaError(f"--aux takes PARAMETER=FORMULA, as --aux \"sigma=~ x + (1 | g)\"; got {option!r}")
+        out[name.strip()] = text
+    return out
 
 
 def _default_out(args) -> Path:
@@ -404,7 +420,7 @@ def _fit(args) -> int:
     fit = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
                     progressbar=not args.no_progress, warn=False)
     print(fit, flush=True)
-    about = {"command": args.command, "formula": model.formula, "family": model.family.name,
+    about = {"command": args.command, "formula": str(model.formula), "family": model.family.name,
              "link": model.family.link, "data": args.name if args.command == "demo" else str(args.data),
              "draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
     write_run(fit, out, notes, about, force=args.force)

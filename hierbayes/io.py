@@ -53,7 +53,8 @@ import xarray as xr
 from hierbayes.errors import DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.columns import used_columns
 from hierbayes.specification.families import get_family
-from hierbayes.specification.names import FIXED_DIM, factor_dim
+from hierbayes.specification.formula import Formula
+from hierbayes.specification.names import FixedNames, factor_dim
 from hierbayes.specification.priors import Prior
 from hierbayes.version import __version__
 
@@ -63,6 +64,7 @@ __all__ = ["save_fit", "load_fit", "FORMAT_VERSION", "FORMATS", "interrupts_defe
 FORMAT_VERSION = 1
 FORMATS = ("netcdf", "zarr")
 DATA_GROUP = "hierbayes_data"
+AUXILIARY = "auxiliary"  # the family parameters' formulas (hb.Formula), JSON; absent from files of earlier releases
 _META = ("hierbayes_format", "hierbayes_version", "formula", "family", "link", "user_priors", "priors",
          "parameterization", "collapse", "sampler", "seed", "prob", "timings")
 
@@ -80,9 +82,10 @@ def _priors_from_json(text: str) -> dict[str, Prior]:
 
 def _metadata(fit) -> dict[str, str | int | float]:
     m = fit.model
+    main, auxiliary = (m.formula.main, dict(m.formula.auxiliary)) if isinstance(m.formula, Formula) else (m.formula, {})
     return {
         "hierbayes_format": FORMAT_VERSION, "hierbayes_version": __version__,
-        "formula": m.formula, "family": m.family.name, "link": m.family.link,
+        "formula": main, AUXILIARY: json.dumps(auxiliary), "family": m.family.name, "link": m.family.link,
         "family_constants": json.dumps(dict(m.family.constants)),
         "user_priors": _priors_json(m.user_priors), "priors": _priors_json(m.priors),
         "parameterization": json.dumps(m.parameterization), "collapse": json.dumps(getattr(m, "collapsed", None)),
@@ -337,8 +340,8 @@ def _check_header(attrs, path: Path) -> None:
 
 def _check_draws(model, posterior: xr.Dataset, path: Path) -> None:
     """The rebuilt design must label the stored draws exactly as when they were sampled."""
-    expected = {FIXED_DIM: model.design.fixed_names} if model.design.fixed_names else {}
-    expected.update({factor_dim(f): fd.levels for f, fd in model.design.factors.items()})
+    expected = {FixedNames(d.part).dim: d.fixed_names for d in (model.design, *model.design.parts) if d.fixed_names}
+    expected.update({factor_dim(f): fd.levels for f, fd in model.design.all_factors.items()})
     for dim, labels in expected.items():
         stored = tuple(str(v) for v in posterior[dim].values) if dim in posterior.coords else None
         if stored != tuple(labels):
@@ -349,7 +352,8 @@ def _check_draws(model, posterior: xr.Dataset, path: Path) -> None:
 def _model(model_class: type, meta: dict, data: pd.DataFrame, options: dict, path: Path):
     """The model rebuilt from the file's formula, which is checked like any formula before anything in it
     is evaluated (:mod:`hierbayes.specification.evaluation`): a saved fit cannot run code."""
-    formula = meta["formula"]
+    auxiliary = json.loads(meta.get(AUXILIARY, "{}"))
+    formula = Formula(meta["formula"], **auxiliary) if auxiliary else meta["formula"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)  # the warnings of the original fit, once was enough
@@ -357,7 +361,7 @@ def _model(model_class: type, meta: dict, data: pd.DataFrame, options: dict, pat
             return model_class(formula, data, family, **options)
     except HierbayesError as err:
         what = "uses something a formula may not" if isinstance(err, FormulaError) else "cannot be rebuilt"
-        raise HierbayesError(f"{str(path)!r} was not opened: its formula {formula!r} {what}: {str(err).splitlines()[0]}. "
+        raise HierbayesError(f"{str(path)!r} was not opened: its formula {str(formula)!r} {what}: {str(err).splitlines()[0]}. "
                              "A fit made with hb.Model(..., namespace={...}) is opened with the same entries: "
                              "hb.load(path, namespace={...})") from None
 
@@ -396,7 +400,7 @@ def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type,
             raise KeyError(f"the groups {DATA_GROUP!r} and 'posterior' must both be present")
         raw = tree[DATA_GROUP]["parquet"].values.astype(np.uint8).tobytes()
         data = pd.read_parquet(io.BytesIO(raw))
-        meta = {k: attrs[k] for k in _META}
+        meta = {k: attrs[k] for k in _META} | ({AUXILIARY: attrs[AUXILIARY]} if AUXILIARY in attrs else {})
         meta["family_constants"] = json.loads(attrs.get("family_constants", "{}"))  # absent before families had any
         user_priors, priors = _priors_from_json(meta["user_priors"]), _priors_from_json(meta["priors"])
         options = {"parameterization": json.loads(meta["parameterization"]), "priors": user_priors,
@@ -413,6 +417,6 @@ def load_fit(path: str | os.PathLike, *, model_class: type, fit_class: type,
     _check_draws(model, tree["posterior"].to_dataset(), path)
     groups = {f"/{name}": node.to_dataset() for name, node in tree.children.items() if name != DATA_GROUP}
     idata = xr.DataTree.from_dict(groups)
-    idata.attrs = {k: v for k, v in attrs.items() if k not in _META or k in ("hierbayes_version", "formula",
+    idata.attrs = {k: v for k, v in attrs.items() if k not in (*_META, AUXILIARY) or k in ("hierbayes_version", "formula",
                                                                           "family", "link", "sampler")}
     return fit_class(model, idata, sampler=meta["sampler"], timings=timings, seed=seed, prob=float(meta["prob"]))

@@ -372,6 +372,9 @@ def calibrate(formula: str, data: pd.DataFrame, family: str = "gaussian", *, lin
         raise HierbayesError(f"thin must be a positive whole number, not {thin!r}")
     t0 = time.perf_counter()
     spec = parse(formula)
+    if spec.parts:
+        raise HierbayesError("calibrate() simulates family parameters that are one number each; it does not yet "
+                             f"calibrate a formula for {spec.parts[0].response.expr!r} (distributional regression)")
     _check_response_columns(spec, data)
     data = data.dropna(subset=used_columns(spec, data.columns)).reset_index(drop=True)
     options = {"parameterization": parameterization, **({} if collapse is None else {"collapse": collapse})}

@@ -39,13 +39,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
 
+from hierbayes.deferred import deferred_import
 from hierbayes.errors import ConvergenceWarning
 from hierbayes.model.collapsed import MAX_COEFS, nested_statistics, nesting, sufficient_statistics
 from hierbayes.model.coordinates import factor_blocks
-from hierbayes.model.marginal_likelihood import loglik_and_gradient
 from hierbayes.specification.linear_predictor import design_effects
 from hierbayes.specification.names import STAT, FactorNames
 from hierbayes.specification.parameters import cor_pairs, model_parameters
+
+marginal_likelihood = deferred_import("hierbayes.model.marginal_likelihood")  # compiles with numba: on first use
 
 __all__ = ["marginal_mode", "marginal_mode_reason", "MarginalMode", "MAX_EFFECTS"]
 
@@ -180,7 +182,7 @@ class _Likelihood:
         """``(f, df/dtheta, df/dsigma, {factor: df/dL})``."""
         if self.path:
             top, nested = self.path
-            f, d_theta, d_sigma, d_L, d_K = loglik_and_gradient(self.stats, theta, sigma, Ls[top],
+            f, d_theta, d_sigma, d_L, d_K = marginal_likelihood.loglik_and_gradient(self.stats, theta, sigma, Ls[top],
                                                                 Ls[nested] if nested else None)
             return f, d_theta, d_sigma, {top: d_L, **({nested: d_K} if nested else {})}
         blocks = [np.kron(np.eye(self.J[f]), Ls[f]) for f in self.factors]
@@ -189,7 +191,7 @@ class _Likelihood:
         for b in blocks:
             big[start:start + len(b), start:start + len(b)] = b
             start += len(b)
-        f, d_theta, d_sigma, d_big, _ = loglik_and_gradient(self.stats, theta, sigma, big)
+        f, d_theta, d_sigma, d_big, _ = marginal_likelihood.loglik_and_gradient(self.stats, theta, sigma, big)
         d_Ls, start = {}, 0
         for fac in self.factors:
             J, q = self.J[fac], self.q[fac]

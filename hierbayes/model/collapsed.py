@@ -98,6 +98,9 @@ def collapse_reason(design, family) -> str | None:
         return "the model has no grouping factor, so there are no group effects to integrate out"
     if family.name != "gaussian" or family.link != "identity":
         return f"the {family.name} family is not gaussian with the identity link"
+    if design.parts:
+        return (f"{design.parts[0].part} has a formula of its own, so the residual SD varies by row and the "
+                "group effects cannot be integrated out in closed form")
     if design.additions:
         terms = " + ".join(str(a) for a in design.spec.response.additions if a.term != "trials")
         return f"the response has the addition terms {terms}, which the integrated likelihood does not take"

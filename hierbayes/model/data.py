@@ -60,7 +60,7 @@ def internal_names(design: Design) -> set[str]:
 def check_factor_names(design: Design) -> None:
     """Refuse a grouping factor whose name the model already uses for one of its own variables."""
     taken = internal_names(design)
-    for factor in design.factors:
+    for factor in design.all_factors:
         if factor in taken:
             raise DataError(f"grouping factor {factor!r} has the name of one of the model's own variables; "
                             f"rename the column (for example df.rename(columns={{{factor!r}: {factor + '_group'!r}}}))")
@@ -97,16 +97,24 @@ def prior_blocks(design: Design, family: Family) -> list[tuple[str, list[str], b
     >>> [name for name, _, _ in prior_blocks(m.design, m.family)]
     ['Intercept_centered', 'b_slopes', 'sd_Subject', 'sigma']
     """
-    slopes = [design.fixed_names[j] for j in fixed_slopes(design)]
-    blocks = [(N.INTERCEPT_CENTERED, ["Intercept"], True)] if design.has_intercept else []
-    if family.thresholds is not None:
-        blocks.append((N.THRESHOLDS_CENTERED, [p.label for p in threshold_parameters(design)], False))
+    blocks = [block for part in (design, *design.parts) for block in _formula_prior_blocks(part)]
+    if family.thresholds is not None:  # after the mean's intercept (an ordinal model has none)
+        blocks.insert(1 if design.has_intercept else 0,
+                      (N.THRESHOLDS_CENTERED, [p.label for p in threshold_parameters(design)], False))
+    return blocks + [(name, [name], True) for name, _ in family.parameters if design.part_design(name) is None]
+
+
+def _formula_prior_blocks(design: Design) -> list[tuple[str, list[str], bool]]:
+    """:func:`prior_blocks` of one formula (the mean's, or a family parameter's): intercept, slopes, SDs."""
+    fixed = N.FixedNames(design.part)
+    slopes = [fixed.label(design.fixed_names[j]) for j in fixed_slopes(design)]
+    blocks = [(fixed.intercept_centered, [fixed.label("Intercept")], True)] if design.has_intercept else []
     if slopes:
-        blocks.append((N.SLOPES, slopes, False))
+        blocks.append((fixed.slopes, slopes, False))
     for factor in design.factors:
-        names = FactorNames(factor)
+        names = FactorNames(factor, design.part)
         blocks.append((names.sd, [names.sd_label(c) for c in design.factor_coefs(factor)], False))
-    return blocks + [(name, [name], True) for name, _ in family.parameters]
+    return blocks
 
 
 def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
@@ -165,16 +173,20 @@ def _ordered_start(locations: np.ndarray, design: Design, family: Family) -> np.
 def model_coords(design: Design) -> dict[str, list]:
     """The PyMC model's coordinates: fixed-effect terms, and each factor's levels, coefficients
     and correlation pairs (the dims of :mod:`hierbayes.specification.parameters`)."""
-    coords = {N.FIXED_DIM: list(design.fixed_names), SLOPE_DIM: [design.fixed_names[j] for j in fixed_slopes(design)]}
+    coords = {}
+    for part in (design, *design.parts):
+        fixed = N.FixedNames(part.part)
+        coords[fixed.dim] = list(part.fixed_names)
+        coords[fixed.slope_dim] = [part.fixed_names[j] for j in fixed_slopes(part)]
+        for factor, fd in part.factors.items():
+            names = FactorNames(factor, part.part)
+            coords[names.level_dim] = list(fd.levels)
+            coords[names.coef_dim] = list(part.factor_coefs(factor))
+            pairs = cor_pairs(part, factor)
+            if pairs:
+                coords[names.cor_dim] = [N.cor_pair(a, b) for a, b in pairs]
     if design.categories:
         coords[N.THRESHOLD_DIM] = N.threshold_coords(len(design.categories))
-    for factor, fd in design.factors.items():
-        names = FactorNames(factor)
-        coords[names.level_dim] = list(fd.levels)
-        coords[names.coef_dim] = list(design.factor_coefs(factor))
-        pairs = cor_pairs(design, factor)
-        if pairs:
-            coords[names.cor_dim] = [N.cor_pair(a, b) for a, b in pairs]
     return coords
 
 
@@ -191,31 +203,41 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
     if design.offset is not None:
         data[N.OFFSET_DATA] = design.offset
     data.update({N.ADDITION_DATA[arg]: values for arg, values in design.additions.items()})
-    slopes = fixed_slopes(design)
-    X = design.X[:, slopes]
-    if design.has_intercept or family.thresholds is not None:  # an ordinal model's thresholds are sampled there
-        data[N.X_MEAN_DATA] = X.mean(axis=0)
-    if design.has_intercept:
-        X = X - data[N.X_MEAN_DATA]
-    data[N.X_DATA] = X
-    for factor, fd in design.factors.items():
-        names = FactorNames(factor)
-        data[names.index] = fd.index
-        data[names.columns] = _factor_Z(design, factor)
-
+    _formula_data(design, data, thresholds=family.thresholds is not None)
     for name, labels, scalar in prior_blocks(design, family):
         for var, kind, idx in prior_groups(name, labels, priors):
             for p in PRIOR_KINDS[kind].parameters:
                 values = np.array([priors[labels[i]].values[p] for i in idx], dtype=float)
                 data[N.prior_data(var, p)] = values[0] if scalar else values
-    for k, block in enumerate(design.blocks):
-        if block.block.correlated and len(block.coef_names) > 1:
-            data[N.prior_data(N.corr_chol(k), "eta")] = np.float64(priors[lkj_label(block)].values["eta"])
+    for part in (design, *design.parts):
+        for k, block in enumerate(part.blocks):
+            if block.block.correlated and len(block.coef_names) > 1:
+                data[N.prior_data(N.corr_chol(k, part.part), "eta")] = np.float64(
+                    priors[lkj_label(block, part.part)].values["eta"])
+    for part in design.parts:  # after the mean's: a model without parts keeps its data's layout
+        _formula_data(part, data)
     if collapse:
         from hierbayes.model.collapsed import collapsed_data
 
         data = collapsed_data(data, design)
     return data
+
+
+def _formula_data(design: Design, data: dict[str, np.ndarray], thresholds: bool = False) -> None:
+    """Add one formula's rows to ``data``: its fixed slopes' columns (centred, with their means, when there
+    is an intercept; an ordinal model's ``thresholds`` are sampled at the means, the columns kept as they
+    are) and each factor's level index and varying columns."""
+    fixed = N.FixedNames(design.part)
+    X = design.X[:, fixed_slopes(design)]
+    if design.has_intercept or thresholds:
+        data[fixed.X_mean] = X.mean(axis=0)
+    if design.has_intercept:
+        X = X - data[fixed.X_mean]
+    data[fixed.X] = X
+    for factor, fd in design.factors.items():
+        names = FactorNames(factor, design.part)
+        data[names.index] = fd.index
+        data[names.columns] = _factor_Z(design, factor)
 
 
 def pack_data(data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -245,6 +267,9 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
         bool(collapse),
         hierarchical_centering(design, parameterization, collapse),
         tuple(sheared(design, parameterization, collapse).items()),
+        tuple((part.part, part.fixed_names, tuple((b.factor, b.coef_names, b.block.correlated,
+                                                    len(part.factors[b.factor].levels)) for b in part.blocks))
+              for part in design.parts),
     )
 
 

@@ -27,7 +27,7 @@ from hierbayes.specification.columns import expand_dot, used_columns
 from hierbayes.specification.design import Design, make_design
 from hierbayes.specification.evaluation import check_namespace
 from hierbayes.specification.families import Family, get_family, with_quantile
-from hierbayes.specification.formula import ModelSpec, parse
+from hierbayes.specification.formula import Formula, ModelSpec, parse
 from hierbayes.specification.parameters import check_distinct_names, default_priors, prior_targets, resolve_priors
 from hierbayes.specification.priors import Prior
 from hierbayes.specification.readers import as_pandas
@@ -45,10 +45,13 @@ class ModelDefinition:
 
     Parameters
     ----------
-    formula : str
+    formula : str or Formula
         lme4/brms-style: ``"y ~ x + (1 + x | g) + (1 | h)"``; see :mod:`hierbayes.specification.formula`.
+        ``hb.Formula("y ~ x + (1 | g)", sigma="~ x + (1 | g)")`` gives family parameters formulas of
+        their own (distributional regression; docs/formulas.md).
     data : DataFrame
-        pandas, polars, a pyarrow table or any dataframe narwhals reads. The model keeps its own copy of the columns the formula uses (``model.data``), so
+        pandas, polars, a pyarrow table or any dataframe narwhals reads. The model keeps its own copy
+        of the columns the formula uses (``model.data``), so
         later changes to this DataFrame do not reach the model, its fits or saved files.
     family : str or Family, default "gaussian"
         ``gaussian``, ``student_t``, ``bernoulli``, ``binomial``, ``poisson``,
@@ -104,7 +107,7 @@ class ModelDefinition:
     """The class of this model's fits (:class:`hierbayes.Fit` for ``hb.Model``; None: the plain
     :class:`~hierbayes.posterior.fit.Posterior`)."""
 
-    def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian", *,
+    def __init__(self, formula: str | Formula, data: pd.DataFrame, family: str | Family = "gaussian", *,
                  link: str | None = None, quantile: float | None = None, priors: Mapping[str, Prior] | None = None,
                  parameterization: str | Mapping[str, str] = "auto", na_action: str = "drop",
                  collapse: bool | None = None, namespace: Mapping[str, Any] | None = None):
@@ -172,8 +175,8 @@ class ModelDefinition:
 
     def __repr__(self) -> str:
         d = self.design
-        groups = ", ".join(f"{f} ({len(fd.levels)} levels)" for f, fd in d.factors.items()) or "none"
-        return (f"hierbayes.Model: {self.spec.formula}\n  family: {self.family.name} (link: {self.family.link})\n"
+        groups = ", ".join(f"{f} ({len(fd.levels)} levels)" for f, fd in d.all_factors.items()) or "none"
+        return (f"hierbayes.Model: {str(self.formula).strip() if d.parts else self.spec.formula}\n  family: {self.family.name} (link: {self.family.link})\n"
                 f"  data: {d.n_obs} rows; groups: {groups}")
 
 

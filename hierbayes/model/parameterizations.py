@@ -65,7 +65,7 @@ from hierbayes.model.coordinates import (
     sheared,
 )
 from hierbayes.specification.design import Design
-from hierbayes.specification.names import X_MEAN_DATA, FactorNames, corr_chol, prior_data
+from hierbayes.specification.names import X_MEAN_DATA, FactorNames, prior_data
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -169,7 +169,7 @@ class FactorEffects:
 
     @property
     def names(self) -> FactorNames:
-        return FactorNames(self.factor)
+        return FactorNames(self.factor, self.design.part)
 
     @property
     def coefs(self) -> tuple[str, ...]:
@@ -185,7 +185,7 @@ class FactorEffects:
             q = len(block.coef_names)
             b = Block(k, block.coef_names, sl, self.sd)
             if block.block.correlated and q > 1:
-                chol, cor = correlation(k, q, self.shared)
+                chol, cor = correlation(self.names.corr_chol(k), q, self.shared)
                 self.cors.append(cor)
                 b.L = self.sd[sl][:, None] * chol
             yield b
@@ -514,7 +514,7 @@ def add_group_effects(parameterization: Parameterization, design: Design, factor
     v = pt.concatenate(effects.recorded, axis=1) if len(effects.recorded) > 1 else effects.recorded[0]
     r = pm.Deterministic(names.effects, v if effects.centre is None else v - effects.centre,
                          dims=(names.level_dim, names.coef_dim))
-    record_correlations(factor, fx.cors)
+    record_correlations(names, fx.cors)
     if effects.through_recorded:
         effect = r
     else:  # the effects as drawn: their means are in the linear predictor through them
@@ -530,16 +530,16 @@ def add_group_effects(parameterization: Parameterization, design: Design, factor
     return term, effects
 
 
-def correlation(k: int, q: int, shared: Mapping):
-    """Block ``k``'s Cholesky factor of its correlation matrix (LKJ prior) and its correlations."""
-    chol = pm.LKJCorr(corr_chol(k), n=q, eta=shared[prior_data(corr_chol(k), "eta")])
+def correlation(name: str, q: int, shared: Mapping):
+    """A block's Cholesky factor of its correlation matrix (LKJ prior), variable ``name``
+    (:meth:`FactorNames.corr_chol <hierbayes.specification.names.FactorNames.corr_chol>`), and its correlations."""
+    chol = pm.LKJCorr(name, n=q, eta=shared[prior_data(name, "eta")])
     corr = chol @ chol.T
     pairs = [(i, j) for j in range(q) for i in range(j)]  # the order of parameters.cor_pairs
     return chol, corr[[i for i, _ in pairs], [j for _, j in pairs]]
 
 
-def record_correlations(factor: str, cors: list) -> None:
+def record_correlations(names: FactorNames, cors: list) -> None:
     """Record a factor's correlations, block after block, as ``cor_<factor>`` (nothing without any)."""
     if cors:
-        names = FactorNames(factor)
         pm.Deterministic(names.cor, pt.concatenate(cors) if len(cors) > 1 else cors[0], dims=names.cor_dim)

@@ -15,7 +15,10 @@ The model is written in this order, which is the order of the sampler's paramete
    as ``b`` (dim ``term``);
 3. the other factors' effects (centered, centered-intercept, folded), the hierarchically
    centred factor last, drawn around the fixed effects;
-4. the family's parameters and the likelihood.
+4. the family's parameters and the likelihood; a parameter with a formula of its own
+   (distributional regression) is, per row, the inverse of its link at its linear predictor:
+   its formula's group effects (non-centered), then its fixed effects, named by the part
+   (``z_<factor>__sigma``, ``b_slopes__sigma``, ``b_sigma``, ...).
 
 With ``collapse``, the group effects are integrated out instead (:mod:`hierbayes.model.collapsed`):
 only their SDs and correlations are sampled, with the family's parameters.
@@ -44,7 +47,6 @@ from hierbayes.model.coordinates import (
 )
 from hierbayes.model.data import (
     FIXED_DATA,
-    SLOPE_DIM,
     is_row_data,
     model_coords,
     model_data,
@@ -56,6 +58,7 @@ from hierbayes.model.parameterizations import (
     BEFORE_FIXED_EFFECTS,
     FactorEffects,
     FixedEffects,
+    NonCentered,
     add_group_effects,
     factor_parameterizations,
     record_correlations,
@@ -63,7 +66,8 @@ from hierbayes.model.parameterizations import (
 from hierbayes.specification import names as N
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
-from hierbayes.specification.names import FIXED_DIM, FactorNames
+from hierbayes.specification.families.core import parameter_link
+from hierbayes.specification.names import FactorNames, FixedNames
 from hierbayes.specification.parameters import threshold_parameters
 from hierbayes.specification.priors import PRIOR_KINDS, Prior
 
@@ -121,7 +125,7 @@ class _PriorVariables:
 
 def _factor_sd(design: Design, factor: str, prior_rv):
     """The SD of each varying coefficient of ``factor``, under its prior."""
-    names = FactorNames(factor)
+    names = FactorNames(factor, design.part)
     return prior_rv(names.sd, [names.sd_label(c) for c in design.factor_coefs(factor)], dims=names.coef_dim)
 
 
@@ -190,7 +194,9 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
 
         if not design.fixed_names and not design.factors:
             eta = eta + pt.zeros_like(shared[N.RESPONSE_DATA])
-        params = {name: prior_rv(name, [name], scalar=True) for name, _ in family.parameters}
+        params = {name: prior_rv(name, [name], scalar=True) if design.part_design(name) is None
+                  else _parameter_formula(design.part_design(name), support, shared, prior_rv, coords)
+                  for name, support in family.parameters}
         if family.thresholds is not None:
             params[N.THRESHOLDS] = _thresholds(design, family, shared, prior_rv, fixed.beta)
         family.observed_variable(response_name(design), eta, params, shared[N.RESPONSE_DATA],
@@ -199,14 +205,25 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     return model
 
 
+def _parameter_formula(part: Design, support: str, shared, prior_rv, coords):
+    """A family parameter with its own formula, one value per row: the inverse of its link
+    (:func:`~hierbayes.specification.families.core.parameter_link`) at its linear predictor, whose group
+    effects are drawn non-centered and whose fixed effects are sampled on centred columns, as the mean's."""
+    terms = [add_group_effects(NonCentered(), part, factor, shared, _factor_sd(part, factor, prior_rv))[0]
+             for factor in part.factors]
+    _, eta = _fixed_effects(part, shared, prior_rv, None, (), sum(terms) if terms else 0.0, coords, False)
+    return parameter_link(support).inverse_tensor(pt.as_tensor_variable(eta))
+
+
 def _fixed_effects(design: Design, shared, prior_rv, shift, centred: tuple[str, ...], eta, coords, collapse: bool):
     """Draw the fixed effects (sampled plus ``shift``, :func:`~hierbayes.model.coordinates.fixed_shift`), record
     ``b`` and add them to ``eta``, except those of ``centred`` (they enter through their factor's effects)."""
     slopes = fixed_slopes(design)
+    names = FixedNames(design.part)
     alpha = beta = None
     parts = []
     if slopes:
-        beta = prior_rv(N.SLOPES, [design.fixed_names[j] for j in slopes], dims=SLOPE_DIM,
+        beta = prior_rv(names.slopes, [names.label(design.fixed_names[j]) for j in slopes], dims=names.slope_dim,
                         shift=None if shift is None else shift[1:])
         if shift is not None:
             beta = beta - shift[1:]
@@ -215,21 +232,21 @@ def _fixed_effects(design: Design, shared, prior_rv, shift, centred: tuple[str, 
             # dot of X @ beta's gradient spins a second OpenBLAS thread (bench/NOTES.md)
             for j in range(len(slopes)):
                 if j not in centred_slopes(design, centred):  # those enter through the factor's effects
-                    eta = eta + shared[N.X_DATA][:, j] * beta[j]
+                    eta = eta + shared[names.X][:, j] * beta[j]
     if design.has_intercept:
-        alpha = prior_rv(N.INTERCEPT_CENTERED, ["Intercept"], scalar=True, shift=shift)
+        alpha = prior_rv(names.intercept_centered, [names.label("Intercept")], scalar=True, shift=shift)
         if shift is not None:
             alpha = alpha - shift[0]
         if "Intercept" not in centred:
-            eta = eta + less_shift(alpha, centring_shift(design, centred, beta, shared.get(N.X_MEAN_DATA)))
-        parts.append(alpha - (shared[N.X_MEAN_DATA] @ beta if slopes else 0.0))
+            eta = eta + less_shift(alpha, centring_shift(design, centred, beta, shared.get(names.X_mean)))
+        parts.append(alpha - (shared[names.X_mean] @ beta if slopes else 0.0))
     if slopes:
         parts.append(beta)
     if parts:
         b = pt.concatenate([pt.atleast_1d(p) for p in parts])
-        order = (["Intercept"] if design.has_intercept else []) + coords[SLOPE_DIM]
+        order = (["Intercept"] if design.has_intercept else []) + coords[names.slope_dim]
         perm = [order.index(n) for n in design.fixed_names]  # formula order of the columns
-        pm.Deterministic(N.FIXED_EFFECTS, b[perm], dims=FIXED_DIM)
+        pm.Deterministic(names.effects, b[perm], dims=names.dim)
     return FixedEffects(alpha, beta), eta
 
 
@@ -266,5 +283,5 @@ def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     L = pt.zeros((len(fx.coefs), len(fx.coefs)))
     for b in fx.blocks():
         L = pt.set_subtensor(L[b.sl, b.sl], b.L if b.L is not None else pt.diag(b.sd))
-    record_correlations(factor, fx.cors)
+    record_correlations(fx.names, fx.cors)
     return L

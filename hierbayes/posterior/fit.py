@@ -22,12 +22,13 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.errors import ConvergenceWarning, HierbayesError
+from hierbayes.model.collapsed import collapse_reason
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence, few_levels
 from hierbayes.posterior.summaries import draw_stats, format_table, interval_names, parameter_draws, summary_table
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
-from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames
+from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, FixedNames
 from hierbayes.specification.parameters import Parameter, model_parameters
 from hierbayes.version import __version__
 
@@ -81,7 +82,7 @@ class Posterior:
             "observed_data": xr.Dataset({name: ("obs", design.y)}),
         }
         tree = xr.DataTree.from_dict(groups)
-        tree.attrs.update({"hierbayes_version": __version__, "formula": model.formula,
+        tree.attrs.update({"hierbayes_version": __version__, "formula": str(model.formula),
                            "family": model.family.name, "link": model.family.link, "sampler": run.sampler, "sampler_path": run.path})
         fit = cls(model, tree, sampler=run.sampler, timings=run.timings, seed=seed)
         if log_likelihood and posterior.sizes["chain"] * posterior.sizes["draw"] * design.n_obs <= LOG_LIKELIHOOD_MAX_VALUES:
@@ -120,9 +121,10 @@ class Posterior:
         return model_parameters(self.model.design, self.model.family)
 
     def _family_draws(self) -> dict[str, np.ndarray]:
-        from hierbayes.posterior.predict import family_draws
+        """The family parameters' draws for the fitting rows (:func:`~hierbayes.posterior.predict.family_parameter_draws`)."""
+        from hierbayes.posterior.predict import family_parameter_draws
 
-        return family_draws(self.model.family, self.posterior)
+        return family_parameter_draws(self.model, self.posterior)
 
     def linear_predictor(self) -> np.ndarray:
         """Linear predictor of the fitting data, (chain, draw, obs)."""
@@ -265,12 +267,13 @@ class Posterior:
         """Group SDs ``sd(x|g)``, correlations ``cor(a,b|g)`` and family parameters (``sigma``)."""
         return self._table([p for p in self.parameters if p.cls not in ("Intercept", "b")], prob)
 
-    def group_effects(self, factor: str, prob: float | None = None) -> pd.DataFrame:
+    def group_effects(self, factor: str, prob: float | None = None, part: str | None = None) -> pd.DataFrame:
         """Per level and varying coefficient: the deviation and the group's total coefficient.
 
         The deviation ``r`` is the level's departure from the population value; the total
         is ``population coefficient + r`` (just ``r`` when the coefficient has no
-        population-level term).
+        population-level term). With ``part`` (``"sigma"``), those of that family parameter's
+        own formula, on its link.
 
         Returns
         -------
@@ -281,19 +284,25 @@ class Posterior:
         Raises
         ------
         HierbayesError
-            When ``factor`` is not a grouping factor of the model (or the model has none).
+            When ``factor`` is not a grouping factor of the model (or the model has none), or
+            ``part`` names no family parameter with a formula of its own.
         """
         design = self.model.design
+        if part is not None:
+            if design.part_design(part) is None:
+                raise HierbayesError(f"{part!r} has no formula of its own in this model; the parameters that do: "
+                                     f"{[d.part for d in design.parts]}")
+            design = design.part_design(part)
         design.check_factor(factor)
         prob = prob or self.prob
         post = self.posterior
-        names = FactorNames(factor)
+        names, fixed = FactorNames(factor, part), FixedNames(part)
         r = post[names.effects].transpose("chain", "draw", names.level_dim, names.coef_dim).values
         coefs = design.factor_coefs(factor)
         total = r.copy()
         for k, coef in enumerate(coefs):
             if coef in design.fixed_names:
-                total[..., k] += post[FIXED_EFFECTS].sel({FIXED_DIM: coef}).transpose("chain", "draw").values[..., None]
+                total[..., k] += post[fixed.effects].sel({fixed.dim: coef}).transpose("chain", "draw").values[..., None]
         levels = design.factors[factor].levels
         index = pd.MultiIndex.from_product([levels, coefs], names=[factor, "coefficient"])
         dev = {k: v.ravel() for k, v in draw_stats(r, prob).items()}
@@ -316,9 +325,14 @@ class Posterior:
         Raises
         ------
         HierbayesError
-            When the model has no grouping factor (complete pooling), or none with a varying intercept.
+            When the model has no grouping factor (complete pooling), or none with a varying intercept,
+            or when a family parameter has its own formula (the residual variance then differs by row).
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
+        if d.parts:
+            raise HierbayesError(f"the ICC is undefined when {d.parts[0].part} has a formula of its own: the residual "
+                                 "variance differs by row, so no one share of the variance is the groups'; compare "
+                                 "sd(Intercept|g) with the predicted values of fit.predict(kind=...) instead")
         if not d.factors:
             raise HierbayesError(f"the ICC needs a grouping factor, and the model {self.model.spec.formula} has none "
                                  "(it is the complete-pooling model)")
@@ -348,8 +362,9 @@ class Posterior:
         R-hat and ESS cover every summarised parameter and every group effect.
         """
         table = self.summary()
-        for factor in self.model.design.factors:
-            names = FactorNames(factor)
+        design = self.model.design
+        for formula, factor in ((d, f) for d in (design, *design.parts) for f in d.factors):
+            names = FactorNames(factor, formula.part)
             r = self.posterior[names.effects]
             draws = r.transpose("chain", "draw", ...).values.reshape(r.sizes["chain"], r.sizes["draw"], -1)
             labels = [names.effect_label(lvl, c) for lvl in r[names.level_dim].values for c in r[names.coef_dim].values]
@@ -374,7 +389,8 @@ class Posterior:
         fixed = [p.label for p in self.parameters if p.cls in ("Intercept", "b")]
         if fixed:
             sections.append(("Population-level effects:", table.loc[fixed]))
-        family = list(self.model.family.reported)
+        reported = set(self.model.family.reported)  # its parameters without a formula, and derived values
+        family = [p.label for p in self.parameters if p.label in reported]
         if family:
             sections.append(("Family-specific parameters:", table.loc[family]))
         return sections
@@ -384,12 +400,16 @@ class Posterior:
         lo, hi = interval_names(self.prob)
         return [
             f" Family: {m.family.name}",
-            f"  Links: mu = {m.family.link}",
+            f"  Links: mu = {m.family.link}" + "".join(
+                f"; {part.part} = {m.family.formula_link(part.part).name}" for part in m.design.parts),
             f"Formula: {m.spec.formula}",
+            *(f"         {part.spec.formula}" for part in m.design.parts),
             f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"
                                                   if m.design.n_dropped else ""),
             f"  Draws: {post.sizes['chain']} chains x {post.sizes['draw']} draws (sampler: {self.sampler})",
             *filter(None, [describe_parameterization(m)]),
+            *([f"         (not integrated out: {collapse_reason(m.design, m.family)})"]
+              if m.design.parts and m.design.factors else []),
             f"Posterior means and SDs; {100 * self.prob:g}% equal-tailed intervals [{lo}, {hi}]",
         ]
 

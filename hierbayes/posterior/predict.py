@@ -51,16 +51,18 @@ from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.additions import drawn_arguments
 from hierbayes.specification.design import Design, column_values, level_label
 from hierbayes.specification.evaluation import expression_variables
+from hierbayes.specification.families.core import parameter_link
 from hierbayes.specification.formula import is_number
 from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws, linear_predictor
 from hierbayes.specification.names import THRESHOLD_DIM, THRESHOLDS, FactorNames, cor_pair
 from hierbayes.specification.readers import as_pandas
 
 __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "rows_linear_predictor",
-           "predict_summary", "family_draws",
+           "predict_summary", "family_parameter_draws",
            "KINDS", "GROUPS"]
 
-KINDS = ("mean", "response", "probabilities")
+KINDS = ("mean", "response")
+ORDINAL_KINDS = ("probabilities",)  # an ordinal family's too
 GROUPS = ("known", "population", "new")
 OBS_DIM = "obs"
 CATEGORY_DIM = "category"  # an ordinal response's categories, in kind="probabilities"
@@ -86,6 +88,7 @@ class NewRows:
     trials: np.ndarray | None
     index: pd.Index
     additions: Mapping[str, np.ndarray] = field(default_factory=dict)
+    parts: tuple[tuple[str, NewRows], ...] = ()  # the rows of each family parameter's formula
 
     @property
     def n_rows(self) -> int:
@@ -99,25 +102,27 @@ class NewRows:
         return NewRows(self.X[positions], pick(self.offset),
                        tuple(FactorRows(f.factor, f.labels[positions], f.Z[positions]) for f in self.factors),
                        pick(self.trials), self.index[positions],
-                       {k: v[positions] for k, v in self.additions.items()})
+                       {k: v[positions] for k, v in self.additions.items()},
+                       tuple((name, rows.take(positions)) for name, rows in self.parts))
 
 
 # --- the new-data design ----------------------------------------------------------------------
 
-def _fitted_rows(design: Design, groups: str) -> NewRows:
+def _fitted_rows(design: Design, groups: str = "known") -> NewRows:
     factors = () if groups == "population" else \
         tuple(FactorRows(f, np.asarray(design.factors[f].levels, dtype=object)[index], Z)
               for f, index, Z in design_effects(design))
     return NewRows(design.X, design.offset, factors, design.trials, pd.RangeIndex(design.n_obs, name=OBS_DIM),
-                   {arg: design.additions[arg] for arg in drawn_arguments(design.spec.response)})
+                   {arg: design.additions[arg] for arg in drawn_arguments(design.spec.response)},
+                   tuple((part.part, _fitted_rows(part, groups)) for part in design.parts))
 
 
 def _required_columns(design: Design, groups: str, kind: str, needs_trials: bool) -> list[str]:
-    needed = list(design.fixed_spec.required_variables)
+    needed = [c for part in (design, *design.parts) for c in part.fixed_spec.required_variables]
     for expr, ospec in design.offset_specs:
         needed += [expr] if ospec is None else list(ospec.required_variables)
     if groups != "population":
-        for b in design.blocks:
+        for b in (b for part in (design, *design.parts) for b in part.blocks):
             needed += list(b.spec.required_variables) + list(b.block.factor_columns)
     if kind == "response":
         needed += [text for text in _response_texts(design, needs_trials).values() if not is_number(text)]
@@ -252,19 +257,13 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
         raise DataError("the new data are empty (0 rows)")
     columns = _required_columns(design, groups, kind, model.family.needs_trials)
     _check_columns(data, columns)
-    factor_columns = {c for b in design.blocks for c in b.block.factor_columns}  # levels, matched as labels
+    factor_columns = {c for part in (design, *design.parts) for b in part.blocks
+                      for c in b.block.factor_columns}  # levels, matched as labels
     _check_numbers(data, model.data, [c for c in columns if c not in factor_columns])
-    X = design.fixed_columns(_evaluate(design.fixed_spec, data, "the fixed effects", design.context))
     offset = None
     for expr, ospec in design.offset_specs:
         values = data[expr].to_numpy(dtype=float) if ospec is None else _evaluate(ospec, data, f"offset {expr!r}", design.context)[:, 0]
         offset = values if offset is None else offset + values
-    factors = []
-    if groups != "population":
-        for factor in design.factors:
-            blocks = [b for b in design.blocks if b.factor == factor]
-            Z = np.concatenate([_evaluate(b.spec, data, f"group term {b.block}", design.context) for b in blocks], axis=1)
-            factors.append(FactorRows(factor, _level_labels(data, blocks[0].block.factor_columns), Z))
     values = {}
     if kind == "response":
         for arg, text in _response_texts(design, model.family.needs_trials).items():
@@ -273,7 +272,24 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
     trials = values.pop("trials", None)
     if "failures" in values:
         trials = values.pop("successes") + values.pop("failures")
-    return NewRows(X, offset, tuple(factors), trials, pd.Index(data.index, name=OBS_DIM), values)
+    index = pd.Index(data.index, name=OBS_DIM)
+    parts = tuple((part.part, NewRows(X, None, factors, None, index))
+                  for part in design.parts for X, factors in [_formula_rows(part, data, groups)])
+    X, factors = _formula_rows(design, data, groups)
+    return NewRows(X, offset, factors, trials, index, values, parts)
+
+
+def _formula_rows(design: Design, data: pd.DataFrame, groups: str) -> tuple[np.ndarray, tuple[FactorRows, ...]]:
+    """One formula's fixed-effect columns and factors on new rows (the mean's, or a family parameter's)."""
+    what = "the fixed effects" if design.part is None else f"the formula for {design.part!r}"
+    X = design.fixed_columns(_evaluate(design.fixed_spec, data, what, design.context))
+    factors = []
+    if groups != "population":
+        for factor in design.factors:
+            blocks = [b for b in design.blocks if b.factor == factor]
+            Z = np.concatenate([_evaluate(b.spec, data, f"group term {b.block}", design.context) for b in blocks], axis=1)
+            factors.append(FactorRows(factor, _level_labels(data, blocks[0].block.factor_columns), Z))
+    return X, tuple(factors)
 
 
 # --- group effects of the rows -------------------------------------------------------------------
@@ -295,7 +311,7 @@ def new_level_effects(posterior: xr.Dataset, design: Design, factor: str, n_leve
     -------
     ndarray (chain, draw, n_levels, Q)
     """
-    names = FactorNames(factor)
+    names = FactorNames(factor, design.part)
     sd = _draws(posterior, names.sd, names.coef_dim)
     chains, draws, _ = sd.shape
     out = np.empty((chains, draws, n_levels, sd.shape[-1]))
@@ -339,7 +355,7 @@ def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, grou
     levels = design.factors[factor].levels
     position = {lvl: i for i, lvl in enumerate(levels)}
     index = np.array([position.get(lbl, -1) for lbl in rows.labels], dtype=np.int64)
-    names = FactorNames(factor)
+    names = FactorNames(factor, design.part)
     known = _draws(posterior, names.effects, names.level_dim, names.coef_dim)
     if (index >= 0).all():
         return known, index, rows.Z
@@ -354,18 +370,51 @@ def factor_effects(posterior: xr.Dataset, design: Design, rows: FactorRows, grou
 
 # --- predictions ---------------------------------------------------------------------------
 
-def family_draws(family, posterior: xr.Dataset) -> dict[str, np.ndarray]:
-    """The draws of the family's own parameters (``sigma``, ...), each ``(chain, draw, 1)``, and an ordinal
-    family's thresholds, ``(chain, draw, K-1)``."""
-    out = {name: posterior[name].transpose("chain", "draw").values[..., None] for name, _ in family.parameters}
-    if family.thresholds is not None:
+def family_parameter_draws(model, posterior: xr.Dataset, rows: NewRows | None = None, groups: str = "known", *,
+                           allow_new_levels: bool = False, rng: np.random.Generator | None = None
+                           ) -> dict[str, np.ndarray]:
+    """The draws of the family's own parameters (``sigma``, ...) for ``rows`` (the fitting rows by default):
+    ``(chain, draw, 1)`` for a parameter that is one number, ``(chain, draw, N)`` for one with its own
+    formula (the inverse of its link at its linear predictor, whose group effects follow ``groups``
+    as the mean's do).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, hierbayes as hb
+    >>> rng = np.random.default_rng(3)
+    >>> df = pd.DataFrame({"x": rng.normal(size=60)})
+    >>> df["y"] = rng.normal(0, np.exp(0.2 + 0.5 * df["x"]))
+    >>> model = hb.Model(hb.Formula("y ~ 1", sigma="~ x"), df)
+    >>> draws = model.sample_prior_predictive(draws=5, seed=1)["prior"].to_dataset()  # or a fit's posterior
+    >>> b = draws["b_sigma"].values  # (chain, draw, sigma_term)
+    >>> by_hand = np.exp(b[..., :1] + b[..., 1:] * df["x"].to_numpy())
+    >>> bool(np.allclose(family_parameter_draws(model, draws)["sigma"], by_hand))
+    True
+    """
+    design = model.design
+    rows = _fitted_rows(design) if rows is None else rows
+    part_rows = dict(rows.parts)
+    rng = np.random.default_rng() if rng is None else rng
+    out = {}
+    for name, support in model.family.parameters:
+        part = design.part_design(name)
+        if part is None:
+            out[name] = posterior[name].transpose("chain", "draw").values[..., None]
+            continue
+        these = part_rows[name]
+        effects = [factor_effects(posterior, part, fr, groups, allow_new_levels, rng) for fr in these.factors]
+        eta = linear_predictor(fixed_effect_draws(posterior, part), these.X, None, effects)
+        out[name] = parameter_link(support).inverse(eta)
+    if model.family.thresholds is not None:  # an ordinal family's, (chain, draw, K-1)
         out[THRESHOLDS] = posterior[THRESHOLDS].transpose("chain", "draw", THRESHOLD_DIM).values
     return out
 
 
-def _check_options(kind: str, groups: str) -> None:
-    if kind not in KINDS:
-        raise HierbayesError(f"kind must be one of {KINDS}, not {kind!r}")
+def _check_options(model, kind: str, groups: str) -> None:
+    ordinal = ORDINAL_KINDS if model.family.thresholds is not None else ()
+    kinds = (*KINDS, *ordinal, *(name for name, _ in model.family.parameters))
+    if kind not in kinds:
+        raise HierbayesError(f"kind must be one of {kinds}, not {kind!r}")
     if groups not in GROUPS:
         raise HierbayesError(f"groups must be one of {GROUPS}, not {groups!r}")
 
@@ -379,10 +428,12 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
     fit : Fit
     data : pandas.DataFrame, optional
         New rows (the fitting data when omitted).
-    kind : {"mean", "response", "probabilities"}
+    kind : {"mean", "response", "probabilities"} or the name of a family parameter
         ``"mean"``: the expected response (on the response scale, through the inverse
         link); ``"response"``: draws of the response itself, adding the family's
-        observation noise. For an ordinal family (``cumulative``, ``sratio``), each category
+        observation noise; a family parameter (``"sigma"``): its value for each row (with a
+        formula of its own, the inverse of its link at its linear predictor; else the same
+        for every row). For an ordinal family (``cumulative``, ``sratio``), each category
         has a score (its number for a numeric response, else its position 1 .. K):
         ``"response"`` draws scores, ``"mean"`` is ``sum_k score_k P(y = k)`` (brms's
         ``conditional_effects``), and ``"probabilities"`` gives every ``P(y = k)``, with a
@@ -401,7 +452,7 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
         Dims ``(chain, draw, obs)`` (and ``category`` for ``"probabilities"``), draw-aligned
         with the posterior; ``obs`` is the index of ``data``.
     """
-    _check_options(kind, groups)
+    _check_options(fit.model, kind, groups)
     rows = new_rows(fit.model, data, groups, kind)
     return predict_rows(fit.model, fit.posterior, rows, kind, groups, allow_new_levels=allow_new_levels,
                         rng=np.random.default_rng(seed))
@@ -428,19 +479,24 @@ def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", gro
     trials = None if rows.trials is None else np.rint(rows.trials).astype(np.int64)  # numpy's binomial wants ints
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: rows.index.values}
     dims = ("chain", "draw", OBS_DIM)
-    if kind == "probabilities" or (kind == "mean" and family.thresholds is not None):
-        values = family.category_probabilities(eta, family_draws(family, post).get(THRESHOLDS))
+    ordinal = family.thresholds is not None
+    # the family's parameters only where they are needed (a location family's mean is the inverse link)
+    params = family_parameter_draws(model, post, rows, groups, allow_new_levels=allow_new_levels, rng=rng) \
+        if kind != "mean" or family.expected_value or ordinal else {}
+    if kind == "probabilities" or (kind == "mean" and ordinal):
+        values = family.category_probabilities(eta, params.get(THRESHOLDS))
         if kind == "mean":  # an ordinal response's expected score
             values = values @ design.category_scores
         else:
             dims, coords[CATEGORY_DIM] = (*dims, CATEGORY_DIM), [level_label(c) for c in design.categories]
     elif kind == "response":
-        values = family.draw(rng, eta, family_draws(family, post), trials, rows.additions)
+        values = family.draw(rng, eta, params, trials, rows.additions)
         if design.categories:  # the likelihood draws a category's position 0 .. K-1
             values = design.category_scores[np.asarray(values, dtype=np.int64)]
+    elif kind == "mean":
+        values = family.expected_response(eta, params)
     else:
-        # the family's parameters only where the mean needs them (a location family's is the inverse link)
-        values = family.expected_response(eta, family_draws(family, post) if family.expected_value else {})
+        values = np.broadcast_to(params[kind], eta.shape)
     return xr.DataArray(np.asarray(values, dtype=float), dims=dims, coords=coords,
                         name=response_name(design), attrs={"kind": kind, "groups": groups})
 

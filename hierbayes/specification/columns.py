@@ -75,7 +75,7 @@ def used_columns(spec: ModelSpec, columns, namespace: Collection[str] = ()) -> l
     columns = list(columns)
     spec = expand_dot(spec, columns, namespace)
     wanted = expression_columns(spec, columns, namespace)
-    for b in spec.blocks:
+    for b in (*spec.blocks, *(b for part in spec.parts for b in part.blocks)):
         wanted += known_columns(b.factor_columns, columns)
     wanted = list(dict.fromkeys(wanted))
     for name in wanted:
@@ -91,8 +91,10 @@ def expression_columns(spec: ModelSpec, columns: list, namespace: Collection[str
     for expr in spec.offsets:
         text = _value_text(expr, columns)
         wanted += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)
-    for text in (spec.fixed, *(b.expr for b in spec.blocks)):
-        wanted += formula_variables(text, columns, namespace, spec.formula)
+    for part in (spec, *spec.parts):  # the mean's formula, then each family parameter's
+        where = "the formula" if part is spec else f"the formula for {part.response.expr!r}"
+        for text in (part.fixed, *(b.expr for b in part.blocks)):
+            wanted += formula_variables(text, columns, namespace, part.formula, where)
     return wanted
 
 

@@ -42,7 +42,7 @@ from hierbayes.specification.columns import as_arithmetic, expand_dot, expressio
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables
 from hierbayes.specification.families import Family
 from hierbayes.specification.families.ordinal import category_codes, category_scores, ordinal_response
-from hierbayes.specification.formula import Block, ModelSpec
+from hierbayes.specification.formula import Block, ModelSpec, check_parts
 from hierbayes.specification.readers import as_pandas
 
 __all__ = ["Design", "BlockDesign", "FactorDesign", "make_design", "level_label", "column_values"]
@@ -120,6 +120,17 @@ class Design:
     context: dict[str, Any] = field(repr=False, default_factory=dict)  # what formulaic may see besides the data
     categories: tuple = ()
     additions: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    parts: tuple[Design, ...] = ()  # the designs of the family parameters with a formula, over the same rows
+    part: str | None = None  # the family parameter this design predicts (None: the mean)
+
+    def part_design(self, parameter: str) -> Design | None:
+        """The design of ``parameter``'s formula (distributional regression), or None when it is one number."""
+        return next((d for d in self.parts if d.part == parameter), None)
+
+    @property
+    def all_factors(self) -> dict[str, FactorDesign]:
+        """The grouping factors of every formula: the mean's, then those only in a family parameter's."""
+        return {f: fd for d in (self, *self.parts) for f, fd in d.factors.items()}
 
     @property
     def n_obs(self) -> int:
@@ -324,6 +335,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         raise DataError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     context = evaluation_context(check_namespace(namespace, data.columns))
     check_additions(spec.response, family)
+    check_parts(spec, family)
     columns = used_columns(spec, data.columns, context)
     spec = expand_dot(spec, data.columns, context)
     _check_kinds(spec, data, context)
@@ -358,15 +370,8 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     if np.ptp(y) == 0 and trials is None:
         raise DataError(f"response {spec.response.expr!r} is constant (every value is {y[0]:g}): nothing to model")
 
-    # an ordinal family's thresholds replace the intercept: coded with it (a factor keeps its reference level,
-    # '0 +' or '- 1' change nothing), then dropped
-    fixed = f"1 + ({spec.fixed})" if family.thresholds is not None else spec.fixed
-    X, fixed_spec = _matrix(fixed, data, "fixed effects", context)
-    fixed_names = tuple(fixed_spec.column_names)
-    if (message := _collinear_message(X, fixed_names)) is not None:
-        raise DataError(message)
-    if family.thresholds is not None:  # formulaic puts the intercept first
-        X, fixed_names = X[:, 1:], fixed_names[1:]
+    X, fixed_spec, fixed_names = _fixed_matrix(spec.fixed, data, "fixed effects", context,
+                                               thresholds=family.thresholds is not None)
 
     offset, offset_specs = None, []
     for expr in spec.offsets:
@@ -375,6 +380,40 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
         offset_specs.append((expr, ospec))
 
     factors: dict[str, FactorDesign] = {}
+    blocks = _group_terms(spec, data, family, context, factors)
+    _check_something_to_estimate(spec, fixed_names, blocks, family)
+    additions = addition_data(spec.response, data, y, lambda expr, what: column_values(expr, data, what, context))
+    parts = []
+    for part in spec.parts:  # over the same rows; a factor's levels are the mean's
+        X_part, part_spec, part_names = _fixed_matrix(part.fixed, data, f"the formula for {part.response.expr!r}",
+                                                      context)
+        part_blocks = _group_terms(part, data, family, context, factors)
+        parts.append(Design(part, y, None, X_part, part_names, None, tuple(part_blocks),
+                            {b.factor: factors[b.factor] for b in part_blocks}, n_dropped, part_spec, (), context,
+                            part=part.response.expr))
+    return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks),
+                  {b.factor: factors[b.factor] for b in blocks}, n_dropped, fixed_spec, tuple(offset_specs), context,
+                  categories=categories, additions=additions, parts=tuple(parts))
+
+
+def _fixed_matrix(text: str, data: pd.DataFrame, what: str, context: Mapping[str, Any], thresholds: bool = False):
+    """The fixed-effect columns of ``text``, formulaic's spec of them and their names, refused when collinear.
+
+    An ordinal family's ``thresholds`` replace the intercept: the columns are coded with it (a factor
+    keeps its reference level; ``0 +`` or ``- 1`` change nothing), and it is then dropped.
+    """
+    X, fixed_spec = _matrix(f"1 + ({text})" if thresholds else text, data, what, context)
+    names = tuple(fixed_spec.column_names)
+    if (message := _collinear_message(X, names)) is not None:
+        raise DataError(message if what == "fixed effects" else f"{what}: {message}")
+    if thresholds:  # formulaic puts the intercept first
+        X, names = X[:, 1:], names[1:]
+    return X, fixed_spec, names
+
+
+def _group_terms(spec: ModelSpec, data: pd.DataFrame, family: Family, context: Mapping[str, Any],
+                 factors: dict[str, FactorDesign]) -> list[BlockDesign]:
+    """The group terms of one formula on the data; each new grouping factor is added to ``factors``."""
     blocks = []
     for block in spec.blocks:
         if block.factor not in factors:
@@ -388,15 +427,12 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
                 f"group term {block}: '||' with a categorical variable is ambiguous (its levels would be "
                 "forced independent); write ( ... | factor ) or give one numeric column per coefficient")
         blocks.append(BlockDesign(block, names, Z, zspec))
-    for factor in factors:
+    for factor in dict.fromkeys(b.factor for b in blocks):
         coefs = [c for b in blocks if b.factor == factor for c in b.coef_names]
         if len(set(coefs)) < len(coefs):
             dup = next(c for c in coefs if coefs.count(c) > 1)
             raise FormulaError(f"coefficient {dup!r} varies by {factor!r} in more than one group term")
-    _check_something_to_estimate(spec, fixed_names, blocks, family)
-    additions = addition_data(spec.response, data, y, lambda expr, what: column_values(expr, data, what, context))
-    return Design(spec, y, trials, X, fixed_names, offset, tuple(blocks), factors, n_dropped,
-                  fixed_spec, tuple(offset_specs), context, categories, additions)
+    return blocks
 
 
 def _check_something_to_estimate(spec: ModelSpec, fixed_names, blocks, family: Family) -> None:
@@ -456,12 +492,13 @@ def _check_numbers_stored_as_text(spec: ModelSpec, data: pd.DataFrame, columns: 
 
     Grouping-factor columns and columns wrapped in ``C(...)`` are categorical on purpose.
     """
+    blocks = (*spec.blocks, *(b for part in spec.parts for b in part.blocks))
     exprs = [spec.response.expr, spec.response.failures or "", spec.fixed, *spec.offsets,
-             *(b.expr for b in spec.blocks)]
+             *(part.fixed for part in spec.parts), *(b.expr for b in blocks)]
     categorical = set(re.findall(r"\bC\(\s*`?([^`),]+?)`?\s*[,)]", " ".join(exprs)))
     if (cens := spec.response.addition("cens")) is not None:
         categorical.add(cens.get("cens"))  # censoring words and codes, read by specification.additions
-    categorical.update(c for b in spec.blocks for c in b.factor_columns)
+    categorical.update(c for b in blocks for c in b.factor_columns)
     for c in columns:
         col = data[c]
         if c in categorical or not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):

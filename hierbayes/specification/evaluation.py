@@ -131,7 +131,7 @@ def _parse_python(expr: str, formula: str | None) -> tuple[ast.Expression, dict[
 
 
 def expression_variables(expr: str, columns: Collection[str], namespace: Collection[str] = (),
-                         formula: str | None = None) -> list[str]:
+                         formula: str | None = None, where: str = "the formula") -> list[str]:
     """The columns a Python expression reads, in order, after checking it may be evaluated.
 
     Parameters
@@ -160,7 +160,7 @@ def expression_variables(expr: str, columns: Collection[str], namespace: Collect
     variables: list[str] = []
 
     def value(name: str) -> None:  # checked where it stands, so that the first fault is the one named
-        variables.extend(known_columns([name], columns, namespace, formula))
+        variables.extend(known_columns([name], columns, namespace, formula, where))
 
     for node in _reading_order(tree):
         if isinstance(node, ast.Name) and node.id in aliases:  # a backticked column: always a value
@@ -230,8 +230,9 @@ def _check_attribute(node: ast.Attribute, namespace: Collection[str], formula: s
 
 
 def known_columns(variables: Collection[str], columns: Collection[str], namespace: Collection[str] = (),
-                  formula: str | None = None) -> list[str]:
-    """``variables`` that are columns, in order; DataError for a name that is neither column nor namespace."""
+                  formula: str | None = None, where: str = "the formula") -> list[str]:
+    """``variables`` that are columns, in order; DataError for a name that is neither column nor namespace
+    (naming ``where`` it is: the formula, or a family parameter's formula)."""
     out = []
     for name in dict.fromkeys(variables):
         if name in columns:
@@ -239,7 +240,7 @@ def known_columns(variables: Collection[str], columns: Collection[str], namespac
         elif name not in namespace:
             close = did_you_mean(name, columns)
             hint = f"; did you mean {close!r}?" if close else f"; the data have {column_list(columns)}"
-            raise DataError(f"unknown column {name!r} in the formula{hint}")
+            raise DataError(f"unknown column {name!r} in {where}{hint}")
     return out
 
 
@@ -265,7 +266,7 @@ def formula_factors(text: str, formula: str | None = None) -> list[tuple[str, st
 
 
 def formula_variables(text: str, columns: Collection[str], namespace: Collection[str] = (),
-                      formula: str | None = None) -> list[str]:
+                      formula: str | None = None, where: str = "the formula") -> list[str]:
     """The columns formula ``text`` (formulaic syntax: ``x * z + np.log(t)``) reads, in order, after
     checking that everything in it may be evaluated.
 
@@ -281,9 +282,9 @@ def formula_variables(text: str, columns: Collection[str], namespace: Collection
         if method == "lookup":
             if _dunder(expr):
                 raise _refuse(f"{expr!r} may not be used in a formula; {_RULE}", formula, expr)
-            variables.extend(known_columns([expr], columns, namespace, formula))
+            variables.extend(known_columns([expr], columns, namespace, formula, where))
         elif method == "python":
-            variables.extend(expression_variables(expr, columns, namespace, formula))
+            variables.extend(expression_variables(expr, columns, namespace, formula, where))
     return list(dict.fromkeys(variables))
 
 

@@ -25,11 +25,12 @@ Examples
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hierbayes.errors import FormulaError
 
-__all__ = ["Addition", "ADDITION_TERMS", "Block", "Response", "ModelSpec", "parse", "dot_positions", "MAX_TERMS"]
+__all__ = ["Addition", "ADDITION_TERMS", "Block", "Response", "ModelSpec", "Formula", "parse", "check_parts",
+           "dot_positions", "MAX_TERMS"]
 
 _NAME = re.compile(r"^(?!\d)[\w.]+$|^`[^`]+`$")  # \w: letters of any script (Schüler, 学校)
 MAX_TERMS = 1000
@@ -145,6 +146,9 @@ class ModelSpec:
         coefficient 1.
     blocks : tuple of Block
         The group terms, with ``a/b`` already expanded.
+    parts : tuple of ModelSpec
+        The formulas of the family's parameters (distributional regression, :class:`Formula`), each
+        with the parameter's name as its response; none for a plain formula.
     """
 
     formula: str
@@ -152,11 +156,95 @@ class ModelSpec:
     fixed: str
     offsets: tuple[str, ...]
     blocks: tuple[Block, ...]
+    parts: tuple[ModelSpec, ...] = ()
 
     @property
     def factors(self) -> tuple[str, ...]:
         """Grouping factors in order of first appearance."""
         return tuple(dict.fromkeys(b.factor for b in self.blocks))
+
+
+@dataclass(frozen=True, init=False)
+class Formula:
+    """A formula for the mean and one for each of the family's parameters that varies by row
+    (distributional regression: brms's ``bf(y ~ x, sigma ~ x)``, bambi's ``bmb.Formula("y ~ x", "sigma ~ x")``).
+
+    Parameters
+    ----------
+    main : str
+        The response and the mean's predictors, as for a plain formula.
+    **auxiliary : str
+        A right-hand side per family parameter, on that parameter's link (log for a positive
+        parameter, logit for a probability, identity for a real one): ``sigma="~ x + (1 | g)"``
+        (``"sigma ~ x + (1 | g)"`` says the same). Fixed and group terms as in ``main``; no
+        response, no ``offset()``, no ``.``.
+
+    Examples
+    --------
+    >>> f = Formula("Reaction ~ Days + (Days | Subject)", sigma="~ Days + (1 | Subject)")
+    >>> f.auxiliary
+    (('sigma', '~ Days + (1 | Subject)'),)
+    >>> spec = parse(f)
+    >>> spec.parts[0].response.expr, spec.parts[0].fixed, spec.parts[0].blocks
+    ('sigma', 'Days', (Block(expr='1', factor='Subject', correlated=True),))
+    >>> str(f)
+    'Reaction ~ Days + (Days | Subject), sigma ~ Days + (1 | Subject)'
+    """
+
+    main: str
+    auxiliary: tuple[tuple[str, str], ...]
+
+    def __init__(self, main: str, **auxiliary: str):
+        object.__setattr__(self, "main", main)
+        object.__setattr__(self, "auxiliary", tuple(auxiliary.items()))
+
+    def part_formulas(self) -> dict[str, str]:
+        """Each parameter's formula written out with the parameter as its response: ``{"sigma": "sigma ~ x"}``."""
+        out = {}
+        for name, text in self.auxiliary:
+            if not isinstance(text, str) or "~" not in text:
+                raise FormulaError(f"the formula for {name!r} must be text with a '~', as {name}=\"~ x + (1 | g)\"; "
+                                   f"got {text!r}")
+            lhs, rhs = text.split("~", 1)
+            if lhs.strip() not in ("", name):
+                raise FormulaError(f"the formula for {name!r} has the response {lhs.strip()!r}: a parameter's "
+                                   f"formula has no response of its own; write {name}=\"~{rhs}\"", text, 0)
+            out[name] = f"{name} ~{rhs}"
+        return out
+
+    def __str__(self) -> str:
+        return ", ".join([self.main.strip(), *(text.strip() for text in self.part_formulas().values())])
+
+
+def _parse_part(name: str, text: str) -> ModelSpec:
+    """One parameter's formula (``sigma ~ x + (1 | g)``): fixed and group terms only."""
+    spec = parse(text)
+    if spec.offsets:
+        raise FormulaError(f"the formula for {name!r} has an offset; offsets enter the mean's formula only",
+                           text, text.index("offset"))
+    if (dots := [i for i in dot_positions(text) if i > text.index("~")]):
+        raise FormulaError(f"'.' cannot stand for columns in the formula for {name!r}; list its predictors",
+                           text, dots[0])
+    return spec
+
+
+def check_parts(spec: ModelSpec, family) -> None:
+    """Refuse a formula for a parameter the family does not have (naming the ones it has).
+
+    ``family`` is a :class:`~hierbayes.specification.families.Family` (its name and parameters are read).
+
+    >>> from hierbayes.specification.families import get_family
+    >>> check_parts(parse(Formula("y ~ x", sigma="~ x")), get_family("bernoulli"))
+    Traceback (most recent call last):
+    ...
+    hierbayes.errors.FormulaError: the bernoulli family has no parameter 'sigma'; its parameters are: none
+    """
+    own = [name for name, _ in family.parameters]
+    for part in spec.parts:
+        if part.response.expr not in own:
+            listed = ", ".join(repr(n) for n in own) or "none"
+            raise FormulaError(f"the {family.name} family has no parameter {part.response.expr!r}; its parameters "
+                               f"are: {listed}")
 
 
 def _split_top_level(text: str, sep: str, start: int, formula: str) -> list[tuple[str, int]]:
@@ -264,15 +352,16 @@ def _parse_block(inner: str, offset: int, formula: str) -> list[Block]:
     return [Block(expr, f, correlated) for f in _factor_names(factor, fpos, formula)]
 
 
-def parse(formula: str) -> ModelSpec:
+def parse(formula: str | Formula) -> ModelSpec:
     """Parse an lme4/brms-style formula.
 
     Parameters
     ----------
-    formula : str
+    formula : str or Formula
         ``response ~ fixed terms + (expr | factor) + ...``. Group terms may use
         ``||`` (uncorrelated), ``a/b`` (nested: ``a`` and ``a:b``) and ``a:b``
-        (interaction factor). ``offset(expr)`` enters with coefficient 1.
+        (interaction factor). ``offset(expr)`` enters with coefficient 1. A
+        :class:`Formula` adds a formula for some of the family's parameters (``parts``).
 
     Returns
     -------
@@ -288,6 +377,9 @@ def parse(formula: str) -> ModelSpec:
     >>> parse("y ~ x + offset(np.log(t)) + (1 | g)").offsets
     ('np.log(t)',)
     """
+    if isinstance(formula, Formula):
+        parts = tuple(_parse_part(name, text) for name, text in formula.part_formulas().items())
+        return replace(parse(formula.main), parts=parts)
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaError("the formula is empty; write it as 'y ~ x + (1 | g)'")
     if formula.count("~") != 1:

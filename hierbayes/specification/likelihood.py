@@ -9,8 +9,9 @@ arrays of draws. :func:`draw` compiles the random draws of the same variable: th
 predictive sampler of a family registered without a NumPy ``random``.
 
 Both take ``eta`` of shape ``(..., N)`` (any leading sample dims), the family's
-parameters as scalars, ``(...)`` or ``(..., 1)`` arrays (an ordinal family's thresholds,
-``params["thresholds"]``, as ``(..., K-1)``), ``trials`` of shape ``(N,)`` or None, and the
+parameters as scalars, ``(...)`` or ``(..., 1)`` arrays, or ``(..., N)`` arrays for a parameter
+with its own formula (one value per row), an ordinal family's thresholds
+(``params["thresholds"]``) as ``(..., K-1)``, ``trials`` of shape ``(N,)`` or None, and the
 response's addition data (:mod:`hierbayes.specification.additions`: weights, censoring,
 truncation bounds, known SDs), each ``(N,)`` by its argument's name; both return an array of
 ``eta``'s shape.
@@ -55,17 +56,19 @@ class Family(Protocol):
                           dims: Any = None, additions: Mapping[str, Any] | None = None) -> Any: ...
 
 
-def _graph(family: Family, has_trials: bool, roles: tuple[str, ...] = ()):
+def _graph(family: Family, has_trials: bool, roles: tuple[str, ...] = (), by_row: frozenset[str] = frozenset()):
     """Inputs ``[eta, y, (trials), *params, *additions]``, the observed variable and its pointwise log density.
 
     The variable is built exactly as the model builds it (``Family.observed_variable``); only
     the shapes differ (``eta`` is draws x rows and each parameter draws x 1, where the model has
-    rows and scalars; an ordinal family's thresholds are draws x (K-1) where the model has one vector).
+    rows and scalars; the parameters of ``by_row``, which have formulas of their own, draws x rows;
+    an ordinal family's thresholds are draws x (K-1) where the model has one vector).
     """
     eta = pt.matrix("eta", dtype="float64")
     y = pt.vector("y", dtype="float64")
     trials = pt.vector("trials", dtype="float64") if has_trials else None
-    params = {name: pt.tensor(name, shape=(None, 1), dtype="float64") for name, _ in family.parameters}
+    params = {name: pt.tensor(name, shape=(None, None if name in by_row else 1), dtype="float64")
+              for name, _ in family.parameters}
     if family.thresholds is not None:
         params[THRESHOLDS] = pt.matrix(THRESHOLDS, dtype="float64")
     additions = {role: pt.vector(role, dtype="float64") for role in roles}
@@ -78,30 +81,43 @@ def _graph(family: Family, has_trials: bool, roles: tuple[str, ...] = ()):
 
 
 @functools.lru_cache(maxsize=64)
-def _logp_function(family: Family, has_trials: bool, roles: tuple[str, ...] = ()):
-    inputs, _, logp = _graph(family, has_trials, roles)
+def _logp_function(family: Family, has_trials: bool, roles: tuple[str, ...] = (),
+                   by_row: frozenset[str] = frozenset()):
+    inputs, _, logp = _graph(family, has_trials, roles, by_row)
     return pm.compile(inputs, logp, on_unused_input="ignore")
 
 
 @functools.lru_cache(maxsize=64)
-def _draw_function(family: Family, has_trials: bool, roles: tuple[str, ...] = ()):
-    inputs, variable, _ = _graph(family, has_trials, roles)
+def _draw_function(family: Family, has_trials: bool, roles: tuple[str, ...] = (),
+                   by_row: frozenset[str] = frozenset()):
+    inputs, variable, _ = _graph(family, has_trials, roles, by_row)
     function, updates = pm.compile(inputs, variable, random_seed=False, return_updates=True,
                                    on_unused_input="ignore")
     return function, list(updates)
 
 
+def _by_row(family: Family, eta: np.ndarray, params: Mapping[str, np.ndarray]) -> frozenset[str]:
+    """The parameters given one value per row (``(..., N)``, N > 1): those with formulas of their own."""
+    n = np.shape(eta)[-1]
+    return frozenset(name for name, _ in family.parameters
+                     if np.ndim(params[name]) == np.ndim(eta) and np.shape(params[name])[-1] == n != 1)
+
+
 def _arguments(family: Family, eta: np.ndarray, y: np.ndarray | None, params: Mapping[str, np.ndarray],
                trials: np.ndarray | None, additions: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """The compiled functions' arguments: ``eta`` as (draws, N), each parameter as (draws, 1), each
-    addition as (N,)."""
+    """The compiled functions' arguments: ``eta`` as (draws, N), each parameter as (draws, 1), or as
+    (draws, N) when it has a value per row (:func:`_by_row`), each addition as (N,)."""
     eta = np.asarray(eta, dtype=float)
     lead, n = eta.shape[:-1], eta.shape[-1]
+    by_row = _by_row(family, eta, params)
     args = [eta.reshape(-1, n), np.zeros(n) if y is None else np.asarray(y, dtype=float)]
     if trials is not None:
         args.append(np.broadcast_to(np.asarray(trials, dtype=float), (n,)))
     for name, _ in family.parameters:
         value = np.asarray(params[name], dtype=float)
+        if name in by_row:
+            args.append(np.broadcast_to(value, eta.shape).reshape(-1, n))
+            continue
         if value.ndim == eta.ndim and value.shape[-1] == 1:
             value = value[..., 0]
         args.append(np.broadcast_to(value, lead).reshape(-1, 1))
@@ -123,7 +139,8 @@ def log_likelihood(family: Family, y: np.ndarray, eta: np.ndarray, params: Mappi
     eta : ndarray (..., N)
         Linear predictor per draw.
     params : dict
-        The family's parameters by name, one value per draw (shape ``(...)`` or ``(..., 1)``).
+        The family's parameters by name, one value per draw (shape ``(...)`` or ``(..., 1)``), or per
+        draw and row (``(..., N)``) for a parameter with its own formula.
     trials : ndarray (N,), optional
     additions : dict of ndarray (N,), optional
         The response's addition data by argument name (``weights``, ``cens``, ...).
@@ -134,7 +151,7 @@ def log_likelihood(family: Family, y: np.ndarray, eta: np.ndarray, params: Mappi
     """
     additions = dict(additions or {})
     args = _arguments(family, eta, y, params, trials, additions)
-    function = _logp_function(family, trials is not None, tuple(additions))
+    function = _logp_function(family, trials is not None, tuple(additions), _by_row(family, eta, params))
     return np.asarray(function(*args), dtype=float).reshape(np.shape(eta))
 
 
@@ -146,7 +163,7 @@ def draw(family: Family, rng: np.random.Generator, eta: np.ndarray, params: Mapp
     equal draws. Takes the arguments of :func:`log_likelihood` without ``y``.
     """
     additions = dict(additions or {})
-    function, generators = _draw_function(family, trials is not None, tuple(additions))
+    function, generators = _draw_function(family, trials is not None, tuple(additions), _by_row(family, eta, params))
     pm.pytensorf.reseed_rngs(generators, int(rng.integers(2**63)))
     args = _arguments(family, eta, None, params, trials, additions)
     return np.asarray(function(*args), dtype=float).reshape(np.shape(eta))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, effects_var
+from hierbayes.specification.names import FactorNames, FixedNames
 
 __all__ = ["linear_predictor", "design_effects", "posterior_effects"]
 
@@ -54,9 +54,11 @@ def linear_predictor(b: np.ndarray | None, X: np.ndarray, offset: np.ndarray | N
 
 
 def fixed_effect_draws(posterior, design) -> np.ndarray:
-    """The population-level effects ``b`` per draw, (chain, draw, term); no terms (``y ~ 0``): (chain, draw, 0)."""
+    """The population-level effects ``b`` per draw, (chain, draw, term); no terms (``y ~ 0``): (chain, draw, 0).
+    For a family parameter's formula (``design.part``), its own (``b_sigma``)."""
     if design.fixed_names:
-        return posterior[FIXED_EFFECTS].transpose("chain", "draw", FIXED_DIM).values
+        names = FixedNames(design.part)
+        return posterior[names.effects].transpose("chain", "draw", names.dim).values
     return np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], 0))
 
 
@@ -71,4 +73,4 @@ def design_effects(design) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def posterior_effects(posterior, design) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The ``effects`` argument of :func:`linear_predictor` for the fitting data."""
-    return [(posterior[effects_var(f)].values, index, Z) for f, index, Z in design_effects(design)]
+    return [(posterior[FactorNames(f, design.part).effects].values, index, Z) for f, index, Z in design_effects(design)]

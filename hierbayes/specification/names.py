@@ -18,6 +18,14 @@ sources for names assembled elsewhere).
   ``g_<factor>``, ``Z_<factor>``, the prior parameters ``<variable>__<parameter>`` and the
   collapsed model's sufficient statistics (:data:`STAT`).
 
+A family parameter with a formula of its own (distributional regression, ``part`` below) has
+the same kinds of names, marked by the parameter: labels ``sigma_Days``,
+``sd(sigma_Intercept|Subject)``, ``r_Subject__sigma[308,Intercept]``; variables ``b_sigma`` (dim
+``sigma_term``), ``sd_Subject__sigma``, ``r_Subject__sigma`` (dims ``Subject``, shared with the
+mean's, and ``Subject__sigma__coef``); sampled ``Intercept_centered__sigma``, ``b_slopes__sigma``,
+``z_Subject__sigma``, ``corr_chol__sigma_0``; data ``X__sigma``, ``g_Subject__sigma``
+(:class:`FixedNames` and :class:`FactorNames` with ``part``).
+
 A factor's name may hold characters that are not allowed in an identifier
 (``school:class``); its variables use :func:`safe_name` of it, its dims and labels the name
 itself.
@@ -39,7 +47,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 
-__all__ = ["FactorNames", "safe_name", "factor_dim", "coef_dim", "cor_dim", "effects_var", "group_effect_label",
+__all__ = ["FactorNames", "FixedNames", "part_label", "part_class", "safe_name", "factor_dim", "coef_dim", "cor_dim", "effects_var", "group_effect_label",
            "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "logodds_value", "cor_pair", "response_name", "is_row_data",
            "model_names", "threshold_label", "threshold_coords", "ordered_value",
            "FIXED_EFFECTS", "INTERCEPT_CENTERED", "SLOPES", "FIXED_DIM", "SLOPE_DIM", "RESPONSE_DATA", "TRIALS_DATA",
@@ -73,6 +81,73 @@ ROW_DATA = (RESPONSE_DATA, TRIALS_DATA, OFFSET_DATA, X_DATA,
 _INDEX, _COLUMNS = "g_", "Z_"  # the prefixes of a factor's row data (FactorNames.index, FactorNames.columns)
 
 COLLAPSED_LOGLIK = "collapsed_loglik"  # the potential of the group effects integrated out
+
+
+# --- the parts of a distributional model --------------------------------------------------------------
+def _with_part(name: str, part: str | None) -> str:
+    return name if part is None else f"{name}__{part}"
+
+
+def part_label(coef: str, part: str | None) -> str:
+    """A coefficient's printed name: its own in the mean's formula, prefixed by the family parameter
+    in that parameter's formula (brms's ``sigma_Intercept``, ``sigma_Days``).
+
+    >>> part_label("Days", None), part_label("Days", "sigma")
+    ('Days', 'sigma_Days')
+    """
+    return coef if part is None else f"{part}_{coef}"
+
+
+def part_class(cls: str, part: str | None) -> str:
+    """A prior class (``"b"``, ``"Intercept"``, ``"sd"``, ``"cor"``) of a part: ``"b_sigma"``; the mean's: ``"b"``."""
+    return cls if part is None else f"{cls}_{part}"
+
+
+@dataclass(frozen=True)
+class FixedNames:
+    """The names of the fixed effects of the mean's formula (``part=None``) or of a family parameter's.
+
+    >>> FixedNames().effects, FixedNames().dim, FixedNames().X
+    ('b', 'term', 'X')
+    >>> n = FixedNames("sigma")
+    >>> n.effects, n.dim, n.slopes, n.intercept_centered, n.X, n.X_mean, n.slope_dim
+    ('b_sigma', 'sigma_term', 'b_slopes__sigma', 'Intercept_centered__sigma', 'X__sigma', 'X_mean__sigma', 'sigma_slope')
+    """
+
+    part: str | None = None
+
+    @property
+    def effects(self) -> str:
+        """Posterior variable of every fixed effect on the data's scale, dim :attr:`dim`."""
+        return FIXED_EFFECTS if self.part is None else f"{FIXED_EFFECTS}_{self.part}"
+
+    @property
+    def dim(self) -> str:
+        return FIXED_DIM if self.part is None else f"{self.part}_{FIXED_DIM}"
+
+    @property
+    def slope_dim(self) -> str:
+        return SLOPE_DIM if self.part is None else f"{self.part}_{SLOPE_DIM}"
+
+    @property
+    def intercept_centered(self) -> str:
+        return _with_part(INTERCEPT_CENTERED, self.part)
+
+    @property
+    def slopes(self) -> str:
+        return _with_part(SLOPES, self.part)
+
+    @property
+    def X(self) -> str:
+        return _with_part(X_DATA, self.part)
+
+    @property
+    def X_mean(self) -> str:
+        return _with_part(X_MEAN_DATA, self.part)
+
+    def label(self, coef: str) -> str:
+        """:func:`part_label`."""
+        return part_label(coef, self.part)
 
 
 @dataclass(frozen=True)
@@ -132,10 +207,16 @@ class FactorNames:
     """
 
     factor: str
+    part: str | None = None  # the family parameter whose formula the factor is in (None: the mean's)
 
     @property
     def safe(self) -> str:
-        return safe_name(self.factor)
+        """The factor as an identifier, with the part's suffix (``Subject__sigma``)."""
+        return _with_part(safe_name(self.factor), self.part)
+
+    @property
+    def _dim_stem(self) -> str:
+        return _with_part(self.factor, self.part)
 
     # -- the posterior's variables and dims
     @property
@@ -155,18 +236,18 @@ class FactorNames:
 
     @property
     def level_dim(self) -> str:
-        """Dim of the levels: the factor's own name (``posterior.sel(Subject="308")``)."""
+        """Dim of the levels: the factor's own name (``posterior.sel(Subject="308")``), shared by every part."""
         return self.factor
 
     @property
     def coef_dim(self) -> str:
-        """Dim of the varying coefficients."""
-        return f"{self.factor}__coef"
+        """Dim of the varying coefficients (``Subject__coef``; a part's: ``Subject__sigma__coef``)."""
+        return f"{self._dim_stem}__coef"
 
     @property
     def cor_dim(self) -> str:
         """Dim of the correlation pairs (coordinates :func:`cor_pair`)."""
-        return f"{self.factor}__cor"
+        return f"{self._dim_stem}__cor"
 
     # -- the sampler's coordinates (hierbayes.model.parameterizations)
     @property
@@ -208,24 +289,29 @@ class FactorNames:
         """The varying slopes' columns (the intercept's is all ones and not stored)."""
         return _COLUMNS + self.safe
 
+    def corr_chol(self, k: int) -> str:
+        """The Cholesky factor of block ``k``'s correlation matrix (:func:`corr_chol` of the part)."""
+        return corr_chol(k, self.part)
+
     # -- labels
     def sd_label(self, coef: str) -> str:
-        """``sd(Days|Subject)``."""
-        return f"sd({coef}|{self.factor})"
+        """``sd(Days|Subject)``; a part's coefficient carries its prefix: ``sd(sigma_Intercept|Subject)``."""
+        return f"sd({part_label(coef, self.part)}|{self.factor})"
 
     def cor_label(self, *coefs: str) -> str:
         """``cor(Intercept,Days|Subject)``: a correlation, or with more coefficients a block's LKJ prior."""
-        return f"cor({','.join(coefs)}|{self.factor})"
+        return f"cor({','.join(part_label(c, self.part) for c in coefs)}|{self.factor})"
 
     def effect_label(self, level: str, coef: str) -> str:
-        """``r_Subject[308,Days]``: one group effect."""
-        return f"r_{self.factor}[{level},{coef}]"
+        """``r_Subject[308,Days]``: one group effect (a part's: ``r_Subject__sigma[308,Intercept]``)."""
+        return f"r_{self._dim_stem}[{level},{coef}]"
 
     def names(self, blocks: Iterable[int]) -> set[str]:
         """Every variable, data and dim name of this factor (its level dim aside), with ``blocks`` its blocks' positions."""
         out = {self.effects, self.sd, self.cor, self.z, self.z_mean, self.z_contrasts, self.z_slopes, self.index,
                self.columns, self.coef_dim, self.cor_dim}
-        return out | {name for k in blocks for name in (self.block(k), self.block_mean(k))}
+        return out | {name for k in blocks for name in (self.block(k), self.block_mean(k), self.corr_chol(k),
+                                                         prior_data(self.corr_chol(k), "eta"))}
 
 
 def factor_dim(factor: str) -> str:
@@ -253,9 +339,10 @@ def group_effect_label(factor: str, level: str, coef: str) -> str:
     return FactorNames(factor).effect_label(level, coef)
 
 
-def corr_chol(k: int) -> str:
-    """The Cholesky factor of block ``k``'s correlation matrix (LKJ prior)."""
-    return f"corr_chol_{k}"
+def corr_chol(k: int, part: str | None = None) -> str:
+    """The Cholesky factor of block ``k``'s correlation matrix (LKJ prior); ``k`` counts the blocks of
+    the mean's formula, or of ``part``'s (``corr_chol_0``, ``corr_chol__sigma_0``)."""
+    return f"corr_chol_{k}" if part is None else f"corr_chol__{part}_{k}"
 
 
 def prior_data(var: str, parameter: str) -> str:
@@ -311,13 +398,13 @@ def cor_pair(a: str, b: str) -> str:
     return f"{a},{b}"
 
 
-def file_stem(kind: str, factor: str) -> str:
-    """The file-safe stem of one grouping factor's table or plot in a run folder.
+def file_stem(kind: str, factor: str, part: str | None = None) -> str:
+    """The file-safe stem of one grouping factor's table or plot in a run folder (of ``part``'s formula).
 
-    >>> file_stem("group_effects", "school:class")
-    'group_effects_school_class'
+    >>> file_stem("group_effects", "school:class"), file_stem("group_effects", "g", "sigma")
+    ('group_effects_school_class', 'group_effects_g__sigma')
     """
-    return f"{kind}_{safe_name(factor)}"
+    return f"{kind}_{FactorNames(factor, part).safe}"
 
 
 def response_name(design) -> str:
@@ -331,7 +418,7 @@ def is_row_data(name: str) -> bool:
     >>> is_row_data(X_DATA), is_row_data(FactorNames("g").index), is_row_data(X_MEAN_DATA)
     (True, True, False)
     """
-    return name in ROW_DATA or name.startswith((_INDEX, _COLUMNS))
+    return name in ROW_DATA or name.startswith((_INDEX, _COLUMNS, f"{X_DATA}__"))  # a part's X__sigma
 
 
 def model_names(design, prior_parameters: Mapping[str, Sequence[str]], family_parameters: Iterable[str]) -> set[str]:
@@ -354,14 +441,16 @@ def model_names(design, prior_parameters: Mapping[str, Sequence[str]], family_pa
     >>> {"r_Subject", "u_Subject_0", "corr_chol_0__eta", "b_slopes_Normal__mu", "Reaction"} <= names
     True
     """
-    variables = {INTERCEPT_CENTERED, *family_parameters}
-    for var in (SLOPES, THRESHOLDS_CENTERED, *(FactorNames(f).sd for f in design.factors)):
-        variables |= prior_variables(var, prior_parameters)
-    out = variables | {prior_data(var, p) for var in variables for params in prior_parameters.values() for p in params}
-    for k, _ in enumerate(design.blocks):
-        out |= {corr_chol(k), prior_data(corr_chol(k), "eta")}
-    for factor in design.factors:
-        out |= FactorNames(factor).names(k for k, b in enumerate(design.blocks) if b.factor == factor)
+    variables, out = set(family_parameters), set()
+    for part in (design, *getattr(design, "parts", ())):  # the mean's formula, then each parameter's
+        fixed = FixedNames(part.part)
+        variables.add(fixed.intercept_centered)
+        for var in (fixed.slopes, *(FactorNames(f, part.part).sd for f in part.factors)):
+            variables |= prior_variables(var, prior_parameters)
+        for factor in part.factors:
+            out |= FactorNames(factor, part.part).names(k for k, b in enumerate(part.blocks) if b.factor == factor)
+        out |= {fixed.effects, fixed.dim, fixed.slope_dim, fixed.X, fixed.X_mean}
+    variables |= prior_variables(THRESHOLDS_CENTERED, prior_parameters)
+    out |= variables | {prior_data(var, p) for var in variables for params in prior_parameters.values() for p in params}
     out |= {THRESHOLDS, THRESHOLD_DIM, ordered_value(THRESHOLDS_CENTERED)}
-    return out | {FIXED_EFFECTS, FIXED_DIM, SLOPE_DIM, *ROW_DATA, X_MEAN_DATA, FIXED_DATA, COLLAPSED_LOGLIK,
-                  *STAT_NAMES, response_name(design)}
+    return out | {*ROW_DATA, FIXED_DATA, COLLAPSED_LOGLIK, *STAT_NAMES, response_name(design)}

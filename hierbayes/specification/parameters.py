@@ -32,16 +32,17 @@ from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family
 from hierbayes.specification.names import (
     FIXED_DIM,
-    FIXED_EFFECTS,
     THRESHOLD_DIM,
     THRESHOLDS,
     FactorNames,
+    FixedNames,
     coef_dim,
     cor_dim,
     cor_pair,
     effects_var,
     factor_dim,
     group_effect_label,
+    part_class,
     safe_name,
     threshold_coords,
     threshold_label,
@@ -59,30 +60,35 @@ DERIVED = "derived"
 
 def check_distinct_names(design: Design) -> None:
     """Refuse two grouping factors whose internal names (:func:`safe_name`) are one, as ``g.1`` and
-    ``g_1``: their variables would overwrite each other.
+    ``g_1``: their variables would overwrite each other; and a printed name that two formulas
+    give (a column ``sigma_x`` in the mean's formula and ``x`` in sigma's: ``sigma_x`` twice).
 
     Raises
     ------
     DataError
-        Naming both factors.
+        Naming both factors, or the name.
     """
     seen: dict[str, str] = {}
-    for factor in design.factors:
+    for factor in design.all_factors:
         other = seen.setdefault(safe_name(factor), factor)
         if other != factor:
             raise DataError(f"grouping factors {other!r} and {factor!r} would share the internal name "
                             f"{safe_name(factor)!r} (symbols become '_'); rename one of the columns")
+    labels = [p.label for part in design.parts for p in _linear_parameters(part)]
+    if twice := set(labels) & {p.label for p in _linear_parameters(design)} or {x for x in labels if labels.count(x) > 1}:
+        raise DataError(f"two formulas name a parameter {sorted(twice)[0]!r}; rename the column behind it")
 
 
 def group_effect_parameters(design: Design, levels: dict[str, list[str]] | None = None) -> list[Parameter]:
     """One :class:`Parameter` per level and varying coefficient (all levels unless ``levels`` names some)."""
     out = []
-    for factor, fd in design.factors.items():
-        names = FactorNames(factor)
-        chosen = fd.levels if levels is None else levels.get(factor, [])
-        out += [Parameter(names.effect_label(level, c), "r", names.effects,
-                          {names.level_dim: level, names.coef_dim: c}, "real", factor)
-                for level in chosen for c in design.factor_coefs(factor)]
+    for part in (design, *design.parts):
+        for factor, fd in part.factors.items():
+            names = FactorNames(factor, part.part)
+            chosen = fd.levels if levels is None else levels.get(factor, [])
+            out += [Parameter(names.effect_label(level, c), "r", names.effects,
+                              {names.level_dim: level, names.coef_dim: c}, "real", factor, part.part)
+                    for level in chosen for c in part.factor_coefs(factor)]
     return out
 
 
@@ -105,6 +111,8 @@ class Parameter:
         ``"real"``, ``"positive"`` or ``"correlation"``.
     factor : str or None
         Grouping factor, for ``sd`` and ``cor``.
+    part : str or None
+        The family parameter whose formula it belongs to (``sigma`` for ``sigma_Days``); None: the mean's.
     """
 
     label: str
@@ -113,6 +121,12 @@ class Parameter:
     sel: dict = field(default_factory=dict, hash=False)
     support: str = "real"
     factor: str | None = None
+    part: str | None = None
+
+    @property
+    def prior_class(self) -> str:
+        """The class a prior may be given by: ``cls``, with the part's suffix in a parameter's formula (``b_sigma``)."""
+        return part_class(self.cls, self.part)
 
 
 def cor_pairs(design: Design, factor: str) -> list[tuple[str, str]]:
@@ -132,26 +146,37 @@ def threshold_parameters(design: Design) -> list[Parameter]:
             for k, coord in enumerate(threshold_coords(len(design.categories)), 1)]
 
 
-def model_parameters(design: Design, family: Family) -> list[Parameter]:
-    """Every summarised parameter of the model, in the order tables print them."""
-    out = threshold_parameters(design)
-    out += [Parameter(name, "Intercept" if name == "Intercept" else "b", FIXED_EFFECTS, {FIXED_DIM: name})
-            for name in design.fixed_names]
+def _linear_parameters(design: Design) -> list[Parameter]:
+    """The fixed effects, SDs and correlations of one formula (the mean's, or a family parameter's)."""
+    fixed, part = FixedNames(design.part), design.part
+    out = [Parameter(fixed.label(name), "Intercept" if name == "Intercept" else "b", fixed.effects, {fixed.dim: name},
+                     part=part) for name in design.fixed_names]
     for factor in design.factors:
-        names = FactorNames(factor)
-        out += [Parameter(names.sd_label(c), "sd", names.sd, {names.coef_dim: c}, "positive", factor)
+        names = FactorNames(factor, part)
+        out += [Parameter(names.sd_label(c), "sd", names.sd, {names.coef_dim: c}, "positive", factor, part)
                 for c in design.factor_coefs(factor)]
         out += [Parameter(names.cor_label(a, b), "cor", names.cor, {names.cor_dim: cor_pair(a, b)},
-                          "correlation", factor)
+                          "correlation", factor, part)
                 for a, b in cor_pairs(design, factor)]
-    out += [Parameter(name, name, name, {}, support) for name, support in family.parameters]
+    return out
+
+
+def model_parameters(design: Design, family: Family) -> list[Parameter]:
+    """Every summarised parameter of the model, in the order tables print them: the mean's formula, each
+    family parameter's formula (``sigma_Intercept``, ``sd(sigma_Intercept|g)``), the family parameters
+    that are one number."""
+    out = threshold_parameters(design)
+    out += [p for part in (design, *design.parts) for p in _linear_parameters(part)]
+    out += [Parameter(name, name, name, {}, support) for name, support in family.parameters
+            if design.part_design(name) is None]
     out += [Parameter(name, DERIVED, name) for name, _ in family.derived]
     return out
 
 
-def lkj_label(block) -> str:
-    """Prior key of a correlated block's LKJ prior: ``cor(Intercept,Days|Subject)``."""
-    return FactorNames(block.factor).cor_label(*block.coef_names)
+def lkj_label(block, part: str | None = None) -> str:
+    """Prior key of a correlated block's LKJ prior: ``cor(Intercept,Days|Subject)`` (in ``part``'s formula:
+    ``cor(sigma_Intercept,sigma_Days|Subject)``)."""
+    return FactorNames(block.factor, part).cor_label(*block.coef_names)
 
 
 def prior_targets(design: Design, family: Family) -> list[tuple[str, str, str]]:
@@ -160,9 +185,10 @@ def prior_targets(design: Design, family: Family) -> list[tuple[str, str, str]]:
     Differs from :func:`model_parameters` in two respects: a correlated block takes one
     LKJ prior on its whole correlation matrix, and a family's derived quantities take none.
     """
-    targets = [(p.label, p.cls, p.support) for p in model_parameters(design, family) if p.cls not in ("cor", DERIVED)]
-    targets += [(lkj_label(b), "cor", "correlation") for b in design.blocks
-                if b.block.correlated and len(b.coef_names) > 1]
+    targets = [(p.label, p.prior_class, p.support) for p in model_parameters(design, family)
+               if p.cls not in ("cor", DERIVED)]
+    targets += [(lkj_label(b, part.part), part_class("cor", part.part), "correlation") for part in (design, *design.parts)
+                for b in part.blocks if b.block.correlated and len(b.coef_names) > 1]
     return targets
 
 
@@ -185,23 +211,46 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     - ``sd(x|g)``: HalfNormal(s / sd(x)), with sd(x) = 1 for the intercept
     - ``cor(...|g)``: LKJ(2)
     - family parameters: from the family registry (``sigma``: Exponential(1 / s)).
+
+    A family parameter with a formula (``sigma ~ x + (1 | g)``) has, on its link (``family.formula_link``),
+    ``sigma_Intercept`` ~ Normal(link(c), 1.5) with ``c`` the start of the parameter's own default prior
+    (its mean: ``s`` for ``sigma``), ``sigma_x`` ~ Normal(0, 1 / sd(x)), ``sd(sigma_x|g)`` ~
+    HalfNormal(1 / sd(x)) and LKJ(2).
     """
     r = family.summarise_response(design.y, design.trials)
-    priors: dict[str, P.Prior] = {}
+    priors = _linear_priors(design, r.location, 2.5 * r.scale, 2.5 * r.scale, r.scale)
+    own = family.default_priors(r)
+    for part in design.parts:
+        prior = own[part.part]
+        start = P.PRIOR_KINDS[prior.kind].start(prior.values)
+        centre = float(family.formula_link(part.part).forward(start))
+        priors.update(_linear_priors(part, centre, PART_INTERCEPT_SD, PART_SLOPE_SD, PART_GROUP_SD))
+    for k, location in enumerate(r.thresholds, 1):
+        priors[threshold_label(k)] = P.Normal(location, 2.5)
+    priors.update({name: prior for name, prior in own.items() if design.part_design(name) is None})
+    return priors
+
+
+PART_INTERCEPT_SD, PART_SLOPE_SD, PART_GROUP_SD = 1.5, 1.0, 1.0
+"""The scales of a family parameter's formula's default priors, on the parameter's link (:func:`default_priors`)."""
+
+
+def _linear_priors(design: Design, centre: float, intercept_sd: float, slope_sd: float,
+                   group_sd: float) -> dict[str, P.Prior]:
+    """Default priors of one formula's fixed effects, SDs and correlations: the intercept Normal(centre,
+    intercept_sd), a slope Normal(0, slope_sd / sd(x)), an SD HalfNormal(group_sd / sd(x)), LKJ(2)."""
+    fixed, priors = FixedNames(design.part), {}
     for j, name in enumerate(design.fixed_names):
         if name == "Intercept":
-            priors[name] = P.Normal(r.location, 2.5 * r.scale)
+            priors[fixed.label(name)] = P.Normal(centre, intercept_sd)
         else:
-            priors[name] = P.Normal(0.0, 2.5 * r.scale / _column_sd(design.X[:, j]))
+            priors[fixed.label(name)] = P.Normal(0.0, slope_sd / _column_sd(design.X[:, j]))
     for block in design.blocks:
         for k, coef in enumerate(block.coef_names):
             z_sd = 1.0 if coef == "Intercept" else _column_sd(block.Z[:, k])
-            priors[FactorNames(block.factor).sd_label(coef)] = P.HalfNormal(r.scale / z_sd)
+            priors[FactorNames(block.factor, design.part).sd_label(coef)] = P.HalfNormal(group_sd / z_sd)
         if block.block.correlated and len(block.coef_names) > 1:
-            priors[lkj_label(block)] = P.LKJ(2.0)
-    for k, location in enumerate(r.thresholds, 1):
-        priors[threshold_label(k)] = P.Normal(location, 2.5)
-    priors.update(family.default_priors(r))
+            priors[lkj_label(block, design.part)] = P.LKJ(2.0)
     return priors
 
 

@@ -42,6 +42,7 @@ from hierbayes.specification.names import file_stem
 from hierbayes.version import __version__
 
 __all__ = ["report_images", "report_tables", "render_report", "write_report", "report_stems", "factor_stem",
+           "part_factors",
            "MAX_TABLE_ROWS", "TABLE_STEMS", "IMAGE_STEMS", "FACTOR_TABLE", "FACTOR_IMAGE"]
 
 MAX_TABLE_ROWS = 1000  # rows of one group-effects table shown in the page (the CSV has all)
@@ -91,19 +92,27 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def factor_stem(kind: str, factor: str) -> str:
+def factor_stem(kind: str, factor: str, part: str | None = None) -> str:
     """The file stem of a grouping factor's table or plot (``kind`` is :data:`FACTOR_TABLE` or
-    :data:`FACTOR_IMAGE`), its name made file-safe: ``group_effects_school_class``."""
-    return file_stem(kind, factor)
+    :data:`FACTOR_IMAGE`), its name made file-safe: ``group_effects_school_class``; in a family
+    parameter's formula (``part``), ``group_effects_g__sigma``."""
+    return file_stem(kind, factor, part)
 
 
-def report_stems(factors) -> tuple[list[str], list[str]]:
-    """The file stems of every table and every plot a report may have, for these grouping factors.
+def part_factors(design) -> list[tuple[str, str]]:
+    """(parameter, factor) of each grouping factor in a family parameter's own formula."""
+    return [(d.part, f) for d in design.parts for f in d.factors]
+
+
+def report_stems(factors, parts: list[tuple[str, str]] = ()) -> tuple[list[str], list[str]]:
+    """The file stems of every table and every plot a report may have, for these grouping factors
+    (and those of family parameters' formulas, :func:`part_factors`).
 
     A model has some of them only (``icc`` needs a varying intercept); the command line
     checks an output folder against all of them before fitting.
     """
-    return ([*TABLE_STEMS, *(factor_stem(FACTOR_TABLE, f) for f in factors)],
+    return ([*TABLE_STEMS, *(factor_stem(FACTOR_TABLE, f) for f in factors),
+             *(factor_stem(FACTOR_TABLE, f, p) for p, f in parts)],
             [*(factor_stem(FACTOR_IMAGE, f) for f in factors), *IMAGE_STEMS])
 
 
@@ -156,6 +165,8 @@ def report_tables(fit) -> dict[str, pd.DataFrame]:
         pass  # no varying intercept: no ICC
     for factor in fit.model.design.factors:
         tables[factor_stem(FACTOR_TABLE, factor)] = fit.group_effects(factor)
+    for part, factor in part_factors(fit.model.design):
+        tables[factor_stem(FACTOR_TABLE, factor, part)] = fit.group_effects(factor, part=part)
     tables["diagnostics"] = fit.diagnostics()
     tables["priors"] = fit.model.prior_summary()
     return tables
@@ -166,6 +177,8 @@ def _model_table(fit) -> pd.DataFrame:
     d = m.design
     rows = {
         "formula": m.spec.formula,
+        **{f"formula for {part.part}": f"{part.spec.formula} (link: {m.family.formula_link(part.part).name})"
+           for part in d.parts},
         "family": f"{m.family.name} (link: {m.family.link})",
         "rows fitted": f"{d.n_obs}" + (f" ({d.n_dropped} dropped for missing values)" if d.n_dropped else ""),
     }
@@ -273,10 +286,11 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
     if pooled:
         parts += ["<h3>Group effects</h3>", f"<p id='no-group-effects'>None. {html.escape(NO_GROUPS)} So there are no "
                   "group effects, no intra-class correlation and no shrinkage plots.</p>"]
-    for factor in fit.model.design.factors:
-        name = factor_stem(FACTOR_TABLE, factor)
+    for part, factor in [(None, f) for f in fit.model.design.factors] + part_factors(fit.model.design):
+        name = factor_stem(FACTOR_TABLE, factor, part)
+        heading = factor if part is None else f"{factor}, in the formula for {part} (on its link)"
         table = tables[name].reset_index()
-        parts += [f"<h3>Group effects: {html.escape(factor)}</h3>",
+        parts += [f"<h3>Group effects: {html.escape(heading)}</h3>",
                   "<p>Per level and varying coefficient: the level's deviation from the population value "
                   "(mean, sd, interval) and its total coefficient (total_*), with n, its number of rows.</p>",
                   f"<details id='details-{html.escape(name)}'{' open' if len(table) <= 12 else ''}>"

@@ -155,7 +155,7 @@ def test_report_speaks_about_the_model_and_diagnostics(loaded):
     page = report.render_report(loaded, images={})
     model = dict(Tables(page).tables["table-model"])
     assert model["formula"] == FORMULA
-    assert model["grouping factor Subject"].startswith("18 levels, 10 to 10 rows per level")
+    assert model["grouping factor Subject"].startswith("18 levels, 10 rows per level; varying: Intercept, Days")
     checks = loaded.diagnostics()
     if checks["ok"].all():
         assert "All convergence checks passed" in page

@@ -65,6 +65,8 @@ MODELS = {
     "no grouping factor": ("count ~ x", crossed, "poisson", NC, {}, False),
     "ordinal thresholds, centered": ("grade ~ x + (1 + x | item)", crossed, "cumulative", C, {}, False),
     "ordinal thresholds, sheared": ("grade ~ x + (1 | item) + (1 | rater)", crossed, "sratio", NC, {}, False),
+    "a family parameter's own formula": (hb.Formula("y ~ x + (1 + x | item)", sigma="~ x2 + (1 + x2 | item) + (1 | rater)"),
+                                         crossed, "gaussian", "auto", {"sigma_x2": hb.StudentT(4, 0, 1)}, None),
 }
 
 
@@ -76,7 +78,7 @@ def model(request) -> hb.Model:
 
 def test_every_variable_data_and_dim_of_the_pymc_model_is_a_registry_name(model):
     names = contract.internal_names(model.design)
-    levels = {N.factor_dim(f) for f in model.design.factors}
+    levels = {N.factor_dim(f) for f in model.design.all_factors}
     assert not names & set(model.design.factors)
     for pymc_model in {id(m): m for m in (model.pymc_model, model.fitting_model)}.values():
         unnamed = set(pymc_model.named_vars) - names

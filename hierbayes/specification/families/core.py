@@ -25,7 +25,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ from hierbayes.errors import DataError, HierbayesError
 from hierbayes.specification import additions as _additions
 from hierbayes.specification import likelihood as _likelihood
 from hierbayes.specification import priors as P
+from hierbayes.specification.families.links import LINKS, PARAMETER_LINKS, Link, parameter_link
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -46,90 +46,9 @@ pytensor = deferred_import("pytensor")
 special = deferred_import("scipy.special")
 stats = deferred_import("scipy.stats")
 
-__all__ = ["Family", "Link", "Thresholds", "FAMILIES", "LINKS", "ResponseSummary", "get_family", "register_family",
+__all__ = ["Family", "Link", "Thresholds", "FAMILIES", "LINKS", "PARAMETER_LINKS", "parameter_link", "ResponseSummary",
+           "get_family", "register_family",
            "check_real", "check_counts", "check_binary", "check_binomial", "check_positive", "check_unit_interval"]
-
-
-@dataclass(frozen=True)
-class Link:
-    """A link function g: ``eta = g(mean)``.
-
-    Attributes
-    ----------
-    name : str
-    forward : callable
-        ``mean -> eta`` in NumPy.
-    inverse : callable
-        ``eta -> mean`` in NumPy (predictions, the ICC, the pooling fits).
-    inverse_tensor : callable
-        ``eta -> mean`` in PyTensor (the model).
-    mean_derivative : callable, optional
-        ``eta -> d mean / d eta`` in NumPy: the weights of the no- and complete-pooling
-        fits. Without it, the derivative of ``inverse_tensor`` by PyTensor, compiled.
-    threshold_variance : float, optional
-        For a link that is the CDF of a standard distribution (a threshold model of a binary
-        or binomial response), that distribution's variance: the residual variance on the
-        link scale of the ICC (logit: pi^2/3, probit: 1; Nakagawa, Johnson and Schielzeth 2017).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> LINKS["logit"].derivative(np.array([0.0])).tolist()
-    [0.25]
-    >>> LINKS["log"].bounded, LINKS["identity"].bounded
-    (True, False)
-    """
-
-    name: str
-    forward: Callable[[np.ndarray], np.ndarray]
-    inverse: Callable[[np.ndarray], np.ndarray]
-    inverse_tensor: Callable[[Any], Any]
-    mean_derivative: Callable[[np.ndarray], np.ndarray] | None = None
-    threshold_variance: float | None = None
-
-    def derivative(self, eta: np.ndarray) -> np.ndarray:
-        """``d mean / d eta`` at ``eta``: ``mean_derivative``, or the gradient of ``inverse_tensor``."""
-        if self.mean_derivative is not None:
-            return self.mean_derivative(eta)
-        eta = np.asarray(eta, dtype=float)
-        return _tensor_derivative(self.inverse_tensor)(eta.ravel()).reshape(eta.shape)
-
-    @property
-    def bounded(self) -> bool:
-        """Whether the mean has a bound that an estimate can run off to: a finite mean at infinite eta."""
-        with np.errstate(all="ignore"):
-            return bool(np.isfinite(self.inverse(np.array([-np.inf, np.inf]))).any())
-
-
-@functools.lru_cache(maxsize=32)
-def _tensor_derivative(inverse_tensor: Callable[[Any], Any]) -> Callable[[np.ndarray], np.ndarray]:
-    """``eta -> d mean / d eta`` by PyTensor's gradient of ``inverse_tensor`` (Python linker: quick to compile)."""
-    eta = pt.vector("eta", dtype="float64")
-    return pytensor.function([eta], pytensor.grad(inverse_tensor(eta).sum(), eta), mode="FAST_COMPILE")
-
-
-def _probit_inverse_tensor(eta):
-    return 0.5 * pt.erfc(-eta / np.sqrt(2.0))
-
-
-LINKS: dict[str, Link] = {
-    "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e, np.ones_like),
-    "log": Link("log", np.log, np.exp, lambda e: pt.exp(e), np.exp),
-    "logit": Link("logit", lambda m: special.logit(m), lambda e: special.expit(e), lambda e: pt.sigmoid(e),
-                  lambda e: special.expit(e) * special.expit(-e), threshold_variance=np.pi**2 / 3),
-    "probit": Link("probit", lambda m: stats.norm.ppf(m), lambda e: stats.norm.cdf(e), _probit_inverse_tensor,
-                   lambda e: stats.norm.pdf(e), threshold_variance=1.0),
-    "cloglog": Link("cloglog", lambda m: np.log(-np.log1p(-m)), lambda e: -np.expm1(-np.exp(e)),
-                    lambda e: -pt.expm1(-pt.exp(e)), lambda e: np.exp(e - np.exp(e)),
-                    threshold_variance=np.pi**2 / 6),
-    "inverse": Link("inverse", lambda m: 1.0 / m, lambda e: 1.0 / e, lambda e: 1.0 / e, lambda e: -1.0 / e**2),
-    "sqrt": Link("sqrt", np.sqrt, np.square, lambda e: pt.sqr(e), lambda e: 2.0 * e),
-    "softplus": Link("softplus", lambda m: np.log(np.expm1(m)), lambda e: np.logaddexp(0.0, e),
-                     lambda e: pt.softplus(e), lambda e: special.expit(e)),
-    "tan_half": Link("tan_half", lambda m: np.tan(m / 2.0), lambda e: 2.0 * np.arctan(e),
-                     lambda e: 2.0 * pt.arctan(e), lambda e: 2.0 / (1.0 + e**2)),
-}
-"""Every link a family may take, by name (brms's names; ``tan_half`` is von Mises's)."""
 
 
 @dataclass(frozen=True)
@@ -303,6 +222,15 @@ class Family:
     @property
     def link_function(self) -> Link:
         return LINKS[self.link]
+
+    def formula_link(self, parameter: str) -> Link:
+        """The link of ``parameter``'s own formula (distributional regression): :func:`parameter_link` of
+        its support.
+
+        >>> get_family("negative_binomial").formula_link("alpha").name
+        'log'
+        """
+        return parameter_link(dict(self.parameters)[parameter])
 
     @property
     def likelihood_on_link(self) -> Callable[..., Any]:

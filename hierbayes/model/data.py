@@ -44,9 +44,10 @@ __all__ = ["model_data", "model_coords", "initial_values", "prior_blocks", "pack
            "response_name", "internal_names", "is_row_data", "FIXED_DATA", "SLOPE_DIM"]
 
 
-def internal_names(design: Design) -> set[str]:
+def internal_names(design: Design, family: Family | None = None) -> set[str]:
     """Names the PyMC model may give its own variables, data and dims (a factor's dim may not take one):
-    :func:`hierbayes.specification.names.model_names` over every prior kind and family parameter.
+    :func:`hierbayes.specification.names.model_names` over every prior kind and ``family``'s parameters
+    (every registered family's when None).
 
     >>> import hierbayes as hb
     >>> {"b", "sigma", "sd_Subject"} <= internal_names(hb.Model("Reaction ~ Days + (1 | Subject)",
@@ -54,12 +55,14 @@ def internal_names(design: Design) -> set[str]:
     True
     """
     kinds = {kind: spec.parameters for kind, spec in PRIOR_KINDS.items()}
-    return N.model_names(design, kinds, {name for family in FAMILIES.values() for name in family.reported})
+    families = FAMILIES.values() if family is None else [family]
+    return N.model_names(design, kinds, {name for fam in families for name in fam.reported})
 
 
-def check_factor_names(design: Design) -> None:
-    """Refuse a grouping factor whose name the model already uses for one of its own variables."""
-    taken = internal_names(design)
+def check_factor_names(design: Design, family: Family) -> None:
+    """Refuse a grouping factor whose name the model already uses for one of its own variables (a factor
+    named ``shape`` is fine in a gaussian model, not in a gamma one, whose parameter it is)."""
+    taken = internal_names(design, family)
     for factor in design.all_factors:
         if factor in taken:
             raise DataError(f"grouping factor {factor!r} has the name of one of the model's own variables; "

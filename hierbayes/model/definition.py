@@ -126,7 +126,7 @@ class ModelDefinition:
         self.design: Design = make_design(self.spec, self.data, self.family, na_action=na_action,
                                           namespace=self.namespace)
         check_distinct_names(self.design)
-        _data.check_factor_names(self.design)
+        _data.check_factor_names(self.design, self.family)
         self.user_priors = dict(priors or {})
         self.priors: dict[str, Prior] = resolve_priors(self.design, self.family, self.user_priors)
         self.collapsed: bool = _check_collapse(collapse, self.design, self.family)

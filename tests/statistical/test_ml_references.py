@@ -32,42 +32,10 @@ import reference_numbers as R
 from scipy.special import expit
 
 import hierbayes as hb
-from hierbayes.errors import HierbayesError
-from hierbayes.specification.families import get_family
 
 FIT = dict(draws=500, tune=500, chains=2, seed=1, progressbar=False, warn=False)
 TOLERANCE = {"fixed": 0.5, "threshold": 0.5, "family": 0.5, "cor": 0.5, "sd": 1.0}  # posterior SDs; see above
 SE_RATIO = (0.8, 1.35)  # posterior SD / ML SE of a fixed effect or threshold
-
-
-def registered(family: str) -> bool:
-    """Whether hierbayes's family registry has ``family`` (under its name or an alias)."""
-    try:
-        get_family(family)
-    except HierbayesError:
-        return False
-    return True
-
-
-@functools.cache
-def takes_distributional_formulas() -> bool:
-    """Whether ``hb.Model`` takes brms's form of a distributional model: a list of formulas, the
-    response's first, then one per family parameter (``["y ~ x", "sigma ~ x"]``)."""
-    df = pd.DataFrame({"y": [0.1, 0.5, 0.9, 1.3, 0.7], "x": [0.0, 1.0, 2.0, 3.0, 4.0]})
-    try:
-        hb.Model(["y ~ x", "sigma ~ x"], df)
-    except (HierbayesError, TypeError, ValueError, AttributeError):
-        return False
-    return True
-
-
-def needs_family(family: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not registered(family), reason=f"needs the {family!r} family (issue 18)")
-
-
-def needs_distributional(family: str) -> pytest.MarkDecorator:
-    missing = not (registered(family) and takes_distributional_formulas())
-    return pytest.mark.skipif(missing, reason=f"needs distributional formulas for the {family!r} family (issue 18)")
 
 
 def row(case: str, *marks: pytest.MarkDecorator, **tolerance: float):
@@ -84,34 +52,33 @@ ROWS = [
     row("poisson_salamanders"),
     row("poisson_salamanders_lme4"),
     row("negative_binomial_salamanders"),
-    # families on their way (issue 18): the skip goes when the family is registered
+    # the family pack (issue 18)
     # beta: 32 rows, phi = 302 (SE 91): its posterior is skewed right like an SD's, hence 1 SD
-    row("beta_gasoline", needs_family("beta"), phi=1.0),
-    row("gamma_cake", needs_family("gamma")),  # 270 rows: shape 52 (SE 4.9) is well determined
-    row("lognormal_cake", needs_family("lognormal")),
+    row("beta_gasoline", phi=1.0),
+    row("gamma_cake"),  # 270 rows: shape 52 (SE 4.9) is well determined
+    row("lognormal_cake"),
     # zi alone: 38% structural zeros (SE 0.03), well determined
-    row("zero_inflated_poisson_salamanders", needs_family("zero_inflated_poisson")),
+    row("zero_inflated_poisson_salamanders"),
     # zi = 0.07 with SE 0.13: barely identified against alpha, at the boundary where a
     # probability's posterior mean lies well above the ML mode; alpha trades off with it
-    row("zero_inflated_negative_binomial_salamanders", needs_family("zero_inflated_negative_binomial"),
+    row("zero_inflated_negative_binomial_salamanders",
         zi=1.0, alpha=1.0),
-    row("hurdle_poisson_salamanders", needs_family("hurdle_poisson")),
+    row("hurdle_poisson_salamanders"),
     # 72 ratings, 9 judges: thresholds and effects (SE 0.3-1.0) are informative; sd(judge) has 9 levels
-    row("cumulative_logit_wine", needs_family("cumulative")),
-    row("cumulative_probit_wine", needs_family("cumulative")),
+    row("cumulative_logit_wine"),
+    row("cumulative_probit_wine"),
     # distributional formulas (sigma ~ Days, zi ~ mined, hu ~ mined)
-    row("gaussian_sigma_days_sleepstudy", needs_distributional("gaussian")),
-    row("zero_inflated_poisson_zi_mined_salamanders", needs_distributional("zero_inflated_poisson")),
+    row("gaussian_sigma_days_sleepstudy"),
+    row("zero_inflated_poisson_zi_mined_salamanders"),
     # zi_Intercept = -2.0 with SE 0.9: few structural zeros at unmined sites, a weakly identified logit
-    row("zero_inflated_negative_binomial_zi_mined_salamanders",
-        needs_distributional("zero_inflated_negative_binomial"), zi_Intercept=1.0, **{"zi_mined[T.yes]": 1.0}),
-    row("hurdle_poisson_hu_mined_salamanders", needs_distributional("hurdle_poisson")),
+    row("zero_inflated_negative_binomial_zi_mined_salamanders", zi_Intercept=1.0, **{"zi_mined[T.yes]": 1.0}),
+    row("hurdle_poisson_hu_mined_salamanders"),
 ]
 
 
 def model_for(ref: dict) -> hb.Model:
     """The hierbayes model of a reference case (distributional formulas after the response's, as brms)."""
-    formula = [ref["formula"], *ref["distributional"].values()] if ref["distributional"] else ref["formula"]
+    formula = hb.Formula(ref["formula"], **ref["distributional"]) if ref["distributional"] else ref["formula"]
     return hb.Model(formula, R.data(ref["dataset"]), family=ref["family"], link=ref["link"])
 
 

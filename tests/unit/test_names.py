@@ -77,7 +77,7 @@ def model(request) -> hb.Model:
 
 
 def test_every_variable_data_and_dim_of_the_pymc_model_is_a_registry_name(model):
-    names = contract.internal_names(model.design)
+    names = contract.internal_names(model.design, model.family)
     levels = {N.factor_dim(f) for f in model.design.all_factors}
     assert not names & set(model.design.factors)
     for pymc_model in {id(m): m for m in (model.pymc_model, model.fitting_model)}.values():
@@ -114,6 +114,14 @@ def test_a_factor_named_as_a_models_variable_is_refused():
     df = crossed().rename(columns={"rater": "z_mean_item"})
     with pytest.raises(hb.DataError, match="name of one of the model's own variables"):
         hb.Model("y ~ x + (1 | item) + (1 | z_mean_item)", df)
+
+
+def test_a_factor_named_as_another_familys_parameter_is_refused_only_with_that_family():
+    df = crossed().rename(columns={"rater": "shape"})
+    df["y"] = np.exp(df["y"] / 4)  # positive, for the gamma family
+    assert "shape" in hb.Model("y ~ x + (1 | shape)", df).design.factors  # gaussian: no parameter named shape
+    with pytest.raises(hb.DataError, match="grouping factor 'shape' has the name of one of the model's own variables"):
+        hb.Model("y ~ x + (1 | shape)", df, family="gamma")
 
 
 # --- no names assembled outside the registry ---------------------------------------------------------

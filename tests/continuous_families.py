@@ -94,7 +94,7 @@ def _sd(y):
     return float(np.std(y, ddof=1))
 
 
-PRECISION = lambda y: hb.Gamma(2, 0.1)  # noqa: E731  (phi, gamma's shape)
+PRECISION = lambda y: hb.Gamma(0.01, 0.01)  # noqa: E731  (phi, gamma's shape: brms's)
 
 CASES = [
     Case("beta", {"phi": 12.0}, intercept=0.3, prior={"phi": PRECISION}),

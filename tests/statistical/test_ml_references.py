@@ -18,8 +18,7 @@ tolerance of the ML estimate, in units of that parameter's posterior SD:
 and a fixed effect's posterior SD must be 0.8 to 1.35 times its ML standard error (it is a bit
 larger: it carries the uncertainty of the variance components, which the ML SE holds fixed;
 measured 1.0-1.17). A wrong sign, a wrongly scaled parameter or a missing term misses by
-several SDs. Rows whose family or formula hierbayes does not have yet are in the table, skipped
-until it does; their tolerances are set from the reference's standard errors, not yet measured.
+several SDs. A few cases widen a tolerance, each with the reason and the measured value beside it.
 """
 
 from __future__ import annotations
@@ -69,7 +68,12 @@ ROWS = [
     row("cumulative_probit_wine"),
     # distributional formulas (sigma ~ Days, zi ~ mined, hu ~ mined)
     row("gaussian_sigma_days_sleepstudy"),
-    row("zero_inflated_poisson_zi_mined_salamanders"),
+    # zi ~ mined: the zero-inflation logit and the count part's mined effect trade off (the two
+    # explain the same zeros at mined sites), a curved joint posterior whose Laplace SEs at the mode
+    # understate its spread (measured: posterior SD 1.43 x the Intercept's ML SE, means 0.53-0.55 SDs
+    # off for the two mined effects, sd(site) +1.08 SDs as group SDs' skew puts them)
+    row("zero_inflated_poisson_zi_mined_salamanders", se_ratio=(0.8, 1.6), sd=1.25,
+        **{"mined[T.yes]": 0.75, "zi_mined[T.yes]": 0.75}),
     # zi_Intercept = -2.0 with SE 0.9: few structural zeros at unmined sites, a weakly identified logit
     row("zero_inflated_negative_binomial_zi_mined_salamanders", zi_Intercept=1.0, **{"zi_mined[T.yes]": 1.0}),
     row("hurdle_poisson_hu_mined_salamanders"),
@@ -109,7 +113,7 @@ def test_posterior_means_agree_with_maximum_likelihood(case, tolerance):
         if abs(z) > tol:
             misses.append(f"{label}: posterior mean {mean:.4g}, ML {e['estimate']:.4g}, {z:+.2f} posterior SDs (> {tol})")
         if e["kind"] in ("fixed", "threshold") and e["se"] is not None:
-            lo, hi = SE_RATIO
+            lo, hi = tolerance.get("se_ratio", SE_RATIO)
             if not lo * e["se"] < sd < hi * e["se"]:
                 misses.append(f"{label}: posterior SD {sd:.4g} against ML SE {e['se']:.4g}")
     assert not misses, f"{case} ({R.case(case)['engine']}):\n" + "\n".join(misses)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# a Sphinx role left as text: as written (:func:`x`) or after Markdown made the backticks code (:func:<code>x)
+RAW_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|attr|data|obj|exc|const):(?:`|<code>)")
 
 
 def build(config: Path, site: Path) -> subprocess.CompletedProcess:
@@ -24,6 +27,16 @@ def test_site_builds_strictly_with_the_api_reference(tmp_path):
     for name in ("hierbayes.api.Model", "hierbayes.api.Fit", "hierbayes.specification.readers.read_data", "hierbayes.cli"):
         assert f'id="{name}"' in api, name  # rendered from the docstrings
     assert (tmp_path / "site" / "images" / "shrinkage_sleepstudy.png").is_file()
+    pages = {p.relative_to(tmp_path / "site").as_posix(): p.read_text() for p in (tmp_path / "site").rglob("*.html")}
+    raw = {page: RAW_ROLE.findall(text) for page, text in pages.items() if RAW_ROLE.search(text)}
+    assert not raw, raw
+    # the roles became links: ':meth:`Fit.save`' in hb.load's docstring, ':class:`Fit`' in Model.fit's
+    assert re.search(r'<a class="autorefs autorefs-internal"[^>]*href="#hierbayes.api.Fit.save"><code>Fit.save\(\)</code></a>', api)
+    assert re.search(r'<a class="autorefs autorefs-internal"[^>]*href="#hierbayes.api.Fit"><code>Fit</code></a>', api)
+    # hb.Model's docstring is assigned at run time (from ModelDefinition): its parameter table is rendered
+    model = api[api.index('id="hierbayes.api.Model"'):api.index('id="hierbayes.api.Model.fit_class"')]
+    for parameter in ("formula", "family", "priors", "parameterization", "collapse", "namespace"):
+        assert f"<code>{parameter}</code>" in model, parameter
 
 
 BROKEN = {"[the CLI](no-such-page.md)": "no-such-page.md", "![plot](images/no-such.png)": "images/no-such.png",

@@ -33,10 +33,11 @@ def kernel_specs(tmp_path_factory) -> KernelSpecManager:
     return KernelSpecManager(kernel_dirs=[str(root)])
 
 
-def test_the_five_lessons_are_there():
+def test_the_lessons_are_there():
     assert [p.name for p in NOTEBOOKS] == [
         "01_partial_pooling_radon.ipynb", "02_varying_slopes_sleepstudy.ipynb", "03_crossed_random_factors.ipynb",
-        "04_poisson_counts.ipynb", "05_funnel.ipynb"]
+        "04_poisson_counts.ipynb", "05_funnel.ipynb", "07_clustered_data_three_ways.ipynb",
+        "08_stimuli_as_a_random_factor.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

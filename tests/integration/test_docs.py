@@ -1,4 +1,9 @@
-"""The documentation site builds with ``mkdocs build --strict``: no broken link, image or reference."""
+"""The documentation site builds with ``mkdocs build --strict``: no broken link, image or reference.
+
+The build runs the lesson notebooks (docs/_hooks/notebooks.py) unless this session's cache already
+holds them executed (tests/integration/test_notebooks.py runs them through the same function), so
+each notebook runs once per session whichever test asks first.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
 ROOT = Path(__file__).resolve().parents[2]
 # a Sphinx role left as text: as written (:func:`x`) or after Markdown made the backticks code (:func:<code>x)
 RAW_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|attr|data|obj|exc|const):(?:`|<code>)")
@@ -17,10 +25,11 @@ RAW_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|attr|data|obj|exc|const)
 def build(config: Path, site: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
-                           "--site-dir", str(site)], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+                           "--site-dir", str(site)], capture_output=True, text=True, timeout=3600, env=env, cwd=ROOT)
 
 
 def test_site_builds_strictly_with_the_api_reference(tmp_path):
+    stored = {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
     result = build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr
     api = (tmp_path / "site" / "api" / "index.html").read_text()
@@ -38,9 +47,24 @@ def test_site_builds_strictly_with_the_api_reference(tmp_path):
     for parameter in ("formula", "family", "priors", "parameterization", "collapse", "namespace"):
         assert f"<code>{parameter}</code>" in model, parameter
 
+    # every lesson notebook is a page of the "Lessons" section, executed (its plots are in the page) ...
+    assert re.search(r'<span class="md-ellipsis">\s*Lessons\s*</span>', pages["index.html"]), "no Lessons section"
+    for name in stored:
+        stem = name.removesuffix(".ipynb")
+        page = pages[f"lessons/{stem}/index.html"]
+        title = nbformat.reads(stored[name].decode(), as_version=4).cells[0].source.splitlines()[0].removeprefix("# ")
+        assert f"<title>{title}" in page, name
+        assert "data:image/png;base64," in page, f"{name} is rendered without its outputs"
+        assert f'href="../lessons/{stem}/"' in pages["api/index.html"], f"{name} is not in the nav"
+    # ... a link from one lesson to another leads to that lesson's page ...
+    assert 'href="../03_crossed_random_factors/"' in pages["lessons/08_stimuli_as_a_random_factor/index.html"]
+    # ... and the repository's notebooks stay without outputs
+    assert {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")} == stored
+
 
 BROKEN = {"[the CLI](no-such-page.md)": "no-such-page.md", "![plot](images/no-such.png)": "images/no-such.png",
           "[Model][hierbayes.no_such_object]": "hierbayes.no_such_object"}
+BROKEN_LESSON_LINK = "no_such_lesson.ipynb"  # from a lesson notebook to a notebook that is not a lesson
 
 
 def test_broken_links_images_and_references_fail_the_build(tmp_path):
@@ -48,11 +72,14 @@ def test_broken_links_images_and_references_fail_the_build(tmp_path):
     shutil.copytree(ROOT / "docs", docs)
     with open(docs / "index.md", "a") as fh:
         fh.write("".join(f"\n{text}\n" for text in BROKEN))
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")  # the hook finds them beside mkdocs.yml
+    nbformat.write(new_notebook(cells=[new_markdown_cell(f"# 99. A lesson\n\nSee [that one]({BROKEN_LESSON_LINK})."),
+                                       new_code_cell("1 + 1")]), tmp_path / "notebooks" / "99_a_lesson.ipynb")
     config = tmp_path / "mkdocs.yml"
     config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: docs", f"docs_dir: {docs}"))
     result = build(config, tmp_path / "site")
     assert result.returncode == 1
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("WARNING")]
-    assert len(warnings) == len(BROKEN)
-    for target in BROKEN.values():
+    assert len(warnings) == len(BROKEN) + 1
+    for target in [*BROKEN.values(), BROKEN_LESSON_LINK]:
         assert any(target in line for line in warnings), target

@@ -10,6 +10,7 @@ versions). A failing cell fails the test with the cell's traceback.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
+@functools.cache
 def docs_hook():
     """docs/_hooks/notebooks.py, the module that runs (and caches) the notebooks for the site."""
     spec = importlib.util.spec_from_file_location("hierbayes_docs_notebooks", ROOT / "docs" / "_hooks" / "notebooks.py")

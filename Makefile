@@ -33,7 +33,7 @@ test-fast: $(VENV)/.installed lint
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile tests/unit
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check hierbayes tests bench validation
+	$(VENV)/bin/ruff check hierbayes tests bench validation docs/_hooks
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py --suite quick

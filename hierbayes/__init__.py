@@ -32,6 +32,7 @@ from hierbayes.errors import (
     PriorError,
 )
 from hierbayes.lessons.calibration import calibrate
+from hierbayes.lessons.clustered import icc_anova
 from hierbayes.lessons.teaching import compare_parameterizations
 from hierbayes.posterior.comparison import compare
 from hierbayes.specification.families import Family, asymmetric_laplace, get_family, register_family
@@ -57,5 +58,5 @@ __all__ = [
     "HierbayesError", "FormulaError", "DataError", "PriorError", "ConvergenceWarning", "DataWarning",
     "BackendWarning",
     "compare_parameterizations",
-    "calibrate", "__version__",
+    "calibrate", "icc_anova", "__version__",
 ]

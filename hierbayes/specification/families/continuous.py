@@ -172,6 +172,9 @@ register_family(Family(
     quasi_variance=lambda m: m * (1 - m),
     # Var(logit y) of y ~ Beta(a, b) is exactly trigamma(a) + trigamma(b): the residual variance on the logit scale
     latent_variance=lambda m, p: special.polygamma(1, m * p["phi"]) + special.polygamma(1, (1 - m) * p["phi"]),
+    # NumPy's draws: a precision drawn from its vague prior can be 1e-30, where PyMC's compiled beta
+    # sampler loops for minutes and NumPy's returns 0s and 1s at once
+    random=lambda rng, m, p, n: rng.beta(np.maximum(m * p["phi"], 1e-12), np.maximum((1 - m) * p["phi"], 1e-12)),
 ))
 register_family(Family(
     name="gamma", link="log", links=("log", "identity", "inverse"),

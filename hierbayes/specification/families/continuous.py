@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError, HierbayesError
+from hierbayes.errors import HierbayesError
 from hierbayes.specification import priors as P
 from hierbayes.specification.families.core import (
     Family,
@@ -34,6 +34,7 @@ from hierbayes.specification.families.core import (
     check_real,
     check_unit_interval,
     get_family,
+    refuse_rows,
     register_family,
 )
 
@@ -50,12 +51,8 @@ __all__ = ["asymmetric_laplace", "with_quantile", "check_angle", "skew_normal_lo
 
 def check_angle(y, trials, column):
     """Refuse angles outside [-pi, pi] (von Mises), naming the rows."""
-    bad = ~((y >= -np.pi) & (y <= np.pi))
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataError(f"response {column!r} must be an angle in radians in [-pi, pi] for the von_mises family; "
-                        f"found {y[bad][0]:g} on {bad.sum()} rows (first at rows {rows[:5].tolist()}). Wrap angles "
-                        "with np.angle(np.exp(1j * y))")
+    refuse_rows(y, ~((y >= -np.pi) & (y <= np.pi)), column,
+                "be an angle in radians in [-pi, pi] for the von_mises family", "Wrap angles with np.angle(np.exp(1j * y))")
 
 
 def _weibull_dist(mu, p, trials):

@@ -48,7 +48,7 @@ stats = deferred_import("scipy.stats")
 
 __all__ = ["Family", "Link", "Thresholds", "FAMILIES", "LINKS", "PARAMETER_LINKS", "parameter_link", "ResponseSummary",
            "get_family", "register_family",
-           "check_real", "check_counts", "check_binary", "check_binomial", "check_positive", "check_unit_interval"]
+           "check_real", "check_counts", "check_binary", "check_binomial", "check_positive", "check_unit_interval", "refuse_rows"]
 
 
 @dataclass(frozen=True)
@@ -423,23 +423,30 @@ def check_binary(y, trials, column):
         )
 
 
-def check_positive(y, trials, column):
-    """Refuse responses that are not above zero (gamma, lognormal, weibull, ...), naming the rows."""
-    bad = ~(y > 0)
+def refuse_rows(y, bad, column: str, requirement: str, hint: str = "") -> None:
+    """The support checks' error, when any row is ``bad``: the column, what it ``must`` be, the first value
+    outside and the rows, then ``hint``.
+
+    >>> refuse_rows(np.array([1.0, -2.0]), np.array([False, True]), "y", "be above 0 for this family")
+    Traceback (most recent call last):
+    ...
+    hierbayes.errors.DataError: response 'y' must be above 0 for this family; found -2 on 1 rows (first at rows [1])
+    """
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise DataError(f"response {column!r} must be above 0 for this family; found {y[bad][0]:g} on "
-                        f"{bad.sum()} rows (first at rows {rows[:5].tolist()})")
+        raise DataError(f"response {column!r} must {requirement}; found {y[bad][0]:g} on {bad.sum()} rows "
+                        f"(first at rows {rows[:5].tolist()})" + (f". {hint}" if hint else ""))
+
+
+def check_positive(y, trials, column):
+    """Refuse responses that are not above zero (gamma, lognormal, weibull, ...), naming the rows."""
+    refuse_rows(y, ~(y > 0), column, "be above 0 for this family")
 
 
 def check_unit_interval(y, trials, column):
     """Refuse proportions outside (0, 1) (beta), naming the rows and the families that take exact 0s and 1s."""
-    bad = ~((y > 0) & (y < 1))
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataError(f"response {column!r} must lie strictly between 0 and 1 for this family; found "
-                        f"{y[bad][0]:g} on {bad.sum()} rows (first at rows {rows[:5].tolist()}). For "
-                        "proportions with exact 0s or 1s use family='ordered_beta' or 'zero_one_inflated_beta'")
+    refuse_rows(y, ~((y > 0) & (y < 1)), column, "lie strictly between 0 and 1 for this family",
+                "For proportions with exact 0s or 1s use family='ordered_beta' or 'zero_one_inflated_beta'")
 
 
 def check_binomial(y, trials, column):

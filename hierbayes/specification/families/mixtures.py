@@ -34,13 +34,13 @@ from collections.abc import Callable
 import numpy as np
 
 from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError
 from hierbayes.specification import priors as P
 from hierbayes.specification.families.core import (
     Family,
     ResponseSummary,
     check_binomial,
     check_counts,
+    refuse_rows,
     register_family,
 )
 
@@ -77,11 +77,7 @@ def mixture_variance(parts: Parts) -> Callable[[np.ndarray, dict], np.ndarray]:
 
 def check_nonnegative(y, trials, column):
     """Refuse responses below zero (hurdle gamma, hurdle lognormal), naming the value and rows."""
-    bad = ~(y >= 0)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataError(f"response {column!r} must be 0 or above for this family; found {y[bad][0]:g} on "
-                        f"{bad.sum()} rows (first at rows {rows[:5].tolist()})")
+    refuse_rows(y, ~(y >= 0), column, "be 0 or above for this family")
 
 
 def inflate(rng: np.random.Generator, probability, draws: np.ndarray, value: float = 0.0) -> np.ndarray:

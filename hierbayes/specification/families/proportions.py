@@ -35,9 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError
 from hierbayes.specification import priors as P
-from hierbayes.specification.families.core import Family, ResponseSummary, register_family
+from hierbayes.specification.families.core import Family, ResponseSummary, refuse_rows, register_family
 from hierbayes.specification.families.mixtures import beta_draws, mixture_mean, mixture_variance
 
 pm = deferred_import("pymc")
@@ -49,11 +48,7 @@ __all__ = ["check_proportion", "zero_one_inflated_beta_logp", "ordered_beta_logp
 
 def check_proportion(y, trials, column):
     """Refuse responses outside [0, 1] (0 and 1 included), naming the value and rows."""
-    bad = ~((y >= 0) & (y <= 1))
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataError(f"response {column!r} must lie between 0 and 1 (both included) for this family; found "
-                        f"{y[bad][0]:g} on {bad.sum()} rows (first at rows {rows[:5].tolist()})")
+    refuse_rows(y, ~((y >= 0) & (y <= 1)), column, "lie between 0 and 1 (both included) for this family")
 
 
 def _beta_logp(y, mu, phi):

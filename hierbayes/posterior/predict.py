@@ -63,6 +63,9 @@ __all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows"
 
 KINDS = ("mean", "response")
 ORDINAL_KINDS = ("probabilities",)  # an ordinal family's too
+KIND_ALIASES = {"prediction": "response", "epred": "mean"}
+"""brms's words for the kinds: its ``predict()``/``posterior_predict()`` draws the response (our
+``"response"``), its ``fitted()``/``posterior_epred()`` the expected value (our ``"mean"``)."""
 GROUPS = ("known", "population", "new")
 OBS_DIM = "obs"
 CATEGORY_DIM = "category"  # an ordinal response's categories, in kind="probabilities"
@@ -429,6 +432,8 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
     data : pandas.DataFrame, optional
         New rows (the fitting data when omitted).
     kind : {"mean", "response", "probabilities"} or the name of a family parameter
+        ``"mean"`` is brms's ``fitted()`` / ``posterior_epred()`` (also accepted as ``"epred"``);
+        ``"response"`` is brms's ``predict()`` / ``posterior_predict()`` (also ``"prediction"``).
         ``"mean"``: the expected response (on the response scale, through the inverse
         link); ``"response"``: draws of the response itself, adding the family's
         observation noise; a family parameter (``"sigma"``): its value for each row (with a
@@ -452,6 +457,7 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
         Dims ``(chain, draw, obs)`` (and ``category`` for ``"probabilities"``), draw-aligned
         with the posterior; ``obs`` is the index of ``data``.
     """
+    kind = KIND_ALIASES.get(kind, kind)
     _check_options(fit.model, kind, groups)
     rows = new_rows(fit.model, data, groups, kind)
     return predict_rows(fit.model, fit.posterior, rows, kind, groups, allow_new_levels=allow_new_levels,

@@ -298,3 +298,13 @@ def test_a_rejected_prediction_names_the_value_and_changes_nothing(small, formul
     with pytest.raises(hb.DataError):
         fit.predict(new.assign(x=bad))
     np.testing.assert_array_equal(fit.predict(new).values, before)
+
+
+def test_brms_words_for_the_kinds_are_accepted(fit):
+    """brms's predict() draws the response and its posterior_epred() is the expected value."""
+    new = fit.model.data.iloc[[0, 15]].drop(columns="Reaction")
+    np.testing.assert_array_equal(fit.predict(new, kind="prediction", seed=3).values,
+                                  fit.predict(new, kind="response", seed=3).values)
+    np.testing.assert_array_equal(fit.predict(new, kind="epred").values, fit.predict(new).values)
+    with pytest.raises(hb.HierbayesError, match="kind must be one of"):
+        fit.predict(new, kind="posterior_predict")

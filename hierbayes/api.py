@@ -82,6 +82,32 @@ class Fit(Posterior):
         "\n\n    The posterior stage of the pipeline; :class:`hierbayes.Fit` adds plots, the MAP lesson and saving.", "")
 
     # -- saving, plots and the MAP lesson (logic in io.py, viz/plots.py and lessons/teaching.py) ---
+    def update(self, data=None, priors: Mapping[str, Any] | None = None, formula=None, **fit_kwargs) -> Fit:
+        """Refit with changes, as brms's ``update()``: new data, other priors (merged into the ones you
+        gave) or another formula, with this fit's sampler settings unless ``fit_kwargs`` change them.
+
+        A model of the same structure (same terms, levels and prior kinds) reuses the compiled
+        sampler, so new data or new prior values refit without compiling.
+
+        Examples
+        --------
+        >>> import hierbayes as hb
+        >>> fit = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy")).fit(
+        ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+        >>> tighter = fit.update(priors={"Days": hb.Normal(0, 1)})
+        >>> round(float(tighter.fixed_effects().loc["Days", "mean"]), 1) < 10 < round(float(
+        ...     fit.fixed_effects().loc["Days", "mean"]), 1)
+        True
+        """
+        m = self.model
+        model = type(m)(m.formula if formula is None else formula, m.data if data is None else data, m.family,
+                        priors={**m.user_priors, **dict(priors or {})}, namespace=m.namespace, **m.options)
+        settings = dict(self.settings)
+        if not settings:  # a loaded fit: its draws and chains
+            settings = {"draws": self.posterior.sizes["draw"], "chains": self.posterior.sizes["chain"],
+                        "seed": self.seed}
+        return model.fit(**{**settings, **fit_kwargs})
+
     def save(self, path, format: str | None = None) -> None:
         """Write the fit to netCDF (or zarr for ``.zarr``) atomically; read it back with ``hb.load``.
 

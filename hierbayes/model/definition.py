@@ -112,6 +112,9 @@ class ModelDefinition:
                  parameterization: str | Mapping[str, str] = "auto", na_action: str = "drop",
                  collapse: bool | None = None, namespace: Mapping[str, Any] | None = None):
         self.formula = formula
+        # as given, for a refit with changes (Fit.update): "auto" stays "auto" on new data
+        self.options: dict[str, Any] = {"parameterization": parameterization, "collapse": collapse,
+                                        "na_action": na_action}
         self.family = get_family(family, link)
         if quantile is not None:
             self.family = with_quantile(self.family, quantile)

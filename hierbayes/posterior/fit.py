@@ -66,6 +66,7 @@ class Posterior:
         self.timings = dict(timings or {})
         self.seed = seed
         self.prob = prob
+        self.settings: dict = {}  # the sampler settings of Model.fit (none for a loaded fit)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod

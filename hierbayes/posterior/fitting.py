@@ -50,6 +50,9 @@ def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, co
         run = _collapsed.with_group_effects(run, model.design, data, seed)
     fit_class = model.fit_class or Posterior
     fit = fit_class.from_run(model, run, seed=seed, log_likelihood=log_likelihood)
+    fit.settings = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "seed": seed, "sampler": sampler,
+                    "target_accept": target_accept, "progressbar": progressbar, "log_likelihood": log_likelihood,
+                    "warn": warn}
     if warn:
         for message in few_levels(model.design):
             warnings.warn(message, DataWarning, stacklevel=3)

@@ -172,6 +172,13 @@ class Posterior:
 
         return loo(self, warn=warn)
 
+    def kfold(self, k: int = 10, by: str | None = None, seed: int | None = None, **fit_kwargs):
+        """Grouped K-fold cross-validation (whole levels of ``by`` held out: predicting new groups);
+        see :func:`hierbayes.posterior.crossvalidation.kfold`."""
+        from hierbayes.posterior.crossvalidation import kfold
+
+        return kfold(self, k, by, seed, **fit_kwargs)
+
     def prior_sensitivity(self, threshold: float = 0.05) -> pd.DataFrame:
         """Power-scaling prior and likelihood sensitivity of every printed parameter (priorsense);
         see :func:`hierbayes.posterior.sensitivity.prior_sensitivity`."""

@@ -18,7 +18,7 @@ import hierbayes as hb
 from hierbayes.backend import compat
 from hierbayes.backend.sampling import FAST_PATH, PUBLIC_PATH, clear_cache
 
-OPTIONS = dict(draws=300, tune=300, chains=2, seed=11, progressbar=False, warn=False)
+OPTIONS = dict(draws=500, tune=500, chains=2, seed=11, progressbar=False, warn=False)
 RENAMED = ("_make_functions", "_compute_shapes", "make_user_data")
 
 

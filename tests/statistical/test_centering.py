@@ -48,7 +48,7 @@ def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
     no_intercept = hb.Model("y ~ 0 + x + (1 + x | item)", df).design
     assert coordinates.hierarchical_centering(no_intercept, "centered") == ("item", ("x",))
     # which factor takes them is part of the compiled structure
-    assert m.structure[-2] == ("rater", ("Intercept",))
+    assert m.structure[-3] == ("rater", ("Intercept",))
     keys = {contract.structure_key(m.design, m.family, m.priors, p) for p in ({"item": "centered", "rater": "centered"},
                                                                            {"item": "centered"})}
     assert len(keys) == 2
@@ -64,7 +64,7 @@ def test_non_centered_factors_of_even_level_sizes_sample_the_fixed_effects_with_
     u = hb.Model("y ~ x + (1 + x | item) + (1 | rater)", uneven, collapse=False, parameterization="non-centered")
     assert coordinates.sheared(u.design, "non-centered") == {"item": (), "rater": ("Intercept",)}
     assert "z_item" in u.pymc_model.named_vars and "z_mean_item" not in u.pymc_model.named_vars
-    assert u.structure[-1] == (("item", ()), ("rater", ("Intercept",)))  # the compiled model's key holds the choice
+    assert u.structure[-2] == (("item", ()), ("rater", ("Intercept",)))  # the compiled model's key holds the choice
     from hierbayes.model.parameterization import describe
 
     nc = "non-centered (each level's effects drawn as multiples of the group SDs)"

@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -91,8 +92,11 @@ def _logp_function(family: Family, has_trials: bool, roles: tuple[str, ...] = ()
 def _draw_function(family: Family, has_trials: bool, roles: tuple[str, ...] = (),
                    by_row: frozenset[str] = frozenset()):
     inputs, variable, _ = _graph(family, has_trials, roles, by_row)
-    function, updates = pm.compile(inputs, variable, random_seed=False, return_updates=True,
-                                   on_unused_input="ignore")
+    with warnings.catch_warnings():
+        # a truncated distribution's draws run in numba's object mode: slower, the same draws, nothing to act on
+        warnings.filterwarnings("ignore", message="Numba will use object mode")
+        function, updates = pm.compile(inputs, variable, random_seed=False, return_updates=True,
+                                       on_unused_input="ignore")
     return function, list(updates)
 
 

@@ -59,6 +59,14 @@ CASES = [
     Case("negative_binomial", "count ~ x + (1 | g)", "negative_binomial"),
     Case("student_t", "y ~ x + (1 | g)", "student_t"),
     Case("poisson_correlated", "count ~ x + (x | g)", "poisson", what="correlated slope on the log link"),
+    # the family pack (issue 18): python validation/run_sbc.py --cases beta gamma ... --out validation/results_families.md
+    Case("beta", "proportion ~ x + (1 | g)", "beta"),
+    Case("gamma", "positive ~ x + (1 | g)", "gamma"),
+    Case("lognormal", "positive ~ x + (1 | g)", "lognormal"),
+    Case("weibull", "positive ~ x + (1 | g)", "weibull"),
+    Case("zero_inflated_poisson", "count ~ x + (1 | g)", "zero_inflated_poisson"),
+    Case("hurdle_poisson", "count ~ x + (1 | g)", "hurdle_poisson"),
+    Case("beta_binomial", "cbind(successes, failures) ~ x + (1 | g)", "beta_binomial"),
 ]
 
 

@@ -60,13 +60,16 @@ CASES = [
     Case("student_t", "y ~ x + (1 | g)", "student_t"),
     Case("poisson_correlated", "count ~ x + (x | g)", "poisson", what="correlated slope on the log link"),
     # the family pack (issue 18): python validation/run_sbc.py --cases beta gamma ... --out validation/results_families.md
-    Case("beta", "proportion ~ x + (1 | g)", "beta"),
-    Case("gamma", "positive ~ x + (1 | g)", "gamma"),
+    # A precision's default prior (brms's Gamma(0.01, 0.01)) draws precisions of 1e-30 whose data are all 0s and 1s
+    # (or constant), which no model takes: these cases are calibrated under a proper Gamma(2, 0.1) on it.
+    Case("beta", "proportion ~ x + (1 | g)", "beta", options={"priors": {"phi": hb.Gamma(2.0, 0.1)}}),
+    Case("gamma", "positive ~ x + (1 | g)", "gamma", options={"priors": {"shape": hb.Gamma(2.0, 0.1)}}),
     Case("lognormal", "positive ~ x + (1 | g)", "lognormal"),
     Case("weibull", "positive ~ x + (1 | g)", "weibull"),
     Case("zero_inflated_poisson", "count ~ x + (1 | g)", "zero_inflated_poisson"),
     Case("hurdle_poisson", "count ~ x + (1 | g)", "hurdle_poisson"),
-    Case("beta_binomial", "cbind(successes, failures) ~ x + (1 | g)", "beta_binomial"),
+    Case("beta_binomial", "cbind(successes, failures) ~ x + (1 | g)", "beta_binomial",
+         options={"priors": {"phi": hb.Gamma(2.0, 0.1)}}),
 ]
 
 

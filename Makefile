@@ -13,12 +13,14 @@ $(VENV)/.runtime: pyproject.toml
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e .
+	@echo "Installing hierbayes and its runtime (PyMC, nutpie, ArviZ, ...): about 30 s on a fresh machine"
+	set -o pipefail; $(VENV)/bin/python -m pip install -e . 2>&1 | { grep -E "^(Collecting|Successfully|ERROR)" || true; }
 	@touch $@
 
 # the runtime and the test tools (make test)
 $(VENV)/.installed: $(VENV)/.runtime
-	$(VENV)/bin/python -m pip install -q -e ".[test]"
+	@echo "Installing the test tools (bambi, statsmodels, mkdocs, ...): about 2 minutes on a fresh machine"
+	set -o pipefail; $(VENV)/bin/python -m pip install -e ".[test]" 2>&1 | { grep -E "^(Collecting|Successfully|ERROR)" || true; }
 	@touch $@
 
 demo: $(VENV)/.runtime

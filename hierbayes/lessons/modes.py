@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hierbayes.backend.compat import quiet_blas
 from hierbayes.errors import ConvergenceWarning
 from hierbayes.lessons.marginal_mode import marginal_mode
 from hierbayes.model.coordinates import hierarchical_centering
@@ -69,6 +70,10 @@ class _LogDensity:
         from pymc.pytensorf import compile, join_nonshared_inputs
 
         self.model = pymc_model
+        with quiet_blas():  # PyTensor's no-BLAS note says nothing about a numba-compiled density
+            self._compile(pymc_model, pytensor, pt, compile, join_nonshared_inputs)
+
+    def _compile(self, pymc_model, pytensor, pt, compile, join_nonshared_inputs) -> None:
         point = pymc_model.initial_point()
         values = pymc_model.value_vars
         loss = -pymc_model.logp(jacobian=False)

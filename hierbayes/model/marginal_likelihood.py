@@ -377,7 +377,7 @@ class MarginalLoglik(Op):
         for slot, value in zip(outputs, values):
             slot[0] = np.asarray(value, dtype="float64")
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, node, shapes):
         return [(), shapes[-4], (), shapes[-2], shapes[-1]]
 
     def pullback(self, inputs, outputs, output_grads):

@@ -70,17 +70,14 @@ class _LogDensity:
         from pymc.pytensorf import compile, join_nonshared_inputs
 
         self.model = pymc_model
-        with quiet_blas():  # PyTensor's no-BLAS note says nothing about a numba-compiled density
-            self._compile(pymc_model, pytensor, pt, compile, join_nonshared_inputs)
-
-    def _compile(self, pymc_model, pytensor, pt, compile, join_nonshared_inputs) -> None:
         point = pymc_model.initial_point()
         values = pymc_model.value_vars
         loss = -pymc_model.logp(jacobian=False)
         grad = pt.concatenate([g.ravel() for g in pytensor.grad(loss, values)])
         self.outputs = [v.name for v in pymc_model.unobserved_value_vars]
         outs, flat = join_nonshared_inputs(point, [loss, grad, *pymc_model.unobserved_value_vars], values)
-        self.fn = compile([flat], outs, mode="NUMBA", on_unused_input="ignore")
+        with quiet_blas():  # PyTensor's no-BLAS note says nothing about a numba-compiled density
+            self.fn = compile([flat], outs, mode="NUMBA", on_unused_input="ignore")
         self.slices, start = {}, 0
         for v in values:
             size = int(np.prod(point[v.name].shape))

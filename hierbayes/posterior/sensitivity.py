@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.deferred import deferred_import
+from hierbayes.model.coordinates import fixed_slopes
 from hierbayes.posterior.summaries import parameter_draws
 from hierbayes.specification.names import FactorNames
 from hierbayes.specification.parameters import lkj_label, model_parameters, prior_targets
@@ -85,7 +86,7 @@ def log_prior_draws(fit) -> xr.Dataset:
 
 def _centring(posterior, design, parameters) -> np.ndarray:
     """``mean(x) . slopes`` per draw: the intercept's prior is at the centred predictors."""
-    slopes = [j for j, name in enumerate(design.fixed_names) if name != "Intercept"]
+    slopes = fixed_slopes(design)
     if not slopes:
         return np.zeros((posterior.sizes["chain"], posterior.sizes["draw"]))
     means = design.X[:, slopes].mean(axis=0)

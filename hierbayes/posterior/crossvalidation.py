@@ -6,7 +6,7 @@ a level at once, so its score is the score of predicting a *new* subject: the gr
 a held-out level are drawn from the fitted population distribution, exactly as
 ``fit.predict(groups="new")`` draws them.
 
-The K refits share one compiled sampler: each is the same model with the likelihood weight
+The K refits share one compiled sampler (on a Dask cluster, with ``client=``: one per worker): each is the same model with the likelihood weight
 (brms's ``weights()``) of its held-out rows at 0, so only the data change between folds, and a
 held-out level's effects are drawn from their prior, the population distribution, as for a new
 level. The held-out rows are then scored with the model's own log density, unweighted:
@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.posterior.parallel import check_client, fit_many, fold_seeds
 from hierbayes.specification.formula import Formula
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 
@@ -113,7 +114,7 @@ def _weighted(formula: str | Formula) -> str | Formula:
     return weighted
 
 
-def kfold(fit, k: int = 10, by: str | None = None, seed: int | None = None, **fit_kwargs) -> KFold:
+def kfold(fit, k: int = 10, by: str | None = None, seed: int | None = None, client=None, **fit_kwargs) -> KFold:
     """K-fold cross-validation of ``fit``'s model, leaving out whole levels of ``by``.
 
     Parameters
@@ -124,30 +125,52 @@ def kfold(fit, k: int = 10, by: str | None = None, seed: int | None = None, **fi
         A column (usually a grouping factor) whose levels are held out together: the score of
         predicting new levels. Without it, rows are dealt into folds one by one.
     seed : int, optional
-        For the folds and the refits (the fit's seed by default).
+        For the folds and the refits (the fit's seed by default). Each fold's refit gets its own
+        seed, derived from this one (:func:`hierbayes.posterior.parallel.fold_seeds`), so a fold
+        gives the same draws wherever it runs.
+    client : dask.distributed.Client, optional
+        Run the refits in parallel on this Dask cluster (each worker compiles the model once, or
+        loads it from the disk cache); needs ``pip install 'hierbayes[dask]'``. The result is the
+        serial run's, number for number. By default the refits run one after another here.
     **fit_kwargs
         Sampler settings of the refits (the fit's own by default: draws, tune, chains, ...).
 
     Returns
     -------
     KFold
+
+    Examples
+    --------
+    On a cluster (not run here: it starts worker processes)::
+
+        from dask.distributed import Client, LocalCluster
+        with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster) as client:
+            result = fit.kfold(k=10, by="Subject", client=client)
     """
+    if client is not None:
+        check_client(client)
     model = fit.model
     seed = fit.seed if seed is None else seed
     folds = fold_of_rows(model.data, k, by, seed)
     formula = _weighted(model.formula)
     settings = {"draws": fit.posterior.sizes["draw"], "chains": fit.posterior.sizes["chain"], "progressbar": False,
-                **fit.settings, "seed": seed, "log_likelihood": False, **fit_kwargs}
-    settings.pop("warn", None)
+                **fit.settings, "log_likelihood": False, **fit_kwargs}
+    for fixed in ("seed", "warn"):
+        settings.pop(fixed, None)
+    held_out = [folds == fold for fold in range(k)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the few-levels note, said once for the fit
+        models = [type(model)(formula, model.data.assign(**{WEIGHT_COLUMN: (~rows).astype(float)}), model.family,
+                              priors=model.user_priors, namespace=model.namespace, **model.options)
+                  for rows in held_out]
+    seeds = fold_seeds(seed, k)
+    if client is None:
+        refits = (m.fit(warn=False, seed=s, **settings) for m, s in zip(models, seeds))  # one in memory at a time
+    else:
+        refits = fit_many(models, client=client, seeds=seeds, warn=False, **settings)
     elpd_i = np.empty(len(folds))
-    for fold in range(k):
-        held_out = folds == fold
-        data = model.data.assign(**{WEIGHT_COLUMN: (~held_out).astype(float)})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataWarning)  # the few-levels note, said once for the fit
-            refit = type(model)(formula, data, model.family, priors=model.user_priors, namespace=model.namespace,
-                                **model.options).fit(warn=False, **settings)
-        elpd_i[held_out] = _held_out_elpd(refit, held_out)
+    for rows, refit in zip(held_out, refits):
+        elpd_i[rows] = _held_out_elpd(refit, rows)
     total = float(elpd_i.sum())
     se = float(np.sqrt(len(elpd_i)) * np.std(elpd_i, ddof=1))
     index = pd.RangeIndex(len(elpd_i), name="row")

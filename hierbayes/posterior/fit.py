@@ -172,12 +172,12 @@ class Posterior:
 
         return loo(self, warn=warn)
 
-    def kfold(self, k: int = 10, by: str | None = None, seed: int | None = None, **fit_kwargs):
-        """Grouped K-fold cross-validation (whole levels of ``by`` held out: predicting new groups);
-        see :func:`hierbayes.posterior.crossvalidation.kfold`."""
+    def kfold(self, k: int = 10, by: str | None = None, seed: int | None = None, client=None, **fit_kwargs):
+        """Grouped K-fold cross-validation (whole levels of ``by`` held out: predicting new groups), the
+        refits in parallel on Dask with ``client=``; see :func:`hierbayes.posterior.crossvalidation.kfold`."""
         from hierbayes.posterior.crossvalidation import kfold
 
-        return kfold(self, k, by, seed, **fit_kwargs)
+        return kfold(self, k, by, seed, client=client, **fit_kwargs)
 
     def prior_sensitivity(self, threshold: float = 0.05) -> pd.DataFrame:
         """Power-scaling prior and likelihood sensitivity of every printed parameter (priorsense);

@@ -7,7 +7,7 @@ order of the models, as fits (:class:`hierbayes.Fit` for ``hb.Model``) around th
 models. Without a client, a ``LocalCluster`` with one single-threaded worker process per
 core is started for the call and closed after it; pass ``client=`` to use any cluster.
 
-Needs ``dask[distributed]``.
+Needs ``dask[distributed]`` (``pip install 'hierbayes[dask]'``).
 
 Examples
 --------
@@ -31,7 +31,7 @@ import numpy as np
 from hierbayes.errors import HierbayesError
 from hierbayes.posterior.fit import Posterior
 
-__all__ = ["fit_many", "fold_seeds"]
+__all__ = ["fit_many", "fold_seeds", "check_client"]
 
 
 def fold_seeds(seed: int | None, n: int) -> list[int]:
@@ -44,6 +44,25 @@ def fold_seeds(seed: int | None, n: int) -> list[int]:
     """
     children = np.random.SeedSequence(seed).spawn(n)
     return [int(c.generate_state(1)[0] % 2**31) for c in children]
+
+
+def check_client(client) -> None:
+    """Refuse anything but a ``dask.distributed.Client`` as ``client=``, before any fit starts.
+
+    Examples
+    --------
+    >>> check_client("tcp://127.0.0.1:8786")
+    Traceback (most recent call last):
+    ...
+    hierbayes.errors.HierbayesError: client must be a dask.distributed.Client (or None), not str; connect with Client('tcp://127.0.0.1:8786')
+    """
+    try:
+        from dask.distributed import Client
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise HierbayesError("parallel fits need dask: pip install 'hierbayes[dask]'") from err
+    if not isinstance(client, Client):
+        hint = f"; connect with Client({client!r})" if isinstance(client, str) else ""
+        raise HierbayesError(f"client must be a dask.distributed.Client (or None), not {type(client).__name__}{hint}")
 
 
 def _fit_remotely(model, options: dict):
@@ -75,6 +94,8 @@ def fit_many(models: Sequence, *, client=None, seed: int | None = None, seeds: S
     -------
     list of Fit
     """
+    if client is not None:
+        check_client(client)
     models = list(models)
     if not models:
         return []
@@ -85,13 +106,12 @@ def fit_many(models: Sequence, *, client=None, seed: int | None = None, seeds: S
     if len(seeds) != len(models):
         raise HierbayesError(f"seeds has {len(seeds)} values for {len(models)} models")
     fit_options = {"progressbar": False, **fit_options, "warn": False}
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError as err:  # pragma: no cover - depends on the installation
-        raise HierbayesError("parallel fits need dask: pip install 'dask[distributed]'") from err
-
     own = client is None
     if own:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as err:  # pragma: no cover - depends on the installation
+            raise HierbayesError("parallel fits need dask: pip install 'hierbayes[dask]'") from err
         workers = max(1, min(len(models), os.cpu_count() or 1))
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)

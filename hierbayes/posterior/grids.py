@@ -26,6 +26,7 @@ from hierbayes.errors import HierbayesError, did_you_mean
 from hierbayes.specification.evaluation import expression_variables
 
 __all__ = ["predictor_columns", "fixed_predictors", "is_categorical", "levels_of", "fitting_rows", "check_predictor",
+           "fixed_interactions",
            "data_grid", "reference_grid", "conditional_grid", "CONDITIONAL_POINTS"]
 
 CONDITIONAL_POINTS = 100  # grid points of a numeric predictor in a conditional-effects plot
@@ -59,6 +60,31 @@ def fixed_predictors(model) -> list[str]:
             if factor.expr != "1":
                 found += expression_variables(factor.expr, columns, design.context)
     return [c for c in dict.fromkeys(found) if c in design.fixed_spec.required_variables]
+
+
+def fixed_interactions(model) -> list[tuple[str, str]]:
+    """The two-way interactions of the population-level part, as the pair of columns each reads, in the
+    formula's order (``Days:group`` gives ``("Days", "group")``). As brms's ``conditional_effects``, a term
+    that reads three or more columns (``x:z:w``) is left out; its two-way terms are listed when the formula
+    has them.
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> df = hb.datasets.load("sleepstudy").assign(late=lambda d: d["Days"] > 4)
+    >>> fixed_interactions(hb.Model("Reaction ~ Days * late + (1 | Subject)", df))
+    [('Days', 'late')]
+    """
+    design, columns = model.design, list(model.data.columns)
+    found: list[tuple[str, str]] = []
+    for term in design.fixed_spec.terms:
+        if len(term.factors) < 2:
+            continue
+        read = list(dict.fromkeys(v for factor in term.factors
+                                  for v in expression_variables(factor.expr, columns, design.context)))
+        if len(read) == 2:
+            found.append((read[0], read[1]))
+    return list(dict.fromkeys(found))
 
 
 def _encoder_states(model):

@@ -3,10 +3,12 @@
 Each panel shows the posterior mean of the prediction (:func:`hierbayes.posterior.interpretation.predictions`)
 over a grid of the predictor (:func:`hierbayes.posterior.grids.conditional_grid`): a line
 with its credible band for a numeric predictor, points with error bars for a categorical
-one; the other predictors are held at their mean or most common level (said under the
+one; the other predictors are held at their mean or most common level (said above the
 panel). A second variable (``"Days:trt"``) draws one line per level (a numeric one: its
 mean and the mean plus and minus one SD); ``groups="known"`` with ``levels=`` draws one line
-per chosen level of a grouping factor, its partial-pooling estimate.
+per chosen level of a grouping factor, its partial-pooling estimate. With no effect named, as
+brms: a panel per population-level predictor, then one per two-way interaction of the formula
+(``Days * group``: ``Days``, ``group`` and ``Days`` with a line per level of ``group``).
 
 Examples
 --------
@@ -36,6 +38,7 @@ from hierbayes.posterior.grids import (
     CONDITIONAL_POINTS,
     conditional_grid,
     fitting_rows,
+    fixed_interactions,
     fixed_predictors,
     is_categorical,
     levels_of,
@@ -58,11 +61,11 @@ def effect_lines(ax: Axes) -> list[Line2D]:
 
 
 def _effects(fit, effects) -> list[tuple[str, str | None]]:
-    if effects is None:
+    if effects is None:  # as brms: every main effect, then every two-way interaction
         names = fixed_predictors(fit.model)
         if not names:
             raise HierbayesError(f"the model {fit.model.formula} has no population-level predictor to plot")
-        return [(name, None) for name in names]
+        return [(name, None) for name in names] + fixed_interactions(fit.model)
     out = []
     for effect in [effects] if isinstance(effects, str) else effects:
         parts = [p.strip() for p in effect.split(":")]
@@ -138,10 +141,13 @@ def _panel(fit, ax: Axes, effect: str, second: str | None, *, groups: str, level
     ax.set_xlabel(effect)
     ax.set_ylabel(f"{response} (linear predictor)" if scale == "link" else
                   f"{response} (expected value)" if kind == "mean" else f"{response} ({kind})")
-    if split:
-        ax.legend(title=split, frameon=False, fontsize="small")
+    if split:  # beside the panel: inside it would cover lines, bands or data points
+        ax.legend(title=split, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0)
     shown = [effect, *([split] if split else [])]
-    ax.set_title(_held(fit, grid, shown, groups), fontsize="small", loc="left", color="0.3", wrap=True)
+    heading = effect if split is None else f"{effect} by {split}"
+    ax.set_title(f"{heading}\n{_held(fit, grid, shown, groups)}", fontsize="small", loc="left", color="0.2",
+                 wrap=True)
     return table
 
 
@@ -156,8 +162,9 @@ def plot_conditional_effects(fit, effects: str | Sequence[str] | None = None, *,
     fit : Fit
     effects : str or list of str, optional
         ``"Days"`` or ``"Days:trt"`` (one line per level of ``trt``; a numeric second
-        variable: its mean and the mean plus and minus one SD). Default: one panel per
-        population-level predictor.
+        variable: its mean and the mean plus and minus one SD). Default, as brms: one panel per
+        population-level predictor, then one per two-way interaction of the formula, its first
+        variable along the axis and a line per level (or mean and mean +/- 1 SD) of its second.
     groups : {"population", "known", "new"}
         Where group effects come from (:mod:`hierbayes.posterior.predict`).
     levels : list, optional
@@ -177,7 +184,9 @@ def plot_conditional_effects(fit, effects: str | Sequence[str] | None = None, *,
     Returns
     -------
     matplotlib.figure.Figure
-        One Axes per effect; :func:`effect_lines` gives each panel's prediction lines.
+        One Axes per effect, titled with the effect ("Days by group") and the values the other
+        predictors are held at; a panel with several lines has its legend beside it.
+        :func:`effect_lines` gives each panel's prediction lines.
     """
     chosen = _effects(fit, effects)
     if levels is not None and groups == "population":

@@ -14,7 +14,7 @@ import pytest
 from scipy.special import expit, logit
 
 import hierbayes as hb
-from hierbayes.posterior.grids import conditional_grid, data_grid
+from hierbayes.posterior.grids import conditional_grid, data_grid, fixed_interactions
 from hierbayes.posterior.hypotheses import parse_claim
 from hierbayes.posterior.marginal_means import polynomial_contrasts
 from hierbayes.viz.effects import effect_lines
@@ -311,6 +311,43 @@ def test_the_plotted_lines_are_the_predictions_on_the_same_grid(bernoulli):
     np.testing.assert_allclose(np.asarray(points.get_ydata(), dtype=float), bernoulli.predictions({"trt": ["ctl", "drug"]})["estimate"])
     everything = bernoulli.conditional_effects()
     assert [ax.get_xlabel() for ax in everything.axes if ax.get_visible()] == ["x", "trt"]
+
+
+def test_with_no_argument_every_main_effect_and_two_way_interaction_gets_a_panel(data):
+    """As brms: x, trt, w, then x by trt (a line per level) and x by w (mean and mean +/- 1 SD)."""
+    df = data.assign(w=np.random.default_rng(5).normal(3.0, 2.0, len(data)))
+    fit = hb.Model("y ~ x * trt + x * w + (1 | g)", df).fit(**SAMPLING)
+    fig = fit.conditional_effects()
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left").split("\n")[0] for ax in panels] == ["x", "trt", "w", "x by trt", "x by w"]
+    assert [ax.get_xlabel() for ax in panels] == ["x", "trt", "w", "x", "x"]
+    assert "held at trt = " in panels[0].get_title(loc="left")  # a main effect in an interaction: at one level
+    for ax, second in zip(panels[3:], ["trt", "w"]):
+        legend = ax.get_legend()
+        assert legend.get_title().get_text() == second
+        assert legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1  # beside the panel, over no data
+        grid, split = conditional_grid(fit.model, "x", second)
+        table = fit.predictions(grid)
+        lines = effect_lines(ax)
+        values = list(dict.fromkeys(grid[second]))
+        assert split == second and len(lines) == len(values) == len(legend.get_texts())
+        for line, value in zip(lines, values):
+            rows = table[grid[second] == value]
+            np.testing.assert_allclose(line.get_xdata(), rows["x"], rtol=1e-12)
+            np.testing.assert_allclose(line.get_ydata(), rows["estimate"], rtol=1e-12)
+    mean, sd = df["w"].mean(), df["w"].std()
+    assert [t.get_text() for t in panels[4].get_legend().get_texts()] == [
+        f"{mean + sd:.3g} (mean + SD)", f"{mean:.3g} (mean)", f"{mean - sd:.3g} (mean - SD)"]
+    # the interaction's slope is the formula's: the lines' slopes differ by the x:trt coefficient, draw-averaged
+    drug, ctl = (np.polyfit(line.get_xdata(), line.get_ydata(), 1)[0] for line in effect_lines(panels[3])[::-1])
+    assert drug - ctl == pytest.approx(float(coef(fit, "x:trt[T.drug]").mean()), rel=1e-9)
+
+
+def test_the_two_way_interactions_of_a_formula():
+    df = simulated().assign(w=1.0 + np.arange(240) % 7)
+    model = hb.Model("y ~ x * trt * w + I(x ** 2):dose + (1 | g)", df)
+    assert fixed_interactions(model) == [("x", "trt"), ("x", "w"), ("trt", "w"), ("x", "dose")]
+    assert fixed_interactions(hb.Model("y ~ x + trt + (x | g)", df)) == []
 
 
 def test_a_loaded_fit_reads_the_same(gaussian, tmp_path):

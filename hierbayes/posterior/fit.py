@@ -295,12 +295,7 @@ class Posterior:
             When ``factor`` is not a grouping factor of the model (or the model has none), or
             ``part`` names no family parameter with a formula of its own.
         """
-        design = self.model.design
-        if part is not None:
-            if design.part_design(part) is None:
-                raise HierbayesError(f"{part!r} has no formula of its own in this model; the parameters that do: "
-                                     f"{[d.part for d in design.parts]}")
-            design = design.part_design(part)
+        design = self.model.design.check_part(part)
         design.check_factor(factor)
         prob = prob or self.prob
         post = self.posterior
@@ -357,11 +352,13 @@ class Posterior:
         return pd.DataFrame(draw_stats(draws, prob or self.prob), index=pd.Index(list(variances), name="factor"))
 
     # -- pooling (logic in pooling.py) --------------------------------------------------------------
-    def pooling(self, factor: str, term: str = "Intercept", prob: float | None = None) -> pd.DataFrame:
-        """No, complete and partial pooling of ``term`` per level; see :func:`hierbayes.posterior.pooling.pooling`."""
+    def pooling(self, factor: str, term: str = "Intercept", prob: float | None = None,
+                part: str | None = None) -> pd.DataFrame:
+        """No, complete and partial pooling of ``term`` per level (of a family parameter's formula with
+        ``part="sigma"``); see :func:`hierbayes.posterior.pooling.pooling`."""
         from hierbayes.posterior.pooling import pooling
 
-        return pooling(self, factor, term, prob)
+        return pooling(self, factor, term, prob, part)
 
     # -- diagnostics -------------------------------------------------------------------------------
     def diagnostics(self) -> pd.DataFrame:

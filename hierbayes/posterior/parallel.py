@@ -29,7 +29,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from hierbayes.errors import HierbayesError
-from hierbayes.posterior.fit import Posterior
 
 __all__ = ["fit_many", "fold_seeds", "check_client"]
 
@@ -66,9 +65,10 @@ def check_client(client) -> None:
 
 
 def _fit_remotely(model, options: dict):
-    """Runs on a worker: fit, and send back only what the caller's Fit needs."""
+    """Runs on a worker: fit, and send back only what the caller's Fit needs (its class, so this module
+    needs no import of the fit classes, which import :mod:`~hierbayes.posterior.crossvalidation` and this)."""
     fit = model.fit(**options)
-    return fit.idata, fit.sampler, fit.timings
+    return type(fit), fit.idata, fit.sampler, fit.timings
 
 
 def fit_many(models: Sequence, *, client=None, seed: int | None = None, seeds: Sequence[int] | None = None,
@@ -124,8 +124,8 @@ def fit_many(models: Sequence, *, client=None, seed: int | None = None, seeds: S
             client.close()
             cluster.close()
     fits = []
-    for model, s, (idata, sampler, timings) in zip(models, seeds, results):
-        fit = (model.fit_class or Posterior)(model, idata, sampler=sampler, timings=timings, seed=s)
+    for model, s, (fit_class, idata, sampler, timings) in zip(models, seeds, results):
+        fit = fit_class(model, idata, sampler=sampler, timings=timings, seed=s)
         if warn:
             fit.warn_if_unconverged()
         fits.append(fit)

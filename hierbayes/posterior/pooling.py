@@ -74,9 +74,11 @@ import numpy as np
 import pandas as pd
 
 from hierbayes.errors import HierbayesError
+from hierbayes.posterior.part_pooling import part_complete_pooling, part_no_pooling
 from hierbayes.posterior.summaries import draw_stats, interval_names
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family, Link
+from hierbayes.specification.families.links import parameter_link
 from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws
 from hierbayes.specification.names import FactorNames
 
@@ -389,13 +391,14 @@ def check_coefficient(design: Design, factor: str, term: str) -> int:
     return coefs.index(term)
 
 
-def population_draws(fit, factor: str, term: str) -> np.ndarray:
-    """Draws (chain, draw, level) of the population value of ``term`` for each level of ``factor``.
+def population_draws(fit, factor: str, term: str, part: str | None = None) -> np.ndarray:
+    """Draws (chain, draw, level) of the population value of ``term`` for each level of ``factor``
+    (in ``part``'s formula: ``"sigma"``; None, the mean's).
 
     ``sum_c b_c w_cj`` over the population-level columns that belong to the coefficient
     (:func:`level_columns`); 0 when the coefficient has no population-level term.
     """
-    design, post = fit.model.design, fit.posterior
+    design, post = fit.model.design.check_part(part), fit.posterior
     check_coefficient(design, factor, term)
     b = fixed_effect_draws(post, design)
     out = np.zeros((post.sizes["chain"], post.sizes["draw"], len(design.factors[factor].levels)))
@@ -404,7 +407,8 @@ def population_draws(fit, factor: str, term: str) -> np.ndarray:
     return out
 
 
-def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None) -> pd.DataFrame:
+def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None,
+            part: str | None = None) -> pd.DataFrame:
     """No, complete and partial pooling of one varying coefficient, one row per level.
 
     Parameters
@@ -416,6 +420,13 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
         One of the factor's varying coefficients.
     prob : float, optional
         Mass of the partial-pooling interval (the fit's, 0.95, by default).
+    part : str, optional
+        A family parameter with a formula of its own (``"sigma"`` of
+        ``hb.Formula("y ~ x + (1 | g)", sigma="~ 1 + (1 | g)")``): its group effects, on its
+        link (log for ``sigma``). A level's spread has no estimate without a mean, so its own
+        (no-pooling) estimate is the maximum of the level's likelihood with the rest of the
+        model at its posterior mean, and complete pooling likewise with the formula's grouping
+        factors ignored (:mod:`hierbayes.posterior.part_pooling`).
 
     Returns
     -------
@@ -424,7 +435,8 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
         ``complete_pooling``, ``population`` (posterior mean of the population value),
         ``partial_pooling`` (posterior mean), ``partial_sd``, the interval (``2.5%``,
         ``97.5%``), ``pooling_factor`` and ``reason`` (why ``no_pooling`` is NaN). All on
-        the link scale; see the module notes for the definitions.
+        the link scale (``attrs["scale"]``, with ``attrs["part"]``); see the module notes for
+        the definitions.
 
     Examples
     --------
@@ -435,21 +447,25 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
     >>> bool(table["pooling_factor"].between(0, 1).all())
     True
     """
-    design, family = fit.model.design, fit.model.family
+    design, family = fit.model.design.check_part(part), fit.model.family
     k = check_coefficient(design, factor, term)
-    if design.additions:
-        terms = " + ".join(str(a) for a in design.spec.response.additions if a.term != "trials")
+    if fit.model.design.additions:
+        terms = " + ".join(str(a) for a in fit.model.spec.response.additions if a.term != "trials")
         raise HierbayesError(f"fit.pooling() compares the fit with no- and complete-pooling fits of the plain "
                              f"likelihood, which do not take the response's addition terms {terms}")
     prob = prob or fit.prob
     post = fit.posterior
-    names = FactorNames(factor)
+    names = FactorNames(factor, part)
     r = post[names.effects].transpose("chain", "draw", names.level_dim, names.coef_dim).values
-    pop = population_draws(fit, factor, term)
+    pop = population_draws(fit, factor, term, part)
     partial = draw_stats(pop + r[..., k], prob)
     population = pop.reshape(-1, pop.shape[-1]).mean(axis=0)
-    own = no_pooling(design, family, factor)
-    cp = complete_pooling(design, family)
+    if part is None:
+        own = no_pooling(design, family, factor)
+        cp = complete_pooling(design, family)
+    else:
+        own = _part_no_pooling(fit, design, factor)
+        cp = part_complete_pooling(fit, part)
     complete = np.zeros(len(population))
     for c, w in level_columns(design, factor)[term]:
         complete = complete + cp[c] * w
@@ -469,5 +485,22 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
         "pooling_factor": np.clip(np.where(np.isfinite(moved), moved, np.nan), 0.0, 1.0),
         "reason": list(own.reasons),
     }, index=pd.Index(list(design.factors[factor].levels), name=factor))
-    table.attrs.update({"factor": factor, "term": term, "scale": family.link, "prob": prob})
+    table.attrs.update({"factor": factor, "term": term, "scale": _link_name(family, part), "prob": prob,
+                        "part": part})
     return table
+
+
+def _link_name(family: Family, part: str | None) -> str:
+    """The link of the mean, or of the family parameter ``part`` (``"log"`` for ``sigma``)."""
+    return family.link if part is None else parameter_link(dict(family.parameters)[part]).name
+
+
+def _part_no_pooling(fit, design: Design, factor: str) -> NoPooling:
+    """:func:`no_pooling` of a family parameter's formula (:func:`~hierbayes.posterior.part_pooling.part_no_pooling`):
+    levels that cannot identify their coefficients keep the reason :func:`no_pooling` gives."""
+    absorbed = {c for cols in level_columns(design, factor).values() for c, _ in cols}
+    shared = [c for c in range(design.X.shape[1]) if c not in absorbed]
+    estimates, failed = part_no_pooling(fit, design.part, factor, shared)
+    reasons = [a or b for a, b in zip(_unidentified(design, factor, _factor_Z(design, factor)), failed)]
+    estimates = np.where(np.array([bool(r) for r in reasons])[:, None], np.nan, estimates)
+    return NoPooling(design.factor_coefs(factor), estimates, tuple(reasons), {})

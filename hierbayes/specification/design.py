@@ -127,6 +127,17 @@ class Design:
         """The design of ``parameter``'s formula (distributional regression), or None when it is one number."""
         return next((d for d in self.parts if d.part == parameter), None)
 
+    def check_part(self, part: str | None) -> Design:
+        """The design of ``part``'s formula (``"sigma"``; None: the mean's, this one); a
+        :class:`~hierbayes.errors.HierbayesError` naming the parts there are when it has none."""
+        if part is None:
+            return self
+        design = self.part_design(part)
+        if design is None:
+            raise HierbayesError(f"{part!r} has no formula of its own in this model; the parameters that do: "
+                                 f"{[d.part for d in self.parts]} (part=None is the mean's formula)")
+        return design
+
     @property
     def all_factors(self) -> dict[str, FactorDesign]:
         """The grouping factors of every formula: the mean's, then those only in a family parameter's."""

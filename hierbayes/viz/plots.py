@@ -38,14 +38,14 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 from scipy import stats
 
 from hierbayes.errors import HierbayesError, did_you_mean
 from hierbayes.posterior.checking import SAMPLE_DRAWS, SAMPLE_ROWS, predictive_sample
 from hierbayes.posterior.pooling import check_coefficient, pooling, population_draws
 from hierbayes.posterior.summaries import interval_names, parameter_draws
-from hierbayes.specification.names import FactorNames
+from hierbayes.specification.names import FactorNames, part_label
 from hierbayes.specification.parameters import group_effect_parameters
 
 __all__ = ["plot_shrinkage", "plot_shrinkage_2d", "plot_group_effects", "plot_funnel", "plot_ppc", "plot_trace",
@@ -65,8 +65,13 @@ def _axes(ax: Axes | None, figsize=(7, 4.5)) -> Axes:
     return ax
 
 
-def _scale_label(term: str, scale: str) -> str:
-    return term if scale == "identity" else f"{term} ({scale} scale)"
+def _scale_label(term: str, scale: str, part: str | None = None) -> str:
+    """The axis of a coefficient: ``Days``, ``Intercept (logit scale)``; a family parameter's: ``log sigma``,
+    ``log sigma: x`` (the coefficient of ``x`` on log sigma)."""
+    if part is None:
+        return term if scale == "identity" else f"{term} ({scale} scale)"
+    on = part if scale == "identity" else f"{scale} {part}"
+    return on if term == "Intercept" else f"{on}: {term}"
 
 
 def shrinkage_arrows(ax: Axes) -> list[Annotation]:
@@ -94,7 +99,7 @@ def _constant(values: np.ndarray) -> bool:
 
 
 def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "auto", prob: float | None = None,
-                   ax: Axes | None = None) -> Axes:
+                   part: str | None = None, ax: Axes | None = None) -> Axes:
     """Arrows from each level's own estimate to its partial-pooling estimate.
 
     Parameters
@@ -109,6 +114,11 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "auto"
         every level has the same number of rows (a balanced design, where a rows axis says nothing).
     prob : float, optional
         Mass of the posterior intervals drawn behind the arrows.
+    part : str, optional
+        The group effects of a family parameter's own formula (``"sigma"``), on its link: the
+        axis reads "log sigma". A level's own estimate of such a parameter is the maximum of its
+        likelihood with the rest of the model at its posterior mean (for ``sigma``: the log of the
+        RMS of its residuals from the fitted mean); see :func:`~hierbayes.posterior.pooling.pooling`.
     ax : matplotlib Axes, optional
 
     Returns
@@ -119,7 +129,7 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "auto"
         make it differ between levels); dotted: complete pooling. Levels without their own
         estimate (see :func:`~hierbayes.posterior.pooling.pooling`) show the dot only.
     """
-    table = pooling(fit, factor, term, prob)
+    table = pooling(fit, factor, term, prob, part)
     lo, hi = interval_names(table.attrs["prob"])
     ax = _axes(ax)
     if x == "auto":
@@ -127,6 +137,9 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "auto"
     if x == "n":
         xs = _spread_by_size(table["n"].to_numpy())
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 20, not 2 x 10^1
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"rows per level of {factor} (log scale)")
     elif x == "sorted":
         xs = np.argsort(np.argsort(table["partial_pooling"].to_numpy())).astype(float)
@@ -141,7 +154,8 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "auto"
     has_own = np.isfinite(own)
     ax.vlines(xs, table[lo], table[hi], color="C0", alpha=0.3, lw=2.5,
               label=f"{100 * table.attrs['prob']:g}% interval")
-    ax.scatter(xs[has_own], own[has_own], label="no pooling (own estimate)", **NO_POOLING)
+    own_label = "no pooling (own estimate)" if part is None else "no pooling (own rows, mean as fitted)"
+    ax.scatter(xs[has_own], own[has_own], label=own_label, **NO_POOLING)
     ax.scatter(xs, partial, label="partial pooling (posterior mean)", **PARTIAL)
     for xi, a, b in zip(xs[has_own], own[has_own], partial[has_own]):
         _arrow(ax, (xi, a), (xi, b))
@@ -158,10 +172,11 @@ def plot_shrinkage(fit, factor: str, term: str = "Intercept", *, x: str = "auto"
         missing = int((~has_own).sum())
         ax.text(0.01, 0.01, f"{missing} level{'s' if missing > 1 else ''} without an estimate of its own "
                 "(see pooling()['reason'])", transform=ax.transAxes, fontsize=8, color="0.3")
-    ax.set_ylabel(_scale_label(term, table.attrs["scale"]))
-    ax.set_title(f"Partial pooling of {term} by {factor}")
+    ax.set_ylabel(_scale_label(term, table.attrs["scale"], part))
+    ax.set_title(f"Partial pooling of {part_label(term, part)} by {factor}")
     # below the axes, where it cannot cover a level's point
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3 if part is None else 2,
+              frameon=False)
     ax.figure.set_layout_engine("constrained")
     return ax
 

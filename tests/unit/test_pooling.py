@@ -182,7 +182,7 @@ def test_pooling_table_puts_the_three_estimates_side_by_side(shrinkage_fit):
     np.testing.assert_allclose(table["partial_pooling"], draws.mean(axis=(0, 1)))
     np.testing.assert_allclose(table["97.5%"], np.quantile(draws.reshape(-1, 12), 0.975, axis=0))
     np.testing.assert_allclose(table["population"], (b[..., 0, None] + b[..., 1, None] * u_level).mean(axis=(0, 1)))
-    assert table.attrs == {"factor": "g", "term": "Intercept", "scale": "identity", "prob": 0.95}
+    assert table.attrs == {"factor": "g", "term": "Intercept", "scale": "identity", "prob": 0.95, "part": None}
 
 
 def test_pooling_factors_lie_in_0_1_and_fall_with_group_size(shrinkage_fit):

@@ -43,7 +43,6 @@ import numpy as np
 from scipy.optimize import minimize
 
 from hierbayes.specification.design import Design
-from hierbayes.specification.families.links import parameter_link
 from hierbayes.specification.linear_predictor import (
     design_effects,
     fixed_effect_draws,
@@ -70,14 +69,15 @@ class _Conditional:
         self.design, self.family, self.part = model.design, model.family, part
         self.eta = _posterior_mean_eta(post, self.design)
         self.held: dict[str, np.ndarray] = {}
-        for name, support in self.family.parameters:
+        self.link = self.family.formula_link(part)
+        for name, _ in self.family.parameters:
             other = self.design.part_design(name)
             if name == part:
-                self.link = parameter_link(support)
-            elif other is None:
+                continue
+            if other is None:
                 self.held[name] = np.asarray(float(post[name].mean()))
             else:
-                self.held[name] = parameter_link(support).inverse(_posterior_mean_eta(post, other))
+                self.held[name] = self.family.formula_link(name).inverse(_posterior_mean_eta(post, other))
 
     def log_likelihood(self, rows: np.ndarray, eta_part: np.ndarray) -> float:
         params = {k: (v[rows] if v.ndim else v) for k, v in self.held.items()}

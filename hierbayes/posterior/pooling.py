@@ -78,7 +78,6 @@ from hierbayes.posterior.part_pooling import part_complete_pooling, part_no_pool
 from hierbayes.posterior.summaries import draw_stats, interval_names
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family, Link
-from hierbayes.specification.families.links import parameter_link
 from hierbayes.specification.linear_predictor import design_effects, fixed_effect_draws
 from hierbayes.specification.names import FactorNames
 
@@ -485,14 +484,9 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
         "pooling_factor": np.clip(np.where(np.isfinite(moved), moved, np.nan), 0.0, 1.0),
         "reason": list(own.reasons),
     }, index=pd.Index(list(design.factors[factor].levels), name=factor))
-    table.attrs.update({"factor": factor, "term": term, "scale": _link_name(family, part), "prob": prob,
-                        "part": part})
+    scale = family.link if part is None else family.formula_link(part).name
+    table.attrs.update({"factor": factor, "term": term, "scale": scale, "prob": prob, "part": part})
     return table
-
-
-def _link_name(family: Family, part: str | None) -> str:
-    """The link of the mean, or of the family parameter ``part`` (``"log"`` for ``sigma``)."""
-    return family.link if part is None else parameter_link(dict(family.parameters)[part]).name
 
 
 def _part_no_pooling(fit, design: Design, factor: str) -> NoPooling:

@@ -6,10 +6,11 @@ a level at once, so its score is the score of predicting a *new* subject: the gr
 a held-out level are drawn from the fitted population distribution, exactly as
 ``fit.predict(groups="new")`` draws them.
 
-The K refits share one compiled sampler (on a Dask cluster, with ``client=``: one per worker): each is the same model with the likelihood weight
-(brms's ``weights()``) of its held-out rows at 0, so only the data change between folds, and a
-held-out level's effects are drawn from their prior, the population distribution, as for a new
-level. The held-out rows are then scored with the model's own log density, unweighted:
+The K refits share one compiled sampler (on a Dask cluster, with ``client=``: one per worker):
+each is the same model with the likelihood weight (brms's ``weights()``) of its held-out rows at
+0, so only the data change between folds, and a held-out level's effects are drawn from their
+prior, the population distribution, as for a new level. The held-out rows are then scored with
+the model's own log density, unweighted:
 
     elpd_kfold = sum over rows i of log( mean over draws s of p(y_i | theta_s without i's fold) )
 

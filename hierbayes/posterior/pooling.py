@@ -152,6 +152,12 @@ def _level_ratio(x: np.ndarray, z: np.ndarray, index: np.ndarray, J: int) -> np.
     return w
 
 
+def _shared_columns(design: Design, factor: str) -> list[int]:
+    """The population-level columns that are part of no varying coefficient of ``factor`` (shared by its levels)."""
+    absorbed = {c for cols in level_columns(design, factor).values() for c, _ in cols}
+    return [c for c in range(design.X.shape[1]) if c not in absorbed]
+
+
 def _factor_Z(design: Design, factor: str) -> np.ndarray:
     return next(Z for f, _, Z in design_effects(design) if f == factor)
 
@@ -329,8 +335,7 @@ def no_pooling(design: Design, family: Family, factor: str) -> NoPooling:
     J = len(fd.levels)
     coefs = design.factor_coefs(factor)
     Z = _factor_Z(design, factor)
-    absorbed = {c for cols in level_columns(design, factor).values() for c, _ in cols}
-    shared = [c for c in range(design.X.shape[1]) if c not in absorbed]
+    shared = _shared_columns(design, factor)
     offset = design.offset if design.offset is not None else np.zeros(design.n_obs)
     y = family.response_on_location_scale(design.y)  # log y for lognormal: its location is the mean of log y
     reasons = _unidentified(design, factor, Z)  # these levels stay in the fit: pinv copes with them
@@ -492,9 +497,7 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
 def _part_no_pooling(fit, design: Design, factor: str) -> NoPooling:
     """:func:`no_pooling` of a family parameter's formula (:func:`~hierbayes.posterior.part_pooling.part_no_pooling`):
     levels that cannot identify their coefficients keep the reason :func:`no_pooling` gives."""
-    absorbed = {c for cols in level_columns(design, factor).values() for c, _ in cols}
-    shared = [c for c in range(design.X.shape[1]) if c not in absorbed]
-    estimates, failed = part_no_pooling(fit, design.part, factor, shared)
+    estimates, failed = part_no_pooling(fit, design.part, factor, _shared_columns(design, factor))
     reasons = [a or b for a, b in zip(_unidentified(design, factor, _factor_Z(design, factor)), failed)]
     estimates = np.where(np.array([bool(r) for r in reasons])[:, None], np.nan, estimates)
     return NoPooling(design.factor_coefs(factor), estimates, tuple(reasons), {})

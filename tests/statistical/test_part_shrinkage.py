@@ -95,3 +95,35 @@ def test_axis_labels_in_users_words():
     assert _scale_label("x", "log", "sigma") == "log sigma: x"
     assert _scale_label("Intercept", "logit", "zi") == "logit zi"
     assert _scale_label("Days", "identity") == "Days" and _scale_label("Intercept", "log") == "Intercept (log scale)"
+
+
+def test_a_negative_binomial_shapes_own_estimates_are_scipys_maximum_likelihood():
+    """alpha="~ 1 + (1 | g)": each level's log alpha maximises scipy's negative binomial likelihood of its
+    counts, the mean held at its posterior mean."""
+    from scipy import optimize, stats
+
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(8), 40)
+    df = pd.DataFrame({"g": [f"s{j}" for j in g], "x": rng.normal(size=len(g))})
+    alpha, mu = np.exp(rng.normal(1, 0.5, 8))[g], np.exp(1 + 0.3 * df["x"])
+    df["y"] = rng.negative_binomial(alpha, alpha / (alpha + mu))
+    fit = hb.Model(hb.Formula("y ~ x + (1 | g)", alpha="~ 1 + (1 | g)"), df, "negative_binomial").fit(
+        draws=200, tune=300, chains=2, seed=1, progressbar=False, warn=False)
+    table = fit.pooling("g", part="alpha")
+    post = fit.posterior
+    b = post["b"].transpose("chain", "draw", "term").values
+    level = pd.Index(table.index).get_indexer(df["g"])
+    eta = b[..., :1] + b[..., 1:] * df["x"].to_numpy() + by_level(post, "r_g", "g__coef", table.index)[..., level]
+    mean = np.exp(eta.mean(axis=(0, 1)))
+    y = df["y"].to_numpy()
+    for j, name in enumerate(table.index):
+        rows = level == j
+
+        def minus_log_likelihood(log_alpha, rows=rows):
+            a = np.exp(log_alpha)
+            return -stats.nbinom.logpmf(y[rows], a, a / (a + mean[rows])).sum()
+
+        own = optimize.minimize_scalar(minus_log_likelihood, bounds=(-5, 8), method="bounded",
+                                       options={"xatol": 1e-9}).x
+        assert table.loc[name, "no_pooling"] == pytest.approx(own, abs=1e-5), name
+    assert table.attrs["scale"] == "log" and fit.plot_shrinkage("g", part="alpha").get_ylabel() == "log alpha"

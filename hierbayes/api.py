@@ -118,8 +118,8 @@ class Fit(Posterior):
 
 
     def plot_shrinkage(self, factor: str, term: str = "Intercept", **kwargs):
-        """Arrows from each level's own estimate to its partial-pooling estimate (Axes);
-        see :func:`hierbayes.viz.plots.plot_shrinkage`."""
+        """Arrows from each level's own estimate to its partial-pooling estimate (Axes); ``part="sigma"``
+        shows a family parameter's group effects, on its link; see :func:`hierbayes.viz.plots.plot_shrinkage`."""
         from hierbayes.viz.plots import plot_shrinkage
 
         return plot_shrinkage(self, factor, term, **kwargs)

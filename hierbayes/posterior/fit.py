@@ -26,6 +26,7 @@ from hierbayes.model.collapsed import collapse_reason
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence, few_levels
+from hierbayes.posterior.predict import observed_data
 from hierbayes.posterior.summaries import draw_stats, format_table, interval_names, parameter_draws, summary_table
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, FixedNames
@@ -76,11 +77,10 @@ class Posterior:
         posterior = run.tree["posterior"].to_dataset()
         coords = model_coords(design)
         posterior = posterior.assign_coords({k: v for k, v in coords.items() if k in posterior.dims})
-        name = response_name(design)  # a valid DataTree name ('Reaction/1000' is not), as PyMC names it
         groups = {
             "posterior": posterior,
             "sample_stats": run.tree["sample_stats"].to_dataset(),
-            "observed_data": xr.Dataset({name: ("obs", design.y)}),
+            "observed_data": observed_data(model),
         }
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update({"hierbayes_version": __version__, "formula": str(model.formula),
@@ -337,6 +337,10 @@ class Posterior:
             or when a family parameter has its own formula (the residual variance then differs by row).
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
+        if fam.nominal:
+            raise HierbayesError(f"the ICC is undefined for the {fam.name!r} family: each category after the first has "
+                                 "a linear predictor and group effects of its own, with no one residual variance; "
+                                 "compare their sd(mu<category>_Intercept|g) in fit.summary() instead")
         if d.parts:
             raise HierbayesError(f"the ICC is undefined when {d.parts[0].part} has a formula of its own: the residual "
                                  "variance differs by row, so no one share of the variance is the groups'; compare "

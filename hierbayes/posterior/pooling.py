@@ -436,6 +436,10 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
     True
     """
     design, family = fit.model.design, fit.model.family
+    if family.nominal:
+        raise HierbayesError(f"fit.pooling() compares one linear predictor with its no- and complete-pooling fits; "
+                             f"the {family.name!r} family has one per category after the first, each with its own "
+                             f"group effects: read them with fit.group_effects({factor!r}, part='mu<category>')")
     k = check_coefficient(design, factor, term)
     if design.additions:
         terms = " + ".join(str(a) for a in design.spec.response.additions if a.term != "trials")

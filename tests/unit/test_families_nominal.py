@@ -12,11 +12,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
+import xarray as xr
 from scipy import stats
 
 import hierbayes as hb
 from hierbayes.errors import DataError, DataWarning, FormulaError
+from hierbayes.model.data import response_name
 from hierbayes.posterior.predict import new_rows, predict_rows
 from hierbayes.specification.families import get_family
 from hierbayes.specification.likelihood import draw, log_likelihood
@@ -162,3 +165,23 @@ def test_a_formula_for_a_category_the_model_does_not_have_names_the_ones_it_has(
         hb.Model(hb.Formula("mode ~ x", mutram="~ 1"), choices, family="categorical")
     with pytest.raises(FormulaError, match=r"ID shared across formula parts"):
         hb.Model("mode ~ x + (1 | p | g)", choices, family="categorical")
+
+
+@pytest.mark.parametrize("formula, family", [("mode ~ x + (1 | g)", "categorical"),
+                                             ("cbind(bus, car, walk) ~ x + (1 | g)", "multinomial")])
+def test_loos_log_likelihood_is_the_sampled_models_own_log_density(choices, formula, family):
+    model = hb.Model(formula, choices, family=family)
+    pymc_model = model.pymc_model
+    names = [v.name for v in pymc_model.free_RVs + pymc_model.deterministics]  # not the response
+    python = {"mode": "FAST_COMPILE"}  # PyTensor's Python linker: the same numbers, no compile
+    prior = pm.sample_prior_predictive(draws=20, model=pymc_model, var_names=names, random_seed=1,
+                                       compile_kwargs=python)
+    draws = xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()})
+    fit = hb.Fit(model, draws.copy(), sampler="prior draws")
+    fit.add_log_likelihood()
+    name = response_name(model.design)
+    theirs = pm.compute_log_likelihood(draws, model=pymc_model, extend_inferencedata=False, progressbar=False,
+                                       compile_kwargs=python)[name].transpose("chain", "draw", ...).values
+    ours = fit.idata["log_likelihood"][name].values
+    assert ours.shape == theirs.shape == (1, 20, len(choices))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10)

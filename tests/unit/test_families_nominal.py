@@ -185,3 +185,10 @@ def test_loos_log_likelihood_is_the_sampled_models_own_log_density(choices, form
     ours = fit.idata["log_likelihood"][name].values
     assert ours.shape == theirs.shape == (1, 20, len(choices))
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+
+
+def test_calibration_says_it_does_not_simulate_a_nominal_family_yet(choices):
+    from hierbayes.lessons.calibration import calibrate
+
+    with pytest.raises(hb.HierbayesError, match="does not simulate the nominal 'categorical' family's categories"):
+        calibrate("mode ~ x", choices, family="categorical", n_sims=2)

@@ -134,9 +134,13 @@ CASES = {
                                   change=lambda d: d.assign(bus=1, car=d["Days"] + 0.5, walk=3),
                                   message=r"response 'car' must hold non-negative whole counts; found 0\.5 on 180 rows"),
     "multinomial-zero-total": Case("cbind(bus, car, walk) ~ Days + (1 | Subject)", family="multinomial",
-                                   change=lambda d: d.assign(bus=0, car=0, walk=np.where(d["Days"] == 0, 0, 2)),
+                                   change=lambda d: d.assign(**dict.fromkeys(["bus", "car", "walk"],
+                                                                             np.where(d["Days"] == 0, 0, 2))),
                                    message=r"response 'cbind\(bus, car, walk\)' must have a positive total in every "
                                            r"row .*; found 0 on 18 rows"),
+    "multinomial-empty-category": Case("cbind(bus, car, walk) ~ Days + (1 | Subject)", family="multinomial",
+                                       change=lambda d: d.assign(bus=1, car=d["Days"], walk=0),
+                                       message=r"count column 'walk' is 0 in every row: its category never occurs"),
     "multinomial-two-columns": Case("cbind(bus, car) ~ Days + (1 | Subject)", family="multinomial",
                                     error=FormulaError, change=lambda d: d.assign(bus=1, car=2),
                                     message=r"the multinomial family needs three or more count columns, "

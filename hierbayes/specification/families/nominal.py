@@ -145,13 +145,16 @@ def count_columns(response: Response, columns) -> tuple:
 
 def count_matrix(data: pd.DataFrame, family: Family) -> np.ndarray:
     """A multinomial response's counts ``(N, K)``, one column per category; a :class:`DataError` naming the column
-    for values that are not numbers, negative or not whole."""
+    for values that are not numbers, negative or not whole, or a category that never occurs."""
     for column in family.categories:
         values = data[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             raise DataError(f"count column {column!r} must hold whole numbers; it holds {values.dtype} values")
         bad = (values < 0) | (values != np.round(values))
         refuse_rows(values.to_numpy(dtype=float), bad.to_numpy(), column, "hold non-negative whole counts")
+        if not (values > 0).any():
+            raise DataError(f"count column {column!r} is 0 in every row: its category never occurs, so its linear "
+                            "predictor cannot be estimated; leave it out of cbind()")
     return data[list(family.categories)].to_numpy(dtype=np.float64)
 
 

@@ -194,3 +194,17 @@ def test_calibration_says_it_does_not_simulate_a_nominal_family_yet(choices):
 
     with pytest.raises(hb.HierbayesError, match="does not simulate the nominal 'categorical' family's categories"):
         calibrate("mode ~ x", choices, family="categorical", n_sims=2)
+
+
+def test_weights_multiply_each_rows_categorical_log_density_and_other_addition_terms_are_refused(choices):
+    weights = np.random.default_rng(5).integers(1, 4, len(choices)).astype(float)
+    weighted = hb.Model("mode | weights(w) ~ x", choices.assign(w=weights), family="categorical").pymc_model
+    plain = hb.Model("mode ~ x", choices, family="categorical").pymc_model
+    start = plain.initial_point()
+    rows = plain.compile_logp(vars=[plain["mode"]], sum=False)(start)[0]
+    total = weighted.compile_logp(vars=[weighted["mode"]])(weighted.initial_point())
+    np.testing.assert_allclose(total, np.sum(weights * rows), rtol=1e-12)
+    with pytest.raises(FormulaError, match=r"cens\(x\): the categorical family's response cannot be censored"):
+        hb.Model("mode | cens(x) ~ x", choices, family="categorical")
+    with pytest.raises(FormulaError, match=r"weights\(x\): the multinomial family's counts take no addition term"):
+        hb.Model("cbind(bus, car, walk) | weights(x) ~ x", choices, family="multinomial")

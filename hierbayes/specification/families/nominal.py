@@ -61,6 +61,11 @@ def _categorical_like(name, eta, mean, params, observed, trials, dims):
     return pm.Categorical(name, logit_p=category_logits(eta, params), observed=observed, shape=observed.shape)
 
 
+def _categorical_distribution(mean, params, trials):
+    """The categorical response's distribution, which ``weights()`` wraps: the reference's linear predictor is 0."""
+    return pm.Categorical.dist(logit_p=category_logits(pt.zeros_like(mean), params))
+
+
 def _multinomial_like(name, eta, mean, params, observed, trials, dims):
     return pm.Multinomial(name, n=trials, p=pt.special.softmax(category_logits(eta, params), axis=-1),
                           observed=observed, shape=observed.shape)
@@ -201,9 +206,9 @@ def _response_categories(spec: ModelSpec, data: pd.DataFrame, family: Family) ->
     response = spec.response
     if family.needs_trials:  # multinomial
         return count_columns(response, data.columns)
-    if response.is_cbind or response.additions:
-        raise FormulaError(f"the {family.name} family takes one response column of categories, without cbind() or "
-                           f"addition terms; for counts of each category use family='multinomial'")
+    if response.is_cbind or response.counts:
+        raise FormulaError(f"the {family.name} family takes one response column of categories, without cbind(); for "
+                           "counts of each category use family='multinomial'")
     if response.expr not in data.columns:
         raise DataError(f"the {family.name} family's response must be a column of the data; {response.expr!r} is not "
                         "one (compute it as a column first)")
@@ -215,6 +220,7 @@ register_family(Family(
     parameters=(),
     default_priors=lambda r: {},
     likelihood=_categorical_like,
+    distribution=_categorical_distribution,
     check_response=check_real,
     nominal=True,
 ))

@@ -208,3 +208,30 @@ def test_weights_multiply_each_rows_categorical_log_density_and_other_addition_t
         hb.Model("mode | cens(x) ~ x", choices, family="categorical")
     with pytest.raises(FormulaError, match=r"weights\(x\): the multinomial family's counts take no addition term"):
         hb.Model("cbind(bus, car, walk) | weights(x) ~ x", choices, family="multinomial")
+
+
+def prior_fit(model: hb.Model) -> hb.Fit:
+    """A Fit whose 'posterior' is prior draws: enough to read predictions without sampling."""
+    prior = model.sample_prior_predictive(draws=30, seed=2)["prior"].to_dataset()
+    return hb.Fit(model, xr.DataTree.from_dict({"posterior": prior}), sampler="prior draws")
+
+
+@pytest.mark.parametrize("formula, family", [("mode ~ x + side", "categorical"),
+                                             ("cbind(bus, car, walk) ~ x + side", "multinomial")])
+def test_interpretation_functions_give_one_row_per_category(choices, formula, family):
+    fit = prior_fit(hb.Model(formula, choices.assign(side=np.where(choices.index % 2, "left", "right")),
+                             family=family))
+    means = fit.marginal_means("side")  # within each category, as within a by group
+    assert means[["category", "side"]].values.tolist() == [[c, s] for c in ("bus", "car", "walk")
+                                                           for s in ("left", "right")]
+    np.testing.assert_allclose(means.groupby("side")["estimate"].sum(), 1.0)  # each level's probabilities
+    shares = fit.predictions(by=True)
+    assert shares["category"].tolist() == ["bus", "car", "walk"]
+    np.testing.assert_allclose(shares["estimate"].sum(), 1.0)
+    change = fit.comparisons("side")
+    assert change["category"].tolist() == ["bus", "car", "walk"] and abs(change["estimate"].sum()) < 1e-12
+    assert fit.slopes("x")["category"].tolist() == ["bus", "car", "walk"]
+    rows = fit.predictions({"x": [0.0, 1.0]})
+    assert rows[["x", "category"]].values.tolist() == [[x, c] for x in (0.0, 1.0) for c in ("bus", "car", "walk")]
+    with pytest.raises(hb.HierbayesError, match=r"scale='link' is one linear predictor"):
+        fit.predictions(scale="link")

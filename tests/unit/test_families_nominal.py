@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -23,6 +24,7 @@ from hierbayes.model.data import response_name
 from hierbayes.posterior.predict import new_rows, predict_rows
 from hierbayes.specification.families import get_family
 from hierbayes.specification.likelihood import draw, log_likelihood
+from hierbayes.viz.effects import effect_lines
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -235,3 +237,8 @@ def test_interpretation_functions_give_one_row_per_category(choices, formula, fa
     assert rows[["x", "category"]].values.tolist() == [[x, c] for x in (0.0, 1.0) for c in ("bus", "car", "walk")]
     with pytest.raises(hb.HierbayesError, match=r"scale='link' is one linear predictor"):
         fit.predictions(scale="link")
+    figure = fit.conditional_effects("x")  # one line per category, whose probabilities sum to 1 along x
+    lines = effect_lines(figure.axes[0])
+    assert [line.get_label() for line in lines] == ["bus", "car", "walk"]
+    np.testing.assert_allclose(sum(line.get_ydata() for line in lines), 1.0)
+    plt.close(figure)

@@ -33,13 +33,21 @@ from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames,
 from hierbayes.specification.parameters import Parameter, model_parameters
 from hierbayes.version import __version__
 
-__all__ = ["Posterior", "NO_GROUPS"]
+__all__ = ["Posterior", "NO_GROUPS", "formula_links"]
 
 NO_GROUPS = ("The model has no grouping factor (no group term such as (1 | g)), so every row shares the "
              "population-level effects: complete pooling.")
 """Said where a reader looks for group-level effects (summary, report) in a model without a group term."""
 
 LOG_LIKELIHOOD_MAX_VALUES = 50_000_000  # draws x rows kept in memory (400 MB); above it, on request only
+
+
+def formula_links(model) -> dict[str, str]:
+    """The link of each formula by what it predicts (``mu``, the mean; a family parameter), as summaries print
+    them: a nominal model's categories are on the family's link (log odds against the reference), with no mean's."""
+    family, parts = model.family, model.design.parts
+    links = {} if family.nominal else {"mu": family.link}
+    return links | {p.part: family.link if family.nominal else family.formula_link(p.part).name for p in parts}
 
 
 class Posterior:
@@ -395,7 +403,7 @@ class Posterior:
     def _sections(self, prob: float | None = None) -> list[tuple[str, pd.DataFrame]]:
         table = self.summary(prob)
         design, sections = self.model.design, []
-        for factor, fd in design.factors.items():
+        for factor, fd in design.all_factors.items():  # a nominal model's are in its categories' formulas
             rows = [p.label for p in self.parameters if p.factor == factor]
             sections.append((f"~{factor} (levels: {len(fd.levels)})", table.loc[rows]))
         fixed = [p.label for p in self.parameters if p.cls in ("Intercept", "b")]
@@ -412,8 +420,7 @@ class Posterior:
         lo, hi = interval_names(self.prob)
         return [
             f" Family: {m.family.name}",
-            f"  Links: mu = {m.family.link}" + "".join(
-                f"; {part.part} = {m.family.formula_link(part.part).name}" for part in m.design.parts),
+            "  Links: " + "; ".join(f"{part} = {link}" for part, link in formula_links(m).items()),
             f"Formula: {m.spec.formula}",
             *(f"         {part.spec.formula}" for part in m.design.parts),
             f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"
@@ -433,7 +440,7 @@ class Posterior:
         ESS are whole numbers and R-hat has three decimals, whatever ``digits`` is.
         """
         lines = [f"WARNING: {message}" for message in self._failed_checks()] + self._header() + [""]
-        if not self.model.design.factors:
+        if not self.model.design.all_factors:
             lines += [f"Group-level effects: none. {NO_GROUPS}", ""]
         group_started = False
         for title, frame in self._sections(prob):
@@ -462,7 +469,7 @@ class Posterior:
                          "padding:0.3em 0.8em'><b>Do not trust these numbers yet:</b><ul>"
                          + "".join(f"<li>{html.escape(m)}</li>" for m in failed) + "</ul></div>")
         parts.append("<pre>" + html.escape("\n".join(self._header())) + "</pre>")
-        if not self.model.design.factors:
+        if not self.model.design.all_factors:
             parts += ["<h4>Group-level effects: none</h4>", f"<p>{html.escape(NO_GROUPS)}</p>"]
         for title, frame in self._sections():
             parts += [f"<h4>{html.escape(title)}</h4>", format_table(frame).to_html(border=0)]

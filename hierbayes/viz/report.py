@@ -36,7 +36,7 @@ import pandas as pd
 
 from hierbayes.errors import HierbayesError
 from hierbayes.posterior.diagnostics import few_levels
-from hierbayes.posterior.fit import NO_GROUPS
+from hierbayes.posterior.fit import NO_GROUPS, formula_links
 from hierbayes.posterior.summaries import format_table
 from hierbayes.specification.names import file_stem, part_label
 from hierbayes.version import __version__
@@ -181,7 +181,7 @@ def _model_table(fit) -> pd.DataFrame:
     d = m.design
     rows = {
         "formula": m.spec.formula,
-        **{f"formula for {part.part}": f"{part.spec.formula} (link: {m.family.formula_link(part.part).name})"
+        **{f"formula for {part.part}": f"{part.spec.formula} (link: {formula_links(m)[part.part]})"
            for part in d.parts},
         "family": f"{m.family.name} (link: {m.family.link})",
         "rows fitted": f"{d.n_obs}" + (f" ({d.n_dropped} dropped for missing values)" if d.n_dropped else ""),

@@ -58,6 +58,9 @@ def test_categorical_recovers_each_categorys_intercept_slope_and_group_sd(catego
 
 def test_loo_predictions_checks_interpretation_report_and_a_saved_categorical_fit(categorical_fit, tmp_path):
     fit = categorical_fit
+    text = fit.describe()
+    assert "Links: mucar = logit; muwalk = logit" in text and "         mucar ~ x + (1 | g)" in text
+    assert text.index("Group-level effects:") < text.index("sd(muwalk_Intercept|g)") < text.index("Population")
     assert np.isfinite(fit.loo(warn=False).elpd)
     probabilities = fit.predict(kind="probabilities")
     assert probabilities.dims == ("chain", "draw", "obs", "category")

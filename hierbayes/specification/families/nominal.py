@@ -198,7 +198,9 @@ def nominal_model(spec: ModelSpec, data: pd.DataFrame, family: Family) -> tuple[
     if unknown := sorted(set(own) - set(names)):
         raise FormulaError(f"the {family.name} model has no parameter {unknown[0]!r}; its linear predictors, one per "
                            f"category after the reference {categories[0]!r}, are: {', '.join(map(repr, names))}")
-    parts = tuple(own.get(name) or replace(spec, response=Response(name), parts=()) for name in names)
+    rhs = spec.formula.split("~", 1)[1]
+    parts = tuple(own.get(name) or replace(spec, formula=f"{name} ~{rhs}", response=Response(name), parts=())
+                  for name in names)
     return replace(spec, fixed="0", blocks=(), parts=parts), family
 
 

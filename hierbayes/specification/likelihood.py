@@ -14,7 +14,8 @@ with its own formula (one value per row), an ordinal family's thresholds
 (``params["thresholds"]``) as ``(..., K-1)``, ``trials`` of shape ``(N,)`` or None, and the
 response's addition data (:mod:`hierbayes.specification.additions`: weights, censoring,
 truncation bounds, known SDs), each ``(N,)`` by its argument's name; both return an array of
-``eta``'s shape.
+``eta``'s shape. A multinomial's response is its counts ``(N, K)`` (a nominal family's categories'
+linear predictors come as its parameters), and its draws have the category axis last.
 
 Examples
 --------

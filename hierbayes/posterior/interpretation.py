@@ -120,9 +120,10 @@ def per_category(fit, rows: pd.DataFrame, by, kind: str = "mean"):
     family = fit.model.family
     if not family.nominal or kind not in ("mean", "probabilities"):
         return rows, by
-    if CATEGORY_DIM in rows.columns:
+    if CATEGORY_DIM in predictor_columns(fit.model):
         raise HierbayesError(f"the {family.name} model's predictions are labelled by a {CATEGORY_DIM!r} column, and "
-                             f"the rows have a column of that name; rename it")
+                             f"a predictor has that name; rename it")
+    rows = rows.drop(columns=CATEGORY_DIM, errors="ignore")  # a response of that name: not a label
     labels = [level_label(c) for c in family.categories]
     rows = rows.loc[rows.index.repeat(len(labels))].reset_index(drop=True)
     rows[CATEGORY_DIM] = np.tile(labels, len(rows) // len(labels))

@@ -242,3 +242,11 @@ def test_interpretation_functions_give_one_row_per_category(choices, formula, fa
     assert [line.get_label() for line in lines] == ["bus", "car", "walk"]
     np.testing.assert_allclose(sum(line.get_ydata() for line in lines), 1.0)
     plt.close(figure)
+
+
+def test_a_response_named_category_is_not_taken_for_the_category_labels(choices):
+    fit = prior_fit(hb.Model("category ~ x", choices.rename(columns={"mode": "category"}), family="categorical"))
+    assert fit.predictions(by=True)["category"].tolist() == ["bus", "car", "walk"]
+    with pytest.raises(hb.HierbayesError, match="a predictor has that name; rename it"):
+        prior_fit(hb.Model("mode ~ category", choices.assign(category=choices["x"]), family="categorical")
+                  ).predictions(by=True)

@@ -380,9 +380,9 @@ def calibrate(formula: str, data: pd.DataFrame, family: str = "gaussian", *, lin
     options = {"parameterization": parameterization, **({} if collapse is None else {"collapse": collapse})}
     base = ModelDefinition(formula, data, family, link=link, priors=priors, **options)
     design, fam, fixed_priors = base.design, base.family, base.priors
-    if fam.thresholds is not None:
-        raise HierbayesError(f"calibration does not simulate the ordinal {fam.name!r} family's thresholds yet; "
-                             "calibrate a model of another family")
+    if fam.thresholds is not None or fam.nominal:
+        what = f"nominal {fam.name!r} family's categories" if fam.nominal else f"ordinal {fam.name!r} family's thresholds"
+        raise HierbayesError(f"calibration does not simulate the {what} yet; calibrate a model of another family")
     tracked = tracked_parameters(design, fam)
     rng = np.random.default_rng(seed)
 

@@ -27,6 +27,7 @@ from hierbayes.specification.columns import expand_dot, used_columns
 from hierbayes.specification.design import Design, make_design
 from hierbayes.specification.evaluation import check_namespace
 from hierbayes.specification.families import Family, get_family, with_quantile
+from hierbayes.specification.families.nominal import nominal_model
 from hierbayes.specification.formula import Formula, ModelSpec, parse
 from hierbayes.specification.parameters import check_distinct_names, default_priors, prior_targets, resolve_priors
 from hierbayes.specification.priors import Prior
@@ -123,6 +124,8 @@ class ModelDefinition:
         # the formula is checked before anything in it is evaluated; "." becomes the columns it stands for
         self.spec: ModelSpec = expand_dot(parse(formula), data.columns, self.namespace)
         self.family = response_family(self.spec.response, self.family)  # se(s): no sigma unless se(s, sigma = TRUE)
+        # categorical, multinomial: the formula once per category after the first, and the family of the categories
+        self.spec, self.family = nominal_model(self.spec, data, self.family)
         # our own copy of the columns the formula reads: later edits of the caller's DataFrame must not
         # leak into predictions, checks or saved fits
         self.data: pd.DataFrame = data[used_columns(self.spec, data.columns, self.namespace)].copy()

@@ -193,7 +193,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                 mean_intercepts.append(effects.mean_intercept)
 
         if not design.fixed_names and not design.factors:
-            eta = eta + pt.zeros_like(shared[N.RESPONSE_DATA])
+            eta = eta + pt.zeros(shared[N.RESPONSE_DATA].shape[0])  # one per row (a multinomial's y is rows x categories)
         params = {name: prior_rv(name, [name], scalar=True) if design.part_design(name) is None
                   else _parameter_formula(design.part_design(name), support, shared, prior_rv, coords)
                   for name, support in family.parameters}

@@ -40,7 +40,7 @@ import xarray as xr
 
 from hierbayes.errors import DataWarning, HierbayesError
 from hierbayes.model.data import response_name
-from hierbayes.posterior.predict import OBS_DIM, new_rows, predict, predict_rows
+from hierbayes.posterior.predict import CATEGORY_DIM, OBS_DIM, new_rows, observed_data, predict, predict_rows
 from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.columns import used_columns
 
@@ -53,7 +53,8 @@ SAMPLE_DRAWS, SAMPLE_ROWS = 100, 50_000  # predictive_sample's bounds: 5 million
 # --- predictive draws -----------------------------------------------------------------------
 
 def _obs_dataset(name: str, values: np.ndarray, coords: dict) -> xr.Dataset:
-    return xr.Dataset({name: (("chain", "draw", OBS_DIM), values)}, coords=coords)
+    """Draws of the response: dims (chain, draw, obs), and a multinomial's category."""
+    return xr.Dataset({name: (("chain", "draw", OBS_DIM, CATEGORY_DIM)[:values.ndim], values)}, coords=coords)
 
 
 def posterior_predictive(fit, seed: int | np.random.Generator | None = None) -> xr.DataArray:
@@ -66,7 +67,7 @@ def posterior_predictive(fit, seed: int | np.random.Generator | None = None) -> 
         ``observed_data`` and ``log_likelihood``).
     """
     draws = predict(fit, None, kind="response", groups="known", seed=seed)
-    coords = {"chain": draws["chain"].values, "draw": draws["draw"].values}
+    coords = {name: draws[name].values for name in draws.dims if name != OBS_DIM}
     fit.idata["posterior_predictive"] = xr.DataTree(_obs_dataset(draws.name, draws.values, coords))
     return fit.idata["posterior_predictive"][draws.name]
 
@@ -132,15 +133,16 @@ def predictive_sample(fit, max_draws: int = SAMPLE_DRAWS, max_rows: int = SAMPLE
     rows = np.sort(rng.choice(design.n_obs, size=min(int(max_rows), design.n_obs), replace=False))
     name = response_name(design)
     if "posterior_predictive" in fit.idata.children and name in fit.idata["posterior_predictive"].data_vars:
-        stored = fit.idata["posterior_predictive"][name].transpose("chain", "draw", OBS_DIM).values
-        replicated = stored.reshape(total, -1)[np.ix_(chosen, rows)]
+        stored = fit.idata["posterior_predictive"][name].transpose("chain", "draw", OBS_DIM, ...).values
+        replicated = stored.reshape(total, design.n_obs, -1)[chosen][:, rows]
     else:
         picked = post.isel(chain=xr.DataArray(chosen // draws, dims="sample"),
                            draw=xr.DataArray(chosen % draws, dims="sample"))
         picked = picked.drop_vars(["chain", "draw"], errors="ignore").rename(sample="draw").expand_dims(chain=1)
         replicated = predict_rows(fit.model, picked, new_rows(fit.model, None).take(rows), "response", "known",
                                   rng=rng).values[0]
-    return PredictiveSample(replicated, design.y[rows], total, design.n_obs)
+    # a multinomial's counts: one value per row and category
+    return PredictiveSample(replicated.reshape(len(chosen), -1), design.y[rows].ravel(), total, design.n_obs)
 
 
 def prior_predictive(model, draws: int = 500, seed: int | None = None) -> xr.DataTree:
@@ -180,7 +182,7 @@ def prior_predictive(model, draws: int = 500, seed: int | None = None) -> xr.Dat
     return xr.DataTree.from_dict({
         "prior": prior,
         "prior_predictive": _obs_dataset(name, values, coords),
-        "observed_data": xr.Dataset({name: (OBS_DIM, model.design.y)}),
+        "observed_data": observed_data(model),
     })
 
 

@@ -26,19 +26,28 @@ from hierbayes.model.collapsed import collapse_reason
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
 from hierbayes.posterior.diagnostics import check_convergence, few_levels
+from hierbayes.posterior.predict import observed_data
 from hierbayes.posterior.summaries import draw_stats, format_table, interval_names, parameter_draws, summary_table
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, FixedNames
 from hierbayes.specification.parameters import Parameter, model_parameters
 from hierbayes.version import __version__
 
-__all__ = ["Posterior", "NO_GROUPS"]
+__all__ = ["Posterior", "NO_GROUPS", "formula_links"]
 
 NO_GROUPS = ("The model has no grouping factor (no group term such as (1 | g)), so every row shares the "
              "population-level effects: complete pooling.")
 """Said where a reader looks for group-level effects (summary, report) in a model without a group term."""
 
 LOG_LIKELIHOOD_MAX_VALUES = 50_000_000  # draws x rows kept in memory (400 MB); above it, on request only
+
+
+def formula_links(model) -> dict[str, str]:
+    """The link of each formula by what it predicts (``mu``, the mean; a family parameter), as summaries print
+    them: a nominal model's categories are on the family's link (log odds against the reference), with no mean's."""
+    family, parts = model.family, model.design.parts
+    links = {} if family.nominal else {"mu": family.link}
+    return links | {p.part: family.link if family.nominal else family.formula_link(p.part).name for p in parts}
 
 
 class Posterior:
@@ -76,11 +85,10 @@ class Posterior:
         posterior = run.tree["posterior"].to_dataset()
         coords = model_coords(design)
         posterior = posterior.assign_coords({k: v for k, v in coords.items() if k in posterior.dims})
-        name = response_name(design)  # a valid DataTree name ('Reaction/1000' is not), as PyMC names it
         groups = {
             "posterior": posterior,
             "sample_stats": run.tree["sample_stats"].to_dataset(),
-            "observed_data": xr.Dataset({name: ("obs", design.y)}),
+            "observed_data": observed_data(model),
         }
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update({"hierbayes_version": __version__, "formula": str(model.formula),
@@ -332,6 +340,10 @@ class Posterior:
             or when a family parameter has its own formula (the residual variance then differs by row).
         """
         d, fam, post = self.model.design, self.model.family, self.posterior
+        if fam.nominal:
+            raise HierbayesError(f"the ICC is undefined for the {fam.name!r} family: each category after the first has "
+                                 "a linear predictor and group effects of its own, with no one residual variance; "
+                                 "compare their sd(mu<category>_Intercept|g) in fit.summary() instead")
         if d.parts:
             raise HierbayesError(f"the ICC is undefined when {d.parts[0].part} has a formula of its own: the residual "
                                  "variance differs by row, so no one share of the variance is the groups'; compare "
@@ -388,7 +400,7 @@ class Posterior:
     def _sections(self, prob: float | None = None) -> list[tuple[str, pd.DataFrame]]:
         table = self.summary(prob)
         design, sections = self.model.design, []
-        for factor, fd in design.factors.items():
+        for factor, fd in design.all_factors.items():  # a nominal model's are in its categories' formulas
             rows = [p.label for p in self.parameters if p.factor == factor]
             sections.append((f"~{factor} (levels: {len(fd.levels)})", table.loc[rows]))
         fixed = [p.label for p in self.parameters if p.cls in ("Intercept", "b")]
@@ -405,8 +417,7 @@ class Posterior:
         lo, hi = interval_names(self.prob)
         return [
             f" Family: {m.family.name}",
-            f"  Links: mu = {m.family.link}" + "".join(
-                f"; {part.part} = {m.family.formula_link(part.part).name}" for part in m.design.parts),
+            "  Links: " + "; ".join(f"{part} = {link}" for part, link in formula_links(m).items()),
             f"Formula: {m.spec.formula}",
             *(f"         {part.spec.formula}" for part in m.design.parts),
             f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"
@@ -426,7 +437,7 @@ class Posterior:
         ESS are whole numbers and R-hat has three decimals, whatever ``digits`` is.
         """
         lines = [f"WARNING: {message}" for message in self._failed_checks()] + self._header() + [""]
-        if not self.model.design.factors:
+        if not self.model.design.all_factors:
             lines += [f"Group-level effects: none. {NO_GROUPS}", ""]
         group_started = False
         for title, frame in self._sections(prob):
@@ -455,7 +466,7 @@ class Posterior:
                          "padding:0.3em 0.8em'><b>Do not trust these numbers yet:</b><ul>"
                          + "".join(f"<li>{html.escape(m)}</li>" for m in failed) + "</ul></div>")
         parts.append("<pre>" + html.escape("\n".join(self._header())) + "</pre>")
-        if not self.model.design.factors:
+        if not self.model.design.all_factors:
             parts += ["<h4>Group-level effects: none</h4>", f"<p>{html.escape(NO_GROUPS)}</p>"]
         for title, frame in self._sections():
             parts += [f"<h4>{html.escape(title)}</h4>", format_table(frame).to_html(border=0)]

@@ -25,8 +25,8 @@ import pandas as pd
 from hierbayes.errors import HierbayesError, did_you_mean
 from hierbayes.specification.evaluation import expression_variables
 
-__all__ = ["predictor_columns", "fixed_predictors", "is_categorical", "levels_of", "fitting_rows", "check_predictor",
-           "fixed_interactions",
+__all__ = ["formula_designs", "predictor_columns", "fixed_predictors", "is_categorical", "levels_of", "fitting_rows",
+           "check_predictor", "fixed_interactions",
            "data_grid", "reference_grid", "conditional_grid", "CONDITIONAL_POINTS"]
 
 CONDITIONAL_POINTS = 100  # grid points of a numeric predictor in a conditional-effects plot
@@ -34,11 +34,19 @@ CONDITIONAL_POINTS = 100  # grid points of a numeric predictor in a conditional-
 
 # --- the model's columns -------------------------------------------------------------------------
 
+def formula_designs(model) -> tuple:
+    """The designs whose formulas read the predictors: the mean's, or a nominal model's parts (one per category
+    after the first; its mean has no terms)."""
+    return model.design.parts if model.family.nominal else (model.design,)
+
+
 def _response_columns(model) -> set[str]:
     design = model.design
-    used = set(design.fixed_spec.required_variables)
-    for b in design.blocks:
-        used |= set(b.spec.required_variables) | set(b.block.factor_columns)
+    used = set()
+    for formula in formula_designs(model):
+        used |= set(formula.fixed_spec.required_variables)
+        for b in formula.blocks:
+            used |= set(b.spec.required_variables) | set(b.block.factor_columns)
     for expr, ospec in design.offset_specs:
         used |= {expr} if ospec is None else set(ospec.required_variables)
     return set(model.data.columns) - used
@@ -53,13 +61,14 @@ def predictor_columns(model) -> list[str]:
 
 def fixed_predictors(model) -> list[str]:
     """The columns of the population-level part, in the order the formula first uses them."""
-    design, columns = model.design, list(model.data.columns)
-    found: list[str] = []
-    for term in design.fixed_spec.terms:
-        for factor in term.factors:
-            if factor.expr != "1":
-                found += expression_variables(factor.expr, columns, design.context)
-    return [c for c in dict.fromkeys(found) if c in design.fixed_spec.required_variables]
+    columns, found, required = list(model.data.columns), [], set()
+    for design in formula_designs(model):
+        for term in design.fixed_spec.terms:
+            for factor in term.factors:
+                if factor.expr != "1":
+                    found += expression_variables(factor.expr, columns, design.context)
+        required |= set(design.fixed_spec.required_variables)
+    return [c for c in dict.fromkeys(found) if c in required]
 
 
 def fixed_interactions(model) -> list[tuple[str, str]]:
@@ -75,22 +84,22 @@ def fixed_interactions(model) -> list[tuple[str, str]]:
     >>> fixed_interactions(hb.Model("Reaction ~ Days * late + (1 | Subject)", df))
     [('Days', 'late')]
     """
-    design, columns = model.design, list(model.data.columns)
-    found: list[tuple[str, str]] = []
-    for term in design.fixed_spec.terms:
-        if len(term.factors) < 2:
-            continue
-        read = list(dict.fromkeys(v for factor in term.factors
-                                  for v in expression_variables(factor.expr, columns, design.context)))
-        if len(read) == 2:
-            found.append((read[0], read[1]))
+    columns, found = list(model.data.columns), []
+    for design in formula_designs(model):
+        for term in design.fixed_spec.terms:
+            if len(term.factors) < 2:
+                continue
+            read = list(dict.fromkeys(v for factor in term.factors
+                                      for v in expression_variables(factor.expr, columns, design.context)))
+            if len(read) == 2:
+                found.append((read[0], read[1]))
     return list(dict.fromkeys(found))
 
 
 def _encoder_states(model):
-    design = model.design
-    for spec in (design.fixed_spec, *(b.spec for b in design.blocks)):
-        yield from spec.encoder_state.items()
+    for design in formula_designs(model):
+        for spec in (design.fixed_spec, *(b.spec for b in design.blocks)):
+            yield from spec.encoder_state.items()
 
 
 def _categorical_state(model, column: str) -> dict | None:
@@ -109,7 +118,7 @@ def is_categorical(model, column: str) -> bool:
     values = model.data[column]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return True
-    if any(column in b.block.factor_columns for b in model.design.blocks):
+    if any(column in b.block.factor_columns for design in formula_designs(model) for b in design.blocks):
         return True
     return _categorical_state(model, column) is not None
 

@@ -47,14 +47,16 @@ from hierbayes.posterior.grids import (
     check_predictor,
     data_grid,
     fitting_rows,
+    formula_designs,
     is_categorical,
     levels_of,
     predictor_columns,
 )
-from hierbayes.posterior.predict import GROUPS, new_rows, rows_linear_predictor
+from hierbayes.posterior.predict import CATEGORY_DIM, GROUPS, new_rows, rows_linear_predictor
 from hierbayes.posterior.summaries import draw_stats
+from hierbayes.specification.design import level_label
 
-__all__ = ["predictions", "comparisons", "slopes", "frame_draws", "group_average", "summarise", "counterfactuals",
+__all__ = ["predictions", "comparisons", "slopes", "frame_draws", "per_category", "group_average", "summarise", "counterfactuals",
            "Counterfactual", "SCALES", "COMPARISONS", "ROW_DIM", "SLOPE_STEP"]
 
 SCALES = ("response", "link")
@@ -97,12 +99,37 @@ def frame_draws(fit, frames: Sequence[pd.DataFrame], *, kind: str = "mean", grou
     _check_scale(scale, kind, groups)
     data = pd.concat(list(frames), ignore_index=True)
     if scale == "link":
+        if fit.model.family.nominal:
+            raise HierbayesError(f"scale='link' is one linear predictor, and the {fit.model.family.name!r} family has "
+                                 "one per category after the first: predict it with kind='mu<category>'")
         rows = new_rows(fit.model, data, groups, kind)
         values = rows_linear_predictor(fit.model, fit.posterior, rows, groups, rng=np.random.default_rng(seed))
     else:
         values = fit.predict(data, kind, groups, seed=seed).values
     cuts = np.cumsum([len(f) for f in frames])[:-1]
+    if values.ndim == 4:  # a nominal family's probabilities: one per row and category, rows first (per_category)
+        values = values.reshape(*values.shape[:2], -1)
+        cuts = cuts * len(fit.model.family.categories)
     return np.split(values, cuts, axis=-1)
+
+
+def per_category(fit, rows: pd.DataFrame, by, kind: str = "mean"):
+    """The rows and ``by`` of a nominal family's predictions, which are one per row and category: each row
+    repeated per category with a ``category`` column, and ``category`` added to ``by`` (alone for ``True``);
+    other families' unchanged."""
+    family = fit.model.family
+    if not family.nominal or kind not in ("mean", "probabilities"):
+        return rows, by
+    if CATEGORY_DIM in predictor_columns(fit.model):
+        raise HierbayesError(f"the {family.name} model's predictions are labelled by a {CATEGORY_DIM!r} column, and "
+                             f"a predictor has that name; rename it")
+    rows = rows.drop(columns=CATEGORY_DIM, errors="ignore")  # a response of that name: not a label
+    labels = [level_label(c) for c in family.categories]
+    rows = rows.loc[rows.index.repeat(len(labels))].reset_index(drop=True)
+    rows[CATEGORY_DIM] = np.tile(labels, len(rows) // len(labels))
+    if by is None or by is False:
+        return rows, by
+    return rows, [CATEGORY_DIM] if by is True else [*([by] if isinstance(by, str) else by), CATEGORY_DIM]
 
 
 def _by_columns(by, frame: pd.DataFrame) -> list[str]:
@@ -164,8 +191,10 @@ def _rows(model, newdata) -> pd.DataFrame:
 
 def _named(fit, rows: pd.DataFrame, groups: str) -> pd.DataFrame:
     """The columns that name each row: its predictors (not the grouping columns, for population predictions)."""
-    unused = set() if groups != "population" else {c for b in fit.model.design.blocks for c in b.block.factor_columns}
-    return rows[[c for c in rows.columns if c in predictor_columns(fit.model) and c not in unused] or list(rows.columns)]
+    unused = set() if groups != "population" else {c for d in formula_designs(fit.model) for b in d.blocks
+                                                   for c in b.block.factor_columns}
+    named = [*predictor_columns(fit.model), CATEGORY_DIM]  # a nominal family's category
+    return rows[[c for c in rows.columns if c in named and c not in unused] or list(rows.columns)]
 
 
 # --- predictions ----------------------------------------------------------------------------------
@@ -211,6 +240,7 @@ def predictions(fit, newdata=None, by=None, groups: str = "population", kind: st
     """
     rows = _rows(fit.model, newdata)
     (values,) = frame_draws(fit, [rows], kind=kind, groups=groups, scale=scale, seed=seed)
+    rows, by = per_category(fit, rows, by, kind)
     labels, averaged = group_average(values, _named(fit, rows, groups) if by is None else rows, by)
     return summarise(fit, labels, averaged, prob, draws)
 
@@ -365,10 +395,11 @@ def comparisons(fit, variables, by=None, comparison: str | Callable = "differenc
         raise HierbayesError(f"comparison must be one of {list(COMPARISONS)} or a function f(hi, lo), "
                              f"not {comparison!r}")
     rows = _rows(fit.model, newdata)
-    by = True if by is None else by
-    named = _named(fit, rows, groups) if by is False else rows
+    cases = counterfactuals(fit.model, rows, variables)
+    named, by = per_category(fit, rows, True if by is None else by, kind)
+    named = _named(fit, named, groups) if by is False else named
     parts = []
-    for case, lo, hi in _compared(fit, rows, counterfactuals(fit.model, rows, variables), groups, kind, scale, seed):
+    for case, lo, hi in _compared(fit, rows, cases, groups, kind, scale, seed):
         labels, lo_avg = group_average(lo, named, by)
         _, hi_avg = group_average(hi, named, by)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -424,8 +455,8 @@ def slopes(fit, variables, by=None, groups: str = "population", kind: str = "mea
         x = rows[v].to_numpy(dtype=float)
         cases.append(Counterfactual(v, v, v, x - h / 2, x + h / 2))
         steps.append(h)
-    by = True if by is None else by
-    named = _named(fit, rows, groups) if by is False else rows
+    named, by = per_category(fit, rows, True if by is None else by, kind)
+    named = _named(fit, named, groups) if by is False else named
     parts = []
     for (case, lo, hi), h in zip(_compared(fit, rows, cases, groups, kind, scale, seed), steps):
         labels, slope = group_average((hi - lo) / h, named, by)

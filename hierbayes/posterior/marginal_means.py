@@ -28,7 +28,8 @@ import pandas as pd
 
 from hierbayes.errors import HierbayesError
 from hierbayes.posterior.grids import check_predictor, is_categorical, levels_of, reference_grid
-from hierbayes.posterior.interpretation import frame_draws, group_average, summarise
+from hierbayes.posterior.interpretation import frame_draws, group_average, per_category, summarise
+from hierbayes.posterior.predict import CATEGORY_DIM
 
 __all__ = ["marginal_means", "contrasts", "polynomial_contrasts", "contrast_matrix"]
 
@@ -44,9 +45,12 @@ def _mean_draws(fit, specs, by, scale: str) -> tuple[pd.DataFrame, np.ndarray, l
                                  f"numeric; for chosen values of it use predictions({{{c!r}: [...]}}, by={c!r})")
     grid = reference_grid(fit.model, [*specs, *by_columns])
     (values,) = frame_draws(fit, [grid], groups="population", scale=scale)
+    grid, columns = per_category(fit, grid, [*by_columns, *specs])  # a nominal family's: within each category
+    by_columns = [c for c in columns if c not in specs]
     labels, means = group_average(values, grid, [*by_columns, *specs])
     # the model's order of the levels (the reference level first), not the sorted one
-    position = {c: {level: k for k, level in enumerate(levels_of(fit.model, c))} for c in labels.columns}
+    position = {c: {level: k for k, level in enumerate(levels_of(fit.model, c) if c != CATEGORY_DIM else
+                                                       pd.unique(grid[c]))} for c in labels.columns}
     order = sorted(range(len(labels)), key=lambda i: tuple(position[c][labels[c].iloc[i]] for c in labels.columns))
     return labels.iloc[order].reset_index(drop=True), means[..., order], by_columns
 

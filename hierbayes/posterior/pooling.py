@@ -451,7 +451,12 @@ def pooling(fit, factor: str, term: str = "Intercept", prob: float | None = None
     >>> bool(table["pooling_factor"].between(0, 1).all())
     True
     """
-    design, family = fit.model.design.check_part(part), fit.model.family
+    family = fit.model.family
+    if family.nominal:
+        raise HierbayesError(f"fit.pooling() compares one linear predictor with its no- and complete-pooling fits; "
+                             f"the {family.name!r} family has one per category after the first, each with its own "
+                             f"group effects: read them with fit.group_effects({factor!r}, part='mu<category>')")
+    design = fit.model.design.check_part(part)
     k = check_coefficient(design, factor, term)
     if fit.model.design.additions:
         terms = " + ".join(str(a) for a in fit.model.spec.response.additions if a.term != "trials")

@@ -57,18 +57,18 @@ from hierbayes.specification.linear_predictor import design_effects, fixed_effec
 from hierbayes.specification.names import THRESHOLD_DIM, THRESHOLDS, FactorNames, cor_pair
 from hierbayes.specification.readers import as_pandas
 
-__all__ = ["NewRows", "new_rows", "new_level_effects", "predict", "predict_rows", "rows_linear_predictor",
+__all__ = ["NewRows", "new_rows", "observed_data", "new_level_effects", "predict", "predict_rows", "rows_linear_predictor",
            "predict_summary", "family_parameter_draws",
            "KINDS", "GROUPS"]
 
 KINDS = ("mean", "response")
-ORDINAL_KINDS = ("probabilities",)  # an ordinal family's too
+ORDINAL_KINDS = ("probabilities",)  # an ordinal or nominal family's too
 KIND_ALIASES = {"prediction": "response", "epred": "mean"}
 """brms's words for the kinds: its ``predict()``/``posterior_predict()`` draws the response (our
 ``"response"``), its ``fitted()``/``posterior_epred()`` the expected value (our ``"mean"``)."""
 GROUPS = ("known", "population", "new")
 OBS_DIM = "obs"
-CATEGORY_DIM = "category"  # an ordinal response's categories, in kind="probabilities"
+CATEGORY_DIM = "category"  # an ordinal or nominal response's categories, in kind="probabilities"
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,8 @@ def _response_texts(design: Design, needs_trials: bool) -> dict[str, str]:
     texts = dict(drawn_arguments(r))
     if needs_trials and r.is_cbind:
         texts.update(successes=r.expr, failures=r.failures)
+    elif needs_trials and r.counts and r.addition("trials") is None:  # a multinomial's total: its counts' sum
+        texts.update({f"count {column}": column for column in r.counts})
     elif needs_trials:
         texts["trials"] = r.addition("trials").get("trials")
     return texts
@@ -273,6 +275,8 @@ def new_rows(model, data: pd.DataFrame | None, groups: str = "known", kind: str 
             values[arg] = np.full(len(data), float(text)) if is_number(text) else \
                 column_values(text, data, f"{arg} {text!r} on the new data", design.context)
     trials = values.pop("trials", None)
+    if counts := [values.pop(key) for key in list(values) if key.startswith("count ")]:
+        trials = np.sum(counts, axis=0)
     if "failures" in values:
         trials = values.pop("successes") + values.pop("failures")
     index = pd.Index(data.index, name=OBS_DIM)
@@ -413,8 +417,16 @@ def family_parameter_draws(model, posterior: xr.Dataset, rows: NewRows | None = 
     return out
 
 
+def observed_data(model) -> xr.Dataset:
+    """The fitting rows' response as a fit records it (``observed_data``), named as the PyMC variable: dim ``obs``,
+    and ``category`` for a multinomial's counts of each category."""
+    y = model.design.y
+    coords = {CATEGORY_DIM: [level_label(c) for c in model.family.categories]} if y.ndim == 2 else {}
+    return xr.Dataset({response_name(model.design): ((OBS_DIM, CATEGORY_DIM)[:y.ndim], y)}, coords=coords)
+
+
 def _check_options(model, kind: str, groups: str) -> None:
-    ordinal = ORDINAL_KINDS if model.family.thresholds is not None else ()
+    ordinal = ORDINAL_KINDS if model.family.thresholds is not None or model.family.nominal else ()
     kinds = (*KINDS, *ordinal, *(name for name, _ in model.family.parameters))
     if kind not in kinds:
         raise HierbayesError(f"kind must be one of {kinds}, not {kind!r}")
@@ -442,7 +454,11 @@ def predict(fit, data: pd.DataFrame | None = None, kind: str = "mean", groups: s
         has a score (its number for a numeric response, else its position 1 .. K):
         ``"response"`` draws scores, ``"mean"`` is ``sum_k score_k P(y = k)`` (brms's
         ``conditional_effects``), and ``"probabilities"`` gives every ``P(y = k)``, with a
-        ``category`` dim after ``obs`` (ordinal families only).
+        ``category`` dim after ``obs`` (ordinal families only). For a nominal family
+        (``categorical``, ``multinomial``), ``"mean"`` and ``"probabilities"`` both give every
+        ``P(y = k)`` (with the ``category`` dim), ``"response"`` draws a category's position
+        0 .. K-1 in ``fit.model.family.categories`` (categorical) or the counts of each category
+        (multinomial, with the ``category`` dim), and a part's name (``"mucar"``) its linear predictor.
     groups : {"known", "population", "new"}
         Where group effects come from; see :mod:`hierbayes.posterior.predict`.
     allow_new_levels : bool
@@ -488,8 +504,13 @@ def predict_rows(model, post: xr.Dataset, rows: NewRows, kind: str = "mean", gro
     ordinal = family.thresholds is not None
     # the family's parameters only where they are needed (a location family's mean is the inverse link)
     params = family_parameter_draws(model, post, rows, groups, allow_new_levels=allow_new_levels, rng=rng) \
-        if kind != "mean" or family.expected_value or ordinal else {}
-    if kind == "probabilities" or (kind == "mean" and ordinal):
+        if kind != "mean" or family.expected_value or ordinal or family.nominal else {}
+    if family.nominal and kind in ("mean", "probabilities", "response"):
+        values = family.nominal_probabilities(eta, params) if kind != "response" else \
+            family.draw(rng, eta, params, trials, rows.additions)
+        if kind != "response" or values.ndim > eta.ndim:  # a multinomial's counts have the category axis too
+            dims, coords[CATEGORY_DIM] = (*dims, CATEGORY_DIM), [level_label(c) for c in family.categories]
+    elif kind == "probabilities" or (kind == "mean" and ordinal):
         values = family.category_probabilities(eta, params.get(THRESHOLDS))
         if kind == "mean":  # an ordinal response's expected score
             values = values @ design.category_scores
@@ -515,7 +536,7 @@ def predict_summary(fit, data: pd.DataFrame | None = None, kind: str = "mean", g
     Takes the arguments of :func:`predict`, plus ``prob`` (the interval's mass,
     the fit's by default). The index is the index of ``data``.
     """
-    if kind == "probabilities":
+    if kind == "probabilities" or (fit.model.family.nominal and kind not in dict(fit.model.family.parameters)):
         raise HierbayesError("predict_summary summarises one number per row; for the category probabilities use "
                              "fit.predict(kind='probabilities').mean(('chain', 'draw'))")
     draws = predict(fit, data, kind, groups, allow_new_levels=allow_new_levels, seed=seed)

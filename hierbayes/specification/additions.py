@@ -77,7 +77,9 @@ def check_additions(response: Response, family) -> None:
         if a.term == "se" and family.name != "gaussian":
             raise FormulaError(f"{term} is a known standard error of a gaussian response; the {family.name} family "
                                "does not take it")
-        if a.term in ("cens", "trunc") and family.threshold_model:
+        if a.term != "trials" and family.nominal and family.needs_trials:
+            raise FormulaError(f"{term}: the {family.name} family's counts take no addition term but trials()")
+        if a.term in ("cens", "trunc") and (family.threshold_model or family.nominal):
             raise FormulaError(f"{term}: the {family.name} family's response cannot be censored or truncated")
         if a.term in ("weights", "cens", "trunc") and family.distribution is None:
             raise FormulaError(f"{term} needs the {family.name} family's distribution, which it was registered "

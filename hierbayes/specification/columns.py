@@ -100,7 +100,8 @@ def expression_columns(spec: ModelSpec, columns: list, namespace: Collection[str
 
 def _response_columns(spec: ModelSpec, columns: list, namespace: Collection[str]) -> list[str]:
     out: list[str] = []
-    for expr in (spec.response.expr, spec.response.failures, *spec.response.addition_expressions):
+    exprs = spec.response.counts or (spec.response.expr, spec.response.failures)  # a multinomial's count columns
+    for expr in (*exprs, *spec.response.addition_expressions):
         if expr is not None:
             text = _value_text(expr, columns)
             out += [expr] if text is None else formula_variables(text, columns, namespace, spec.formula)

@@ -41,6 +41,7 @@ from hierbayes.specification.additions import addition_data, check_additions
 from hierbayes.specification.columns import as_arithmetic, expand_dot, expression_columns, used_columns
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables
 from hierbayes.specification.families import Family
+from hierbayes.specification.families.nominal import count_matrix, nominal_codes
 from hierbayes.specification.families.ordinal import category_codes, category_scores, ordinal_response
 from hierbayes.specification.formula import Block, ModelSpec, check_parts
 from hierbayes.specification.readers import as_pandas
@@ -355,7 +356,12 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     _check_numbers_stored_as_text(spec, data, columns)
 
     expr, categories = spec.response.expr, ()
-    if family.thresholds is None:
+    if family.nominal:  # each row's category position 0 .. K-1, or a multinomial's counts (N, K)
+        y = count_matrix(data, family) if family.needs_trials else nominal_codes(data[expr], family, expr)
+    elif spec.response.counts:
+        raise DataError(f"{expr} has {len(spec.response.counts)} count columns: the response of family='multinomial', "
+                        f"not {family.name!r}")
+    elif family.thresholds is None:
         y, _ = _single_column(expr, data, "response", context)
     else:  # each row's category score, and the categories in order
         if spec.response.is_cbind:
@@ -372,6 +378,8 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     elif (n := spec.response.addition("trials")) is not None:
         trials = column_values(n.get("trials"), data, "trials()", context)
         _check_counts_column(trials, n.get("trials"), "trials")
+    elif spec.response.counts:  # a multinomial's total: the row sums
+        trials = y.sum(axis=1)
     elif family.needs_trials:
         raise DataError(f"the {family.name} family needs the response as cbind(successes, failures) or "
                         "successes | trials(n)")

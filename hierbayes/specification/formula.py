@@ -94,12 +94,14 @@ class Addition:
 
 @dataclass(frozen=True)
 class Response:
-    """The left-hand side: one expression, or ``cbind(successes, failures)``, with brms's addition
+    """The left-hand side: one expression, or ``cbind(successes, failures)``, or ``cbind(y1, y2, y3, ...)`` (a
+    multinomial's ``counts``, one column per category; ``expr`` is then the whole text), with brms's addition
     terms after ``|`` (:class:`Addition`)."""
 
     expr: str
     failures: str | None = None
     additions: tuple[Addition, ...] = ()
+    counts: tuple[str, ...] = ()
 
     @property
     def is_cbind(self) -> bool:
@@ -452,8 +454,11 @@ def _parse_response(lhs: str, pos: int, formula: str) -> Response:
     if arg is None:
         return Response(lhs, additions=additions)
     parts = [_strip(p, o) for p, o in _split_top_level(arg, ",", pos + lhs.index("(") + 1, formula)]
-    if len(parts) != 2 or not all(p for p, _ in parts):
-        raise FormulaError("cbind() takes two columns: cbind(successes, failures)", formula, pos)
+    if len(parts) < 2 or not all(p for p, _ in parts):
+        raise FormulaError("cbind() takes two columns, cbind(successes, failures), or one count column per category "
+                           "of a multinomial response, cbind(y1, y2, y3)", formula, pos)
+    if len(parts) > 2:  # a multinomial's counts
+        return Response(lhs, additions=additions, counts=tuple(p for p, _ in parts))
     if any(a.term == "trials" for a in additions):
         raise FormulaError("cbind(successes, failures) already gives the trials; drop trials() or write "
                            "successes | trials(n)", formula, pos)

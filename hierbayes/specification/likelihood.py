@@ -14,7 +14,8 @@ with its own formula (one value per row), an ordinal family's thresholds
 (``params["thresholds"]``) as ``(..., K-1)``, ``trials`` of shape ``(N,)`` or None, and the
 response's addition data (:mod:`hierbayes.specification.additions`: weights, censoring,
 truncation bounds, known SDs), each ``(N,)`` by its argument's name; both return an array of
-``eta``'s shape.
+``eta``'s shape. A multinomial's response is its counts ``(N, K)`` (a nominal family's categories'
+linear predictors come as its parameters), and its draws have the category axis last.
 
 Examples
 --------
@@ -52,6 +53,9 @@ class Family(Protocol):
 
     parameters: tuple[tuple[str, str], ...]
     thresholds: Any
+    nominal: bool
+    needs_trials: bool
+    categories: tuple
 
     def observed_variable(self, name: str, eta: Any, params: dict, observed: Any, trials: Any = None,
                           dims: Any = None, additions: Mapping[str, Any] | None = None) -> Any: ...
@@ -66,7 +70,8 @@ def _graph(family: Family, has_trials: bool, roles: tuple[str, ...] = (), by_row
     an ordinal family's thresholds are draws x (K-1) where the model has one vector).
     """
     eta = pt.matrix("eta", dtype="float64")
-    y = pt.vector("y", dtype="float64")
+    counts = _counts(family)
+    y = pt.matrix("y", dtype="float64") if counts else pt.vector("y", dtype="float64")
     trials = pt.vector("trials", dtype="float64") if has_trials else None
     params = {name: pt.tensor(name, shape=(None, None if name in by_row else 1), dtype="float64")
               for name, _ in family.parameters}
@@ -74,8 +79,8 @@ def _graph(family: Family, has_trials: bool, roles: tuple[str, ...] = (), by_row
         params[THRESHOLDS] = pt.matrix(THRESHOLDS, dtype="float64")
     additions = {role: pt.vector(role, dtype="float64") for role in roles}
     with pm.Model() as model:
-        variable = family.observed_variable("observed", eta, params, pt.broadcast_to(y, eta.shape), trials,
-                                            additions=additions)
+        observed = pt.broadcast_to(y, (*eta.shape, counts) if counts else eta.shape)
+        variable = family.observed_variable("observed", eta, params, observed, trials, additions=additions)
         logp = model.logp(vars=[variable], sum=False)[0]
     inputs = [eta, y, *([trials] if has_trials else []), *params.values(), *additions.values()]
     return inputs, variable, logp
@@ -100,6 +105,11 @@ def _draw_function(family: Family, has_trials: bool, roles: tuple[str, ...] = ()
     return function, list(updates)
 
 
+def _counts(family: Family) -> int:
+    """The number of count columns of a multinomial response (its categories), else 0: the response is a vector."""
+    return len(family.categories) if family.nominal and family.needs_trials else 0
+
+
 def _by_row(family: Family, eta: np.ndarray, params: Mapping[str, np.ndarray]) -> frozenset[str]:
     """The parameters given one value per row (``(..., N)``, N > 1): those with formulas of their own."""
     n = np.shape(eta)[-1]
@@ -114,7 +124,8 @@ def _arguments(family: Family, eta: np.ndarray, y: np.ndarray | None, params: Ma
     eta = np.asarray(eta, dtype=float)
     lead, n = eta.shape[:-1], eta.shape[-1]
     by_row = _by_row(family, eta, params)
-    args = [eta.reshape(-1, n), np.zeros(n) if y is None else np.asarray(y, dtype=float)]
+    shape = (n, _counts(family)) if _counts(family) else (n,)
+    args = [eta.reshape(-1, n), np.zeros(shape) if y is None else np.asarray(y, dtype=float)]
     if trials is not None:
         args.append(np.broadcast_to(np.asarray(trials, dtype=float), (n,)))
     for name, _ in family.parameters:
@@ -170,4 +181,5 @@ def draw(family: Family, rng: np.random.Generator, eta: np.ndarray, params: Mapp
     function, generators = _draw_function(family, trials is not None, tuple(additions), _by_row(family, eta, params))
     pm.pytensorf.reseed_rngs(generators, int(rng.integers(2**63)))
     args = _arguments(family, eta, None, params, trials, additions)
-    return np.asarray(function(*args), dtype=float).reshape(np.shape(eta))
+    counts = (_counts(family),) if _counts(family) else ()  # a multinomial's draws: counts of each category
+    return np.asarray(function(*args), dtype=float).reshape(*np.shape(eta), *counts)

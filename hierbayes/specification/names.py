@@ -49,7 +49,7 @@ from dataclasses import astuple, dataclass
 
 __all__ = ["FactorNames", "FixedNames", "part_label", "part_class", "safe_name", "factor_dim", "coef_dim", "cor_dim", "effects_var", "group_effect_label",
            "corr_chol", "prior_data", "kind_variable", "prior_variables", "log_value", "logodds_value", "cor_pair", "response_name", "is_row_data",
-           "model_names", "threshold_label", "threshold_coords", "ordered_value",
+           "model_names", "threshold_label", "threshold_coords", "ordered_value", "category_part", "CATEGORY_PART",
            "FIXED_EFFECTS", "INTERCEPT_CENTERED", "SLOPES", "FIXED_DIM", "SLOPE_DIM", "RESPONSE_DATA", "TRIALS_DATA",
            "OFFSET_DATA", "ADDITION_DATA", "X_DATA", "X_MEAN_DATA", "FIXED_DATA", "ROW_DATA", "COLLAPSED_LOGLIK",
            "STAT", "STAT_NAMES", "THRESHOLDS", "THRESHOLDS_CENTERED", "THRESHOLD_DIM"]
@@ -66,6 +66,20 @@ SLOPE_DIM = "slope"
 THRESHOLDS = "thresholds"                    # posterior: the K-1 thresholds on the data's scale, dim THRESHOLD_DIM
 THRESHOLDS_CENTERED = "thresholds_centered"  # sampled: the thresholds at the slope columns' means
 THRESHOLD_DIM = "threshold"                  # coordinates "1" .. "K-1"
+
+# --- the linear predictors of a nominal response (categorical, multinomial): one per category after the first ---
+CATEGORY_PART = "mu"  # brms's prefix: category "car" is predicted by the part "mucar" (mucar_Intercept, r_g__mucar)
+
+
+def category_part(category) -> str:
+    """The part (linear predictor, as a distributional parameter's) of a nominal response's ``category``:
+    brms's ``mu<category>``, the category as an identifier (:func:`safe_name`).
+
+    >>> category_part("car"), category_part(2), category_part("on foot")
+    ('mucar', 'mu2', 'muon_foot')
+    """
+    return f"{CATEGORY_PART}{safe_name(str(category))}"
+
 
 # --- data -----------------------------------------------------------------------------------------
 RESPONSE_DATA = "y_obs"

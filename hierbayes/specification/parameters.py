@@ -212,7 +212,10 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     - ``cor(...|g)``: LKJ(2)
     - family parameters: from the family registry (``sigma``: Exponential(1 / s)).
 
-    A family parameter with a formula (``sigma ~ x + (1 | g)``) has, on its link (``family.formula_link``),
+    A nominal family's category ``c`` (``categorical``, ``multinomial``) has the scales of a logit-link mean
+    (``muc_Intercept`` ~ Normal(log(p_c / p_1), 2.5), ``p`` the categories' shares in the data,
+    ``muc_x`` ~ Normal(0, 2.5 / sd(x)), ``sd(muc_x|g)`` ~ HalfNormal(1 / sd(x))); another family parameter
+    with a formula (``sigma ~ x + (1 | g)``) has, on its link (``family.formula_link``),
     ``sigma_Intercept`` ~ Normal(link(c), 1.5) with ``c`` the start of the parameter's own default prior
     (its mean: ``s`` for ``sigma``), ``sigma_x`` ~ Normal(0, 1 / sd(x)), ``sd(sigma_x|g)`` ~
     HalfNormal(1 / sd(x)) and LKJ(2).
@@ -220,7 +223,10 @@ def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     r = family.summarise_response(design.y, design.trials)
     priors = _linear_priors(design, r.location, 2.5 * r.scale, 2.5 * r.scale, r.scale)
     own = family.default_priors(r)
-    for part in design.parts:
+    for k, part in enumerate(design.parts):
+        if family.nominal:  # a category's linear predictor: the mean's scales, centred at its share's log odds
+            priors.update(_linear_priors(part, r.category_logits[k], 2.5, 2.5, 1.0))
+            continue
         prior = own[part.part]
         start = P.PRIOR_KINDS[prior.kind].start(prior.values)
         centre = float(family.formula_link(part.part).forward(start))

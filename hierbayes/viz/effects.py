@@ -40,10 +40,12 @@ from hierbayes.posterior.grids import (
     fitting_rows,
     fixed_interactions,
     fixed_predictors,
+    formula_designs,
     is_categorical,
     levels_of,
 )
 from hierbayes.posterior.interpretation import predictions
+from hierbayes.posterior.predict import CATEGORY_DIM
 from hierbayes.posterior.summaries import interval_names
 
 __all__ = ["plot_conditional_effects", "effect_lines", "EFFECT_GID"]
@@ -77,8 +79,7 @@ def _effects(fit, effects) -> list[tuple[str, str | None]]:
 
 def _held(fit, grid: pd.DataFrame, shown: Sequence[str], groups: str) -> str:
     """The values the other predictors are held at, in words."""
-    design = fit.model.design
-    factor_columns = {c for b in design.blocks for c in b.block.factor_columns}
+    factor_columns = {c for design in formula_designs(fit.model) for b in design.blocks for c in b.block.factor_columns}
     parts = []
     for column in fit.model.data.columns:
         if column in shown or column not in grid or (column in factor_columns and groups == "population"):
@@ -115,11 +116,17 @@ def _panel(fit, ax: Axes, effect: str, second: str | None, *, groups: str, level
     table = predictions(fit, grid, groups=groups, kind=kind, scale=scale, prob=prob)
     lo, hi = interval_names(prob)
     categorical = is_categorical(fit.model, effect)
-    lines = list(dict.fromkeys(grid[split])) if split else [None]
+    by_line = table[CATEGORY_DIM] if CATEGORY_DIM in table.columns else grid[split] if split else None
+    if CATEGORY_DIM in table.columns:  # a nominal model: one line per category
+        if split:
+            raise HierbayesError(f"a nominal model's conditional effects have one line per category; give one effect "
+                                 f"({effect!r}), not {effect}:{split}")
+        split, points = CATEGORY_DIM, False
+    lines = list(dict.fromkeys(by_line)) if split else [None]
     width = 0.3 if len(lines) > 1 else 0.0
-    numeric_split = split is not None and levels is None and not is_categorical(fit.model, split)
+    numeric_split = split not in (None, CATEGORY_DIM) and levels is None and not is_categorical(fit.model, split)
     for k, value in enumerate(lines):
-        rows = table if value is None else table[grid[split] == value]
+        rows = table if value is None else table[(by_line == value).to_numpy()]
         label = None if value is None else f"{value:.3g}{SPREAD[k]}" if numeric_split else str(value)
         color = f"C{k}"
         if categorical:
@@ -139,7 +146,8 @@ def _panel(fit, ax: Axes, effect: str, second: str | None, *, groups: str, level
     if fit.model.family.needs_trials:  # the expected value of a binomial model is per trial
         response = f"{response} per trial"
     ax.set_xlabel(effect)
-    ax.set_ylabel(f"{response} (linear predictor)" if scale == "link" else
+    ax.set_ylabel(f"P({response} = category)" if split == CATEGORY_DIM else
+                  f"{response} (linear predictor)" if scale == "link" else
                   f"{response} (expected value)" if kind == "mean" else f"{response} ({kind})")
     if split:  # beside the panel: inside it would cover lines, bands or data points
         ax.legend(title=split, frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),

@@ -36,9 +36,9 @@ import pandas as pd
 
 from hierbayes.errors import HierbayesError
 from hierbayes.posterior.diagnostics import few_levels
-from hierbayes.posterior.fit import NO_GROUPS
+from hierbayes.posterior.fit import NO_GROUPS, formula_links
 from hierbayes.posterior.summaries import format_table
-from hierbayes.specification.names import file_stem
+from hierbayes.specification.names import file_stem, part_label
 from hierbayes.version import __version__
 
 __all__ = ["report_images", "report_tables", "render_report", "write_report", "report_stems", "factor_stem",
@@ -145,6 +145,10 @@ def report_images(fit, seed: int | None = 0) -> tuple[dict[str, bytes], list[str
             images[factor_stem(FACTOR_IMAGE, factor)] = _png(fit.plot_shrinkage(factor, term).figure)
         except HierbayesError as err:
             notes.append(f"No shrinkage plot for {factor}: {err}")
+    if fit.model.family.nominal:  # the factors are in the categories' formulas
+        notes += [f"No shrinkage plot for {factor}: the {fit.model.family.name} family has one linear predictor per "
+                  "category after the first, each with its own group effects (see Group effects)"
+                  for factor in fit.model.design.all_factors]
     images["trace"] = _png(fit.plot_trace())
     images["ppc"] = _png(fit.plot_ppc(seed=seed).figure)
     return images, notes
@@ -177,17 +181,18 @@ def _model_table(fit) -> pd.DataFrame:
     d = m.design
     rows = {
         "formula": m.spec.formula,
-        **{f"formula for {part.part}": f"{part.spec.formula} (link: {m.family.formula_link(part.part).name})"
+        **{f"formula for {part.part}": f"{part.spec.formula} (link: {formula_links(m)[part.part]})"
            for part in d.parts},
         "family": f"{m.family.name} (link: {m.family.link})",
         "rows fitted": f"{d.n_obs}" + (f" ({d.n_dropped} dropped for missing values)" if d.n_dropped else ""),
     }
-    for factor, fd in d.factors.items():
+    for factor, fd in d.all_factors.items():
         counts = fd.counts
         sizes = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()}"
+        varying = [part_label(c, part.part) for part in (d, *d.parts) for c in part.factor_coefs(factor)]
         rows[f"grouping factor {factor}"] = (f"{len(fd.levels)} levels, {sizes} rows per level; varying: "
-                                             f"{', '.join(d.factor_coefs(factor))}")
-    if not d.factors:
+                                             f"{', '.join(varying)}")
+    if not d.all_factors:
         rows["grouping factors"] = "none (complete pooling)"
     rows["sampler"] = (f"{fit.sampler}: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
                        + (f", seed {fit.seed}" if fit.seed is not None else ""))
@@ -275,7 +280,7 @@ def render_report(fit, images: Mapping[str, bytes], notes: Sequence[str] = (), t
               _table_html("diagnostics", tables["diagnostics"], words=True)]
     parts.append("<h2>Estimates</h2><p>Every number is a posterior mean (never a mode), with a "
                  f"{100 * fit.prob:g}% equal-tailed credible interval.</p>")
-    pooled = not fit.model.design.factors
+    pooled = not fit.model.design.all_factors
     for name, (heading, text) in _TABLE_TITLES.items():
         if name == "variance_components" and pooled:
             text = "The family's own parameters; the model has no group effects, so no SDs or correlations of them."

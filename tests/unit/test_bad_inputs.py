@@ -122,6 +122,30 @@ CASES = {
                                    change=lambda d: d.assign(hits=d["Days"], n=8),
                                    message=r"failures column 'n - hits' must hold non-negative whole counts; "
                                            r"found -1 \(18 such rows\); successes exceed trials"),
+    "categorical-two-categories": Case("mode ~ Days + (1 | Subject)", family="categorical",
+                                      change=lambda d: d.assign(mode=np.where(d["Days"] > 4, "bus", "car")),
+                                      message=r"response 'mode' has 2 categories \['bus', 'car'\]; the categorical "
+                                              r"family needs at least 3 \(for two, use family='bernoulli'"),
+    "multinomial-negative-count": Case("cbind(bus, car, walk) ~ Days + (1 | Subject)", family="multinomial",
+                                       change=lambda d: d.assign(bus=d["Days"] - 1, car=2, walk=3),
+                                       message=r"response 'bus' must hold non-negative whole counts; found -1 on 18 "
+                                               r"rows"),
+    "multinomial-not-whole": Case("cbind(bus, car, walk) ~ Days + (1 | Subject)", family="multinomial",
+                                  change=lambda d: d.assign(bus=1, car=d["Days"] + 0.5, walk=3),
+                                  message=r"response 'car' must hold non-negative whole counts; found 0\.5 on 180 rows"),
+    "multinomial-zero-total": Case("cbind(bus, car, walk) ~ Days + (1 | Subject)", family="multinomial",
+                                   change=lambda d: d.assign(**dict.fromkeys(["bus", "car", "walk"],
+                                                                             np.where(d["Days"] == 0, 0, 2))),
+                                   message=r"response 'cbind\(bus, car, walk\)' must have a positive total in every "
+                                           r"row .*; found 0 on 18 rows"),
+    "multinomial-empty-category": Case("cbind(bus, car, walk) ~ Days + (1 | Subject)", family="multinomial",
+                                       change=lambda d: d.assign(bus=1, car=d["Days"], walk=0),
+                                       message=r"count column 'walk' is 0 in every row: its category never occurs"),
+    "multinomial-two-columns": Case("cbind(bus, car) ~ Days + (1 | Subject)", family="multinomial",
+                                    error=FormulaError, change=lambda d: d.assign(bus=1, car=2),
+                                    message=r"the multinomial family needs three or more count columns, "
+                                            r"cbind\(y1, y2, y3\); for two, cbind\(bus, car\), use "
+                                            r"family='binomial'"),
     "addition-unknown-term": Case("Reaction | foo(Days) ~ Days + (Days | Subject)", error=FormulaError,
                                   message=r"unknown addition term 'foo\(Days\)' on the response; the addition terms "
                                           r"are trials\(\), weights\(\), cens\(\), trunc\(\), se\(\)"),

@@ -65,6 +65,8 @@ MODELS = {
     "no grouping factor": ("count ~ x", crossed, "poisson", NC, {}, False),
     "ordinal thresholds, centered": ("grade ~ x + (1 + x | item)", crossed, "cumulative", C, {}, False),
     "ordinal thresholds, sheared": ("grade ~ x + (1 | item) + (1 | rater)", crossed, "sratio", NC, {}, False),
+    "a categorical response: the formula once per category": ("grade ~ x + (1 + x | item) + (1 | rater)", crossed,
+                                                              "categorical", "auto", {}, None),
     "a family parameter's own formula": (hb.Formula("y ~ x + (1 + x | item)", sigma="~ x2 + (1 + x2 | item) + (1 | rater)"),
                                          crossed, "gaussian", "auto", {"sigma_x2": hb.StudentT(4, 0, 1)}, None),
 }

@@ -19,6 +19,7 @@ from hierbayes.specification.families import (  # noqa: F401  (register the fami
     classic,
     continuous,
     mixtures,
+    nominal,
     ordinal,
     proportions,
 )

@@ -39,6 +39,7 @@ from hierbayes.specification import additions as _additions
 from hierbayes.specification import likelihood as _likelihood
 from hierbayes.specification import priors as P
 from hierbayes.specification.families.links import LINKS, PARAMETER_LINKS, Link, parameter_link
+from hierbayes.specification.names import category_part
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -58,6 +59,7 @@ class ResponseSummary:
     location: float  # link(mean of y), the centre of the intercept prior
     scale: float  # sd(y) on the identity link, 1 on the others
     thresholds: tuple[float, ...] = ()  # an ordinal family's thresholds that reproduce the categories' shares
+    category_logits: tuple[float, ...] = ()  # a nominal family's log(share_k / share_1), k = 2 .. K
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,15 @@ class Family:
         Quantities computed from the parameters, ``params -> value`` in PyTensor and NumPy alike
         (ordered beta's ``cutone = cutzero + cutgap``): recorded in the posterior under ``name``
         and summarised with the parameters, without a prior of their own.
+    nominal : bool
+        The response is one of K unordered categories (``categorical``) or counts of each
+        (``multinomial``): the formula is fitted once per category after the first, as the parts
+        ``mu<category>`` of a distributional model, and the likelihood reads their linear predictors
+        from ``params`` in the categories' order, the first category's being ``eta`` (zero)
+        (:mod:`hierbayes.specification.families.nominal`).
+    categories : tuple
+        A nominal family's categories in order, the first the reference: set from the data by
+        :meth:`with_categories` (empty in the registry).
     thresholds : Thresholds, optional
         An ordinal family's: the formula's intercept becomes K - 1 thresholds (labels
         ``Intercept[1]`` .. ``Intercept[K-1]``), which the likelihood reads as
@@ -201,6 +212,8 @@ class Family:
     link_likelihoods: tuple[tuple[str, Callable[..., Any]], ...] = ()
     derived: tuple[tuple[str, Callable[[dict], Any]], ...] = ()
     thresholds: Thresholds | None = None
+    nominal: bool = False
+    categories: tuple = ()
 
     def __post_init__(self):
         # tuples, so an entry written with lists still hashes (its compiled functions are cached by it)
@@ -292,6 +305,22 @@ class Family:
                                  f"{sorted(known) or 'none'}")
         return replace(self, constants=tuple((name, float(values.get(name, value))) for name, value in known.items()))
 
+    def with_categories(self, categories: tuple) -> Family:
+        """A nominal family for the response's ``categories`` (the first the reference): one real parameter,
+        a part with the formula of its own, per other category (a new entry; the registry's is unchanged).
+
+        >>> get_family("categorical").with_categories(("bus", "car", "walk")).parameters
+        (('mucar', 'real'), ('muwalk', 'real'))
+        """
+        return replace(self, categories=tuple(categories),
+                       parameters=tuple((category_part(c), "real") for c in categories[1:]))
+
+    def nominal_probabilities(self, eta: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """A nominal family's category probabilities ``(..., N, K)``: the softmax of ``eta`` (the reference's)
+        and its parts' linear predictors ``params[mu<c>]`` (each broadcast against ``eta``)."""
+        logits = np.broadcast_arrays(eta, *(params[name] for name, _ in self.parameters))
+        return special.softmax(np.stack(logits, axis=-1), axis=-1)
+
     def _with_constants(self, params: dict) -> dict:
         """``params`` and the family's constants: what its functions read."""
         return {**params, **dict(self.constants)}
@@ -301,6 +330,10 @@ class Family:
         return y if self.location_response is None else self.location_response(y)
 
     def _missing(self, field: str, needed_by: str) -> HierbayesError:
+        if self.nominal:
+            return HierbayesError(f"the {self.name!r} family is nominal: {needed_by} needs the {field} of a response "
+                                  "with one mean on the link's scale; its categories have one linear predictor "
+                                  "each after the first")
         if self.thresholds is not None:
             return HierbayesError(f"the {self.name!r} family is ordinal: {needed_by} needs the {field} of a response "
                                   "with a mean on the link's scale, which ordered categories do not have")
@@ -373,6 +406,9 @@ class Family:
     def summarise_response(self, y: np.ndarray, trials: np.ndarray | None) -> ResponseSummary:
         """Centre and scale of the response used to scale the default priors (an ordinal family's: the
         thresholds that give the categories their shares in the data)."""
+        if self.nominal:  # y: each row's category 0 .. K-1, or a multinomial's counts (N, K)
+            counts = y.sum(axis=0) if y.ndim == 2 else np.bincount(y.astype(np.int64), minlength=len(self.categories))
+            return ResponseSummary(0.0, 1.0, category_logits=tuple(float(v) for v in np.log(counts[1:] / counts[0])))
         if self.thresholds is not None:
             _, counts = np.unique(y, return_counts=True)
             locations = self.thresholds.locations(self.link_function.forward, counts / counts.sum())

@@ -141,7 +141,9 @@ def _panel(fit, ax: Axes, effect: str, second: str | None, *, groups: str, level
     if points and scale == "response" and kind == "mean":
         _points(fit, ax, effect, split, lines, categorical)
     if categorical:
-        ax.set_xticks(range(len(levels_of(fit.model, effect))), [str(v) for v in levels_of(fit.model, effect)])
+        categories = levels_of(fit.model, effect)
+        ax.set_xticks(range(len(categories)), [str(v) for v in categories])
+        ax.set_xlim(-0.5, len(categories) - 0.5)  # room around the first and last level's interval and label
     response = fit.model.spec.response.expr
     if fit.model.family.needs_trials:  # the expected value of a binomial model is per trial
         response = f"{response} per trial"

@@ -301,7 +301,9 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
     timings["build"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     # numpyro (JAX) compiles the whole sampler with XLA each time: the path to a GPU
-    external = {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
+    def external() -> dict:  # a new dict per run: pm.sample writes target_accept into the one it is given
+        return {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
+
     if sampler == "numpyro":
         from hierbayes.model.marginal_likelihood import register_jax
 
@@ -310,7 +312,7 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
     def sample(accept: float, attempt: int) -> xr.DataTree:
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=_refit_seed(seed, attempt, sampler),
                          target_accept=accept, progressbar=progressbar, nuts_sampler=sampler,
-                         model=model, compute_convergence_checks=False, **external)
+                         model=model, compute_convergence_checks=False, **external())
 
     tree, attempts = _until_no_divergences(sample, _target_accepts(target_accept, adapt_divergences), draws, chains)
     timings["sample"] = time.perf_counter() - t1

@@ -165,15 +165,27 @@ def _wait(proc, timeout: float, max_memory_gb: float) -> str | None:
     return None
 
 
+def worker_env(cache: str, tmp: str) -> dict[str, str]:
+    """The worker's environment: this one, with every compile cache under ``tmp`` for ``cache="cold"``.
+
+    A new machine has three caches, all emptied: PyTensor's (``base_compiledir``, not just
+    ``compiledir``: PyTensor keeps its numba cache under ``base_compiledir/numba``, which a new
+    ``compiledir`` alone leaves warm), numba's own (``NUMBA_CACHE_DIR``) and hierbayes's
+    (``HIERBAYES_CACHE_DIR``).
+    """
+    env = dict(os.environ)
+    if cache == "cold":
+        env["PYTENSOR_FLAGS"] = ",".join(filter(None, [env.get("PYTENSOR_FLAGS", ""), f"base_compiledir={tmp}/pytensor"]))
+        env["NUMBA_CACHE_DIR"] = f"{tmp}/numba"
+        env["HIERBAYES_CACHE_DIR"] = f"{tmp}/hierbayes"
+    return env
+
+
 def run_one(model_name: str, contender: str, data_path: Path, settings: dict, timeout: float,
             cache: str, max_memory_gb: float = 8.0) -> dict:
     """Launch one worker; return its result (or a status saying why there is none)."""
-    env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="hb-bench-") as tmp:
-        if cache == "cold":
-            env["PYTENSOR_FLAGS"] = ",".join(filter(None, [env.get("PYTENSOR_FLAGS", ""), f"compiledir={tmp}/pytensor"]))
-            env["NUMBA_CACHE_DIR"] = f"{tmp}/numba"
-            env["HIERBAYES_CACHE_DIR"] = f"{tmp}/hierbayes"
+        env = worker_env(cache, tmp)
         out = Path(tmp) / "result.json"
         spec = {"model": model_name, "contender": contender, "data": str(data_path), "settings": settings,
                 "out": str(out), "launched": time.time()}

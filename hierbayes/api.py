@@ -39,7 +39,8 @@ class Model(ModelDefinition):
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
             seed: int | None = None, sampler: str = "auto", target_accept: float = 0.8,
-            progressbar: bool = True, log_likelihood: bool = False, warn: bool = True):
+            progressbar: bool = True, log_likelihood: bool = False, warn: bool = True,
+            adapt_divergences: bool = True):
         """Sample the posterior with NUTS and return a :class:`Fit`.
 
         Parameters
@@ -54,7 +55,13 @@ class Model(ModelDefinition):
             ``"auto"`` is nutpie, measured far faster (see :mod:`hierbayes.backend.sampling`);
             ``"numpyro"`` (JAX) needs ``jax`` and ``numpyro`` and runs on a GPU when JAX sees one.
         target_accept : float
-            NUTS's target acceptance rate; raise it toward 0.99 after divergences.
+            NUTS's target acceptance rate (brms's ``adapt_delta``); higher takes smaller steps.
+        adapt_divergences : bool
+            After a run with divergent transitions, sample again at target_accept 0.95, then
+            0.99 (new seeds, the same compiled model) until a run has none, and keep the last
+            run. The summary and ``fit.idata.attrs["divergence_refits"]`` say when it happened
+            ("3 divergences at target_accept 0.8; refitted at 0.95: 0 divergences"); divergences
+            that remain are still warned about. ``False`` keeps the first run whatever it is.
         progressbar : bool
         log_likelihood : bool
             Store the pointwise log-likelihood in ``fit.idata`` now (when it fits in memory), for
@@ -71,7 +78,7 @@ class Model(ModelDefinition):
         """
         return fit_model(self, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, sampler=sampler,
                          target_accept=target_accept, progressbar=progressbar, log_likelihood=log_likelihood,
-                         warn=warn)
+                         warn=warn, adapt_divergences=adapt_divergences)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
         """Draws from the priors and data drawn from them (DataTree); see :func:`hierbayes.posterior.checking.prior_predictive`."""

@@ -59,6 +59,9 @@ CASES = [
     Case("negative_binomial", "count ~ x + (1 | g)", "negative_binomial"),
     Case("student_t", "y ~ x + (1 | g)", "student_t"),
     Case("poisson_correlated", "count ~ x + (x | g)", "poisson", what="correlated slope on the log link"),
+    # issue 21, target 6: the small design at the defaults of hb.Model ("auto"; reruns after divergences)
+    Case("poisson_correlated_auto", "count ~ x + (x | g)", "poisson", options={"parameterization": "auto"},
+         what="correlated slope on the log link, parameterization chosen from the data"),
     # the family pack (issue 18): python validation/run_sbc.py --cases beta gamma ... --out validation/results_families.md
     # A precision's default prior (brms's Gamma(0.01, 0.01)) draws precisions of 1e-30 whose data are all 0s and 1s
     # (or constant), which no model takes: these cases are calibrated under a proper Gamma(2, 0.1) on it.

@@ -41,8 +41,8 @@ from hierbayes.errors import HierbayesError, SamplingInterrupted
 
 pm = deferred_import("pymc")
 
-__all__ = ["SAMPLERS", "PATHS", "SEED_LIMITS", "SamplerRun", "run_sampler", "clear_cache", "check_seed",
-           "incomplete_draws"]
+__all__ = ["SAMPLERS", "PATHS", "SEED_LIMITS", "REFIT_TARGET_ACCEPT", "SamplerRun", "run_sampler", "clear_cache",
+           "check_seed", "incomplete_draws", "count_divergences", "describe_attempts"]
 
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 FAST_PATH, PUBLIC_PATH = "nutpie (compiled-model cache)", "nutpie (public API)"
@@ -51,6 +51,9 @@ PATHS = (FAST_PATH, PUBLIC_PATH, "pymc", "numpyro")
 SEED_LIMITS = {"nutpie": 2**64, "numpyro": 2**63, "pymc": None}
 """The seeds each sampler takes: whole numbers from 0 up to this one excluded (None: no upper limit).
 nutpie's seed is an unsigned 64-bit integer, JAX's (numpyro) a signed one."""
+REFIT_TARGET_ACCEPT = (0.95, 0.99)
+"""The target acceptance rates of the reruns after divergences (``adapt_divergences=True``), in turn;
+only those above the one asked are used. brms users know it as ``control = list(adapt_delta = ...)``."""
 
 # compiled nutpie models by (path, structure): each was compiled from a private copy of a PyMC
 # model or holds none (compiled_cache.detached), so no user's model is kept or changed here
@@ -66,6 +69,8 @@ class SamplerRun:
     sampler: str
     timings: dict[str, float] = field(default_factory=dict)
     path: str = ""
+    attempts: list[tuple[float, int]] = field(default_factory=list)
+    """``(target_accept, divergences)`` of every run, the last one's draws kept (one entry without reruns)."""
 
 
 def clear_cache() -> None:
@@ -106,6 +111,45 @@ def check_seed(seed, sampler: str) -> int:
         shown = str(seed) if isinstance(seed, numbers.Real) else repr(seed)
         raise HierbayesError(f"seed must be a whole number {allowed} for the {sampler} sampler, not {shown}")
     return int(seed)
+
+
+def count_divergences(tree: xr.DataTree) -> int:
+    """Divergent transitions in a sampler run's ``sample_stats`` (0 when it records none)."""
+    if "sample_stats" not in tree.children or "diverging" not in tree["sample_stats"].data_vars:
+        return 0
+    return int(tree["sample_stats"]["diverging"].sum())
+
+
+def describe_attempts(attempts: list[tuple[float, int]]) -> str:
+    """The reruns after divergences, in words ("" for a single run).
+
+    Examples
+    --------
+    >>> describe_attempts([(0.8, 3), (0.95, 0)])
+    '3 divergences at target_accept 0.8; refitted at 0.95: 0 divergences'
+    >>> describe_attempts([(0.8, 12), (0.95, 1), (0.99, 1)])
+    '12 divergences at target_accept 0.8; refitted at 0.95: 1 divergence; at 0.99: 1 divergence'
+    """
+    if len(attempts) < 2:
+        return ""
+
+    def count(n: int) -> str:
+        return f"{n} divergence{'' if n == 1 else 's'}"
+
+    (first, n0), (second, n1), *rest = attempts
+    return "; ".join([f"{count(n0)} at target_accept {first:g}", f"refitted at {second:g}: {count(n1)}",
+                      *(f"at {accept:g}: {count(n)}" for accept, n in rest)])
+
+
+def _target_accepts(target_accept: float, adapt_divergences: bool) -> list[float]:
+    """The target acceptance rates to try in turn: the one asked, then the higher refit ones."""
+    return [target_accept] + ([t for t in REFIT_TARGET_ACCEPT if t > target_accept] if adapt_divergences else [])
+
+
+def _refit_seed(seed: int, attempt: int, sampler: str) -> int:
+    """The seed of rerun ``attempt`` (0: the first run): new draws, within the sampler's range."""
+    limit = SEED_LIMITS[sampler]
+    return seed + attempt if limit is None else (seed + attempt) % limit
 
 
 def incomplete_draws(tree: xr.DataTree, draws: int, chains: int) -> str | None:
@@ -189,7 +233,7 @@ def _nutpie_sample(compiled, **options) -> xr.DataTree:
 def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords: Mapping[str, list],
                 starts: Mapping[str, np.ndarray], sampler: str = "auto", draws: int = 1000, tune: int = 1000,
                 chains: int = 4, cores: int | None = None, seed: int | None = None, target_accept: float = 0.8,
-                progressbar: bool = True) -> SamplerRun:
+                progressbar: bool = True, adapt_divergences: bool = True) -> SamplerRun:
     """Sample the model that ``build()`` writes, reusing a compiled model for ``key``.
 
     With nutpie, a compiled model is looked for in this process, then on disk
@@ -211,6 +255,11 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
         The model's coordinates (:func:`hierbayes.model.data.model_coords`).
     starts : mapping
         Initial values (:func:`hierbayes.model.data.initial_values`), jittered per chain.
+    adapt_divergences : bool
+        After a run with divergent transitions, run again at the higher target acceptance rates
+        of :data:`REFIT_TARGET_ACCEPT` in turn (smaller steps), with new seeds, until one has
+        none; the last run's draws are kept and :attr:`SamplerRun.attempts` records every run.
+        nutpie reruns the same compiled model (nothing is compiled again).
 
     Raises
     ------
@@ -232,13 +281,17 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
         disk_cache.max_bytes()  # a bad HIERBAYES_CACHE_MAX_MB is said before anything is compiled
         compiled, finish, path = _nutpie_model(build, data, key, coords, starts, timings)
         t2 = time.perf_counter()
-        with compat.quiet_blas(), _interrupts_stop_sampling():
-            tree = _nutpie_sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                                  save_warmup=False, progress_bar=progressbar, target_accept=target_accept)
-        _check_whole(tree, draws, chains)
+
+        def sample(accept: float, attempt: int) -> xr.DataTree:
+            return _nutpie_sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
+                                  seed=_refit_seed(seed, attempt, sampler), save_warmup=False,
+                                  progress_bar=progressbar, target_accept=accept)
+
+        tree, attempts = _until_no_divergences(sample, _target_accepts(target_accept, adapt_divergences), draws,
+                                               chains)
         tree["posterior"] = finish.complete(tree["posterior"].to_dataset(), data)
         timings["sample"] = time.perf_counter() - t2
-        return SamplerRun(tree, sampler, timings, path)
+        return SamplerRun(tree, sampler, timings, path, attempts)
     t0 = time.perf_counter()
     # a copy of the user's model (its pm.Data copied too), so that set_data never changes theirs
     from pymc.model.fgraph import clone_model
@@ -248,18 +301,39 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
     timings["build"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     # numpyro (JAX) compiles the whole sampler with XLA each time: the path to a GPU
-    external = {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
+    def external() -> dict:  # a new dict per run: pm.sample writes target_accept into the one it is given
+        return {"nuts": {"chain_method": "vectorized"}} if sampler == "numpyro" else {}
+
     if sampler == "numpyro":
         from hierbayes.model.marginal_likelihood import register_jax
 
         register_jax()  # the collapsed log-likelihood's JAX implementation
-    with compat.quiet_blas(), _interrupts_stop_sampling():
-        tree = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-                         target_accept=target_accept, progressbar=progressbar, nuts_sampler=sampler,
-                         model=model, compute_convergence_checks=False, **external)
-    _check_whole(tree, draws, chains)
+
+    def sample(accept: float, attempt: int) -> xr.DataTree:
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=_refit_seed(seed, attempt, sampler),
+                         target_accept=accept, progressbar=progressbar, nuts_sampler=sampler,
+                         model=model, compute_convergence_checks=False, **external())
+
+    tree, attempts = _until_no_divergences(sample, _target_accepts(target_accept, adapt_divergences), draws, chains)
     timings["sample"] = time.perf_counter() - t1
-    return SamplerRun(tree, sampler, timings, sampler)
+    return SamplerRun(tree, sampler, timings, sampler, attempts)
+
+
+def _until_no_divergences(sample: Callable[[float, int], xr.DataTree], accepts: list[float], draws: int,
+                          chains: int) -> tuple[xr.DataTree, list[tuple[float, int]]]:
+    """Run ``sample(target_accept, attempt)`` at each of ``accepts`` in turn until a run has no divergences.
+
+    Returns the last run and ``(target_accept, divergences)`` of every run.
+    """
+    attempts: list[tuple[float, int]] = []
+    for attempt, accept in enumerate(accepts):
+        with compat.quiet_blas(), _interrupts_stop_sampling():
+            tree = sample(accept, attempt)
+        _check_whole(tree, draws, chains)
+        attempts.append((accept, count_divergences(tree)))
+        if attempts[-1][1] == 0:
+            break
+    return tree, attempts
 
 
 def _check_whole(tree: xr.DataTree, draws: int, chains: int) -> None:

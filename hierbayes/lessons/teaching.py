@@ -110,7 +110,10 @@ def compare_parameterizations(model, *, draws: int = 1000, tune: int = 1000, cha
     draws, tune, chains, seed
         As in :meth:`~hierbayes.api.Model.fit`, the same for both fits.
     **fit_kwargs
-        Passed to both fits (``target_accept``, ``cores``, ...).
+        Passed to both fits (``target_accept``, ``cores``, ...). Both keep their first run
+        (``adapt_divergences=False``), so that the table shows the divergences each
+        parameterization meets at the same ``target_accept``; pass ``adapt_divergences=True``
+        to let them rerun as ``Model.fit`` does.
 
     Returns
     -------
@@ -135,7 +138,7 @@ def compare_parameterizations(model, *, draws: int = 1000, tune: int = 1000, cha
     """
     if not model.design.factors:
         raise HierbayesError("this model has no grouping factor, so nothing to parameterize")
-    fit_kwargs = {"progressbar": False, **fit_kwargs, "warn": False}
+    fit_kwargs = {"progressbar": False, "adapt_divergences": False, **fit_kwargs, "warn": False}
     fits = {name: with_parameterization(model, name).fit(draws=draws, tune=tune, chains=chains, seed=seed, **fit_kwargs)
             for name in ("centered", "non-centered")}
     return ParameterizationComparison(fits, _sampling_table(fits))

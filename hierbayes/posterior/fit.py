@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hierbayes.backend.sampling import describe_attempts
 from hierbayes.errors import ConvergenceWarning, HierbayesError
 from hierbayes.model.collapsed import collapse_reason
 from hierbayes.model.data import model_coords, response_name
@@ -93,6 +94,10 @@ class Posterior:
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update({"hierbayes_version": __version__, "formula": str(model.formula),
                            "family": model.family.name, "link": model.family.link, "sampler": run.sampler, "sampler_path": run.path})
+        if run.attempts:  # the target acceptance rate of the kept draws, and any reruns after divergences
+            tree.attrs["target_accept"] = run.attempts[-1][0]
+        if refits := describe_attempts(run.attempts):
+            tree.attrs["divergence_refits"] = refits
         fit = cls(model, tree, sampler=run.sampler, timings=run.timings, seed=seed)
         if log_likelihood and posterior.sizes["chain"] * posterior.sizes["draw"] * design.n_obs <= LOG_LIKELIHOOD_MAX_VALUES:
             fit.add_log_likelihood()
@@ -423,6 +428,7 @@ class Posterior:
             f"   Data: {m.design.n_obs} rows" + (f" ({m.design.n_dropped} dropped for missing values)"
                                                   if m.design.n_dropped else ""),
             f"  Draws: {post.sizes['chain']} chains x {post.sizes['draw']} draws (sampler: {self.sampler})",
+            *([f"         ({self.idata.attrs['divergence_refits']})"] if self.idata.attrs.get("divergence_refits") else []),
             *filter(None, [describe_parameterization(m)]),
             *([f"         (not integrated out: {collapse_reason(m.design, m.family)})"]
               if m.design.parts and m.design.factors else []),

@@ -31,7 +31,8 @@ __all__ = ["fit_model"]
 
 def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
               seed: int | None = None, sampler: str = "auto", target_accept: float = 0.8,
-              progressbar: bool = True, log_likelihood: bool = False, warn: bool = True) -> Posterior:
+              progressbar: bool = True, log_likelihood: bool = False, warn: bool = True,
+              adapt_divergences: bool = True) -> Posterior:
     """Sample ``model``'s posterior with NUTS; the arguments are those of :meth:`hierbayes.Model.fit`.
 
     Returns
@@ -45,14 +46,14 @@ def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, co
                       starts=_data.initial_values(model.design, model.family, model.priors, data,
                                                   model.parameterization, model.collapsed),
                       sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                      target_accept=target_accept, progressbar=progressbar)
+                      target_accept=target_accept, progressbar=progressbar, adapt_divergences=adapt_divergences)
     if model.collapsed:
         run = _collapsed.with_group_effects(run, model.design, data, seed)
     fit_class = model.fit_class or Posterior
     fit = fit_class.from_run(model, run, seed=seed, log_likelihood=log_likelihood)
     fit.settings = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "seed": seed, "sampler": sampler,
                     "target_accept": target_accept, "progressbar": progressbar, "log_likelihood": log_likelihood,
-                    "warn": warn}
+                    "warn": warn, "adapt_divergences": adapt_divergences}
     if warn:
         for message in few_levels(model.design):
             warnings.warn(message, DataWarning, stacklevel=3)

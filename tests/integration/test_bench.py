@@ -66,3 +66,19 @@ def test_suite_designs_have_the_sizes_of_the_issue():
     assert slope.formula == "log_radon ~ floor + (1 + floor | county)"
     assert slope.bambi_formula == "log_radon ~ floor + (1 + floor | county)" and slope.bambi_note
     assert MODELS["bernoulli_20k"].data()["y"].isin([0, 1]).all()
+
+
+def test_cold_cache_gives_pytensor_numba_and_hierbayes_new_folders(tmp_path):
+    """A cold worker finds every cache under its own folder: PyTensor's numba cache lives under
+    base_compiledir (not compiledir), so that is the flag the harness must set."""
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    env = run.worker_env("cold", str(tmp_path))
+    probe = ("import os; from pytensor.configdefaults import config; from pytensor.link.numba import cache; "
+             "print(config.base_compiledir); print(cache.NUMBA_CACHE_PATH); print(os.environ['NUMBA_CACHE_DIR']); "
+             "print(os.environ['HIERBAYES_CACHE_DIR'])")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True).stdout
+    folders = out.split()
+    assert len(folders) == 4 and all(Path(f).is_relative_to(tmp_path) for f in folders), folders
+    assert run.worker_env("warm", str(tmp_path)).get("NUMBA_CACHE_DIR") != env["NUMBA_CACHE_DIR"]

@@ -44,6 +44,7 @@ def test_divergences_trigger_reruns_of_the_compiled_model(funnel, monkeypatch):
     assert note.endswith(f": {divergences(fit)} divergence" + ("" if divergences(fit) == 1 else "s"))
 
 
+@pytest.mark.filterwarnings("ignore:R-hat reaches", "ignore:bulk ESS", "ignore:tail ESS")  # the funnel's, kept on purpose
 def test_switched_off_keeps_the_first_run(funnel):
     fit = funnel.fit(**DRAWS, seed=1, adapt_divergences=False)
     assert divergences(fit) > 0

@@ -168,7 +168,7 @@ class Fit(Posterior):
         """brms's ``conditional_effects``: expected response against a predictor, with its credible band
         (Figure); see :func:`hierbayes.viz.effects.plot_conditional_effects`.
 
-        >>> fit.conditional_effects("Days:trt", points=True)  # doctest: +SKIP
+        For example ``fit.conditional_effects("Days:trt", points=True)``.
         """
         from hierbayes.viz.effects import plot_conditional_effects
 

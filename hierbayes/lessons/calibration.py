@@ -48,10 +48,11 @@ runs it on every kind of group term, ``validation/run_sbc.py`` on every structur
 >>> [p.label for p in tracked_parameters(m.design, m.family)][3:]
 ['sd(x|g)', 'cor(Intercept,x|g)', 'sigma', 'r_g[g0,Intercept]', 'r_g[g0,x]']
 
-A full run (about a second per simulation once the structure is compiled):
+A full run takes about a second per simulation once the structure is compiled, so it is
+not run here::
 
->>> cal = hb.calibrate("y ~ x + (x | g)", m.data, n_sims=100, seed=1)  # doctest: +SKIP
->>> cal.table()  # doctest: +SKIP
+    cal = hb.calibrate("y ~ x + (x | g)", m.data, n_sims=100, seed=1)
+    cal.table()
 """
 
 from __future__ import annotations

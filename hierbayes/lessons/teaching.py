@@ -128,10 +128,10 @@ def compare_parameterizations(model, *, draws: int = 1000, tune: int = 1000, cha
     >>> g = np.repeat(np.arange(8), 3)
     >>> df = pd.DataFrame({"y": 1 + rng.normal(0, 0.5, 8)[g] + rng.normal(size=g.size), "g": g})
     >>> result = hb.compare_parameterizations(hb.Model("y ~ 1 + (1 | g)", df), draws=300, tune=300,
-    ...                                       chains=2, seed=1)  # doctest: +SKIP
-    >>> list(result.table.index)  # doctest: +SKIP
+    ...                                       chains=2, seed=1)
+    >>> list(result.table.index)
     ['centered', 'non-centered']
-    >>> fig = result.plot_funnel()  # doctest: +SKIP
+    >>> fig = result.plot_funnel()
 
     (Skipped as a doctest for its two compilations; ``tests/test_teaching.py`` and
     ``notebooks/05_funnel.ipynb`` run it.)

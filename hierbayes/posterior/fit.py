@@ -211,7 +211,7 @@ class Posterior:
         """Predictions for rows or a grid (a dict of column -> values), averaged within ``by`` groups;
         see :func:`hierbayes.posterior.interpretation.predictions`.
 
-        >>> fit.predictions({"Days": [0, 9]})  # doctest: +SKIP
+        For example ``fit.predictions({"Days": [0, 9]})``.
         """
         from hierbayes.posterior.interpretation import predictions
 
@@ -221,7 +221,7 @@ class Posterior:
         """Average counterfactual comparisons (``{"trt": "pairwise"}``, ``{"x": "sd"}``, ``{"x": (15, 25)}``);
         see :func:`hierbayes.posterior.interpretation.comparisons`.
 
-        >>> fit.comparisons({"Days": (0, 9)})  # doctest: +SKIP
+        For example ``fit.comparisons({"Days": (0, 9)})``.
         """
         from hierbayes.posterior.interpretation import comparisons
 
@@ -230,7 +230,7 @@ class Posterior:
     def slopes(self, variables, by=None, groups: str = "population", **kwargs):
         """Average marginal effects of numeric predictors; see :func:`hierbayes.posterior.interpretation.slopes`.
 
-        >>> fit.slopes("Days")  # doctest: +SKIP
+        For example ``fit.slopes("Days")``.
         """
         from hierbayes.posterior.interpretation import slopes
 
@@ -240,7 +240,7 @@ class Posterior:
         """Estimated marginal means over a balanced reference grid (emmeans);
         see :func:`hierbayes.posterior.marginal_means.marginal_means`.
 
-        >>> fit.marginal_means("trt")  # doctest: +SKIP
+        For example ``fit.marginal_means("trt")``.
         """
         from hierbayes.posterior.marginal_means import marginal_means
 
@@ -250,7 +250,7 @@ class Posterior:
         """Contrasts of marginal means: ``"pairwise"``, ``"trt.vs.ctrl"``, ``"poly"``;
         see :func:`hierbayes.posterior.marginal_means.contrasts`.
 
-        >>> fit.contrasts("trt", "trt.vs.ctrl")  # doctest: +SKIP
+        For example ``fit.contrasts("trt", "trt.vs.ctrl")``.
         """
         from hierbayes.posterior.marginal_means import contrasts
 
@@ -260,7 +260,7 @@ class Posterior:
         """brms's ``hypothesis()``: ``"Days > 5"``, ``"sd(Intercept|Subject) > 20"``, ``"Intercept + 3 * Days = 280"``;
         see :func:`hierbayes.posterior.hypotheses.hypothesis`.
 
-        >>> fit.hypothesis("Days > 5")  # doctest: +SKIP
+        For example ``fit.hypothesis("Days > 5")``.
         """
         from hierbayes.posterior.hypotheses import hypothesis
 

@@ -199,7 +199,15 @@ def hypothesis(fit, claims: str | Sequence[str], *, prob: float | None = None, d
 
     Examples
     --------
-    >>> fit.hypothesis("Days > 5")  # doctest: +SKIP
+    >>> import numpy as np
+    >>> import hierbayes as hb
+    >>> df = hb.datasets.load("sleepstudy")
+    >>> df["trt"] = np.where(df["Subject"].astype(int) % 2 == 0, "drug", "placebo")
+    >>> fit = hb.Model("Reaction ~ Days + trt + (Days | Subject)", df).fit(
+    ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> table = hypothesis(fit, "Days > 5")   # brms: the estimate is of Days - 5
+    >>> list(table.index), bool(table.loc["Days > 5", "Post.Prob"] > 0.9)
+    (['Days > 5'], True)
     """
     claims = [claims] if isinstance(claims, str) else list(claims)
     parsed, values = claim_draws(fit, claims)

@@ -233,10 +233,17 @@ def predictions(fit, newdata=None, by=None, groups: str = "population", kind: st
 
     Examples
     --------
-    ``fit`` as in the module's example:
-
-    >>> fit.predictions({"Days": [0, 9]})  # doctest: +SKIP
-    >>> fit.predictions(by=True, groups="known")  # doctest: +SKIP
+    >>> import numpy as np
+    >>> import hierbayes as hb
+    >>> df = hb.datasets.load("sleepstudy")
+    >>> df["trt"] = np.where(df["Subject"].astype(int) % 2 == 0, "drug", "placebo")
+    >>> fit = hb.Model("Reaction ~ Days + trt + (Days | Subject)", df).fit(
+    ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> grid = predictions(fit, {"Days": [0, 9]})   # trt at its first level, Subject's effects zero
+    >>> grid[["Days", "trt"]].values.tolist(), bool((grid["estimate"].diff().dropna() > 0).all())
+    ([[0, 'drug'], [9, 'drug']], True)
+    >>> list(predictions(fit, by=True, groups="known").columns)  # the average over the data's rows
+    ['estimate', 'sd', '2.5%', '97.5%']
     """
     rows = _rows(fit.model, newdata)
     (values,) = frame_draws(fit, [rows], kind=kind, groups=groups, scale=scale, seed=seed)
@@ -384,7 +391,13 @@ def comparisons(fit, variables, by=None, comparison: str | Callable = "differenc
 
     Examples
     --------
-    >>> fit.comparisons({"Days": (0, 9)})[["term", "contrast"]].values.tolist()  # doctest: +SKIP
+    >>> import numpy as np
+    >>> import hierbayes as hb
+    >>> df = hb.datasets.load("sleepstudy")
+    >>> df["trt"] = np.where(df["Subject"].astype(int) % 2 == 0, "drug", "placebo")
+    >>> fit = hb.Model("Reaction ~ Days + trt + (Days | Subject)", df).fit(
+    ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> comparisons(fit, {"Days": (0, 9)})[["term", "contrast"]].values.tolist()
     [['Days', '9 - 0']]
     """
     if callable(comparison):
@@ -439,7 +452,13 @@ def slopes(fit, variables, by=None, groups: str = "population", kind: str = "mea
 
     Examples
     --------
-    >>> fit.slopes("Days")["contrast"].tolist()  # doctest: +SKIP
+    >>> import numpy as np
+    >>> import hierbayes as hb
+    >>> df = hb.datasets.load("sleepstudy")
+    >>> df["trt"] = np.where(df["Subject"].astype(int) % 2 == 0, "drug", "placebo")
+    >>> fit = hb.Model("Reaction ~ Days + trt + (Days | Subject)", df).fit(
+    ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> slopes(fit, "Days")["contrast"].tolist()
     ['dY/dX']
     """
     names = [variables] if isinstance(variables, str) else list(variables)

@@ -85,7 +85,14 @@ def marginal_means(fit, specs: str | Sequence[str], by: str | Sequence[str] | No
 
     Examples
     --------
-    >>> fit.marginal_means("trt")  # doctest: +SKIP
+    >>> import numpy as np
+    >>> import hierbayes as hb
+    >>> df = hb.datasets.load("sleepstudy")
+    >>> df["trt"] = np.where(df["Subject"].astype(int) % 2 == 0, "drug", "placebo")
+    >>> fit = hb.Model("Reaction ~ Days + trt + (Days | Subject)", df).fit(
+    ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> marginal_means(fit, "trt")["trt"].tolist()
+    ['drug', 'placebo']
     """
     labels, means, _ = _mean_draws(fit, specs, by, scale)
     return summarise(fit, labels, means, prob, draws)
@@ -157,7 +164,18 @@ def contrasts(fit, specs: str | Sequence[str], method="pairwise", by: str | Sequ
 
     Examples
     --------
-    >>> fit.contrasts("trt", "trt.vs.ctrl")  # doctest: +SKIP
+    >>> import numpy as np
+    >>> import hierbayes as hb
+    >>> df = hb.datasets.load("sleepstudy")
+    >>> df["trt"] = np.where(df["Subject"].astype(int) % 2 == 0, "drug", "placebo")
+    >>> fit = hb.Model("Reaction ~ Days + trt + (Days | Subject)", df).fit(
+    ...     draws=200, tune=200, chains=2, seed=1, progressbar=False, warn=False)
+    >>> table = contrasts(fit, "trt", "trt.vs.ctrl")   # each level against the first
+    >>> table["contrast"].tolist()
+    ['placebo - drug']
+    >>> means = marginal_means(fit, "trt")["estimate"]
+    >>> bool(np.isclose(table["estimate"].iloc[0], means.iloc[1] - means.iloc[0]))
+    True
     """
     labels, means, by_columns = _mean_draws(fit, specs, by, scale)
     spec_columns = [c for c in labels.columns if c not in by_columns]

@@ -19,7 +19,7 @@ import pandas as pd
 from hierbayes.errors import HierbayesError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
-from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
+from hierbayes.model.coordinates import centres_intercept_only, parameterization_of, sampled_design
 from hierbayes.model.parameterization import choose_parameterization
 from hierbayes.model.pymc_model import build_model
 from hierbayes.specification.additions import response_family
@@ -135,7 +135,7 @@ class ModelDefinition:
         self.collapsed: bool = _check_collapse(collapse, self.design, self.family)
         self.parameterization_choice = None
         if isinstance(parameterization, str) and parameterization == "auto":
-            if self.collapsed:  # no effects are sampled: nothing to choose
+            if self.collapsed and not sampled_design(self.design).factors:  # no effects sampled: nothing to choose
                 parameterization = "non-centered"
             else:
                 parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family)

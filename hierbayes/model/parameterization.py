@@ -223,13 +223,15 @@ def describe(model) -> str | None:
     """
     if not model.design.factors:
         return None
-    from hierbayes.model.coordinates import sheared
+    from hierbayes.model.coordinates import sampled_design, sheared
 
     shear = sheared(model.design, model.parameterization, model.collapsed)
+    sampled = list(sampled_design(model.design).factors) if model.collapsed else []
     parts = []
     for factor in model.design.factors:
-        if model.collapsed:
-            parts.append(f"{factor} integrated out and drawn exactly afterwards (collapsed)")
+        if model.collapsed and factor not in sampled:
+            given = f" given the sampled effects of {', '.join(sampled)}" if sampled else ""
+            parts.append(f"{factor} integrated out and drawn exactly afterwards{given} (collapsed)")
             continue
         p = model.parameterization
         chosen = p.get(factor, "non-centered") if isinstance(p, dict) else p

@@ -184,6 +184,8 @@ CONTENDERS: dict[str, Callable[[], Callable]] = {
     "pymc": lambda: pymc_contender(),
     "hierbayes-noncentered": lambda: hierbayes_contender(collapse=False, parameterization="non-centered"),
     "hierbayes-auto": lambda: hierbayes_contender(parameterization="auto"),
+    # every group effect sampled (the crossed designs' path before one factor was integrated out)
+    "hierbayes-sampled": lambda: hierbayes_contender(collapse=False),
     "hierbayes-ta09": lambda: hierbayes_contender({"target_accept": 0.9}),  # the default before 2026-11-22
 }
 DEFAULT_CONTENDERS = ("hierbayes", "bambi", "bambi-nutpie", "pymc")

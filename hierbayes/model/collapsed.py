@@ -30,6 +30,15 @@ factor: a school's rows and the effects of the school and of its classes form on
 whose inverse and determinant come from the Schur complement of the classes
 (:func:`nesting`, :func:`nested_statistics`), still ``O(levels x q^3)`` per gradient.
 
+With crossed factors (``(1 | s) + (1 | d)``), one factor is integrated out
+(:func:`~hierbayes.model.coordinates.integrated_factors`: the one with the most levels) and
+the others' effects ``c`` are sampled: given ``c``, the factor's levels are independent and the
+same algebra holds with the residual ``r = y - W theta - Z_other c``, whose level sums the
+model forms from the rows at each gradient
+(:func:`~hierbayes.model.marginal_likelihood.crossed_marginal_loglik`). The effects are drawn
+back per draw given that draw's ``c`` (:func:`draw_group_effects` with ``offsets``, from the
+sparse cross-sums of the two factors' levels).
+
 Examples
 --------
 >>> import hierbayes as hb

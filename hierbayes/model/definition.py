@@ -78,13 +78,14 @@ class ModelDefinition:
         coefficient (:mod:`hierbayes.model.parameterization`): a coefficient is centered when nine
         levels in ten are well informed about it. The choice is in
         :attr:`parameterization_choice` and in the fit's summary. Unused when the effects are
-        integrated out (:attr:`collapsed`).
+        integrated out (:attr:`collapsed`), except for the factors a crossed design samples.
     collapse : bool, optional
         Integrate the group effects out of the likelihood and draw them back exactly
         after sampling (:mod:`hierbayes.model.collapsed`). By default (None) this is done
         wherever it is exact: a gaussian model with every varying term on one grouping
-        factor, or on a factor and one nested in it (``(1 | school/class)``). ``False``
-        turns it off; ``True`` refuses models where it is not exact.
+        factor, or on a factor and one nested in it (``(1 | school/class)``); with crossed
+        factors, the factor with the most levels is integrated out and the others' effects
+        are sampled. ``False`` turns it off; ``True`` refuses models where it is not exact.
     na_action : {"drop", "error"}, default "drop"
         Rows with missing values in used columns: dropped with a warning, or refused.
     namespace : dict, optional

@@ -133,6 +133,33 @@ def _level_terms(Zy, ZW, ZZ, theta, L, s2, w, c, ZL, M, Minv, R):
     return _spd_inverse(M, Minv, R)
 
 
+@numba.njit(error_model="numpy")
+def _one_coefficient(Zy, ZW, ZZ, theta, l, s2, d_theta, d_Zy):
+    """The loop over the levels of :func:`_kernel` for one varying coefficient (``L = l``, ``M_j`` a number);
+    adds to ``d_theta``, fills ``d_Zy``; returns ``(sum log M_j, Q, sum m_j^2, sum 1 / M_j, df/dl)``."""
+    p = theta.shape[0]
+    s4 = s2 * s2
+    logdet, Q, mm, tr, d_l = 0.0, 0.0, 0.0, 0.0, 0.0
+    for j in range(Zy.shape[0]):
+        zz = ZZ[j, 0, 0]
+        w = Zy[j, 0]
+        for b in range(p):
+            w -= ZW[j, 0, b] * theta[b]
+        M = 1.0 + l * l * zz / s2
+        Minv = 1.0 / M
+        logdet += math.log(M)
+        m = l * w * Minv
+        Q += l * w * m
+        mm += m * m
+        tr += Minv
+        d_l += -zz * l * Minv / s2 + (w - zz * l * m / s2) * m / s4
+        lm = l * m / s4
+        for b in range(p):
+            d_theta[b] -= ZW[j, 0, b] * lm
+        d_Zy[j, 0] = lm
+    return logdet, Q, mm, tr, d_l
+
+
 def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K):
     """Log-likelihood and its gradients in theta, sigma, L and K (loops: numba compiles this).
 
@@ -172,7 +199,11 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
         B, SBD = np.zeros((q, qv)), np.zeros((q, qv))
         VZL = np.zeros((qv, q))
     logdet, Q, tr_Ginv, mm = 0.0, 0.0, 0.0, 0.0
-    for j in range(J):
+    looped = J
+    if q == 1 and Vy.shape[0] == 0:  # one coefficient, no nested factor: scalars, ~12x faster than the q x q loops at q = 1
+        logdet, Q, mm, tr_Ginv, d_L[0, 0] = _one_coefficient(Zy, ZW, ZZ, theta, L[0, 0], s2, d_theta, d_Zy)
+        looped = 0  # the general loop below has nothing left to do
+    for j in range(looped):
         logdet_M = _level_terms(Zy[j], ZW[j], ZZ[j], theta, L, s2, w1, c1, ZL, S, Sinv, Rq)  # S = M, Sinv = M^-1
         for a in range(q):
             r1[a] = c1[a]
@@ -310,7 +341,7 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
     return value, d_theta, 2.0 * sigma * d_s2, d_L, d_K, d_Zy
 
 
-_HELPERS = (_spd_inverse, _level_terms)
+_HELPERS = (_spd_inverse, _level_terms, _one_coefficient)
 
 
 def _cache_version() -> int:

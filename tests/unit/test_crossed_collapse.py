@@ -19,18 +19,18 @@ from hierbayes.model.parameterization import describe
 from hierbayes.specification.names import STAT
 
 
-def _problem(seed=0, n=48, Jg=6, Jh=4):
-    """Rows of a factor ``g`` (varying intercept and slope on ``x``, integrated out) crossed with ``h``
-    (varying intercept, sampled): data, and a point of the parameters."""
+def _problem(seed=0, n=48, Jg=6, Jh=4, q=2):
+    """Rows of a factor ``g`` (varying intercept, and with ``q=2`` a slope on ``x``; integrated out) crossed
+    with ``h`` (varying intercept, sampled): data, and a point of the parameters."""
     rng = np.random.default_rng(seed)
     g = np.concatenate([np.arange(Jg), rng.integers(0, Jg, n - Jg)])
     h = np.concatenate([np.arange(Jh), rng.integers(0, Jh, n - Jh)])
     x = rng.normal(size=n)
     X = np.column_stack([np.ones(n), rng.normal(size=n)])
-    A = rng.normal(size=(2, 2))
-    L = np.linalg.cholesky(A @ A.T + 2 * np.eye(2))
+    A = rng.normal(size=(q, q))
+    L = np.linalg.cholesky(A @ A.T + q * np.eye(q))
     point = {"b": rng.normal(size=2), "c": rng.normal(size=Jh), "sigma": 1.3, "L": L}
-    return {"y": rng.normal(3.0, 2.0, n), "X": X, "g": g, "h": h, "Zg": np.column_stack([np.ones(n), x]),
+    return {"y": rng.normal(3.0, 2.0, n), "X": X, "g": g, "h": h, "Zg": np.column_stack([np.ones(n), x][:q]),
             "Jg": Jg}, point
 
 
@@ -46,7 +46,8 @@ def _compiled(d, mode):
     b, c, sigma, L = pt.dvector("b"), pt.dvector("c"), pt.dscalar("sigma"), pt.dmatrix("L")
     ZZ = sufficient_statistics(d["y"], d["X"][:, :0], d["g"], d["Zg"], d["Jg"])[STAT.ZZ]
     residual = pt.as_tensor(d["y"]) - pt.as_tensor(d["X"]) @ b - c[pt.as_tensor(d["h"])]
-    f = crossed_marginal_loglik(residual, pt.as_tensor(d["g"]), pt.as_tensor(d["Zg"][:, 1:]), ("Intercept", "x"),
+    coefs = ("Intercept", "x")[:d["Zg"].shape[1]]
+    f = crossed_marginal_loglik(residual, pt.as_tensor(d["g"]), pt.as_tensor(d["Zg"][:, 1:]), coefs,
                                 d["Jg"], pt.as_tensor(ZZ), pt.as_tensor(float(len(d["y"]))), sigma, L)
     inputs = [b, c, sigma, L]
     return pytensor.function(inputs, [f, *pt.grad(f, inputs)], mode=mode)
@@ -63,14 +64,15 @@ def _numeric_gradient(fun, x, h=1e-6):
     return out
 
 
-# FAST_COMPILE runs the Op's perform; NUMBA its numba implementation (nutpie's); JAX its JAX one (numpyro's)
-@pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA", "JAX"])
-def test_crossed_loglik_and_gradient_equal_the_dense_density(mode):
+# FAST_COMPILE runs the Op's perform; NUMBA its numba implementation (nutpie's); JAX its JAX one (numpyro's);
+# one varying coefficient takes the kernel's scalar loop, two its q x q one
+@pytest.mark.parametrize("mode, q", [("FAST_COMPILE", 2), ("NUMBA", 2), ("JAX", 2), ("FAST_COMPILE", 1), ("NUMBA", 1)])
+def test_crossed_loglik_and_gradient_equal_the_dense_density(mode, q):
     if mode == "JAX":
         import jax  # noqa: F401  (a test dependency: a missing install must fail, not skip)
 
         register_jax()
-    d, p = _problem()
+    d, p = _problem(q=q)
     value, d_b, d_c, d_sigma, d_L = _compiled(d, mode)(p["b"], p["c"], p["sigma"], p["L"])
     dense = lambda b=p["b"], c=p["c"], s=p["sigma"], L=p["L"]: _dense_loglik(d, b, c, s, L)  # noqa: E731
     assert float(value) == pytest.approx(dense(), rel=1e-10)

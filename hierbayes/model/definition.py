@@ -20,7 +20,11 @@ from hierbayes.errors import HierbayesError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
 from hierbayes.model.coordinates import centres_intercept_only, parameterization_of, sampled_design
-from hierbayes.model.parameterization import choose_parameterization
+from hierbayes.model.parameterization import (
+    CENTERED_ABOVE,
+    CENTERED_ABOVE_BESIDE_INTEGRATED,
+    choose_parameterization,
+)
 from hierbayes.model.pymc_model import build_model
 from hierbayes.specification.additions import response_family
 from hierbayes.specification.columns import expand_dot, used_columns
@@ -139,7 +143,9 @@ class ModelDefinition:
             if self.collapsed and not sampled_design(self.design).factors:  # no effects sampled: nothing to choose
                 parameterization = "non-centered"
             else:
-                parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family)
+                above = CENTERED_ABOVE_BESIDE_INTEGRATED if self.collapsed else CENTERED_ABOVE
+                parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family,
+                                                                                         above)
         self.parameterization = _check_parameterization(parameterization, self.design)
 
     # -- the PyMC model ------------------------------------------------------------------------

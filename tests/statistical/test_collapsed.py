@@ -326,7 +326,7 @@ def test_crossed_collapsed_and_sampled_fits_agree():
     """One factor of a crossed design integrated out, the other sampled: the same posterior as every
     effect sampled, group effects of both factors included (partially crossed, unequal levels)."""
     rng = np.random.default_rng(8)
-    n, Jg, Jh = 400, 40, 12
+    n, Jg, Jh = 300, 30, 10
     g = np.concatenate([np.arange(Jg), rng.integers(0, Jg, n - Jg)])
     h = np.concatenate([np.arange(Jh), rng.choice(Jh, n - Jh, p=rng.dirichlet(np.ones(Jh)))])
     x = rng.normal(size=n)
@@ -334,11 +334,11 @@ def test_crossed_collapsed_and_sampled_fits_agree():
          + rng.normal(0, 1.0, n))
     df = pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g], "h": [f"h{i}" for i in h]})
     formula = "y ~ x + (1 + x | g) + (1 | h)"
-    settings = dict(draws=1000, tune=700, chains=2, progressbar=False, warn=False)
+    settings = dict(draws=600, tune=500, chains=2, progressbar=False, warn=False)
     collapsed = hb.Model(formula, df).fit(seed=11, **settings)
     plain = hb.Model(formula, df, collapse=False).fit(seed=12, **settings)
     assert collapsed.model.collapsed and not plain.model.collapsed
     assert "g integrated out and drawn exactly afterwards given the sampled effects of h (collapsed)" in repr(collapsed)
     assert int(collapsed.idata["sample_stats"]["diverging"].sum()) == 0
-    assert collapsed.posterior["r_g"].shape == (2, 1000, Jg, 2)
+    assert collapsed.posterior["r_g"].shape == (2, 600, Jg, 2)
     _agree(collapsed, plain)

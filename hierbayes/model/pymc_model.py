@@ -304,6 +304,7 @@ def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     fx = FactorEffects(design, factor, shared, _factor_sd(design, factor, prior_rv))
     L = pt.zeros((len(fx.coefs), len(fx.coefs)))
     for b in fx.blocks():
-        L = pt.set_subtensor(L[b.sl, b.sl], b.L if b.L is not None else pt.diag(b.sd))
+        # eye * sd, not diag(sd): JAX (sampler="numpyro") needs the diagonal's length as a constant
+        L = pt.set_subtensor(L[b.sl, b.sl], b.L if b.L is not None else pt.eye(b.q) * b.sd[None, :])
     record_correlations(fx.names, fx.cors)
     return L

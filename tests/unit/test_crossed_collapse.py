@@ -117,3 +117,16 @@ def test_a_factor_of_too_many_coefficients_is_sampled_and_the_other_integrated_o
     assert integrated_factors(m.design) == ("h",) and list(sampled_design(m.design).factors) == ["g"]
     reason = collapse_reason(hb.Model(f"y ~ x + {wide}", df).design, m.family)
     assert reason == f"'g' has {MAX_COEFS + 1} varying coefficients (at most {MAX_COEFS} are integrated out)"
+
+
+def test_collapsed_models_of_one_coefficient_compile_to_jax():
+    """sampler="numpyro" jaxifies the model unfrozen: a factor's scale must not need its length at run time."""
+    from pymc.sampling.jax import get_jaxified_logp
+
+    register_jax()
+    for formula in ("y ~ x + (1 | g)", "y ~ x + (1 | g) + (1 | h)"):
+        model = hb.Model(formula, _frame()).fitting_model
+        point = model.initial_point()
+        values = [point[v.name] for v in model.value_vars]
+        jax_logp = get_jaxified_logp(model)(values)  # PyMC 6: the log density itself by default
+        assert float(jax_logp) == pytest.approx(float(model.compile_logp()(point)), rel=1e-9)

@@ -184,6 +184,11 @@ CONTENDERS: dict[str, Callable[[], Callable]] = {
     "pymc": lambda: pymc_contender(),
     "hierbayes-noncentered": lambda: hierbayes_contender(collapse=False, parameterization="non-centered"),
     "hierbayes-auto": lambda: hierbayes_contender(parameterization="auto"),
+    # every group effect sampled (the crossed designs' path before one factor was integrated out)
+    "hierbayes-sampled": lambda: hierbayes_contender(collapse=False),
+    # crossed designs: the factors left to the sampler drawn centered (hierarchically, around the intercept)
+    "hierbayes-centered": lambda: hierbayes_contender(parameterization="centered"),
+    "hierbayes-noncentered-collapsed": lambda: hierbayes_contender(parameterization="non-centered"),
     "hierbayes-ta09": lambda: hierbayes_contender({"target_accept": 0.9}),  # the default before 2026-11-22
 }
 DEFAULT_CONTENDERS = ("hierbayes", "bambi", "bambi-nutpie", "pymc")

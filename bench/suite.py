@@ -169,6 +169,29 @@ def insteval_like(seed: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "service": service, "s": _levels("s", s), "d": _levels("d", d)})
 
 
+def insteval() -> pd.DataFrame:
+    """The real InstEval ratings (lme4): 73,421 ratings of 1,128 lecturers ``d`` by 2,972 students
+    ``s``, each pair once; from the shared data folder next to the repository."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "InstEval.csv"
+    df = pd.read_csv(path, usecols=["s", "d", "service", "y"])
+    return df.assign(y=df["y"].astype(float), service=df["service"].astype(float),
+                     s=pd.Categorical(df["s"].astype(str)), d=pd.Categorical(df["d"].astype(str)))
+
+
+def movielens_like(seed: int = 7) -> pd.DataFrame:
+    """MovieLens-1M's shape: 1,000,209 ratings of 3,706 movies ``item`` by 6,040 users ``user``.
+
+    ``y = 3.6 + u[user] + v[item] + e``; sd(u) = 0.45, sd(v) = 0.5, sigma 0.9; users and movies
+    of lognormal activity and popularity (partially crossed, most pairs never seen).
+    """
+    rng = np.random.default_rng(seed)
+    n, Ju, Ji = 1_000_209, 6_040, 3_706
+    u = _all_levels_index(rng, n, Ju, rng.lognormal(0, 1.0, Ju))
+    i = _all_levels_index(rng, n, Ji, rng.lognormal(0, 1.5, Ji))
+    y = 3.6 + rng.normal(0, 0.45, Ju)[u] + rng.normal(0, 0.5, Ji)[i] + rng.normal(0, 0.9, n)
+    return pd.DataFrame({"y": y, "user": _levels("u", u), "item": _levels("m", i)})
+
+
 def bernoulli_slope(n: int = 20_000, J: int = 500, seed: int = 4) -> pd.DataFrame:
     """``logit p = -0.5 + x + u0[g] + u1[g] x``; sd(u) = (0.8, 0.4), cor 0.3."""
     rng = np.random.default_rng(seed)
@@ -255,6 +278,10 @@ NESTED = BenchModel("nested_20k", "gaussian", "y", ("x",), (Block("school", ("x"
                     lambda: nested(200, 10, 10), "simulated, 20,000 pupils, 2,000 classes nested in 200 schools")
 INSTEVAL = BenchModel("insteval_like", "gaussian", "y", ("service",), (Block("s"), Block("d")), insteval_like,
                       "simulated, 73,421 rows, 2,972 students x 1,128 lecturers, partially crossed")
+INSTEVAL_REAL = BenchModel("insteval", "gaussian", "y", ("service",), (Block("s"), Block("d")), insteval,
+                           "the real data, 73,421 rows, 2,972 students x 1,128 lecturers, each pair once")
+MOVIELENS = BenchModel("movielens_like_1M", "gaussian", "y", (), (Block("user"), Block("item")), movielens_like,
+                       "simulated, 1,000,209 rows, 6,040 users x 3,706 movies, partially crossed")
 
 BETA = BenchModel("beta_2k", "beta", "y", ("x",), (Block("g"),), beta_proportions,
                   "simulated proportions, 2,000 rows, 50 groups")
@@ -271,5 +298,6 @@ SUITES: dict[str, list[BenchModel]] = {
     "full": [SLEEPSTUDY, RADON_INTERCEPT, RADON_SLOPE, CROSSED, BERNOULLI, POISSON, ONE_FACTOR_1M, ONE_FACTOR_100K,
              INSTEVAL, NESTED],
     "families": [BETA, ZERO_INFLATED, CUMULATIVE, SIGMA_X],
+    "crossed": [INSTEVAL, INSTEVAL_REAL, MOVIELENS],
 }
 MODELS: dict[str, BenchModel] = {m.name: m for models in SUITES.values() for m in models}

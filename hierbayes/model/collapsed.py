@@ -30,6 +30,15 @@ factor: a school's rows and the effects of the school and of its classes form on
 whose inverse and determinant come from the Schur complement of the classes
 (:func:`nesting`, :func:`nested_statistics`), still ``O(levels x q^3)`` per gradient.
 
+With crossed factors (``(1 | s) + (1 | d)``), one factor is integrated out
+(:func:`~hierbayes.model.coordinates.integrated_factors`: the one with the most levels) and
+the others' effects ``c`` are sampled: given ``c``, the factor's levels are independent and the
+same algebra holds with the residual ``r = y - W theta - Z_other c``, whose level sums the
+model forms from the rows at each gradient
+(:func:`~hierbayes.model.marginal_likelihood.crossed_marginal_loglik`). The effects are drawn
+back per draw given that draw's ``c`` (:func:`draw_group_effects` with ``offsets``, from the
+sparse cross-sums of the two factors' levels).
+
 Examples
 --------
 >>> import hierbayes as hb
@@ -47,42 +56,13 @@ import time
 import numpy as np
 import xarray as xr
 
-from hierbayes.model.coordinates import factor_blocks
+from hierbayes.model.coordinates import MAX_COEFS, factor_blocks, integrated_factors, nesting, sampled_design
 from hierbayes.specification import names as N
 from hierbayes.specification.linear_predictor import design_effects
-from hierbayes.specification.names import STAT, STAT_NAMES, FactorNames
+from hierbayes.specification.names import STAT, STAT_NAMES, FactorNames, FixedNames
 
-__all__ = ["collapse_reason", "nesting", "sufficient_statistics", "nested_statistics", "draw_group_effects", "collapsed_data",
+__all__ = ["collapse_reason", "nesting", "integrated_factors", "sufficient_statistics", "nested_statistics", "draw_group_effects", "collapsed_data",
            "with_group_effects", "MAX_COEFS", "STAT_NAMES"]
-
-MAX_COEFS = 8  # varying coefficients of the factor integrated out (q x q work per level)
-
-
-def nesting(design) -> tuple[str, str, np.ndarray] | None:
-    """``(factor, nested factor, parent)`` when the design's two factors are nested, else None.
-
-    ``parent[k]`` is the level of ``factor`` that holds level ``k`` of the nested factor
-    (``school`` and ``school:class`` of ``(1 | school/class)``: every class is in one school).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> import hierbayes as hb
-    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "school": list("aabbbb"), "klass": list("xyxyzz")})
-    >>> top, nested, parent = nesting(hb.Model("y ~ 1 + (1 | school/klass)", df).design)
-    >>> top, nested, parent.tolist()
-    ('school', 'school:klass', [0, 0, 1, 1, 1])
-    """
-    if len(design.factors) != 2:
-        return None
-    (a, fa), (b, fb) = design.factors.items()
-    for top, ft, nested, fn in ((a, fa, b, fb), (b, fb, a, fa)):
-        parent = np.zeros(len(fn.levels), dtype=np.int64)
-        parent[fn.index] = ft.index  # one pass over the rows: nested when every row agrees
-        if np.array_equal(parent[fn.index], ft.index) and np.bincount(fn.index, minlength=len(parent)).all():
-            return top, nested, parent
-    return None
-
 
 def collapse_reason(design, family) -> str | None:
     """Why the group effects of this model cannot be integrated out exactly (None if they can).
@@ -104,12 +84,12 @@ def collapse_reason(design, family) -> str | None:
     if design.additions:
         terms = " + ".join(str(a) for a in design.spec.response.additions if a.term != "trials")
         return f"the response has the addition terms {terms}, which the integrated likelihood does not take"
-    if len(design.factors) == 2 and nesting(design) is None:
-        return "the model's two grouping factors are crossed, not nested, and only nested effects are integrated out"
-    if len(design.factors) > 2:
-        return (f"the model has {len(design.factors)} grouping factors, and only the effects of one factor, or of "
-                "a factor and one nested in it, are integrated out exactly")
-    for factor in design.factors:
+    integrated = integrated_factors(design)
+    if not integrated:
+        factor = next(iter(design.factors))
+        q = len(design.factor_coefs(factor))
+        return f"{factor!r} has {q} varying coefficients (at most {MAX_COEFS} are integrated out)"
+    for factor in integrated:
         q = len(design.factor_coefs(factor))
         if q > MAX_COEFS:
             return f"{factor!r} has {q} varying coefficients (at most {MAX_COEFS} are integrated out)"
@@ -215,7 +195,8 @@ def nested_statistics(y: np.ndarray, W: np.ndarray, Z: np.ndarray, index: np.nda
 # --- exact draws of the group effects ----------------------------------------------------------------
 
 def draw_group_effects(stats: dict, theta: np.ndarray | None, sigma: np.ndarray, L: np.ndarray,
-                       rng: np.random.Generator, K: np.ndarray | None = None, max_values: int = 4_000_000):
+                       rng: np.random.Generator, K: np.ndarray | None = None, max_values: int = 4_000_000,
+                       offsets: np.ndarray | None = None):
     """One draw of every level's effects per posterior draw, from their conditional posterior.
 
     Parameters
@@ -230,6 +211,9 @@ def draw_group_effects(stats: dict, theta: np.ndarray | None, sigma: np.ndarray,
         The nested factor's scale factor per draw.
     max_values : int
         Draws are processed in chunks of about this many numbers (memory bound).
+    offsets : ndarray (S, J, q), optional
+        ``Z_j'`` times the sampled factors' effects, per draw (crossed designs: the factor's
+        levels are independent given them), subtracted from ``Z_j' r_j``.
 
     Returns
     -------
@@ -250,7 +234,7 @@ def draw_group_effects(stats: dict, theta: np.ndarray | None, sigma: np.ndarray,
     [-1.0, 1.0]
     """
     S, q = L.shape[0], L.shape[-1]
-    J = stats[STAT.Zy].shape[0]
+    J = stats[STAT.ZZ].shape[0]
     Jv, qv = (0, 0) if K is None else stats[STAT.Vy].shape
     u, e = np.empty((S, J, q)), np.empty((S, Jv, qv))
     if Jv:
@@ -259,7 +243,8 @@ def draw_group_effects(stats: dict, theta: np.ndarray | None, sigma: np.ndarray,
     for start in range(0, S, step):
         sl = slice(start, min(S, start + step))
         Ls, s2 = L[sl], sigma[sl][:, None, None] ** 2
-        c, M = _scaled_terms(stats[STAT.Zy], stats[STAT.ZW], stats[STAT.ZZ], theta, sl, Ls, s2)
+        c, M = _scaled_terms(stats[STAT.Zy], stats[STAT.ZW], stats[STAT.ZZ], theta, sl, Ls, s2,
+                             None if offsets is None else offsets[sl])
         if Jv:  # Schur complement of the nested levels
             Ks = K[sl]
             ck, D = _scaled_terms(stats[STAT.Vy], stats[STAT.VW], stats[STAT.VV], theta, sl, Ks, s2)
@@ -281,10 +266,12 @@ def draw_group_effects(stats: dict, theta: np.ndarray | None, sigma: np.ndarray,
     return u if K is None else (u, e)
 
 
-def _scaled_terms(Zy, ZW, ZZ, theta, sl, Ls, s2):
+def _scaled_terms(Zy, ZW, ZZ, theta, sl, Ls, s2, offsets=None):
     """``c_j = L' Z_j' r_j`` (S, J, q) and ``M_j = I + L' Z_j'Z_j L / s^2`` (S, J, q, q) for draws ``sl``."""
     J, q = Zy.shape
     w = Zy[None] if theta is None else Zy[None] - (theta[sl] @ ZW.reshape(J * q, -1).T).reshape(-1, J, q)
+    if offsets is not None:
+        w = w - offsets
     M = np.eye(q) + (np.swapaxes(Ls, 1, 2)[:, None] @ ZZ[None] @ Ls[:, None]) / s2[..., None]
     return w @ Ls, M
 
@@ -328,11 +315,18 @@ def collapsed_data(data: dict, design) -> dict:
 
     ``W`` is what the non-collapsed model multiplies its fixed effects by: a column of ones
     for the (centred) intercept, then the centred slope columns ``X``. With a nested factor
-    (:func:`nesting`), its sums (:func:`nested_statistics`) are added.
+    (:func:`nesting`), its sums (:func:`nested_statistics`) are added. With crossed factors the
+    rows stay (the sampled factors' effects and the fixed effects make each row's residual,
+    whose level sums the likelihood takes: :func:`~hierbayes.model.marginal_likelihood.crossed_marginal_loglik`),
+    and only ``N`` and the integrated factor's ``Z'Z`` are added.
     """
     effects = {factor: (index, Z) for factor, index, Z in design_effects(design)}
     pair = nesting(design)
-    factor = pair[0] if pair else next(iter(effects))
+    factor = integrated_factors(design)[0]
+    if sampled_design(design).factors:  # crossed: the rows stay for the sampled factors' effects
+        index, Z = effects[factor]
+        return {**data, STAT.N: np.float64(len(index)),
+                STAT.ZZ: _level_sums(index, len(design.factors[factor].levels), Z, Z)}
     y = data[N.RESPONSE_DATA] - data.get(N.OFFSET_DATA, 0.0)
     W = np.column_stack([np.ones(len(y))] * design.has_intercept + [data[N.X_DATA]])
     shift = float(y.mean()) if design.has_intercept else 0.0
@@ -380,15 +374,20 @@ def with_group_effects(run, design, data: dict, seed: int | None):
     t0 = time.perf_counter()
     posterior = run.tree["posterior"].to_dataset()
     pair = nesting(design)
-    factor = pair[0] if pair else next(iter(design.factors))
+    factor = integrated_factors(design)[0]
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    rng = np.random.default_rng(None if seed is None else [seed, 1])
+    if sampled_design(design).factors:
+        stats, theta, offsets = _crossed_statistics(posterior, design, data, factor)
+        effects = {factor: draw_group_effects(stats, theta, _draws(posterior, "sigma"),
+                                              _scale_draws(posterior, design, factor), rng, offsets=offsets)}
+        return _record(run, posterior, effects, shape, t0)
     parts = []
     if design.has_intercept:
         parts.append(_draws(posterior, N.INTERCEPT_CENTERED)[:, None] - data[STAT.shift])
     if N.SLOPES in posterior:
         parts.append(_draws(posterior, N.SLOPES, ...))
     theta = np.concatenate(parts, axis=1) if parts else None
-    rng = np.random.default_rng(None if seed is None else [seed, 1])
     L = _scale_draws(posterior, design, factor)
     effects = {factor: draw_group_effects(data, theta, _draws(posterior, "sigma"), L, rng)} if not pair else {}
     if pair:
@@ -396,10 +395,46 @@ def with_group_effects(run, design, data: dict, seed: int | None):
         u, e = draw_group_effects(data, theta, _draws(posterior, "sigma"), L, rng, K=K)
         effects[factor] = u
         effects[pair[1]] = e[:, np.argsort(np.argsort(pair[2], kind="stable"))]  # back to the level order
-    for f in design.factors:
+    return _record(run, posterior, effects, shape, t0)
+
+
+def _record(run, posterior: xr.Dataset, effects: dict, shape: tuple, t0: float):
+    """Put the drawn ``effects`` (by factor, (S, J, q)) into the run's posterior as ``r_<factor>``."""
+    for f in effects:
         names = FactorNames(f)
         dims = ("chain", "draw", names.level_dim, names.coef_dim)
         posterior[names.effects] = (dims, effects[f].reshape(shape + effects[f].shape[1:]))
     run.tree["posterior"] = xr.DataTree(posterior)
     run.timings["effects"] = time.perf_counter() - t0
     return run
+
+
+def _crossed_statistics(posterior: xr.Dataset, design, data: dict, factor: str):
+    """What :func:`draw_group_effects` needs for the integrated factor of a crossed design.
+
+    ``Z_j' r_j`` with ``r = y - offset - X b - sum_f Z_f u_f`` per draw is ``Z'y`` less the fixed
+    part ``Z_j'X b`` (``theta = b``, ``Z'W = Z'X``) less ``offsets = Z_j' Z_f u_f``: for each pair of
+    columns, the sparse cross-sum matrix of the factor's levels and the sampled factor's levels
+    (one entry per pair of levels that share rows) times the draws of ``u_f``; never a row per draw.
+    """
+    from scipy import sparse
+
+    effects = {f: (index, Z) for f, index, Z in design_effects(design)}
+    index, Z = effects[factor]
+    J, q = len(design.factors[factor].levels), Z.shape[1]
+    y = data[N.RESPONSE_DATA] - data.get(N.OFFSET_DATA, 0.0)
+    stats = {STAT.ZZ: data[STAT.ZZ], STAT.Zy: _level_sums(index, J, Z, y[:, None])[:, :, 0],
+             STAT.ZW: _level_sums(index, J, Z, design.X)}
+    fixed = FixedNames()
+    theta = _draws(posterior, fixed.effects, fixed.dim) if design.fixed_names else None
+    S = posterior.sizes["chain"] * posterior.sizes["draw"]
+    offsets = np.zeros((S, J, q))
+    for f in sampled_design(design).factors:
+        g, Zf = effects[f]
+        names = FactorNames(f)
+        u = _draws(posterior, names.effects, names.level_dim, names.coef_dim)
+        for a in range(q):
+            for b in range(Zf.shape[1]):
+                cross = sparse.csr_matrix((Z[:, a] * Zf[:, b], (index, g)), shape=(J, u.shape[1]))
+                offsets[:, :, a] += (cross @ u[:, :, b].T).T
+    return stats, theta, offsets

@@ -10,7 +10,10 @@ effects in them; the choices about coordinates are here, as functions of the des
   its slopes drawn non-centered given it (:func:`centres_intercept_only`);
 - :func:`sheared`: the non-centered factors whose standardized effects are drawn as their mean
   and Helmert contrasts (:func:`helmert_rest`), with the fixed effect sampled plus the effects'
-  mean (:func:`fixed_shift`).
+  mean (:func:`fixed_shift`);
+- :func:`integrated_factors`: the factors a collapsed gaussian model integrates out
+  (:mod:`hierbayes.model.collapsed`), and :func:`sampled_design`, the design of the others,
+  whose effects the sampler still draws (the crossed factors of a crossed design).
 
 Each is a change of coordinates with a constant Jacobian: the posterior is the same
 (``tests/unit/test_parameterizations.py`` checks the log densities point by point).
@@ -19,6 +22,7 @@ Each is a change of coordinates with a constant Jacobian: the posterior is the s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,16 +32,78 @@ from hierbayes.specification.design import Design
 pt = deferred_import("pytensor.tensor")
 
 __all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift", "helmert_rest", "parameterization_of",
-           "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE"]
+           "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE",
+           "nesting", "integrated_factors", "sampled_design", "MAX_COEFS"]
 
 CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
 
 SHEAR_BALANCE = 2.0  # largest ratio of the 90% to the 10% quantile of a factor's level sizes for sheared
 
+MAX_COEFS = 8  # varying coefficients of the factor integrated out (q x q work per level)
+
 
 def fixed_slopes(design: Design) -> list[int]:
     """Positions in ``design.fixed_names`` of the fixed effects other than the intercept."""
     return [j for j, n in enumerate(design.fixed_names) if n != "Intercept"]
+
+
+def nesting(design) -> tuple[str, str, np.ndarray] | None:
+    """``(factor, nested factor, parent)`` when the design's two factors are nested, else None.
+
+    ``parent[k]`` is the level of ``factor`` that holds level ``k`` of the nested factor
+    (``school`` and ``school:class`` of ``(1 | school/class)``: every class is in one school).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import hierbayes as hb
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "school": list("aabbbb"), "klass": list("xyxyzz")})
+    >>> top, nested, parent = nesting(hb.Model("y ~ 1 + (1 | school/klass)", df).design)
+    >>> top, nested, parent.tolist()
+    ('school', 'school:klass', [0, 0, 1, 1, 1])
+    """
+    if len(design.factors) != 2:
+        return None
+    (a, fa), (b, fb) = design.factors.items()
+    for top, ft, nested, fn in ((a, fa, b, fb), (b, fb, a, fa)):
+        parent = np.zeros(len(fn.levels), dtype=np.int64)
+        parent[fn.index] = ft.index  # one pass over the rows: nested when every row agrees
+        if np.array_equal(parent[fn.index], ft.index) and np.bincount(fn.index, minlength=len(parent)).all():
+            return top, nested, parent
+    return None
+
+
+def integrated_factors(design: Design) -> tuple[str, ...]:
+    """The grouping factors whose effects a collapsed gaussian model integrates out (by level).
+
+    The only factor; a factor and the factor nested in it (:func:`nesting`); of crossed
+    factors, the one with the most levels among those of at most :data:`MAX_COEFS` varying
+    coefficients (the first on ties). Given the other factors' effects, its levels are
+    independent, so it is integrated out exactly while the others are sampled
+    (:func:`sampled_design`): the most levels leave the sampler the fewest dimensions.
+    Empty when no factor qualifies.
+
+    >>> import pandas as pd
+    >>> import hierbayes as hb
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "g": list("aabbcc"), "h": list("xyxyxy")})
+    >>> integrated_factors(hb.Model("y ~ 1 + (1 | g) + (1 | h)", df).design)
+    ('g',)
+    """
+    pair = nesting(design)
+    if pair:
+        return pair[:2]
+    eligible = [f for f in design.factors if len(design.factor_coefs(f)) <= MAX_COEFS]
+    if not eligible:
+        return ()
+    return (max(eligible, key=lambda f: len(design.factors[f].levels)),)
+
+
+def sampled_design(design: Design) -> Design:
+    """``design`` without the factors a collapsed model integrates out (:func:`integrated_factors`):
+    the factors whose effects the sampler draws. Its blocks stay, so a block keeps its position
+    (``corr_chol_<k>``); only its ``factors`` lose the integrated ones."""
+    gone = integrated_factors(design)
+    return replace(design, factors={f: fd for f, fd in design.factors.items() if f not in gone})
 
 
 def parameterization_of(parameterization, factor: str) -> str:
@@ -93,7 +159,8 @@ def hierarchical_centering(design: Design, parameterization, collapse: bool = Fa
     is also a fixed effect, the one with the most rows per level (median; the first in
     formula order on ties) takes them: there the data say the most about each level, so
     the fixed effect and the mean of the effects are the most correlated when sampled
-    apart. None when no factor qualifies, or with ``collapse`` (no effects are sampled).
+    apart. None when no factor qualifies; with ``collapse``, of the factors still sampled
+    (:func:`sampled_design`).
 
     Parameters
     ----------
@@ -114,8 +181,8 @@ def hierarchical_centering(design: Design, parameterization, collapse: bool = Fa
     >>> hierarchical_centering(m.design, "non-centered") is None
     True
     """
-    if collapse:
-        return None
+    if collapse:  # only the factors the sampler still draws
+        design = sampled_design(design)
     best = None
     for factor, fd in design.factors.items():
         chosen = parameterization_of(parameterization, factor)
@@ -211,7 +278,7 @@ def folded_factors(design: Design, parameterization, centering) -> list[str]:
 
 def sheared(design: Design, parameterization, collapse: bool = False) -> dict[str, tuple[str, ...]]:
     """Each non-centered factor, with the coefficients whose fixed effect is sampled plus the
-    mean of the factor's effects (empty: none; no factor at all with ``collapse``).
+    mean of the factor's effects (empty: none; with ``collapse``, of the factors still sampled).
 
     In non-centered coordinates the data fix a fixed effect plus the mean of a factor's
     effects, ``alpha + sd * mean(z)``, and leave the two apart to the priors: a narrow ridge
@@ -237,8 +304,8 @@ def sheared(design: Design, parameterization, collapse: bool = False) -> dict[st
     >>> sheared(m.design, "centered")
     {}
     """
-    if collapse:
-        return {}
+    if collapse:  # only the factors the sampler still draws
+        design = sampled_design(design)
     centering = hierarchical_centering(design, parameterization)
     centred = centering[1] if centering else ()
 

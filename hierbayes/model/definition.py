@@ -19,8 +19,12 @@ import pandas as pd
 from hierbayes.errors import HierbayesError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
-from hierbayes.model.coordinates import centres_intercept_only, parameterization_of
-from hierbayes.model.parameterization import choose_parameterization
+from hierbayes.model.coordinates import centres_intercept_only, parameterization_of, sampled_design
+from hierbayes.model.parameterization import (
+    CENTERED_ABOVE,
+    CENTERED_ABOVE_BESIDE_INTEGRATED,
+    choose_parameterization,
+)
 from hierbayes.model.pymc_model import build_model
 from hierbayes.specification.additions import response_family
 from hierbayes.specification.columns import expand_dot, used_columns
@@ -79,13 +83,14 @@ class ModelDefinition:
         coefficient (:mod:`hierbayes.model.parameterization`): a coefficient is centered when nine
         levels in ten are well informed about it. The choice is in
         :attr:`parameterization_choice` and in the fit's summary. Unused when the effects are
-        integrated out (:attr:`collapsed`).
+        integrated out (:attr:`collapsed`), except for the factors a crossed design samples.
     collapse : bool, optional
         Integrate the group effects out of the likelihood and draw them back exactly
         after sampling (:mod:`hierbayes.model.collapsed`). By default (None) this is done
         wherever it is exact: a gaussian model with every varying term on one grouping
-        factor, or on a factor and one nested in it (``(1 | school/class)``). ``False``
-        turns it off; ``True`` refuses models where it is not exact.
+        factor, or on a factor and one nested in it (``(1 | school/class)``); with crossed
+        factors, the factor with the most levels is integrated out and the others' effects
+        are sampled. ``False`` turns it off; ``True`` refuses models where it is not exact.
     na_action : {"drop", "error"}, default "drop"
         Rows with missing values in used columns: dropped with a warning, or refused.
     namespace : dict, optional
@@ -138,10 +143,12 @@ class ModelDefinition:
         self.collapsed: bool = _check_collapse(collapse, self.design, self.family)
         self.parameterization_choice = None
         if isinstance(parameterization, str) and parameterization == "auto":
-            if self.collapsed:  # no effects are sampled: nothing to choose
+            if self.collapsed and not sampled_design(self.design).factors:  # no effects sampled: nothing to choose
                 parameterization = "non-centered"
             else:
-                parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family)
+                above = CENTERED_ABOVE_BESIDE_INTEGRATED if self.collapsed else CENTERED_ABOVE
+                parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family,
+                                                                                         above)
         self.parameterization = _check_parameterization(parameterization, self.design)
 
     # -- the PyMC model ------------------------------------------------------------------------

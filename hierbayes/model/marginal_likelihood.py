@@ -61,7 +61,7 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 from hierbayes.specification.names import STAT, STAT_NAMES
 
-__all__ = ["marginal_loglik", "loglik_and_gradient", "register_jax", "STATS"]
+__all__ = ["marginal_loglik", "crossed_marginal_loglik", "loglik_and_gradient", "register_jax", "STATS"]
 
 # the Op's data inputs, in order (the nested factor's V* and first: empty without one)
 STATS = tuple(name for name in STAT_NAMES if name != STAT.shift)
@@ -133,6 +133,33 @@ def _level_terms(Zy, ZW, ZZ, theta, L, s2, w, c, ZL, M, Minv, R):
     return _spd_inverse(M, Minv, R)
 
 
+@numba.njit(error_model="numpy")
+def _one_coefficient(Zy, ZW, ZZ, theta, l, s2, d_theta, d_Zy):
+    """The loop over the levels of :func:`_kernel` for one varying coefficient (``L = l``, ``M_j`` a number);
+    adds to ``d_theta``, fills ``d_Zy``; returns ``(sum log M_j, Q, sum m_j^2, sum 1 / M_j, df/dl)``."""
+    p = theta.shape[0]
+    s4 = s2 * s2
+    logdet, Q, mm, tr, d_l = 0.0, 0.0, 0.0, 0.0, 0.0
+    for j in range(Zy.shape[0]):
+        zz = ZZ[j, 0, 0]
+        w = Zy[j, 0]
+        for b in range(p):
+            w -= ZW[j, 0, b] * theta[b]
+        M = 1.0 + l * l * zz / s2
+        Minv = 1.0 / M
+        logdet += math.log(M)
+        m = l * w * Minv
+        Q += l * w * m
+        mm += m * m
+        tr += Minv
+        d_l += -zz * l * Minv / s2 + (w - zz * l * m / s2) * m / s4
+        lm = l * m / s4
+        for b in range(p):
+            d_theta[b] -= ZW[j, 0, b] * lm
+        d_Zy[j, 0] = lm
+    return logdet, Q, mm, tr, d_l
+
+
 def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K):
     """Log-likelihood and its gradients in theta, sigma, L and K (loops: numba compiles this).
 
@@ -160,7 +187,7 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
             WWt += WW[a, b] * theta[b]
         rr += theta[a] * (WWt - 2.0 * Wy[a])
         d_theta[a] = (Wy[a] - WWt) / s2
-    d_L, d_K = np.zeros((q, q)), np.zeros((qv, qv))
+    d_L, d_K, d_Zy = np.zeros((q, q)), np.zeros((qv, qv)), np.zeros((J, q))
     w1, c1, r1, m1, Hm1 = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
     ZL, S, Sinv, T11, Rq = np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q))
     Jv = Vy.shape[0]
@@ -172,7 +199,11 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
         B, SBD = np.zeros((q, qv)), np.zeros((q, qv))
         VZL = np.zeros((qv, q))
     logdet, Q, tr_Ginv, mm = 0.0, 0.0, 0.0, 0.0
-    for j in range(J):
+    looped = J
+    if q == 1 and Vy.shape[0] == 0:  # one coefficient, no nested factor: scalars, ~12x faster than the q x q loops at q = 1
+        logdet, Q, mm, tr_Ginv, d_L[0, 0] = _one_coefficient(Zy, ZW, ZZ, theta, L[0, 0], s2, d_theta, d_Zy)
+        looped = 0  # the general loop below has nothing left to do
+    for j in range(looped):
         logdet_M = _level_terms(Zy[j], ZW[j], ZZ[j], theta, L, s2, w1, c1, ZL, S, Sinv, Rq)  # S = M, Sinv = M^-1
         for a in range(q):
             r1[a] = c1[a]
@@ -298,6 +329,7 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
                 Lm += L[a, b] * m1[b]
             for b in range(p):
                 d_theta[b] -= ZW[j, a, b] * Lm / s4
+            d_Zy[j, a] = Lm / s4
             Q += c1[a] * m1[a]
             mm += m1[a] * m1[a]
             tr_Ginv += Sinv[a, a]
@@ -306,10 +338,10 @@ def _kernel(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K
     dim = J * q + Jv * qv
     value = -0.5 * (N * _LOG_2PI + N * math.log(s2) + logdet + (rr - Q / s2) / s2)
     d_s2 = -0.5 * (N / s2 - (dim - tr_Ginv) / s2 - rr / s4 - (Q - mm) / (s4 * s2) + 2.0 * Q / (s4 * s2))
-    return value, d_theta, 2.0 * sigma * d_s2, d_L, d_K
+    return value, d_theta, 2.0 * sigma * d_s2, d_L, d_K, d_Zy
 
 
-_HELPERS = (_spd_inverse, _level_terms)
+_HELPERS = (_spd_inverse, _level_terms, _one_coefficient)
 
 
 def _cache_version() -> int:
@@ -343,8 +375,8 @@ def loglik_and_gradient(stats, theta, sigma, L, K=None):
     """
     args = [np.asarray(value, dtype=float) for value in _with_nested(stats, np.zeros)]
     K = np.zeros((0, 0)) if K is None else np.asarray(K, dtype=float)
-    f, d_theta, d_sigma, d_L, d_K = _jitted()(float(args[0]), float(args[1]), *args[2:], np.asarray(theta, dtype=float),
-                                              float(sigma), np.asarray(L, dtype=float), K)
+    f, d_theta, d_sigma, d_L, d_K, _ = _jitted()(float(args[0]), float(args[1]), *args[2:],
+                                                 np.asarray(theta, dtype=float), float(sigma), np.asarray(L, dtype=float), K)
     return float(f), d_theta, float(d_sigma), d_L, d_K
 
 
@@ -358,10 +390,13 @@ def _with_nested(stats, zeros) -> list:
 
 class MarginalLoglik(Op):
     """``(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K) -> (f, df/dtheta,
-    df/dsigma, df/dL, df/dK)``.
+    df/dsigma, df/dL, df/dK, df/dZy)``.
 
     The gradient outputs are what :meth:`pullback` hands back, so a log density and its
-    gradient cost one pass over the levels.
+    gradient cost one pass over the levels. ``yy``, ``Wy`` and ``Zy`` have gradients too
+    (``df/dyy = -1/(2 s^2)``, ``df/dWy = theta / s^2``, ``df/dZy_j = L m_j / s^4``): in a crossed
+    design they are sums of residuals that depend on the sampled effects
+    (:func:`crossed_marginal_loglik`).
     """
 
     __props__ = ()
@@ -369,7 +404,8 @@ class MarginalLoglik(Op):
     def make_node(self, *inputs):
         inputs = [pt.as_tensor_variable(x).astype("float64") for x in inputs]
         theta, L, K = inputs[-4], inputs[-2], inputs[-1]
-        return Apply(self, inputs, [pt.dscalar(), theta.type(), pt.dscalar(), L.type(), K.type()])
+        Zy = inputs[STATS.index(STAT.Zy)]
+        return Apply(self, inputs, [pt.dscalar(), theta.type(), pt.dscalar(), L.type(), K.type(), Zy.type()])
 
     def perform(self, node, inputs, outputs):
         N, yy, *arrays, theta, sigma, L, K = inputs
@@ -378,13 +414,17 @@ class MarginalLoglik(Op):
             slot[0] = np.asarray(value, dtype="float64")
 
     def infer_shape(self, node, shapes):
-        return [(), shapes[-4], (), shapes[-2], shapes[-1]]
+        return [(), shapes[-4], (), shapes[-2], shapes[-1], shapes[STATS.index(STAT.Zy)]]
 
     def pullback(self, inputs, outputs, output_grads):
         if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
             raise NotImplementedError("hierbayes: the collapsed log-likelihood has no second derivatives")
         g = output_grads[0]
         data = [grad_not_implemented(self, i, x) for i, x in enumerate(inputs[:len(STATS)])]
+        theta, sigma = inputs[-4], inputs[-3]
+        data[STATS.index(STAT.yy)] = g * (-0.5 / sigma**2)
+        data[STATS.index(STAT.Wy)] = g * theta / sigma**2
+        data[STATS.index(STAT.Zy)] = g * outputs[5]
         return [*data, g * outputs[1], g * outputs[2], g * outputs[3], g * outputs[4]]
 
 
@@ -408,9 +448,9 @@ def numba_funcify_marginal_loglik(op, node, **kwargs):
 
     @numba_basic.numba_njit
     def marginal_loglik(N, yy, Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta, sigma, L, K):
-        f, d_theta, d_sigma, d_L, d_K = kernel(N.item(), yy.item(), Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first, theta,
-                                               sigma.item(), L, nested_scale(K))
-        return np.asarray(f), d_theta, np.asarray(d_sigma), d_L, d_K
+        f, d_theta, d_sigma, d_L, d_K, d_Zy = kernel(N.item(), yy.item(), Wy, WW, Zy, ZW, ZZ, Vy, VW, VV, VZ, first,
+                                                     theta, sigma.item(), L, nested_scale(K))
+        return np.asarray(f), d_theta, np.asarray(d_sigma), d_L, d_K, d_Zy
 
     # PyTensor's default cache key sees the Op, not K's static shape: the salt tells the two kernels apart
     return marginal_loglik, 2 * _cache_version() + single_factor
@@ -437,6 +477,48 @@ def marginal_loglik(stats, theta, sigma, L, K=None):
     theta = pt.zeros(0) if theta is None else theta
     K = pt.zeros((0, 0)) if K is None else K
     return _OP(*_with_nested(stats, pt.zeros), theta, sigma, L, K)[0]
+
+
+def crossed_marginal_loglik(residual, index, Z, coefs: tuple[str, ...], J: int, ZZ, N, sigma, L):
+    """The log-likelihood of all rows with one factor of a crossed design integrated out.
+
+    Given the sampled factors' effects and the fixed effects, the integrated factor's levels
+    are independent, so the single-factor algebra holds with the residual
+    ``r = y - offset - X b - sum_f Z_f u_f`` in place of ``y`` and no fixed effects: the Op
+    takes ``yy = r'r`` and the level sums ``Zy_j = Z_j' r`` (``np.bincount``'s PyTensor twin,
+    ``inc_subtensor``), and their gradients reach the sampled effects through the rows.
+
+    Parameters
+    ----------
+    residual : tensor (N,)
+        ``y`` less everything sampled (the linear predictor without the integrated factor).
+    index : tensor (N,)
+        The integrated factor's level of each row.
+    Z : tensor (N, q - 1 or q)
+        Its varying columns other than the intercept (:attr:`FactorNames.columns`).
+    coefs : tuple of str
+        Its varying coefficients, ``"Intercept"`` standing for a column of ones.
+    J : int
+        Its number of levels.
+    ZZ : tensor (J, q, q)
+        ``Z_j'Z_j`` per level (:func:`hierbayes.model.collapsed.collapsed_data`).
+    N : tensor
+        Number of rows.
+    sigma, L : tensor
+        Residual SD; ``blockdiag(diag(sd) @ chol(corr))`` of the integrated factor (q x q).
+    """
+    q = len(coefs)
+    columns, k = [], 0
+    for coef in coefs:
+        if coef == "Intercept":
+            columns.append(residual)
+        else:
+            columns.append(Z[:, k] * residual)
+            k += 1
+    Zy = pt.stack([pt.inc_subtensor(pt.zeros(J)[index], col) for col in columns], axis=1)
+    stats = {STAT.N: N, STAT.yy: pt.sum(residual**2), STAT.Wy: pt.zeros(0), STAT.WW: pt.zeros((0, 0)),
+             STAT.Zy: Zy, STAT.ZW: pt.zeros((J, q, 0)), STAT.ZZ: ZZ}
+    return _OP(*_with_nested(stats, pt.zeros), pt.zeros(0), sigma, L, pt.zeros((0, 0)))[0]
 
 
 @cache
@@ -474,12 +556,12 @@ def register_jax() -> None:
         Q = Q + (v**2).sum()
         return -0.5 * (N * _LOG_2PI + N * jnp.log(s2) + logdet + (rr - Q / s2) / s2)
 
-    value_and_grad = jax.value_and_grad(loglik, argnums=(12, 13, 14, 15))
+    value_and_grad = jax.value_and_grad(loglik, argnums=(12, 13, 14, 15, 4))
 
     @jax_funcify.register(MarginalLoglik)
     def jax_funcify_marginal_loglik(op, **kwargs):
         def marginal_loglik(*inputs):
-            f, (d_theta, d_sigma, d_L, d_K) = value_and_grad(*inputs)
-            return f, d_theta, d_sigma, d_L, d_K
+            f, (d_theta, d_sigma, d_L, d_K, d_Zy) = value_and_grad(*inputs)
+            return f, d_theta, d_sigma, d_L, d_K, d_Zy
 
         return marginal_loglik

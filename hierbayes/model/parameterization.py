@@ -52,10 +52,13 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["choose_parameterization", "level_kappas", "slope_kappas", "coefficient_kappas", "one_way_anova",
-           "describe", "CENTERED_ABOVE"]
+           "describe", "CENTERED_ABOVE", "CENTERED_ABOVE_BESIDE_INTEGRATED"]
 
 CENTERED_ABOVE = 2.5
 KAPPA_QUANTILE = 0.1  # the share of levels allowed below CENTERED_ABOVE in a centered factor
+# a factor sampled beside one integrated out (crossed, collapsed): the other factor's effects no longer
+# cross its ridge, and centered mixed far better from the Gibbs crossover up (InstEval, bench/NOTES.md)
+CENTERED_ABOVE_BESIDE_INTEGRATED = 1.0
 
 
 def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None = None
@@ -163,12 +166,15 @@ def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarra
             for k, coef in enumerate(design.factor_coefs(factor))}
 
 
-def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFrame]:
+def choose_parameterization(design, family, centered_above: float = CENTERED_ABOVE
+                            ) -> tuple[dict[str, str], pd.DataFrame]:
     """Centered or non-centered for each grouping factor, and the numbers behind the choice.
 
     A factor's effects are drawn as one block, so it is centered only when the levels' data
     say a lot about every varying coefficient: the smallest 10% quantile of kappa over its
-    coefficients (``kappa_q10``, on ``limiting``) must be above :data:`CENTERED_ABOVE`.
+    coefficients (``kappa_q10``, on ``limiting``) must be above ``centered_above``
+    (:data:`CENTERED_ABOVE`; :data:`CENTERED_ABOVE_BESIDE_INTEGRATED` for the factors a crossed
+    design samples beside the one it integrates out).
 
     Only the intercept well informed: ``"centered-intercept"``
     (:func:`hierbayes.model.coordinates.centres_intercept_only`).
@@ -179,7 +185,7 @@ def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFram
     table : DataFrame
         Index ``factor``; columns ``levels``, ``median_n``, ``tau2``, ``s2`` (the
         intercept's), ``kappa_q10`` (the least informed coefficient's), ``limiting`` (that
-        coefficient), ``intercept_kappa_q10``, ``parameterization``.
+        coefficient), ``intercept_kappa_q10``, ``parameterization``; ``attrs["centered_above"]``: the threshold.
     """
     from hierbayes.model.coordinates import centres_intercept_only
 
@@ -194,16 +200,18 @@ def choose_parameterization(design, family) -> tuple[dict[str, str], pd.DataFram
             row["limiting"] = min(lows, key=lows.get)
             row["kappa_q10"] = lows[row["limiting"]]
             row["intercept_kappa_q10"] = lows["Intercept"]
-        if row["kappa_q10"] > CENTERED_ABOVE:
+        if row["kappa_q10"] > centered_above:
             choice[factor] = "centered"
-        elif row["intercept_kappa_q10"] > CENTERED_ABOVE and centres_intercept_only(design, factor) is None:
+        elif row["intercept_kappa_q10"] > centered_above and centres_intercept_only(design, factor) is None:
             choice[factor] = "centered-intercept"
         else:
             choice[factor] = "non-centered"
         rows.append({**row, "parameterization": choice[factor]})
     columns = ["factor", "levels", "median_n", "tau2", "s2", "kappa_q10", "limiting", "intercept_kappa_q10",
                "parameterization"]
-    return choice, pd.DataFrame(rows, columns=columns).set_index("factor")  # no rows: no grouping factor
+    table = pd.DataFrame(rows, columns=columns).set_index("factor")  # no rows: no grouping factor
+    table.attrs["centered_above"] = centered_above
+    return choice, table
 
 
 _IN_WORDS = {
@@ -223,32 +231,35 @@ def describe(model) -> str | None:
     """
     if not model.design.factors:
         return None
-    from hierbayes.model.coordinates import sheared
+    from hierbayes.model.coordinates import sampled_design, sheared
 
     shear = sheared(model.design, model.parameterization, model.collapsed)
+    sampled = list(sampled_design(model.design).factors) if model.collapsed else []
     parts = []
     for factor in model.design.factors:
-        if model.collapsed:
-            parts.append(f"{factor} integrated out and drawn exactly afterwards (collapsed)")
+        if model.collapsed and factor not in sampled:
+            given = f" given the sampled effects of {', '.join(sampled)}" if sampled else ""
+            parts.append(f"{factor} integrated out and drawn exactly afterwards{given} (collapsed)")
             continue
         p = model.parameterization
         chosen = p.get(factor, "non-centered") if isinstance(p, dict) else p
         text = _IN_WORDS[chosen]
         table = model.parameterization_choice
+        above = table.attrs.get("centered_above", CENTERED_ABOVE) if table is not None else CENTERED_ABOVE
         if table is not None and np.isfinite(table.loc[factor, "kappa_q10"]):
             low = table.loc[factor, "kappa_q10"]
             share = f"{1 - KAPPA_QUANTILE:.0%}"
             if chosen == "centered-intercept":
                 text += (f", chosen because in {share} of levels the data outweigh the prior "
-                         f"{CENTERED_ABOVE:g}-fold or more for the intercept (kappa "
+                         f"{above:g}-fold or more for the intercept (kappa "
                          f"{table.loc[factor, 'intercept_kappa_q10']:.2g}) but not for {table.loc[factor, 'limiting']} "
                          f"(kappa {low:.2g})")
             elif chosen == "centered":
                 text += (f", chosen because in {share} of levels the data outweigh the prior "
-                         f"{CENTERED_ABOVE:g}-fold or more (kappa {low:.2g})")
+                         f"{above:g}-fold or more (kappa {low:.2g})")
             else:
                 text += (f", chosen because in more than {KAPPA_QUANTILE:.0%} of levels the data "
-                         f"outweigh the prior less than {CENTERED_ABOVE:g}-fold (kappa {low:.2g})")
+                         f"outweigh the prior less than {above:g}-fold (kappa {low:.2g})")
         if shear.get(factor):
             text += f"; the effects' mean is sampled with the fixed {', '.join(shear[factor])}"
         parts.append(f"{factor} {text}")

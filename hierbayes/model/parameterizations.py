@@ -62,6 +62,7 @@ from hierbayes.model.coordinates import (
     helmert_rest,
     hierarchical_centering,
     parameterization_of,
+    sampled_design,
     sheared,
 )
 from hierbayes.specification.design import Design
@@ -436,7 +437,8 @@ PARAMETERIZATIONS = tuple(_BY_VALUE)  # the values of ``parameterization=`` ("au
 
 def factor_parameterizations(design: Design, parameterization, collapse: bool = False,
                              around_fixed_effects: bool = True) -> dict[str, Parameterization]:
-    """The parameterization of each grouping factor's effects, in formula order (none with ``collapse``).
+    """The parameterization of each sampled grouping factor's effects, in formula order (with ``collapse``,
+    none of the integrated factors: :func:`~hierbayes.model.coordinates.sampled_design`).
 
     Parameters
     ----------
@@ -445,7 +447,7 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
         ``"non-centered"``, ``"centered"`` or ``"centered-intercept"``, for every factor or per
         factor (validated by :class:`hierbayes.model.definition.ModelDefinition`).
     collapse : bool
-        The effects are integrated out: none is drawn.
+        The effects of :func:`~hierbayes.model.coordinates.integrated_factors` are integrated out: not drawn.
     around_fixed_effects : bool
         False draws every centered factor's effects as deviations ``r_j ~ N(0, L L')``
         (no :class:`HierarchicallyCentered`, no :class:`Folded`): the model in its own terms,
@@ -468,8 +470,8 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
     >>> factor_parameterizations(m.design, m.parameterization)
     {'g': Folded(inner=Centered()), 'h': HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'x'))}
     """
-    if collapse:
-        return {}
+    if collapse:  # the integrated factors are drawn after sampling; the crossed others are sampled
+        design = sampled_design(design)
     centering = hierarchical_centering(design, parameterization) if around_fixed_effects else None
     shear = sheared(design, parameterization)
     folded = folded_factors(design, parameterization, centering)

@@ -21,7 +21,8 @@ The model is written in this order, which is the order of the sampler's paramete
    (``z_<factor>__sigma``, ``b_slopes__sigma``, ``b_sigma``, ...).
 
 With ``collapse``, the group effects are integrated out instead (:mod:`hierbayes.model.collapsed`):
-only their SDs and correlations are sampled, with the family's parameters.
+only their SDs and correlations are sampled, with the family's parameters; with crossed factors, one
+factor is integrated out and the others' effects are sampled as above.
 
 Examples
 --------
@@ -144,7 +145,9 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         How each factor's effects are drawn (:func:`hierbayes.model.parameterizations.factor_parameterizations`).
     collapse : bool
         Integrate the group effects out (:mod:`hierbayes.model.collapsed`; gaussian, one factor or two nested):
-        the model then samples no group effects and ``parameterization`` is unused.
+        the model then samples no group effects and ``parameterization`` is unused. With crossed factors,
+        the factor of :func:`~hierbayes.model.coordinates.integrated_factors` is integrated out and the
+        others' effects are sampled (``parameterization`` applies to them).
     around_fixed_effects : bool
         False keeps centered effects as deviations from the fixed effects (see
         :func:`hierbayes.model.parameterizations.factor_parameterizations`).
@@ -156,6 +159,8 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     data = model_data(design, family, priors, collapse)
     coords = model_coords(design)
     chosen = factor_parameterizations(design, parameterization, collapse, around_fixed_effects)
+    # collapsed with crossed factors: one factor integrated out, the others' effects sampled
+    all_integrated = collapse and not chosen
     centred = next((p.fixed_means for p in chosen.values() if p.fixed_means), ())
 
     with pm.Model(coords=coords) as model:
@@ -175,10 +180,10 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
         shift = pt.stack(fixed_shift(design, shared_means, shared.get(N.X_MEAN_DATA))) if shared_means else None
 
         eta = sum(terms) if terms else 0.0
-        fixed, eta = _fixed_effects(design, shared, prior_rv, shift, centred, eta, coords, collapse)
-        if design.offset is not None and not collapse:
+        fixed, eta = _fixed_effects(design, shared, prior_rv, shift, centred, eta, coords, all_integrated)
+        if design.offset is not None and not all_integrated:
             eta = eta + shared[N.OFFSET_DATA]
-        if collapse:
+        if all_integrated:
             _collapsed_likelihood(design, family, shared, prior_rv, fixed)
             return model
 
@@ -199,6 +204,9 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
                   for name, support in family.parameters}
         if family.thresholds is not None:
             params[N.THRESHOLDS] = _thresholds(design, family, shared, prior_rv, fixed.beta)
+        if collapse:
+            _crossed_likelihood(design, shared, prior_rv, eta, params["sigma"])
+            return model
         family.observed_variable(response_name(design), eta, params, shared[N.RESPONSE_DATA],
                                  shared.get(N.TRIALS_DATA),
                                  additions={arg: shared[N.ADDITION_DATA[arg]] for arg in design.additions})
@@ -277,11 +285,26 @@ def _collapsed_likelihood(design: Design, family: Family, shared, prior_rv, fixe
     pm.Potential(N.COLLAPSED_LOGLIK, marginal_loglik(shared, theta, params["sigma"], L, K))
 
 
+def _crossed_likelihood(design: Design, shared, prior_rv, eta, sigma) -> None:
+    """The likelihood with one factor of a crossed design integrated out, given ``eta`` (everything sampled:
+    fixed effects, the other factors' effects, the offset; :func:`~hierbayes.model.marginal_likelihood.crossed_marginal_loglik`)."""
+    from hierbayes.model.coordinates import integrated_factors
+    from hierbayes.model.marginal_likelihood import crossed_marginal_loglik
+
+    factor, = integrated_factors(design)
+    names = FactorNames(factor)
+    L = _factor_cholesky(design, factor, shared, prior_rv)
+    pm.Potential(N.COLLAPSED_LOGLIK, crossed_marginal_loglik(
+        shared[N.RESPONSE_DATA] - eta, shared[names.index], shared[names.columns], design.factor_coefs(factor),
+        len(design.factors[factor].levels), shared[N.STAT.ZZ], shared[N.STAT.N], sigma, L))
+
+
 def _factor_cholesky(design: Design, factor: str, shared, prior_rv):
     """``L = blockdiag(diag(sd) @ chol(corr))`` over all the factor's coefficients (collapsed models)."""
     fx = FactorEffects(design, factor, shared, _factor_sd(design, factor, prior_rv))
     L = pt.zeros((len(fx.coefs), len(fx.coefs)))
     for b in fx.blocks():
-        L = pt.set_subtensor(L[b.sl, b.sl], b.L if b.L is not None else pt.diag(b.sd))
+        # eye * sd, not diag(sd): JAX (sampler="numpyro") needs the diagonal's length as a constant
+        L = pt.set_subtensor(L[b.sl, b.sl], b.L if b.L is not None else pt.eye(b.q) * b.sd[None, :])
     record_correlations(fx.names, fx.cors)
     return L

@@ -62,6 +62,11 @@ def test_suite_designs_have_the_sizes_of_the_issue():
     assert cells < 0.05 * 2_972 * 1_128  # partially crossed: few student-lecturer pairs observed
     crossed = MODELS["crossed_20k"].data()
     assert (len(crossed), crossed["item"].nunique(), crossed["rater"].nunique()) == (20_000, 300, 200)
+    real = MODELS["insteval"].data()  # lme4's InstEval: every student-lecturer pair once
+    assert len(real) == real.groupby(["s", "d"], observed=True).ngroups == 73_421
+    assert (real["s"].nunique(), real["d"].nunique()) == (2_972, 1_128)
+    movies = MODELS["movielens_like_1M"].data()
+    assert (len(movies), movies["user"].nunique(), movies["item"].nunique()) == (1_000_209, 6_040, 3_706)
     slope = MODELS["radon_slope"]
     assert slope.formula == "log_radon ~ floor + (1 + floor | county)"
     assert slope.bambi_formula == "log_radon ~ floor + (1 + floor | county)" and slope.bambi_note

@@ -39,7 +39,10 @@ def test_the_centered_factor_with_most_rows_per_level_takes_the_fixed_effects():
     assert coordinates.hierarchical_centering(m.design, "centered") == ("rater", ("Intercept",))
     assert coordinates.hierarchical_centering(m.design, {"item": "centered"}) == ("item", ("Intercept",))
     assert coordinates.hierarchical_centering(m.design, "non-centered") is None
-    assert coordinates.hierarchical_centering(m.design, "centered", collapse=True) is None
+    # collapsed, item (the most levels) is integrated out: of the factors still sampled, rater takes them
+    assert coordinates.hierarchical_centering(m.design, "centered", collapse=True) == ("rater", ("Intercept",))
+    assert coordinates.hierarchical_centering(hb.Model("y ~ x + (1 | item)", df).design, "centered",
+                                              collapse=True) is None
     # slopes join when they are fixed effects too; a slope without one, or no fixed intercept, does not
     slopes = hb.Model("y ~ x + (1 + x | item)", df).design
     assert coordinates.hierarchical_centering(slopes, "centered") == ("item", ("Intercept", "x"))

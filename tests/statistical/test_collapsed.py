@@ -232,7 +232,7 @@ def test_nested_effect_draws_have_the_conditional_posterior_moments():
     np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
 
 
-def test_nesting_is_recognised_and_crossed_factors_are_refused():
+def test_nesting_is_recognised_and_told_from_crossed_factors():
     df = pd.DataFrame({"y": np.arange(8.0), "school": list("aabbbbcc"), "klass": list("xyxyzzxx"),
                        "rater": list("pqpqpqpq")})
     design = hb.Model("y ~ 1 + (1 | school/klass)", df, collapse=False).design
@@ -242,7 +242,7 @@ def test_nesting_is_recognised_and_crossed_factors_are_refused():
     assert [design.factors["school"].levels[p] for p in parent] == [lvl.split(":")[0] for lvl in levels]
     crossed = hb.Model("y ~ 1 + (1 | school) + (1 | rater)", df, collapse=False)
     assert nesting(crossed.design) is None
-    assert "crossed, not nested" in collapse_reason(crossed.design, crossed.family)
+    assert collapse_reason(crossed.design, crossed.family) is None  # one factor integrated out, the other sampled
     assert hb.Model("y ~ 1 + (1 | school/klass)", df).collapsed
 
 
@@ -250,11 +250,11 @@ def test_collapse_is_used_exactly_where_it_is_exact(sleepstudy):
     assert hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).collapsed
     assert not hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, collapse=False).collapsed
     two = sleepstudy.assign(half=(sleepstudy["Days"] > 4).astype(str))
-    assert not hb.Model("Reaction ~ Days + (1 | Subject) + (1 | half)", two).collapsed
+    assert hb.Model("Reaction ~ Days + (1 | Subject) + (1 | half)", two).collapsed  # crossed: Subject integrated out
     with pytest.raises(hb.HierbayesError, match="student_t family is not gaussian"):
         hb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, family="student_t", collapse=True)
-    with pytest.raises(hb.HierbayesError, match="crossed, not nested"):
-        hb.Model("Reaction ~ Days + (1 | Subject) + (1 | half)", two, collapse=True)
+    with pytest.raises(hb.HierbayesError, match="sigma has a formula of its own"):
+        hb.Model(hb.Formula("Reaction ~ Days + (1 | Subject) + (1 | half)", sigma="~ Days"), two, collapse=True)
     with pytest.raises(hb.HierbayesError, match="collapse must be True, False or None"):
         hb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, collapse="yes")
     names = {v.name for v in hb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fitting_model.free_RVs}
@@ -318,4 +318,27 @@ def test_nested_collapsed_and_non_centered_fits_agree():
     assert "school:klass integrated out and drawn exactly afterwards (collapsed)" in repr(collapsed)
     assert int(collapsed.idata["sample_stats"]["diverging"].sum()) == 0
     assert collapsed.posterior["r_school_klass"].sel({"school:klass": "s3:c2"}).size == 2000
+    _agree(collapsed, plain)
+
+
+@pytest.mark.slow
+def test_crossed_collapsed_and_sampled_fits_agree():
+    """One factor of a crossed design integrated out, the other sampled: the same posterior as every
+    effect sampled, group effects of both factors included (partially crossed, unequal levels)."""
+    rng = np.random.default_rng(8)
+    n, Jg, Jh = 300, 30, 10
+    g = np.concatenate([np.arange(Jg), rng.integers(0, Jg, n - Jg)])
+    h = np.concatenate([np.arange(Jh), rng.choice(Jh, n - Jh, p=rng.dirichlet(np.ones(Jh)))])
+    x = rng.normal(size=n)
+    y = (1 + 0.5 * x + rng.normal(0, 0.7, Jg)[g] + rng.normal(0, 0.3, Jg)[g] * x + rng.normal(0, 0.5, Jh)[h]
+         + rng.normal(0, 1.0, n))
+    df = pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g], "h": [f"h{i}" for i in h]})
+    formula = "y ~ x + (1 + x | g) + (1 | h)"
+    settings = dict(draws=600, tune=500, chains=2, progressbar=False, warn=False)
+    collapsed = hb.Model(formula, df).fit(seed=11, **settings)
+    plain = hb.Model(formula, df, collapse=False).fit(seed=12, **settings)
+    assert collapsed.model.collapsed and not plain.model.collapsed
+    assert "g integrated out and drawn exactly afterwards given the sampled effects of h (collapsed)" in repr(collapsed)
+    assert int(collapsed.idata["sample_stats"]["diverging"].sum()) == 0
+    assert collapsed.posterior["r_g"].shape == (2, 600, Jg, 2)
     _agree(collapsed, plain)

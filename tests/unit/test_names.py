@@ -62,6 +62,8 @@ MODELS = {
                                 {"x": hb.StudentT(4, 0, 1), "sd(x|item)": hb.Exponential(2)}, False),
     "collapsed": ("y ~ x + (1 + x | item)", crossed, "gaussian", "auto", {}, True),
     "collapsed, nested": ("y ~ x + (1 | item/rater)", crossed, "gaussian", "auto", {}, True),
+    "collapsed, crossed: item integrated out, rater sampled": ("y ~ x + (1 + x | item) + (1 | rater)", crossed,
+                                                                "gaussian", "auto", {}, True),
     "no grouping factor": ("count ~ x", crossed, "poisson", NC, {}, False),
     "ordinal thresholds, centered": ("grade ~ x + (1 + x | item)", crossed, "cumulative", C, {}, False),
     "ordinal thresholds, sheared": ("grade ~ x + (1 | item) + (1 | rater)", crossed, "sratio", NC, {}, False),

@@ -267,7 +267,7 @@ def folded_factors(design: Design, parameterization, centering) -> list[str]:
     that spans every level of both factors. Each other centered factor with a varying
     intercept is then drawn as its mean and the contrasts around it
     (:func:`helmert_rest`), and its mean intercept joins the centred factor's mean: the
-    slow direction shrinks to two numbers. (Crossed 20k, ``bench/results_centering.md``:
+    slow direction shrinks to two numbers. (Crossed 20k, ``bench/NOTES.md``, table ``results_centering``:
     minimum ESS 216 non-centered, 258 centred into one factor, 2047 with the fold.)
     """
     if not centering or "Intercept" not in centering[1]:

@@ -58,13 +58,15 @@ CENTERED_ABOVE = 2.5
 KAPPA_QUANTILE = 0.1  # the share of levels allowed below CENTERED_ABOVE in a centered factor
 
 
-def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None = None
-                  ) -> tuple[float, float]:
+def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None = None,
+                  within: np.ndarray | None = None) -> tuple[float, float]:
     """Method-of-moments between- and within-level variances ``(tau^2, s^2)`` of ``values``.
 
     ``tau^2 = max(0, (MSB - MSW) / n0)`` with ``n0 = (N - sum n_j^2 / N) / (J - 1)``, the
     ANOVA estimator for unbalanced levels; ``weights`` count each value as that many
-    observations (binomial trials).
+    observations (binomial trials), and ``within`` adds each value's own sum of squares
+    among those observations (a row of ``n`` trials with a share ``p`` of successes:
+    ``n p (1 - p)``, :func:`_row_sums_of_squares`).
 
     Examples
     --------
@@ -81,7 +83,8 @@ def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.nda
     mean_j = np.bincount(index, weights=w * values, minlength=J) / np.maximum(n_j, 1e-300)
     grand = (w * values).sum() / N
     msb = (n_j * (mean_j - grand) ** 2).sum() / max(J - 1, 1)
-    msw = (w * (values - mean_j[index]) ** 2).sum() / max(N - J, 1)
+    own = 0.0 if within is None else float(np.sum(within))
+    msw = ((w * (values - mean_j[index]) ** 2).sum() + own) / max(N - J, 1)
     n0 = (N - (n_j**2).sum() / N) / max(J - 1, 1)
     return float(max(0.0, (msb - msw) / n0)), float(msw)
 
@@ -95,14 +98,26 @@ def _response_residuals(design, family) -> tuple[np.ndarray, np.ndarray | None]:
     return y, design.trials
 
 
+def _row_sums_of_squares(design) -> np.ndarray | None:
+    """A binomial row's sum of squares among its own trials, ``n p (1 - p)`` for ``p`` its share of successes
+    (None for the other families: a row is one observation). Without it, a row of ten trials counted ten
+    times at its share has no spread of its own, ``s^2`` comes out about ten times too small, kappa ten
+    times too large, and ``"auto"`` centres factors whose data say little (divergences; found by the
+    binomial case of the simulation-based calibration)."""
+    if design.trials is None:
+        return None
+    p = design.y / np.maximum(design.trials, 1)
+    return design.trials * p * (1 - p)
+
+
 def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
-                 weights: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+                 weights: np.ndarray | None = None, within: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """``kappa_j = S_zz,j tau^2 / s^2`` for a varying slope on column ``z``, by method of moments.
 
     Each level's least-squares slope of ``values`` on ``z`` (both centred within the level)
     has sampling variance ``s^2 / S_zz,j``; ``tau^2`` is their between-level variance by the
     unbalanced ANOVA estimator of :func:`one_way_anova` with ``S_zz,j`` in place of ``n_j``
-    (at least 0), ``s^2`` the pooled residual variance. ``S_zz,j`` plays the part of ``n_j`` for an intercept. Levels with fewer than
+    (at least 0), ``s^2`` the pooled residual variance (with ``within`` as in :func:`one_way_anova`). ``S_zz,j`` plays the part of ``n_j`` for an intercept. Levels with fewer than
     three rows or a constant ``z`` say nothing about their slope (kappa 0).
 
     Examples
@@ -127,7 +142,8 @@ def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
     slope = np.where(ok, np.bincount(index, weights=w * zc * vc, minlength=J) / np.where(ok, Szz, 1.0), 0.0)
     resid = vc - slope[index] * zc
     used = ok[index]
-    s2 = float((w * resid**2)[used].sum() / max(w[used].sum() - 2 * ok.sum(), 1))
+    own = 0.0 if within is None else float(np.asarray(within)[used].sum())
+    s2 = float(((w * resid**2)[used].sum() + own) / max(w[used].sum() - 2 * ok.sum(), 1))
     wj = Szz[ok]  # the slopes' precisions / s^2: the ANOVA estimator with S_zz,j in place of n_j
     mean = (wj * slope[ok]).sum() / wj.sum()
     between = (wj * (slope[ok] - mean) ** 2).sum()
@@ -135,9 +151,9 @@ def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
     return np.where(ok, Szz, 0.0) * tau2 / max(s2, 1e-300), tau2, s2
 
 
-def _intercept_kappas(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None
-                      ) -> tuple[np.ndarray, float, float]:
-    tau2, s2 = one_way_anova(values, index, J, weights)
+def _intercept_kappas(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None,
+                      within: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    tau2, s2 = one_way_anova(values, index, J, weights, within)
     n_j = np.bincount(index, weights=weights, minlength=J)
     return n_j * tau2 / max(s2, 1e-300), tau2, s2
 
@@ -146,7 +162,7 @@ def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]
     """``kappa_j = n_j tau^2 / s^2`` for every level of ``factor``, with ``tau^2`` and ``s^2``."""
     fd = design.factors[factor]
     values, weights = _response_residuals(design, family)
-    return _intercept_kappas(values, fd.index, len(fd.levels), weights)
+    return _intercept_kappas(values, fd.index, len(fd.levels), weights, _row_sums_of_squares(design))
 
 
 def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarray, float, float]]:
@@ -157,9 +173,10 @@ def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarra
 
     ((_, index, Z),) = [(f, i, Z) for f, i, Z in design_effects(design) if f == factor]
     values, weights = _response_residuals(design, family)
+    within = _row_sums_of_squares(design)
     J = len(design.factors[factor].levels)
-    return {coef: _intercept_kappas(values, index, J, weights) if coef == "Intercept"
-            else slope_kappas(values, Z[:, k], index, J, weights)
+    return {coef: _intercept_kappas(values, index, J, weights, within) if coef == "Intercept"
+            else slope_kappas(values, Z[:, k], index, J, weights, within)
             for k, coef in enumerate(design.factor_coefs(factor))}
 
 

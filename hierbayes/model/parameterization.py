@@ -12,7 +12,8 @@ intra-class correlation) of the response after an ordinary least-squares fit of 
 fixed effects. On the response scale this ratio is the same as on the link scale with
 the family's working variance (poisson: ``1/mu``; bernoulli: ``1/(p(1-p))``), since
 both variances move by the same factor ``(d mu / d eta)^2``. Binomial responses enter
-as proportions, with trials as level sizes.
+as proportions, with trials as level sizes and each row's spread among its own trials in
+the within-level variance (as if each trial were a row of 0 or 1).
 
 A varying slope's ``kappa_j`` uses the level's spread of its column in place of ``n_j``
 (:func:`slope_kappas`). A factor is centered when, for every varying coefficient, nine

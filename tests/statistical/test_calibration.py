@@ -8,7 +8,7 @@ model that is wrong in a way that matters: the broken model below is the same co
 model fed slope columns twice their size, so its varying slopes enter the linear predictor
 wrongly scaled, and calibration flags them. It reuses the compiled model, so it costs
 sampling only. The full run over structures and families is ``validation/run_sbc.py``
-(results in ``validation/results.md``).
+(results in ``validation/results.md`` and ``validation/results_families.md``).
 """
 
 from __future__ import annotations

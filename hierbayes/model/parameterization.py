@@ -13,7 +13,8 @@ fixed effects. On the response scale this ratio is the same as on the link scale
 the family's working variance (poisson: ``1/mu``; bernoulli: ``1/(p(1-p))``), since
 both variances move by the same factor ``(d mu / d eta)^2``. Binomial responses enter
 as proportions, with trials as level sizes and each row's spread among its own trials in
-the within-level variance (as if each trial were a row of 0 or 1).
+the within-level variance (as if each trial were a row of 0 or 1); the zero-inflated and
+beta-binomial responses, whose trials in a row are not independent, one row as one observation.
 
 A varying slope's ``kappa_j`` uses the level's spread of its column in place of ``n_j``
 (:func:`slope_kappas`). A factor is centered when, for every varying coefficient, nine
@@ -91,21 +92,32 @@ def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.nda
 
 
 def _response_residuals(design, family) -> tuple[np.ndarray, np.ndarray | None]:
-    """The response (proportions for binomial) less its least-squares fit on the fixed effects."""
+    """The response (proportions for binomial) less its least-squares fit on the fixed effects, and how
+    many observations each row counts as: its trials when they are independent (the binomial family),
+    else one (a row of a zero-inflated or beta-binomial response: its trials move together)."""
     y = design.y if design.trials is None else design.y / np.maximum(design.trials, 1)
     if design.X.shape[1]:
         coef, *_ = np.linalg.lstsq(design.X, y, rcond=None)
         y = y - design.X @ coef
-    return y, design.trials
+    return y, _independent_trials(design, family)
 
 
-def _row_sums_of_squares(design) -> np.ndarray | None:
+def _independent_trials(design, family) -> np.ndarray | None:
+    """The trials of a binomial response whose trials are independent given the linear predictor: a family
+    with trials and no parameters of its own (the binomial). Zero inflation or the beta-binomial's ``phi``
+    makes a row's trials move together; counted as independent, their shared spread would be read as
+    between-level variance, and ``"auto"`` centred levels that say little (the zero-inflated binomial's
+    calibration diverged in 43 of 72 centred refits)."""
+    return design.trials if design.trials is not None and not family.parameters else None
+
+
+def _row_sums_of_squares(design, family) -> np.ndarray | None:
     """A binomial row's sum of squares among its own trials, ``n p (1 - p)`` for ``p`` its share of successes
     (None for the other families: a row is one observation). Without it, a row of ten trials counted ten
     times at its share has no spread of its own, ``s^2`` comes out about ten times too small, kappa ten
     times too large, and ``"auto"`` centres factors whose data say little (divergences; found by the
     binomial case of the simulation-based calibration)."""
-    if design.trials is None:
+    if _independent_trials(design, family) is None:
         return None
     p = design.y / np.maximum(design.trials, 1)
     return design.trials * p * (1 - p)
@@ -163,7 +175,7 @@ def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]
     """``kappa_j = n_j tau^2 / s^2`` for every level of ``factor``, with ``tau^2`` and ``s^2``."""
     fd = design.factors[factor]
     values, weights = _response_residuals(design, family)
-    return _intercept_kappas(values, fd.index, len(fd.levels), weights, _row_sums_of_squares(design))
+    return _intercept_kappas(values, fd.index, len(fd.levels), weights, _row_sums_of_squares(design, family))
 
 
 def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarray, float, float]]:
@@ -174,7 +186,7 @@ def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarra
 
     ((_, index, Z),) = [(f, i, Z) for f, i, Z in design_effects(design) if f == factor]
     values, weights = _response_residuals(design, family)
-    within = _row_sums_of_squares(design)
+    within = _row_sums_of_squares(design, family)
     J = len(design.factors[factor].levels)
     return {coef: _intercept_kappas(values, index, J, weights, within) if coef == "Intercept"
             else slope_kappas(values, Z[:, k], index, J, weights, within)

@@ -46,3 +46,28 @@ def test_levels_that_say_little_stay_non_centered_however_the_trials_are_grouped
     model = hb.Model("cbind(s, f) ~ 1 + (1 | g)", rows, family="binomial", collapse=False)
     assert model.parameterization == {"g": "non-centered"}
     assert model.parameterization_choice.loc["g", "s2"] == pytest.approx(0.25, rel=0.1)  # p (1 - p) of a trial
+
+
+def _zero_inflated(rows: pd.DataFrame, zi: float, seed: int = 1) -> pd.DataFrame:
+    """``rows`` with each row's successes set to 0 with probability ``zi`` (a structural zero)."""
+    zero = np.random.default_rng(seed).random(len(rows)) < zi
+    out = rows.copy()
+    out.loc[zero, "f"] += out.loc[zero, "s"]
+    out.loc[zero, "s"] = 0
+    return out
+
+
+@pytest.mark.parametrize("family", ["zero_inflated_binomial", "beta_binomial"])
+def test_a_row_whose_trials_move_together_counts_once(family):
+    """Zero inflation (or the beta-binomial's phi) makes a row's trials move together: counted as independent,
+    their shared spread read as between-level variance and auto centred levels that say little."""
+    from hierbayes.model.parameterization import one_way_anova
+
+    rows = _zero_inflated(_rows(seed=5, groups=30, per_group=6, sd=0.05), zi=0.3)
+    model = hb.Model("cbind(s, f) ~ 1 + (1 | g)", rows, family=family, collapse=False)
+    share = (rows["s"] / (rows["s"] + rows["f"])).to_numpy()
+    index = model.design.factors["g"].index
+    tau2, s2 = one_way_anova(share - share.mean(), index, 30)  # one observation per row
+    choice = model.parameterization_choice.loc["g"]
+    assert choice["s2"] == pytest.approx(s2, rel=1e-10) and choice["tau2"] == pytest.approx(tau2, rel=1e-10, abs=1e-14)
+    assert model.parameterization == {"g": "non-centered"}

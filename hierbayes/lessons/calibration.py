@@ -4,11 +4,13 @@ For a formula, a data set (its predictors and grouping; the response is replaced
 family, :func:`calibrate` repeats ``n_sims`` times:
 
 1. draw every parameter from the priors in force (:attr:`Model.priors`, by printed label);
-2. simulate a response through the same design, with an independent NumPy path:
-   group effects ``u = z @ L.T`` with ``L = diag(sd) @ chol(corr)``,
-   :func:`~hierbayes.specification.linear_predictor.linear_predictor`, the inverse link and ``family.random``;
+2. simulate a response through the same design, with an independent NumPy path
+   (:mod:`hierbayes.lessons.simulation`): group effects ``u = z @ L.T`` with
+   ``L = diag(sd) @ chol(corr)``, :func:`~hierbayes.specification.linear_predictor.linear_predictor`
+   of each formula (the mean's and any family parameter's), the inverse link and ``family.random``;
 3. refit the model of the same structure (the compiled model is reused, so a refit costs
-   about a second) with the priors held fixed;
+   about a second) with the priors held fixed, parameterized as users get it (``"auto"``
+   chooses again on each simulated data set);
 4. record the rank of each true value among thinned posterior draws.
 
 If the model the package writes is the model of step 2, every rank is uniform on
@@ -68,144 +70,18 @@ import xarray as xr
 from scipy import stats
 
 from hierbayes.errors import DataError, DataWarning, HierbayesError
-from hierbayes.model import data as _data
+from hierbayes.lessons.simulation import draw_prior, ordered_labels, simulate_truth, tracked_parameters, with_response
 from hierbayes.model.definition import ModelDefinition
 from hierbayes.posterior.fitting import fit_model
 from hierbayes.posterior.summaries import parameter_draws
 from hierbayes.specification.columns import used_columns
-from hierbayes.specification.formula import parse
-from hierbayes.specification.linear_predictor import design_effects, linear_predictor
-from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, X_MEAN_DATA, FactorNames, cor_pair
-from hierbayes.specification.parameters import (
-    Parameter,
-    cor_pairs,
-    group_effect_parameters,
-    lkj_label,
-    model_parameters,
-)
-from hierbayes.specification.priors import PRIOR_KINDS, Prior
+from hierbayes.specification.formula import Formula, parse
+from hierbayes.specification.priors import Prior
 
 __all__ = ["Calibration", "calibrate", "calibration_data", "plot_ranks", "draw_prior", "simulate_truth",
            "tracked_parameters"]
 
 MIN_REJECTIONS = 10  # give up when more data sets were rejected than this and than twice those kept
-
-
-# --- what is ranked -----------------------------------------------------------------------------
-
-def tracked_parameters(design, family) -> list[Parameter]:
-    """Every printed parameter plus the group effects of the first level of each factor.
-
-    The group effects are labelled as in :meth:`Fit.diagnostics`: ``r_g[level,coef]``.
-    """
-    first = {factor: [fd.levels[0]] for factor, fd in design.factors.items()}
-    out = list(model_parameters(design, family)) + group_effect_parameters(design, first)
-    return out
-
-
-# --- step 1: parameters from the priors -----------------------------------------------------------
-
-def draw_prior(priors: Mapping[str, Prior], design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """``n`` draws of every prior in force, by label, with PyMC's own distributions.
-
-    LKJ priors give Cholesky factors of correlation matrices, ``(n, q, q)``.
-    """
-    import pymc as pm
-
-    dims = {lkj_label(b): len(b.coef_names) for b in design.blocks}
-    labels = list(priors)
-    dists = []
-    for label in labels:
-        prior = priors[label]
-        kind = PRIOR_KINDS[prior.kind]
-        if prior.kind == "LKJ":
-            dists.append(kind.distribution.dist(n=dims[label], **prior.values))
-        else:
-            dists.append(kind.distribution.dist(**prior.values))
-    values = pm.draw(dists, draws=n, random_seed=int(rng.integers(2**31)))
-    # pm.draw drops the draws axis when n == 1
-    return {label: np.asarray(v)[None] if n == 1 else np.asarray(v) for label, v in zip(labels, values, strict=True)}
-
-
-# --- step 2: the response through the design ----------------------------------------------------
-
-def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[str, np.ndarray],
-                   rng: np.random.Generator) -> tuple[xr.Dataset, np.ndarray]:
-    """Turn one prior draw into the posterior variables it implies and a simulated response.
-
-    Parameters
-    ----------
-    design, family
-        Of the model being calibrated.
-    priors : mapping
-        The priors in force (only used for their labels' layout).
-    theta : mapping of label -> value
-        One draw of :func:`draw_prior`.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    truth : xarray.Dataset
-        ``b``, ``sd_<f>``, ``cor_<f>``, ``r_<f>`` and family parameters with the posterior's
-        dims and coordinates, and a ``chain`` and ``draw`` of length one.
-    y : ndarray (N,)
-        The simulated response.
-    """
-    names = design.fixed_names
-    variables: dict[str, tuple] = {}
-    b = None
-    if names:
-        b = np.array([float(theta[n]) for n in names])
-        if design.has_intercept:  # the Intercept prior is on the intercept at centred predictors
-            x_mean = _data.model_data(design, family, priors).get(X_MEAN_DATA)
-            slopes = np.array([b[j] for j, n in enumerate(names) if n != "Intercept"])
-            b[names.index("Intercept")] -= float(x_mean @ slopes) if x_mean is not None else 0.0
-        variables[FIXED_EFFECTS] = ((FIXED_DIM,), b, {FIXED_DIM: list(names)})
-    effects = []
-    for factor, index, Z in design_effects(design):
-        fn, coefs = FactorNames(factor), design.factor_coefs(factor)
-        J = len(design.factors[factor].levels)
-        sd = np.array([float(theta[fn.sd_label(c)]) for c in coefs])
-        z = rng.standard_normal((J, len(coefs)))
-        r, cors, start = np.empty_like(z), [], 0
-        for block in (b_ for b_ in design.blocks if b_.factor == factor):
-            q = len(block.coef_names)
-            sl = slice(start, start + q)
-            start += q
-            if block.block.correlated and q > 1:
-                chol = np.asarray(theta[lkj_label(block)])
-                r[:, sl] = z[:, sl] @ (sd[sl][:, None] * chol).T
-                corr = chol @ chol.T
-                cors += [corr[i, j] for j in range(q) for i in range(j)]
-            else:
-                r[:, sl] = z[:, sl] * sd[sl]
-        fdim, cdim = fn.level_dim, fn.coef_dim
-        variables[fn.sd] = ((cdim,), sd, {cdim: list(coefs)})
-        variables[fn.effects] = ((fdim, cdim), r, {fdim: list(design.factors[factor].levels), cdim: list(coefs)})
-        if cors:
-            pairs = cor_pairs(design, factor)
-            variables[fn.cor] = ((fn.cor_dim,), np.array(cors), {fn.cor_dim: [cor_pair(a, c) for a, c in pairs]})
-        effects.append((r, index, Z))
-    params = {name: float(theta[name]) for name, _ in family.parameters}
-    reported = {**params, **{name: value(params) for name, value in family.derived}}  # ordered beta's cutone
-    for name, value in reported.items():
-        variables[name] = ((), np.float64(value), {})
-    eta = linear_predictor(b, design.X, design.offset, effects)
-    trials = None if design.trials is None else np.rint(design.trials).astype(np.int64)  # numpy's binomial wants ints
-    y = family.draw(rng, eta, params, trials, design.additions)
-    truth = xr.Dataset({
-        name: xr.DataArray(value, dims=dims, coords=coords).expand_dims(chain=1, draw=1)
-        for name, (dims, value, coords) in variables.items()
-    })
-    return truth, np.asarray(y, dtype=float)
-
-
-def _with_response(data: pd.DataFrame, spec, y: np.ndarray, trials: np.ndarray | None) -> pd.DataFrame:
-    out = data.copy()
-    out[spec.response.expr] = y
-    if spec.response.is_cbind:
-        out[spec.response.failures] = trials - y
-    return out
 
 
 def _check_response_columns(spec, data: pd.DataFrame) -> None:
@@ -327,22 +203,25 @@ class Calibration:
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def calibrate(formula: str, data: pd.DataFrame, family: str = "gaussian", *, link: str | None = None,
-              priors: Mapping[str, Prior] | None = None, parameterization: str | Mapping[str, str] = "non-centered",
+def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussian", *, link: str | None = None,
+              priors: Mapping[str, Prior] | None = None, parameterization: str | Mapping[str, str] = "auto",
               collapse: bool | None = None, n_sims: int = 100, draws: int = 400, tune: int = 400, chains: int = 2,
               thin: int = 4, seed: int | None = None, sampler: str = "auto", progress: bool = False) -> Calibration:
     """Simulation-based calibration of one model structure.
 
     Parameters
     ----------
-    formula : str
-        As for :class:`~hierbayes.Model`.
+    formula : str or Formula
+        As for :class:`~hierbayes.Model`: a :class:`~hierbayes.Formula` with formulas for family
+        parameters (``sigma="~ x + (1 | g)"``) is calibrated with those formulas' parameters too.
     data : pandas.DataFrame
         Predictors and grouping factors of the design (see :func:`calibration_data`). The
         response column(s) are replaced by simulations; their given values only scale the
         default priors, which are then held fixed.
     family, link, priors, parameterization, collapse
-        As for :class:`~hierbayes.Model` (``collapse=None`` leaves the model's default).
+        As for :class:`~hierbayes.Model`, with its defaults (``parameterization="auto"``, the
+        choice users get; ``collapse=None`` leaves the model's default), so the path users fit
+        is the path calibrated. Each refit chooses again on its simulated data, as a refit does.
     n_sims : int
         Simulated data sets (refits).
     draws, tune, chains : int
@@ -373,17 +252,14 @@ def calibrate(formula: str, data: pd.DataFrame, family: str = "gaussian", *, lin
         raise HierbayesError(f"thin must be a positive whole number, not {thin!r}")
     t0 = time.perf_counter()
     spec = parse(formula)
-    if spec.parts:
-        raise HierbayesError("calibrate() simulates family parameters that are one number each; it does not yet "
-                             f"calibrate a formula for {spec.parts[0].response.expr!r} (distributional regression)")
     _check_response_columns(spec, data)
     data = data.dropna(subset=used_columns(spec, data.columns)).reset_index(drop=True)
     options = {"parameterization": parameterization, **({} if collapse is None else {"collapse": collapse})}
     base = ModelDefinition(formula, data, family, link=link, priors=priors, **options)
     design, fam, fixed_priors = base.design, base.family, base.priors
-    if fam.thresholds is not None or fam.nominal:
-        what = f"nominal {fam.name!r} family's categories" if fam.nominal else f"ordinal {fam.name!r} family's thresholds"
-        raise HierbayesError(f"calibration does not simulate the {what} yet; calibrate a model of another family")
+    if fam.nominal:
+        raise HierbayesError(f"calibration does not simulate the nominal {fam.name!r} family's categories yet; "
+                             "calibrate a model of another family")
     tracked = tracked_parameters(design, fam)
     rng = np.random.default_rng(seed)
 
@@ -392,14 +268,14 @@ def calibrate(formula: str, data: pd.DataFrame, family: str = "gaussian", *, lin
     used = 0
     while len(ranks) < n_sims:
         if used == len(next(iter(pool.values()), ())):
-            pool, used = draw_prior(fixed_priors, design, max(n_sims, 16), rng), 0
+            pool, used = draw_prior(fixed_priors, design, max(n_sims, 16), rng, ordered=ordered_labels(design, fam)), 0
         theta = {label: v[used] for label, v in pool.items()}
         used += 1
         truth, y = simulate_truth(design, fam, fixed_priors, theta, rng)
         try:
             with warnings.catch_warnings():  # the base model has already said it once
                 warnings.simplefilter("ignore", DataWarning)
-                model = ModelDefinition(formula, _with_response(data, spec, y, design.trials), fam, priors=fixed_priors, **options)
+                model = ModelDefinition(formula, with_response(data, design, y), fam, priors=fixed_priors, **options)
         except DataError:
             rejected += 1
             if rejected > max(MIN_REJECTIONS, 2 * len(ranks)):
@@ -420,7 +296,7 @@ def calibrate(formula: str, data: pd.DataFrame, family: str = "gaussian", *, lin
         if progress:
             print(f"simulation {len(ranks)}/{n_sims}: {time.perf_counter() - t0:.1f} s", flush=True)
     return Calibration(
-        formula=formula, family=fam.name, ranks=pd.DataFrame(np.array(ranks), columns=[p.label for p in tracked]),
+        formula=str(formula), family=fam.name, ranks=pd.DataFrame(np.array(ranks), columns=[p.label for p in tracked]),
         n_draws=int(n_draws), divergences=np.array(divergences), rejected=rejected,
         seconds=time.perf_counter() - t0, seed=seed,
         settings={"draws": draws, "tune": tune, "chains": chains, "thin": thin, "sampler": sampler,
@@ -456,12 +332,13 @@ def calibration_data(groups: int = 8, per_group: int = 6, *, crossed: int | None
         Columns ``g``, ``x`` (standard normal), ``z`` (uniform on -1..1), optional ``h``
         and ``c``, and responses for every family: ``y`` (real), ``count``, ``binary``,
         ``successes``/``failures`` (out of ``trials``), ``positive`` (above 0), ``proportion``
-        (between 0 and 1) and ``rating`` (ordered categories 1 to 5).
+        (between 0 and 1), ``rating`` (ordered categories 1 to 5) and ``angle`` (radians in
+        -pi..pi, ``y`` wrapped).
 
     Examples
     --------
     >>> list(calibration_data(groups=3, per_group=2, crossed=2).columns)
-    ['g', 'x', 'z', 'h', 'y', 'count', 'binary', 'successes', 'failures', 'positive', 'proportion', 'rating']
+    ['g', 'x', 'z', 'h', 'y', 'count', 'binary', 'successes', 'failures', 'positive', 'proportion', 'rating', 'angle']
     """
     rng = np.random.default_rng(seed)
     n = groups * per_group
@@ -482,6 +359,7 @@ def calibration_data(groups: int = 8, per_group: int = 6, *, crossed: int | None
     data["proportion"] = 1 / (1 + np.exp(-(eta + 0.5 * rng.standard_normal(n))))
     data["rating"] = pd.Categorical(1 + np.searchsorted([-1.0, -0.3, 0.3, 1.0], eta + rng.logistic(size=n) / 2),
                                     categories=[1, 2, 3, 4, 5], ordered=True)
+    data["angle"] = np.angle(np.exp(1j * data["y"]))  # no draw of its own: the other columns stay as they were
     return pd.DataFrame(data)
 
 

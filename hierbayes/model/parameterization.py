@@ -12,7 +12,9 @@ intra-class correlation) of the response after an ordinary least-squares fit of 
 fixed effects. On the response scale this ratio is the same as on the link scale with
 the family's working variance (poisson: ``1/mu``; bernoulli: ``1/(p(1-p))``), since
 both variances move by the same factor ``(d mu / d eta)^2``. Binomial responses enter
-as proportions, with trials as level sizes.
+as proportions, with trials as level sizes and each row's spread among its own trials in
+the within-level variance (as if each trial were a row of 0 or 1); the zero-inflated and
+beta-binomial responses, whose trials in a row are not independent, one row as one observation.
 
 A varying slope's ``kappa_j`` uses the level's spread of its column in place of ``n_j``
 (:func:`slope_kappas`). A factor is centered when, for every varying coefficient, nine
@@ -61,13 +63,15 @@ KAPPA_QUANTILE = 0.1  # the share of levels allowed below CENTERED_ABOVE in a ce
 CENTERED_ABOVE_BESIDE_INTEGRATED = 1.0
 
 
-def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None = None
-                  ) -> tuple[float, float]:
+def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None = None,
+                  within: np.ndarray | None = None) -> tuple[float, float]:
     """Method-of-moments between- and within-level variances ``(tau^2, s^2)`` of ``values``.
 
     ``tau^2 = max(0, (MSB - MSW) / n0)`` with ``n0 = (N - sum n_j^2 / N) / (J - 1)``, the
     ANOVA estimator for unbalanced levels; ``weights`` count each value as that many
-    observations (binomial trials).
+    observations (binomial trials), and ``within`` adds each value's own sum of squares
+    among those observations (a row of ``n`` trials with a share ``p`` of successes:
+    ``n p (1 - p)``, :func:`_row_sums_of_squares`).
 
     Examples
     --------
@@ -84,28 +88,52 @@ def one_way_anova(values: np.ndarray, index: np.ndarray, J: int, weights: np.nda
     mean_j = np.bincount(index, weights=w * values, minlength=J) / np.maximum(n_j, 1e-300)
     grand = (w * values).sum() / N
     msb = (n_j * (mean_j - grand) ** 2).sum() / max(J - 1, 1)
-    msw = (w * (values - mean_j[index]) ** 2).sum() / max(N - J, 1)
+    own = 0.0 if within is None else float(np.sum(within))
+    msw = ((w * (values - mean_j[index]) ** 2).sum() + own) / max(N - J, 1)
     n0 = (N - (n_j**2).sum() / N) / max(J - 1, 1)
     return float(max(0.0, (msb - msw) / n0)), float(msw)
 
 
 def _response_residuals(design, family) -> tuple[np.ndarray, np.ndarray | None]:
-    """The response (proportions for binomial) less its least-squares fit on the fixed effects."""
+    """The response (proportions for binomial) less its least-squares fit on the fixed effects, and how
+    many observations each row counts as: its trials when they are independent (the binomial family),
+    else one (a row of a zero-inflated or beta-binomial response: its trials move together)."""
     y = design.y if design.trials is None else design.y / np.maximum(design.trials, 1)
     if design.X.shape[1]:
         coef, *_ = np.linalg.lstsq(design.X, y, rcond=None)
         y = y - design.X @ coef
-    return y, design.trials
+    return y, _independent_trials(design, family)
+
+
+def _independent_trials(design, family) -> np.ndarray | None:
+    """The trials of a binomial response whose trials are independent given the linear predictor: a family
+    with trials and no parameters of its own (the binomial). Zero inflation or the beta-binomial's ``phi``
+    makes a row's trials move together; counted as independent, their shared spread would be read as
+    between-level variance, and ``"auto"`` centred levels that say little (the zero-inflated binomial's
+    calibration diverged in 43 of 72 centred refits)."""
+    return design.trials if design.trials is not None and not family.parameters else None
+
+
+def _row_sums_of_squares(design, family) -> np.ndarray | None:
+    """A binomial row's sum of squares among its own trials, ``n p (1 - p)`` for ``p`` its share of successes
+    (None for the other families: a row is one observation). Without it, a row of ten trials counted ten
+    times at its share has no spread of its own, ``s^2`` comes out about ten times too small, kappa ten
+    times too large, and ``"auto"`` centres factors whose data say little (divergences; found by the
+    binomial case of the simulation-based calibration)."""
+    if _independent_trials(design, family) is None:
+        return None
+    p = design.y / np.maximum(design.trials, 1)
+    return design.trials * p * (1 - p)
 
 
 def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
-                 weights: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+                 weights: np.ndarray | None = None, within: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """``kappa_j = S_zz,j tau^2 / s^2`` for a varying slope on column ``z``, by method of moments.
 
     Each level's least-squares slope of ``values`` on ``z`` (both centred within the level)
     has sampling variance ``s^2 / S_zz,j``; ``tau^2`` is their between-level variance by the
     unbalanced ANOVA estimator of :func:`one_way_anova` with ``S_zz,j`` in place of ``n_j``
-    (at least 0), ``s^2`` the pooled residual variance. ``S_zz,j`` plays the part of ``n_j`` for an intercept. Levels with fewer than
+    (at least 0), ``s^2`` the pooled residual variance (with ``within`` as in :func:`one_way_anova`). ``S_zz,j`` plays the part of ``n_j`` for an intercept. Levels with fewer than
     three rows or a constant ``z`` say nothing about their slope (kappa 0).
 
     Examples
@@ -130,7 +158,8 @@ def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
     slope = np.where(ok, np.bincount(index, weights=w * zc * vc, minlength=J) / np.where(ok, Szz, 1.0), 0.0)
     resid = vc - slope[index] * zc
     used = ok[index]
-    s2 = float((w * resid**2)[used].sum() / max(w[used].sum() - 2 * ok.sum(), 1))
+    own = 0.0 if within is None else float(np.asarray(within)[used].sum())
+    s2 = float(((w * resid**2)[used].sum() + own) / max(w[used].sum() - 2 * ok.sum(), 1))
     wj = Szz[ok]  # the slopes' precisions / s^2: the ANOVA estimator with S_zz,j in place of n_j
     mean = (wj * slope[ok]).sum() / wj.sum()
     between = (wj * (slope[ok] - mean) ** 2).sum()
@@ -138,9 +167,9 @@ def slope_kappas(values: np.ndarray, z: np.ndarray, index: np.ndarray, J: int,
     return np.where(ok, Szz, 0.0) * tau2 / max(s2, 1e-300), tau2, s2
 
 
-def _intercept_kappas(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None
-                      ) -> tuple[np.ndarray, float, float]:
-    tau2, s2 = one_way_anova(values, index, J, weights)
+def _intercept_kappas(values: np.ndarray, index: np.ndarray, J: int, weights: np.ndarray | None,
+                      within: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    tau2, s2 = one_way_anova(values, index, J, weights, within)
     n_j = np.bincount(index, weights=weights, minlength=J)
     return n_j * tau2 / max(s2, 1e-300), tau2, s2
 
@@ -149,7 +178,7 @@ def level_kappas(design, family, factor: str) -> tuple[np.ndarray, float, float]
     """``kappa_j = n_j tau^2 / s^2`` for every level of ``factor``, with ``tau^2`` and ``s^2``."""
     fd = design.factors[factor]
     values, weights = _response_residuals(design, family)
-    return _intercept_kappas(values, fd.index, len(fd.levels), weights)
+    return _intercept_kappas(values, fd.index, len(fd.levels), weights, _row_sums_of_squares(design, family))
 
 
 def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarray, float, float]]:
@@ -160,9 +189,10 @@ def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarra
 
     ((_, index, Z),) = [(f, i, Z) for f, i, Z in design_effects(design) if f == factor]
     values, weights = _response_residuals(design, family)
+    within = _row_sums_of_squares(design, family)
     J = len(design.factors[factor].levels)
-    return {coef: _intercept_kappas(values, index, J, weights) if coef == "Intercept"
-            else slope_kappas(values, Z[:, k], index, J, weights)
+    return {coef: _intercept_kappas(values, index, J, weights, within) if coef == "Intercept"
+            else slope_kappas(values, Z[:, k], index, J, weights, within)
             for k, coef in enumerate(design.factor_coefs(factor))}
 
 

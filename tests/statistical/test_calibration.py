@@ -8,7 +8,7 @@ model that is wrong in a way that matters: the broken model below is the same co
 model fed slope columns twice their size, so its varying slopes enter the linear predictor
 wrongly scaled, and calibration flags them. It reuses the compiled model, so it costs
 sampling only. The full run over structures and families is ``validation/run_sbc.py``
-(results in ``validation/results.md``).
+(results in ``validation/results.md`` and ``validation/results_families.md``).
 """
 
 from __future__ import annotations
@@ -175,3 +175,18 @@ def test_calibrate_gives_up_when_priors_make_every_data_set_degenerate(data):
     priors = {"Intercept": hb.Normal(20, 0.1), "sd": hb.HalfNormal(0.01)}
     with pytest.raises(HierbayesError, match="simulated data sets were refused"):
         calibrate("binary ~ 1 + (1 | g)", data, "bernoulli", priors=priors, n_sims=2, seed=1)
+
+
+TINY = dict(n_sims=2, draws=40, tune=60, chains=2, thin=2, seed=4)
+
+
+@pytest.mark.parametrize("formula, family", [(hb.Formula("y ~ x + (1 | g)", sigma="~ x + (1 | g)"), "gaussian"), ("rating ~ x + (1 | g)", "sratio")],
+                         ids=["sigma formula", "sratio"])
+def test_a_tiny_calibration_ranks_every_printed_parameter(formula, family):
+    data = calibration_data(groups=8, per_group=5, seed=2)
+    cal = calibrate(formula, data, family, **TINY)
+    model = hb.Model(formula, data, family)
+    assert list(cal.ranks.columns) == [p.label for p in tracked_parameters(model.design, model.family)]
+    assert cal.n_sims == 2 and cal.n_draws == 40
+    assert ((cal.ranks >= 0) & (cal.ranks <= cal.n_draws)).all().all()
+    assert cal.settings["parameterization"] == "auto"  # the path users get

@@ -223,11 +223,6 @@ def test_group_effects_of_a_parameters_formula_are_its_deviations_and_totals(pri
         prior_fit.group_effects("g", part="nu")
 
 
-def test_calibration_says_it_does_not_cover_a_parameters_formula(data):
-    with pytest.raises(hb.HierbayesError, match="does not yet calibrate a formula for 'sigma'"):
-        hb.calibrate(FORMULA, data, n_sims=1)
-
-
 def test_the_command_line_takes_a_parameters_formula(data, tmp_path, capsys):
     from hierbayes import cli
 

@@ -94,6 +94,42 @@ def test_log_likelihood_is_scipys_or_the_hand_computation(name):
     np.testing.assert_allclose(ours, theirs, rtol=1e-8, atol=1e-8)
 
 
+def _hurdle_gradient(name: str, params: dict, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """d log p(y) / d eta of the model's own observed variable, compiled as nutpie compiles it (numba)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    e = pt.dvector("eta")
+    with pm.Model() as model:
+        variable = get_family(name).observed_variable("y", e, params, y)
+        logp = model.logp(vars=[variable], sum=False)[0]
+    return pytensor.function([e], pt.grad(logp.sum(), e), mode="NUMBA")(eta)
+
+
+# means from 0.007 to 8100: PyMC's hurdle Poisson divides by exp(log(gammaincc(1, mu))), whose gradient is NaN
+# once exp(-mu) underflows (mu above ~745), so NUTS diverged on every step of such a model (the failed SBC)
+HURDLE_ETA = np.linspace(-5.0, 9.0, 15)
+
+
+def test_hurdle_poisson_gradient_is_the_analytic_one_at_every_mean():
+    mu = np.exp(HURDLE_ETA)
+    for y in (np.ones_like(mu), np.full_like(mu, 3.0), np.round(mu) + 1):
+        ours = _hurdle_gradient("hurdle_poisson", {"hu": 0.3}, y, HURDLE_ETA)
+        # d/deta [y eta - mu - log(1 - exp(-mu))] = y - mu - mu / expm1(mu)
+        np.testing.assert_allclose(ours, y - mu - mu / np.expm1(mu), rtol=1e-9, atol=1e-9)
+    assert np.all(_hurdle_gradient("hurdle_poisson", {"hu": 0.3}, np.zeros(3), HURDLE_ETA[:3]) == 0)
+
+
+def test_hurdle_negative_binomial_gradient_is_the_analytic_one_at_every_mean():
+    mu, a = np.exp(HURDLE_ETA), 2.0
+    zero = (a / (a + mu)) ** a
+    for y in (np.ones_like(mu), np.full_like(mu, 3.0), np.round(mu) + 1):
+        ours = _hurdle_gradient("hurdle_negative_binomial", {"hu": 0.3, "alpha": a}, y, HURDLE_ETA)
+        # d/deta log NB(y) = y - (y + a) mu / (a + mu); d/deta log(1 - P(0)) = P(0) a mu / ((a + mu) (1 - P(0)))
+        exact = y - (y + a) * mu / (a + mu) - zero * a * mu / ((a + mu) * -np.expm1(np.log(zero)))
+        np.testing.assert_allclose(ours, exact, rtol=1e-8, atol=1e-7)  # y - (y + a) mu / (a + mu) cancels terms of 8000
+
+
 def test_the_custom_log_densities_are_minus_infinity_outside_the_unit_interval():
     y = np.array([-0.1, 1.2])
     assert np.isneginf(zero_one_inflated_beta_logp(y, 0.4, 5.0, 0.1, 0.7).eval()).all()

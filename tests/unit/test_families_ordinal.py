@@ -264,10 +264,3 @@ def test_the_automatic_parameterization_and_collapse_choose_for_an_ordinal_model
 def test_the_cumulative_familys_icc_takes_the_latent_variables_variance():
     assert get_family("cumulative").icc_variance(np.zeros(2), {}).tolist() == [np.pi**2 / 3] * 2
     assert get_family("cumulative", link="probit").icc_variance(np.zeros(1), {}).tolist() == [1.0]
-
-
-def test_calibration_refuses_an_ordinal_family_by_name():
-    from hierbayes.lessons.calibration import calibrate
-
-    with pytest.raises(hb.HierbayesError, match="ordinal 'cumulative' family's thresholds"):
-        calibrate("rating ~ x", ratings(), family="cumulative", n_sims=2)

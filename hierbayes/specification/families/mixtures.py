@@ -1,7 +1,9 @@
 """Zero-inflated, hurdle and beta-binomial families: responses with too many zeros or too much spread.
 
 Each is PyMC's own distribution (``pm.ZeroInflatedPoisson``, ``pm.HurdleGamma``,
-``pm.BetaBinomial``, ...), registered as the family's ``distribution``. The parameters take
+``pm.BetaBinomial``, ...), registered as the family's ``distribution``; the hurdle counts draw
+from PyMC's but take their log density in closed form (:func:`hurdle_count_logp`: PyMC's has a
+NaN gradient at large means). The parameters take
 brms's names: ``zi`` is the probability of a structural zero (PyMC's ``psi`` is the
 probability of the other component, ``psi = 1 - zi``), ``hu`` the probability of a zero
 under a hurdle (PyMC's ``psi = 1 - hu``), ``phi`` the beta-binomial precision. The
@@ -48,7 +50,7 @@ pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 stats = deferred_import("scipy.stats")
 
-__all__ = ["Parts", "mixture_mean", "mixture_variance", "check_nonnegative", "inflate", "positive_draws", "beta_draws"]
+__all__ = ["Parts", "hurdle_count_logp", "mixture_mean", "mixture_variance", "check_nonnegative", "inflate", "positive_draws", "beta_draws"]
 
 Parts = Callable[[np.ndarray, dict], list]
 """``(mu, params) -> [(weight, E[y | part], E[y^2 | part]), ...]``: a response's parts other than exact 0s."""
@@ -106,6 +108,45 @@ def _nb_zero(mu, alpha):
 
 def _nb(mu, alpha):
     return stats.nbinom(alpha, alpha / (alpha + mu))
+
+
+def hurdle_count_logp(count: Callable[..., object], log_zero: Callable[..., object]) -> Callable[..., object]:
+    """The log density of a hurdle count in closed form, for ``count(mu, *rest)``, an unnamed PyMC count
+    distribution, and ``log_zero(mu, *rest)``, its ``log p(0)``: ``log hu`` at 0, else
+    ``log(1 - hu) + log p(y) - log(1 - p(0))``.
+
+    PyMC's hurdle divides by the count's ``P(y > 0)`` through its log CDF, ``log(gammaincc(1, mu))``
+    for the Poisson, whose gradient is NaN once ``exp(-mu)`` underflows (``mu`` above about 745):
+    NUTS then diverges on every step of a model that meets such a mean, even in warm-up. Here
+    ``log(1 - p(0))`` is ``log1mexp(log_zero)`` (``-mu`` for the Poisson, ``-alpha log1p(mu / alpha)``
+    for the negative binomial), finite with an accurate gradient for every positive ``mu``.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> logp = hurdle_count_logp(lambda mu: pm.Poisson.dist(mu=mu), lambda mu: -mu)
+    >>> y, mu = pt.as_tensor(np.array([0.0, 3.0])), pt.as_tensor(np.array([2.0, 2000.0]))
+    >>> logp(y, mu, 0.25).eval().round(4).tolist()  # log .25; log .75 + 3 log 2000 - 2000 - log 3!
+    [-1.3863, -1979.2767]
+    """
+    def logp(value, mu, hu, *rest):
+        dist = count(mu, *rest)
+        positive = pt.maximum(value, 1)  # the branch not taken is still differentiated: keep it finite
+        log_positive = pm.logp(dist, positive) - pt.log1mexp(log_zero(mu, *rest))
+        return pt.switch(pt.eq(value, 0), pt.log(hu), pt.log1p(-hu) + log_positive)
+
+    return logp
+
+
+def _hurdle_count(hurdle: Callable[..., object], count: Callable[..., object],
+                  log_zero: Callable[..., object]) -> Callable[..., object]:
+    """``(mu, params, trials) -> distribution`` of a hurdle count family: PyMC's ``hurdle`` for its draws,
+    :func:`hurdle_count_logp` of ``count`` and ``log_zero`` for its log density. ``hurdle`` and ``count`` take
+    ``(mu, hu, *rest, size)`` and ``(mu, *rest)``, ``rest`` the count's own parameters (``alpha``)."""
+    def distribution(mu, p, n):
+        rest = [p[name] for name in ("alpha",) if name in p]
+        return pm.CustomDist.dist(mu, p["hu"], *rest, dist=hurdle,
+                                  logp=hurdle_count_logp(count, log_zero), class_name="HurdleCount")
+
+    return distribution
 
 
 # --- the parts of each response (weight, first and second moments) --------------------------------
@@ -215,7 +256,8 @@ register_family(Family(
     parameters=(("hu", "unit"),),
     default_priors=_probability_prior("hu"),
     likelihood=None,
-    distribution=lambda mu, p, n: pm.HurdlePoisson.dist(psi=1 - p["hu"], mu=mu),
+    distribution=_hurdle_count(lambda mu, hu, size: pm.HurdlePoisson.dist(psi=1 - hu, mu=mu, size=size),
+                               lambda mu: pm.Poisson.dist(mu=mu), lambda mu: -mu),
     check_response=check_counts,
     expected_value=mixture_mean(_hurdle_poisson_parts),
     variance=mixture_variance(_hurdle_poisson_parts),
@@ -227,7 +269,10 @@ register_family(Family(
     parameters=(("hu", "unit"), ("alpha", "positive")),
     default_priors=_with_alpha("hu"),
     likelihood=None,
-    distribution=lambda mu, p, n: pm.HurdleNegativeBinomial.dist(psi=1 - p["hu"], mu=mu, alpha=p["alpha"]),
+    distribution=_hurdle_count(
+        lambda mu, hu, alpha, size: pm.HurdleNegativeBinomial.dist(psi=1 - hu, mu=mu, alpha=alpha, size=size),
+        lambda mu, alpha: pm.NegativeBinomial.dist(mu=mu, alpha=alpha),
+        lambda mu, alpha: -alpha * pt.log1p(mu / alpha)),
     check_response=check_counts,
     expected_value=mixture_mean(_hurdle_nb_parts),
     variance=mixture_variance(_hurdle_nb_parts),

@@ -257,7 +257,8 @@ class Posterior:
         return contrasts(self, specs, method, by, scale, **kwargs)
 
     def hypothesis(self, claims, **kwargs) -> pd.DataFrame:
-        """brms's ``hypothesis()``: ``"Days > 5"``, ``"sd(Intercept|Subject) > 20"``, ``"Intercept + 3 * Days = 280"``;
+        """brms's ``hypothesis()``: ``"Days > 5"``, ``"sd(Intercept|Subject) > 20"``, ``"Intercept + 3 * Days = 280"``,
+        per level with ``scope="coef"`` or ``"ranef"`` and ``group=``, or with ``class_="sd"``;
         see :func:`hierbayes.posterior.hypotheses.hypothesis`.
 
         For example ``fit.hypothesis("Days > 5")``.

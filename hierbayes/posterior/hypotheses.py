@@ -42,7 +42,7 @@ from hierbayes.errors import HierbayesError, did_you_mean
 from hierbayes.posterior.summaries import parameter_draws
 from hierbayes.specification.parameters import group_effect_parameters
 
-__all__ = ["Claim", "parse_claim", "hypothesis", "claim_draws"]
+__all__ = ["Claim", "parse_claim", "hypothesis", "claim_draws", "claim_names", "SCOPES"]
 
 _OPERATORS = re.compile(r"<=|>=|==|=|<|>")
 _BACKTICKS = re.compile(r"`([^`]*)`")
@@ -154,22 +154,80 @@ def _evaluate(node: ast.AST, values: dict[str, np.ndarray]):
     return float(node.value)
 
 
-def claim_draws(fit, claims: Sequence[str]) -> tuple[list[Claim], np.ndarray]:
-    """The parsed claims and the draws of their ``lhs - rhs``, (chain, draw, claim)."""
+def claim_draws(fit, claims: Sequence[str], names: dict[str, list[str]] | None = None
+                ) -> tuple[list[Claim], np.ndarray]:
+    """The parsed claims and the draws of their ``lhs - rhs``, (chain, draw, claim).
+
+    ``names`` maps each name a claim may use to the printed parameters whose draws it stands for
+    (summed: a level's coefficient is its fixed effect plus its group effect); every printed name
+    stands for itself by default.
+    """
     labels = _labels(fit)
-    parsed = [parse_claim(c, list(labels)) for c in claims]
+    names = names if names is not None else {label: [label] for label in labels}
+    parsed = [parse_claim(c, list(names)) for c in claims]
     post = fit.posterior
     shape = (post.sizes["chain"], post.sizes["draw"])
     out = np.empty((*shape, len(parsed)))
     for k, claim in enumerate(parsed):
         keys = list(claim.names)
-        draws = parameter_draws(post, [labels[claim.names[key]] for key in keys])
-        values = {key: draws[..., j] for j, key in enumerate(keys)}
+        values = {key: sum(parameter_draws(post, [labels[label]])[..., 0] for label in names[claim.names[key]])
+                  for key in keys}
         out[..., k] = np.broadcast_to(_evaluate(claim.expression, values), shape)
     return parsed, out
 
 
-def hypothesis(fit, claims: str | Sequence[str], *, prob: float | None = None, draws: bool = False):
+SCOPES = ("standard", "ranef", "coef")
+
+
+def claim_names(fit, class_: str = "b", group: str | None = None, scope: str = "standard"
+                ) -> list[tuple[str | None, dict[str, list[str]]]]:
+    """What the names of a claim stand for, per level of ``group`` (brms's ``class``, ``group``, ``scope``).
+
+    Returns ``[(level, {name: printed parameters summed})]``; ``level`` is None for one claim
+    about the whole model (``scope="standard"``).
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> fit = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy")).fit(
+    ...     draws=100, tune=100, chains=2, seed=1, progressbar=False, warn=False)
+    >>> claim_names(fit, "sd", "Subject")
+    [(None, {'Intercept': ['sd(Intercept|Subject)'], 'Days': ['sd(Days|Subject)']})]
+    >>> claim_names(fit, scope="coef", group="Subject")[0]
+    ('308', {'Intercept': ['Intercept', 'r_Subject[308,Intercept]'], 'Days': ['Days', 'r_Subject[308,Days]']})
+    """
+    if scope not in SCOPES:
+        raise HierbayesError(f"hypothesis: scope must be one of {list(SCOPES)}, not {scope!r}")
+    if class_ not in ("b", "sd", "cor"):
+        raise HierbayesError(f"hypothesis: class_ must be 'b' (population-level effects), 'sd' or 'cor' "
+                             f"(of a grouping factor), not {class_!r}; other parameters are named in the claim "
+                             f"itself, as in fit.summary()'s index")
+    factors = list(fit.model.design.factors)
+    needs_group = class_ != "b" or scope != "standard"
+    if needs_group and group not in factors:
+        why = f"class_={class_!r}" if class_ != "b" else f"scope={scope!r}"
+        raise HierbayesError(f"hypothesis: {why} needs group=, one of the model's grouping factors {factors}, "
+                             f"not {group!r}")
+    if not needs_group:
+        return [(None, {p.label: [p.label] for p in _labels(fit).values()})]
+    if class_ != "b":
+        return [(None, {"__".join(p.sel[next(iter(p.sel))].split(",")): [p.label] for p in fit.parameters
+                        if p.cls == class_ and p.factor == group and p.part is None})]
+    fixed = {p.sel["term"]: p.label for p in fit.parameters if p.var == "b" and p.part is None and "term" in p.sel}
+    effects = [p for p in group_effect_parameters(fit.model.design) if p.factor == group and p.part is None]
+    out: dict[str, dict[str, list[str]]] = {}
+    for p in effects:
+        level, coef = p.sel.values()
+        base = [fixed[coef]] if scope == "coef" and coef in fixed else []
+        out.setdefault(level, {})[coef] = [*base, p.label]
+    if scope == "coef":  # brms's coef(): fixed effects with no group effect are the same for every level
+        for names in out.values():
+            names.update({coef: [label] for coef, label in fixed.items() if coef not in names})
+    return list(out.items())
+
+
+def hypothesis(fit, claims: str | Sequence[str], *, class_: str = "b", group: str | None = None,
+               scope: str = "standard", prob: float | None = None, draws: bool = False):
     """Check claims about parameters on the posterior draws, as brms's ``hypothesis()``.
 
     Parameters
@@ -178,6 +236,16 @@ def hypothesis(fit, claims: str | Sequence[str], *, prob: float | None = None, d
     claims : str or list of str
         ``"lhs <op> rhs"`` with ``op`` one of ``=``, ``<``, ``>`` (``==``, ``<=``, ``>=`` are
         read as these); see the module docstring for the names.
+    class_ : {"b", "sd", "cor"}
+        brms's ``class``: with ``"sd"`` (or ``"cor"``) and ``group``, the names of the claim are
+        the factor's coefficients (``"Intercept > 20"`` for ``sd(Intercept|Subject) > 20``; a
+        correlation is ``Intercept__Days``, as brms).
+    group : str, optional
+        The grouping factor, for ``class_="sd"``/``"cor"`` and for ``scope="ranef"``/``"coef"``.
+    scope : {"standard", "ranef", "coef"}
+        brms's ``scope``: ``"ranef"`` checks the claim for every level of ``group`` with the names
+        standing for that level's group effects, ``"coef"`` for that level's own coefficients
+        (fixed plus group effect, brms's ``coef()``); the table gains a ``Group`` column.
     prob : float, optional
         Interval mass (the fit's ``prob`` by default): two-sided ``[alpha/2, 1 - alpha/2]``
         quantiles for ``=`` with ``alpha = 1 - prob``, one-sided for ``<`` (upper bound at
@@ -188,7 +256,7 @@ def hypothesis(fit, claims: str | Sequence[str], *, prob: float | None = None, d
     Returns
     -------
     DataFrame
-        Indexed by the claims: ``Estimate``, ``Est.Error``, ``CI.Lower``, ``CI.Upper``,
+        Indexed by the claims (with ``Group``, the level, for ``scope="ranef"``/``"coef"``): ``Estimate``, ``Est.Error``, ``CI.Lower``, ``CI.Upper``,
         ``Evid.Ratio``, ``Post.Prob`` (NaN for ``=``) and ``Star`` (``*`` when 0 is outside the interval).
 
     Raises
@@ -210,23 +278,32 @@ def hypothesis(fit, claims: str | Sequence[str], *, prob: float | None = None, d
     (['Days > 5'], True)
     """
     claims = [claims] if isinstance(claims, str) else list(claims)
-    parsed, values = claim_draws(fit, claims)
+    contexts = claim_names(fit, class_, group, scope)
+    results = [(level, *claim_draws(fit, claims, names)) for level, names in contexts]
+    post = fit.posterior
     if draws:
-        post = fit.posterior
+        values = np.concatenate([v for _, _, v in results], axis=-1)
+        index = claims if len(results) == 1 and results[0][0] is None else \
+            [f"{c} [{level}]" for level, _, _ in results for c in claims]
         return xr.DataArray(values, dims=("chain", "draw", "hypothesis"),
-                            coords={"chain": post["chain"].values, "draw": post["draw"].values, "hypothesis": claims})
+                            coords={"chain": post["chain"].values, "draw": post["draw"].values, "hypothesis": index})
     alpha = 1 - (prob or fit.prob)
-    flat = values.reshape(-1, len(parsed))
     rows = []
-    for k, claim in enumerate(parsed):
-        v = flat[:, k]
-        if claim.sign == "=":
-            lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
-            p = ratio = np.nan
-        else:
-            lo, hi = (-np.inf, np.quantile(v, 1 - alpha)) if claim.sign == "<" else (np.quantile(v, alpha), np.inf)
-            p = float(np.mean(v < 0) if claim.sign == "<" else np.mean(v > 0))
-            ratio = np.inf if p == 1 else p / (1 - p)
-        rows.append({"Estimate": v.mean(), "Est.Error": v.std(ddof=1), "CI.Lower": lo, "CI.Upper": hi,
-                     "Evid.Ratio": ratio, "Post.Prob": p, "Star": "*" if lo > 0 or hi < 0 else ""})
-    return pd.DataFrame(rows, index=pd.Index(claims, name="Hypothesis"))
+    for level, parsed, values in results:
+        flat = values.reshape(-1, len(parsed))
+        for k, claim in enumerate(parsed):
+            rows.append({**({} if level is None else {"Group": level}), **_claim_row(flat[:, k], claim.sign, alpha)})
+    index = pd.Index([c for _ in results for c in claims], name="Hypothesis")
+    return pd.DataFrame(rows, index=index)
+
+
+def _claim_row(v: np.ndarray, sign: str, alpha: float) -> dict:
+    if sign == "=":
+        lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
+        p = ratio = np.nan
+    else:
+        lo, hi = (-np.inf, np.quantile(v, 1 - alpha)) if sign == "<" else (np.quantile(v, alpha), np.inf)
+        p = float(np.mean(v < 0) if sign == "<" else np.mean(v > 0))
+        ratio = np.inf if p == 1 else p / (1 - p)
+    return {"Estimate": v.mean(), "Est.Error": v.std(ddof=1), "CI.Lower": lo, "CI.Upper": hi,
+            "Evid.Ratio": ratio, "Post.Prob": p, "Star": "*" if lo > 0 or hi < 0 else ""}

@@ -246,6 +246,39 @@ def test_hypothesis_probabilities_are_shares_of_draws(gaussian):
     np.testing.assert_allclose(level.values[..., 0], gaussian.posterior["r_g"].sel(g="g1", g__coef="Intercept").values)
 
 
+def test_hypothesis_class_group_and_scope_as_brms(gaussian, data):
+    post = gaussian.posterior
+    sd = post["sd_g"].sel(g__coef="Intercept").values
+    by_class = gaussian.hypothesis("Intercept < 0.3", class_="sd", group="g")
+    assert by_class.loc["Intercept < 0.3", "Post.Prob"] == pytest.approx(np.mean(sd < 0.3))
+    levels = sorted(data["g"].unique())
+    ranef = gaussian.hypothesis("Intercept > 0", scope="ranef", group="g")
+    coefs = gaussian.hypothesis(["Intercept > 1", "x > 0.5"], scope="coef", group="g")
+    assert list(ranef["Group"]) == levels and list(coefs["Group"]) == [lv for lv in levels for _ in range(2)]
+    for level in levels:
+        r = post["r_g"].sel(g=level, g__coef="Intercept").values
+        row = ranef[ranef["Group"] == level].iloc[0]
+        assert row["Post.Prob"] == pytest.approx(np.mean(r > 0)) and row["Estimate"] == pytest.approx(r.mean())
+        own = coefs[(coefs["Group"] == level)]
+        assert own.loc["Intercept > 1", "Post.Prob"] == pytest.approx(np.mean(coef(gaussian, "Intercept")[..., 0] + r > 1))
+        # x has no group effect: every level's coefficient is the population one (brms's coef())
+        assert own.loc["x > 0.5", "Post.Prob"] == pytest.approx(np.mean(coef(gaussian, "x") > 0.5))
+    draws = gaussian.hypothesis("Intercept > 0", scope="ranef", group="g", draws=True)
+    assert list(draws["hypothesis"].values) == [f"Intercept > 0 [{lv}]" for lv in levels]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"class_": "sd"}, "class_='sd' needs group=, one of the model's grouping factors ['g'], not None"),
+    ({"scope": "coef", "group": "h"}, "scope='coef' needs group=, one of the model's grouping factors ['g'], not 'h'"),
+    ({"scope": "fixef"}, "scope must be one of ['standard', 'ranef', 'coef'], not 'fixef'"),
+    ({"class_": "sigma"}, "class_ must be 'b' (population-level effects), 'sd' or 'cor'"),
+])
+def test_hypothesis_class_and_scope_errors_name_the_problem(gaussian, options, message):
+    with pytest.raises(hb.HierbayesError) as err:
+        gaussian.hypothesis("x > 0", **options)
+    assert message in str(err.value)
+
+
 @pytest.mark.parametrize("claim, message", [
     ("xx > 0", "'xx' is not a parameter of this model; did you mean 'x'"),
     ("sd(Intercept|h) > 1", "did you mean 'sd(Intercept|g)'"),

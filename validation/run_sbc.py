@@ -149,6 +149,13 @@ CASES = [
     Case("ordered_beta", "proportion ~ x + (1 | g)", "ordered_beta"),
     Case("cumulative", "rating ~ x + (1 | g)", "cumulative"),
     Case("sratio", "rating ~ x + (1 | g)", "sratio"),
+    Case("categorical", "choice ~ x + (1 | g)", "categorical",
+         note="the parts mugreen and mublue drawn from their priors and each row's category from their softmax; "
+              "a simulated data set in which a category has no rows is refused by the model (its linear predictor "
+              "cannot be estimated) and counted as rejected, a rule on the data only"),
+    Case("multinomial", "cbind(votes_a, votes_b, votes_c) ~ x + (1 | g)", "multinomial",
+         note="counts of the three categories drawn from the parts' softmax out of each row's total (10, the "
+              "design's row sums); a data set in which a category never occurs is rejected, as for categorical"),
 ]
 
 

@@ -85,7 +85,8 @@ MIN_REJECTIONS = 10  # give up when more data sets were rejected than this and t
 
 
 def _check_response_columns(spec, data: pd.DataFrame) -> None:
-    for column in (spec.response.expr, spec.response.failures):
+    response = spec.response  # a multinomial's response is its count columns; the others' one column (and failures)
+    for column in response.counts or (response.expr, response.failures):
         if column is not None and column not in data.columns:
             raise HierbayesError(f"calibrate simulates the response column itself; the response {column!r} "
                                  "is an expression, not a column of the data: compute it as a column first")
@@ -257,9 +258,6 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
     options = {"parameterization": parameterization, **({} if collapse is None else {"collapse": collapse})}
     base = ModelDefinition(formula, data, family, link=link, priors=priors, **options)
     design, fam, fixed_priors = base.design, base.family, base.priors
-    if fam.nominal:
-        raise HierbayesError(f"calibration does not simulate the nominal {fam.name!r} family's categories yet; "
-                             "calibrate a model of another family")
     tracked = tracked_parameters(design, fam)
     rng = np.random.default_rng(seed)
 
@@ -275,7 +273,7 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
         try:
             with warnings.catch_warnings():  # the base model has already said it once
                 warnings.simplefilter("ignore", DataWarning)
-                model = ModelDefinition(formula, with_response(data, design, y), fam, priors=fixed_priors, **options)
+                model = ModelDefinition(formula, with_response(data, design, y, fam), fam, priors=fixed_priors, **options)
         except DataError:
             rejected += 1
             if rejected > max(MIN_REJECTIONS, 2 * len(ranks)):
@@ -307,6 +305,10 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
 
 # --- data of a given shape ----------------------------------------------------------------------
 
+CHOICES = ("red", "green", "blue")
+"""The categories of :func:`calibration_data`'s nominal response ``choice``, the first the reference."""
+
+
 def calibration_data(groups: int = 8, per_group: int = 6, *, crossed: int | None = None,
                      nested: int | None = None, trials: int = 10, seed: int = 0) -> pd.DataFrame:
     """A small balanced data set to calibrate structures on.
@@ -332,13 +334,15 @@ def calibration_data(groups: int = 8, per_group: int = 6, *, crossed: int | None
         Columns ``g``, ``x`` (standard normal), ``z`` (uniform on -1..1), optional ``h``
         and ``c``, and responses for every family: ``y`` (real), ``count``, ``binary``,
         ``successes``/``failures`` (out of ``trials``), ``positive`` (above 0), ``proportion``
-        (between 0 and 1), ``rating`` (ordered categories 1 to 5) and ``angle`` (radians in
-        -pi..pi, ``y`` wrapped).
+        (between 0 and 1), ``rating`` (ordered categories 1 to 5), ``angle`` (radians in
+        -pi..pi, ``y`` wrapped), ``choice`` (unordered categories ``red``, ``green``, ``blue``)
+        and ``votes_a``/``votes_b``/``votes_c`` (counts of three categories out of ``trials``).
 
     Examples
     --------
-    >>> list(calibration_data(groups=3, per_group=2, crossed=2).columns)
-    ['g', 'x', 'z', 'h', 'y', 'count', 'binary', 'successes', 'failures', 'positive', 'proportion', 'rating', 'angle']
+    >>> list(calibration_data(groups=3, per_group=2, crossed=2).columns)  # doctest: +NORMALIZE_WHITESPACE
+    ['g', 'x', 'z', 'h', 'y', 'count', 'binary', 'successes', 'failures', 'positive', 'proportion', 'rating', 'angle',
+     'choice', 'votes_a', 'votes_b', 'votes_c']
     """
     rng = np.random.default_rng(seed)
     n = groups * per_group
@@ -360,6 +364,12 @@ def calibration_data(groups: int = 8, per_group: int = 6, *, crossed: int | None
     data["rating"] = pd.Categorical(1 + np.searchsorted([-1.0, -0.3, 0.3, 1.0], eta + rng.logistic(size=n) / 2),
                                     categories=[1, 2, 3, 4, 5], ordered=True)
     data["angle"] = np.angle(np.exp(1j * data["y"]))  # no draw of its own: the other columns stay as they were
+    # the nominal families' responses, also without draws of their own: a category by y's value, and
+    # the trials split into three counts
+    data["choice"] = pd.Categorical.from_codes(np.digitize(data["y"], [-0.5, 0.5]), categories=list(CHOICES))
+    data["votes_a"] = data["successes"]
+    data["votes_b"] = data["failures"] // 2
+    data["votes_c"] = data["failures"] - data["votes_b"]
     return pd.DataFrame(data)
 
 

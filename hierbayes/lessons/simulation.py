@@ -7,7 +7,9 @@ effects ``u = z @ L.T`` with ``L = diag(sd) @ chol(corr)``, the linear predictor
 family's draws. A family parameter with its own formula (``sigma ~ x + (1 | g)``) gets one value
 per row, the inverse of its link at its own linear predictor; an ordinal family's thresholds
 are drawn at the slope columns' means, as the model samples them, restricted to increasing
-values for ``cumulative`` (the ordered transform's prior), and its response is the category.
+values for ``cumulative`` (the ordered transform's prior), and its response is the category. A
+nominal family's parts ``mu<c>`` are such parameter formulas, and its response is drawn from their
+softmax: a category per row (``categorical``) or counts of each out of the row's total (``multinomial``).
 
 Examples
 --------
@@ -171,8 +173,9 @@ def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[s
         ``b_sigma``, ``r_g__sigma``, ...), the family parameters that are one number and an
         ordinal model's ``thresholds``, with the posterior's dims and coordinates, and a
         ``chain`` and ``draw`` of length one.
-    y : ndarray (N,)
-        The simulated response (an ordinal response's category position, 0 .. K-1).
+    y : ndarray (N,) or (N, K)
+        The simulated response (an ordinal or categorical response's category position, 0 .. K-1;
+        a multinomial's counts of each of its K categories, summing to the design's row totals).
     """
     data = _data.model_data(design, family, priors)
     variables: dict[str, tuple] = {}
@@ -204,12 +207,21 @@ def simulate_truth(design, family, priors: Mapping[str, Prior], theta: Mapping[s
     return truth, np.asarray(y, dtype=float)
 
 
-def with_response(data: pd.DataFrame, design, y: np.ndarray) -> pd.DataFrame:
+def with_response(data: pd.DataFrame, design, y: np.ndarray, family=None) -> pd.DataFrame:
     """``data`` with the simulated response in the response's column(s): failures for ``cbind``, the
-    categories (ordered, as the design's) for an ordinal response's positions."""
+    categories (ordered, as the design's) for an ordinal response's positions, a nominal ``family``'s
+    categories (unordered, in the family's order) for a categorical response's positions and a
+    multinomial's counts ``(N, K)`` in its count columns."""
     spec = design.spec
     out = data.copy()
-    if design.categories:
+    if family is not None and family.nominal:
+        categories = list(family.categories)
+        if spec.response.counts:  # multinomial: one count column per category
+            for k, column in enumerate(spec.response.counts):
+                out[column] = np.rint(y[:, k]).astype(np.int64)
+            return out
+        y = pd.Categorical.from_codes(np.asarray(y, dtype=int), categories=categories)
+    elif design.categories:
         y = pd.Categorical.from_codes(np.asarray(y, dtype=int), categories=list(design.categories), ordered=True)
     out[spec.response.expr] = y
     if spec.response.is_cbind:

@@ -45,6 +45,7 @@ from hierbayes.specification.formula import Response, is_number
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
+random_variables = deferred_import("pytensor.tensor.random.basic")
 
 __all__ = ["check_additions", "response_family", "addition_data", "observed_variable", "draw_additions", "drawn_arguments",
            "CENSORING", "DRAWN"]
@@ -220,8 +221,49 @@ def _distribution(family, mean, params: Mapping, trials, additions: Mapping):
     return base
 
 
+def poisson_log_survival(lb, mu):
+    """``log P(Y >= lb)`` for ``Y ~ Poisson(mu)``, finite with a finite gradient wherever it is representable.
+
+    ``P(Y >= lb)`` is the regularised lower incomplete gamma function ``P(lb, mu)`` (``pt.gammainc``, whose
+    gradient in ``mu`` is the Gamma density). Its log is taken where it is below 1/2, else ``log1p(-Q(lb, mu))``
+    of the upper function, so neither a tail near 0 (``lb = 11``, ``mu = 0.14``: 9e-18, which PyMC's
+    ``log(1 - F(lb - 1))`` rounds to ``log 0``) nor one near 1 (``lb = 1``, ``mu = 800``: ``F(0) = e^-800``
+    underflows, a NaN gradient) loses its precision. ``lb <= 0`` truncates nothing: 0.
+
+    >>> round(float(poisson_log_survival(11.0, 0.14).eval()), 4)  # log(8.9e-18)
+    -39.2578
+    """
+    lb, mu = pt.as_tensor(lb, dtype="float64"), pt.as_tensor(mu)
+    k = pt.maximum(lb, 1.0)  # P(Y >= lb) = 1 for lb <= 0, where the incomplete gamma is not defined
+    p, q = pt.gammainc(k, mu), pt.gammaincc(k, mu)
+    small = p < 0.5
+    # each branch's input kept finite where the other is taken, so the unused branch's gradient is 0, not NaN
+    tail = pt.switch(small, pt.log(pt.switch(small, p, 1.0)), pt.log1p(-pt.switch(small, 0.0, q)))
+    return pt.switch(lb <= 0, 0.0, tail)
+
+
+def _lower_truncated_poisson_rate(family, mean, params: Mapping, trials, additions: Mapping):
+    """The rate of a Poisson truncated below only (no ``ub``, no ``se``), whose normaliser
+    :func:`poisson_log_survival` writes stably; else None (PyMC's :class:`pm.Truncated` is exact there)."""
+    if "lb" not in additions or "ub" in additions or "se" in additions:
+        return None
+    base = family.distribution(mean, params, trials)
+    return base.owner.inputs[-1] if isinstance(base.owner.op, random_variables.PoissonRV) else None
+
+
+def _log_density(family, value, mean, params: Mapping, trials, additions: Mapping):
+    """Each row's log density under the addition data: a Poisson truncated below with the stable normaliser
+    :func:`poisson_log_survival`, every other distribution by PyMC (:func:`_distribution`)."""
+    rate = _lower_truncated_poisson_rate(family, mean, params, trials, additions)
+    if rate is None:
+        return pm.logp(_distribution(family, mean, params, trials, additions), value)
+    lb = additions["lb"]
+    logp = pm.logp(pm.Poisson.dist(mu=rate), value) - poisson_log_survival(lb, rate)
+    return pt.switch(pt.lt(value, lb), -np.inf, logp)
+
+
 _CENSORED_DENSITY = {
-    0: lambda d, y, y2: pm.logp(d, y),
+    0: None,  # the density itself: _log_density
     -1: lambda d, y, y2: pm.logcdf(d, y),
     1: lambda d, y, y2: pm.logccdf(d, y),
     2: lambda d, y, y2: pm.math.logdiffexp(pm.logcdf(d, y2), pm.logcdf(d, y)),
@@ -233,7 +275,7 @@ def _pointwise_logp(family, value, mean, params: Mapping, trials, additions: Map
     row computes, or differentiates, another kind's density), times the weights."""
     mean = pt.broadcast_to(mean, value.shape)
     if "cens" not in additions:
-        logp = pm.logp(_distribution(family, mean, params, trials, additions), value)
+        logp = _log_density(family, value, mean, params, trials, additions)
     else:
         logp = pt.zeros(value.shape, dtype="float64")  # a count's value is whole, its log density is not
         for code, density in _CENSORED_DENSITY.items():
@@ -241,8 +283,10 @@ def _pointwise_logp(family, value, mean, params: Mapping, trials, additions: Map
                 continue  # no interval without its upper bound (addition_data)
             rows = pt.nonzero(pt.eq(additions["cens"], code))[0]
             picked = {k: v[rows] for k, v in additions.items()}
-            dist = _distribution(family, mean[..., rows], params, None if trials is None else trials[rows], picked)
-            logp = pt.set_subtensor(logp[..., rows], density(dist, value[..., rows], picked.get("y2")))
+            args = (mean[..., rows], params, None if trials is None else trials[rows], picked)
+            density_ = (_log_density(family, value[..., rows], *args) if density is None else
+                        density(_distribution(family, *args), value[..., rows], picked.get("y2")))
+            logp = pt.set_subtensor(logp[..., rows], density_)
     return logp * additions["weights"] if "weights" in additions else logp
 
 

@@ -191,11 +191,45 @@ def test_loos_log_likelihood_is_the_sampled_models_own_log_density(choices, form
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
 
 
-def test_calibration_says_it_does_not_simulate_a_nominal_family_yet(choices):
-    from hierbayes.lessons.calibration import calibrate
+@pytest.mark.parametrize("family", ["categorical", "multinomial"])
+def test_calibration_simulates_the_categories_from_the_softmax_of_the_parts(family):
+    from hierbayes.lessons.calibration import CHOICES, calibration_data
+    from hierbayes.lessons.simulation import draw_prior, simulate_truth, with_response
 
-    with pytest.raises(hb.HierbayesError, match="does not simulate the nominal 'categorical' family's categories"):
-        calibrate("mode ~ x", choices, family="categorical", n_sims=2)
+    data = calibration_data(groups=50, per_group=20, seed=3)  # 1000 rows, 10 trials each
+    response = "choice" if family == "categorical" else "cbind(votes_a, votes_b, votes_c)"
+    model = hb.Model(f"{response} ~ x + (1 | g)", data, family=family)
+    parts = [name for name, _ in model.family.parameters]
+    theta = {label: v[0] for label, v in draw_prior(model.priors, model.design, 1, np.random.default_rng(1)).items()}
+    theta.update({f"{parts[0]}_Intercept": 0.4, f"{parts[0]}_x": 0.8, f"{parts[1]}_Intercept": -0.3,
+                  f"{parts[1]}_x": -0.6})
+    truth, y = simulate_truth(model.design, model.family, model.priors, theta, np.random.default_rng(2))
+    assert sorted(truth.data_vars) == sorted(f"{kind}{part}" for part in parts
+                                             for kind in ("b_", "r_g__", "sd_g__"))
+    # each category's linear predictor from the recorded truth: X b + the group's effect
+    X = np.column_stack([np.ones(len(data)), data["x"]])
+    level = pd.Categorical(data["g"], categories=truth[f"r_g__{parts[0]}"]["g"].values).codes
+    etas = {part: X @ truth[f"b_{part}"].values[0, 0] + truth[f"r_g__{part}"].values[0, 0, level, 0] for part in parts}
+    p = model.family.nominal_probabilities(np.zeros(len(data)), etas)  # (N, 3)
+    trials = np.ones(len(data)) if family == "categorical" else data[["votes_a", "votes_b", "votes_c"]].sum(axis=1).values
+    expected = (trials[:, None] * p).sum(axis=0)
+    if family == "categorical":
+        assert y.shape == (len(data),) and set(np.unique(y)) <= {0.0, 1.0, 2.0}
+        out = with_response(data, model.design, y, model.family)
+        assert list(out["choice"].cat.categories) == list(CHOICES) and not out["choice"].cat.ordered
+        np.testing.assert_array_equal(out["choice"].cat.codes, y.astype(int))
+        observed = np.bincount(y.astype(int), minlength=3)
+    else:
+        assert y.shape == (len(data), 3)
+        np.testing.assert_array_equal(y.sum(axis=1), trials)  # the design's row totals
+        out = with_response(data, model.design, y, model.family)
+        np.testing.assert_array_equal(out[["votes_a", "votes_b", "votes_c"]].values, y)
+        observed = y.sum(axis=0)
+    # the categories' totals within 4 binomial standard deviations of the model's expected totals
+    sd = np.sqrt((trials[:, None] * p * (1 - p)).sum(axis=0))
+    assert np.all(np.abs(observed - expected) < 4 * sd), (observed, expected, sd)
+    assert np.all(expected / trials.sum() > 0.1)  # every category has a real share: the test can tell them apart
+    hb.Model(f"{response} ~ x + (1 | g)", out, family=family)  # the simulated data are a valid response
 
 
 def test_weights_multiply_each_rows_categorical_log_density_and_other_addition_terms_are_refused(choices):

@@ -170,7 +170,7 @@ def case_key(case: Case, args) -> dict:
 def save_case(case: Case, cal: Calibration, args) -> None:
     cal.ranks.to_csv(args.ranks / f"{case.name}.csv", index_label="simulation")
     record = {"key": case_key(case, args), "n_draws": cal.n_draws, "divergences": cal.divergences.tolist(),
-              "rejected": cal.rejected, "seconds": cal.seconds, "settings": {k: str(v) for k, v in cal.settings.items()}}
+              "rejected": cal.rejected, "unstarted": cal.unstarted, "seconds": cal.seconds, "settings": {k: str(v) for k, v in cal.settings.items()}}
     (args.ranks / f"{case.name}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -193,7 +193,7 @@ def load_case(case: Case, args) -> Calibration | str | None:
     ranks = pd.read_csv(args.ranks / f"{case.name}.csv", index_col="simulation")
     return Calibration(str(case.formula), case.family, ranks, n_draws=record["n_draws"],
                        divergences=np.array(record["divergences"]), rejected=record["rejected"],
-                       seconds=record["seconds"], seed=args.seed, settings=record["settings"])
+                       unstarted=record.get("unstarted", 0), seconds=record["seconds"], seed=args.seed, settings=record["settings"])
 
 
 def case_line(case: Case, cal: Calibration) -> str:
@@ -201,7 +201,8 @@ def case_line(case: Case, cal: Calibration) -> str:
     verdict = "pass" if table["ok"].all() else "FAIL: " + ", ".join(f"`{p}`" for p in table.index[~table["ok"]])
     options = ", ".join(f"{k}={v}" for k, v in case.options.items()) or "defaults"
     return row([case.name, f"`{case.formula}`", case.family, options, cal.n_sims, cal.n_draws,
-                f"{int(cal.divergences.sum())} ({int((cal.divergences > 0).sum())} sims)", cal.rejected,
+                f"{int(cal.divergences.sum())} ({int((cal.divergences > 0).sum())} sims)",
+                f"{cal.rejected}" + (f" (+{cal.unstarted} refits that could not start)" if cal.unstarted else ""),
                 f"{cal.seconds:.0f}", f"{table['p_chi2'].min():.3f}", f"{table['p_pot_c'].min():.3f}", verdict])
 
 

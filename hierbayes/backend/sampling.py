@@ -37,7 +37,7 @@ from hierbayes.backend import compat, disk_cache
 from hierbayes.backend.compiled_cache import compile_model, detached, load_model, with_data
 from hierbayes.backend.public import compile_public, refit
 from hierbayes.deferred import deferred_import
-from hierbayes.errors import HierbayesError, SamplingInterrupted
+from hierbayes.errors import HierbayesError, InitialPointError, SamplingInterrupted
 
 pm = deferred_import("pymc")
 
@@ -218,16 +218,45 @@ def _nutpie_sample(compiled, **options) -> xr.DataTree:
 
     nutpie's blocking call catches the KeyboardInterrupt and returns the draws so far, padded
     with NaN, as if sampling had finished; here the wait is ours, so an interrupt cancels the
-    sampler and propagates.
+    sampler and propagates. A Rust panic of nutpie (a ``BaseException`` nothing else catches; it
+    panics when it cannot start from the initial point) becomes :class:`InitialPointError`.
     """
     import nutpie
 
-    sampler = nutpie.sample(compiled, blocking=False, **options)
+    try:
+        sampler = nutpie.sample(compiled, blocking=False, **options)
+    except BaseException as error:
+        raise _panic_as_error(error) from None
     try:
         return sampler.wait()
-    except BaseException:
-        sampler.cancel()
-        raise
+    except BaseException as error:
+        with contextlib.suppress(BaseException):  # a panicked sampler may refuse to be cancelled too
+            sampler.cancel()
+        raise _panic_as_error(error) from None
+
+
+def _panic_as_error(error: BaseException) -> BaseException:
+    """nutpie's Rust panic as :class:`InitialPointError`; any other exception (Ctrl-C) unchanged.
+
+    nutpie panics, in a worker thread, when the log density or its gradient is not finite at the
+    jittered initial point ("bad initial gradient: Invalid initial point"); the exception Python
+    receives then only says that the sampler's state was poisoned.
+
+    Examples
+    --------
+    >>> type(_panic_as_error(KeyboardInterrupt())).__name__
+    'KeyboardInterrupt'
+    """
+    if type(error).__name__ != "PanicException":
+        return error
+    return InitialPointError(
+        "the sampler (nutpie) could not start: the log density or its gradient is not finite at its initial "
+        "point, the priors' locations jittered by +-1 on the sampler's scale (nutpie: "
+        f"{str(error).splitlines()[0] if str(error) else 'panic'}). This happens when the response is on a scale "
+        "far from where the priors put it, e.g. responses spanning many orders of magnitude on a log link under a "
+        "stated intercept prior far from log(mean response). Rescale the response (e.g. divide by a power of 10), "
+        "center the intercept's prior on the data's scale, or tighten the priors of the slopes and of the family's "
+        "shape")
 
 
 def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords: Mapping[str, list],

@@ -218,8 +218,8 @@ def _nutpie_sample(compiled, **options) -> xr.DataTree:
 
     nutpie's blocking call catches the KeyboardInterrupt and returns the draws so far, padded
     with NaN, as if sampling had finished; here the wait is ours, so an interrupt cancels the
-    sampler and propagates. A Rust panic of nutpie (a ``BaseException`` nothing else catches; it
-    panics when it cannot start from the initial point) becomes :class:`InitialPointError`.
+    sampler and propagates. nutpie's failure to start from the initial point (a Rust panic, a
+    ``BaseException`` nothing else catches, or a RuntimeError) becomes :class:`InitialPointError`.
     """
     import nutpie
 
@@ -236,10 +236,11 @@ def _nutpie_sample(compiled, **options) -> xr.DataTree:
 
 
 def _panic_as_error(error: BaseException) -> BaseException:
-    """nutpie's Rust panic as :class:`InitialPointError`; any other exception (Ctrl-C) unchanged.
+    """nutpie's failure to start as :class:`InitialPointError`; any other exception (Ctrl-C) unchanged.
 
-    nutpie panics, in a worker thread, when the log density or its gradient is not finite at the
-    jittered initial point ("bad initial gradient: Invalid initial point"); the exception Python
+    nutpie raises a RuntimeError ("All initialization points failed") when the log density is not
+    finite at the jittered initial point, and panics, in a worker thread, when it is finite but its
+    gradient is not usable ("bad initial gradient: Invalid initial point"); the exception Python
     receives then only says that the sampler's state was poisoned.
 
     Examples
@@ -247,16 +248,17 @@ def _panic_as_error(error: BaseException) -> BaseException:
     >>> type(_panic_as_error(KeyboardInterrupt())).__name__
     'KeyboardInterrupt'
     """
-    if type(error).__name__ != "PanicException":
+    failed_start = isinstance(error, RuntimeError) and str(error).startswith("All initialization points failed")
+    if type(error).__name__ != "PanicException" and not failed_start:
         return error
     return InitialPointError(
         "the sampler (nutpie) could not start: the log density or its gradient is not finite at its initial "
-        "point, the priors' locations jittered by +-1 on the sampler's scale (nutpie: "
-        f"{str(error).splitlines()[0] if str(error) else 'panic'}). This happens when the response is on a scale "
-        "far from where the priors put it, e.g. responses spanning many orders of magnitude on a log link under a "
-        "stated intercept prior far from log(mean response). Rescale the response (e.g. divide by a power of 10), "
-        "center the intercept's prior on the data's scale, or tighten the priors of the slopes and of the family's "
-        "shape")
+        "point (the priors' locations, the mean's intercept at the data's, jittered by +-1 on the sampler's "
+        f"scale; nutpie: {str(error).splitlines()[0] if str(error) else 'panic'}). This happens when the priors "
+        "put the response on a scale far from the data's, e.g. a stated slope or shape prior that makes exp(eta) "
+        "or y ** shape overflow on a response spanning many orders of magnitude. Rescale the response (e.g. "
+        "divide by a power of 10) or predictors, or center and tighten the stated priors of the slopes and of "
+        "the family's parameters")
 
 
 def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords: Mapping[str, list],

@@ -15,6 +15,7 @@ __all__ = [
     "DataWarning",
     "BackendWarning",
     "SamplingInterrupted",
+    "InitialPointError",
 ]
 
 
@@ -58,6 +59,14 @@ class FormulaError(HierbayesError):
 
 class DataError(HierbayesError):
     """The data do not fit the formula or the family (the message names the column)."""
+
+
+class InitialPointError(HierbayesError):
+    """The sampler could not start: the log density or its gradient is not finite at its initial point.
+
+    Usually a response on a scale far from where the priors put it (responses spanning many orders
+    of magnitude on a log link, a prior located far from the data); the message says what to do.
+    """
 
 
 class PriorError(HierbayesError):

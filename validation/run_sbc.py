@@ -97,10 +97,15 @@ CASES = [
          note="brms's default Gamma(0.01, 0.01) on shape draws values near 1e-30 whose simulated data are all 0s and 1s (or constant), which no model takes; calibrated under the stated Gamma(2, 0.1)"),
     Case("lognormal", "positive ~ x + (1 | g)", "lognormal"),
     Case("weibull", "positive ~ x + (1 | g)", "weibull",
-         note="does not finish: on the 34th simulated data set (responses from 0.011 to 366,097) nutpie panics "
-              "at its initial point ('Could not initialize state because of bad initial gradient: Invalid initial "
-              "point'); the log density there is finite (-7.9e20) with gradients up to 4e22 and one exactly 0, "
-              "and nutpie's panic cannot be caught per refit, so the case stops there. Not calibrated"),
+         note="did not finish before: on the 34th simulated data set (responses from 0.011 to 366,097) nutpie "
+              "panicked at its initial point ('bad initial gradient: Invalid initial point'; log density -7.9e20, "
+              "gradients up to 4e22), a Rust panic nothing caught. The intercept started at its prior's location, "
+              "0.69 (the priors are held fixed), where log(mean y) is 9.09. With the panic caught per refit "
+              "(`InitialPointError`, counted and skipped) the case finished but failed (3 refits could not start; "
+              "1,800 divergences in 6 refits whose chains stayed apart, ranks 0/100/200 on every parameter). A "
+              "log-link mean's intercept now starts at the data's location (`initial_values` in "
+              "`hierbayes/model/data.py`; the same start as before under default priors), then rerun: no refit "
+              "fails to start and none diverges"),
     Case("exponential", "positive ~ x + (1 | g)", "exponential"),
     Case("wald", "positive ~ x + (1 | g)", "wald"),
     Case("exgaussian", "y ~ x + (1 | g)", "exgaussian"),
@@ -108,14 +113,14 @@ CASES = [
     Case("laplace", "y ~ x + (1 | g)", "laplace"),
     Case("asymmetric_laplace", "y ~ x + (1 | g)", "asymmetric_laplace"),
     Case("von_mises", "angle ~ x + (1 | g)", "von_mises",
-         note="fails: the posterior's kappa sits below the truth (mean rank 0.76) and sd(Intercept|g) above it "
-              "(0.28), with few divergences (96 in 9 refits), and the more of a data set's angles lie near -pi or pi "
-              "the worse (kappa's mean rank 0.61 with under 2% of angles beyond 2.8 rad, 0.71 with 2-10%, 0.82 "
-              "above 10%). The likely cause, not yet proven: the tan_half link reaches the direction pi only as eta goes to +inf or -inf, so a mean "
-              "near pi is two far-apart branches of the linear predictor: levels whose effects the sampler leaves "
-              "on different branches look like a large group SD and a spread-out response (small kappa). The "
-              "default priors (Intercept Normal(0, 2.5), x Normal(0, 3.2)) put many means there. Not calibrated "
-              "for such data; `von_mises_near_zero` is the same model under priors that keep the means away from pi"),
+         note="failed at the previous defaults (Intercept Normal(m, 2.5), x Normal(0, 2.5 / sd(x)), sd "
+              "HalfNormal(1)): kappa's mean rank 0.76, sd(Intercept|g)'s 0.28, worse the more angles lay near "
+              "+-pi. The tan_half link reaches the direction pi only as eta goes to +-inf, so a mean near pi is "
+              "two far-apart branches of eta; Normal(0, 2.5) gives |eta| > tan(1.4) = 5.8 (within 0.34 rad of "
+              "pi) mass 0.02 and |eta| > tan(1) (beyond 2 rad) 0.53. The mean's priors on tan_half now take the "
+              "scale s = 0.4 (`TAN_HALF_SCALE`: Intercept Normal(m, 1), x Normal(0, 1 / sd(x)), sd "
+              "HalfNormal(0.4); masses 7e-9 and 0.12), then rerun. brms's student_t(1, 0, 1) (a uniform mean "
+              "direction, paul-buerkner/brms#1632) puts 11% of the directions within 0.34 rad of pi"),
     Case("von_mises_near_zero", "angle ~ x + (1 | g)", "von_mises",
          options={"priors": {"Intercept": hb.Normal(0.0, 0.5), "x": hb.Normal(0.0, 0.3),
                              "sd(Intercept|g)": hb.HalfNormal(0.3)}},
@@ -177,7 +182,7 @@ def case_key(case: Case, args) -> dict:
 def save_case(case: Case, cal: Calibration, args) -> None:
     cal.ranks.to_csv(args.ranks / f"{case.name}.csv", index_label="simulation")
     record = {"key": case_key(case, args), "n_draws": cal.n_draws, "divergences": cal.divergences.tolist(),
-              "rejected": cal.rejected, "seconds": cal.seconds, "settings": {k: str(v) for k, v in cal.settings.items()}}
+              "rejected": cal.rejected, "unstarted": cal.unstarted, "seconds": cal.seconds, "settings": {k: str(v) for k, v in cal.settings.items()}}
     (args.ranks / f"{case.name}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -200,7 +205,7 @@ def load_case(case: Case, args) -> Calibration | str | None:
     ranks = pd.read_csv(args.ranks / f"{case.name}.csv", index_col="simulation")
     return Calibration(str(case.formula), case.family, ranks, n_draws=record["n_draws"],
                        divergences=np.array(record["divergences"]), rejected=record["rejected"],
-                       seconds=record["seconds"], seed=args.seed, settings=record["settings"])
+                       unstarted=record.get("unstarted", 0), seconds=record["seconds"], seed=args.seed, settings=record["settings"])
 
 
 def case_line(case: Case, cal: Calibration) -> str:
@@ -208,7 +213,8 @@ def case_line(case: Case, cal: Calibration) -> str:
     verdict = "pass" if table["ok"].all() else "FAIL: " + ", ".join(f"`{p}`" for p in table.index[~table["ok"]])
     options = ", ".join(f"{k}={v}" for k, v in case.options.items()) or "defaults"
     return row([case.name, f"`{case.formula}`", case.family, options, cal.n_sims, cal.n_draws,
-                f"{int(cal.divergences.sum())} ({int((cal.divergences > 0).sum())} sims)", cal.rejected,
+                f"{int(cal.divergences.sum())} ({int((cal.divergences > 0).sum())} sims)",
+                f"{cal.rejected}" + (f" (+{cal.unstarted} refits that could not start)" if cal.unstarted else ""),
                 f"{cal.seconds:.0f}", f"{table['p_chi2'].min():.3f}", f"{table['p_pot_c'].min():.3f}", verdict])
 
 

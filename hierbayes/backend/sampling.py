@@ -37,7 +37,7 @@ from hierbayes.backend import compat, disk_cache
 from hierbayes.backend.compiled_cache import compile_model, detached, load_model, with_data
 from hierbayes.backend.public import compile_public, refit
 from hierbayes.deferred import deferred_import
-from hierbayes.errors import HierbayesError, SamplingInterrupted
+from hierbayes.errors import HierbayesError, InitialPointError, SamplingInterrupted
 
 pm = deferred_import("pymc")
 
@@ -218,16 +218,47 @@ def _nutpie_sample(compiled, **options) -> xr.DataTree:
 
     nutpie's blocking call catches the KeyboardInterrupt and returns the draws so far, padded
     with NaN, as if sampling had finished; here the wait is ours, so an interrupt cancels the
-    sampler and propagates.
+    sampler and propagates. nutpie's failure to start from the initial point (a Rust panic, a
+    ``BaseException`` nothing else catches, or a RuntimeError) becomes :class:`InitialPointError`.
     """
     import nutpie
 
-    sampler = nutpie.sample(compiled, blocking=False, **options)
+    try:
+        sampler = nutpie.sample(compiled, blocking=False, **options)
+    except BaseException as error:
+        raise _panic_as_error(error) from None
     try:
         return sampler.wait()
-    except BaseException:
-        sampler.cancel()
-        raise
+    except BaseException as error:
+        with contextlib.suppress(BaseException):  # a panicked sampler may refuse to be cancelled too
+            sampler.cancel()
+        raise _panic_as_error(error) from None
+
+
+def _panic_as_error(error: BaseException) -> BaseException:
+    """nutpie's failure to start as :class:`InitialPointError`; any other exception (Ctrl-C) unchanged.
+
+    nutpie raises a RuntimeError ("All initialization points failed") when the log density is not
+    finite at the jittered initial point, and panics, in a worker thread, when it is finite but its
+    gradient is not usable ("bad initial gradient: Invalid initial point"); the exception Python
+    receives then only says that the sampler's state was poisoned.
+
+    Examples
+    --------
+    >>> type(_panic_as_error(KeyboardInterrupt())).__name__
+    'KeyboardInterrupt'
+    """
+    failed_start = isinstance(error, RuntimeError) and str(error).startswith("All initialization points failed")
+    if type(error).__name__ != "PanicException" and not failed_start:
+        return error
+    return InitialPointError(
+        "the sampler (nutpie) could not start: the log density or its gradient is not finite at its initial "
+        "point (the priors' locations, the mean's intercept at the data's, jittered by +-1 on the sampler's "
+        f"scale; nutpie: {str(error).splitlines()[0] if str(error) else 'panic'}). This happens when the priors "
+        "put the response on a scale far from the data's, e.g. a stated slope or shape prior that makes exp(eta) "
+        "or y ** shape overflow on a response spanning many orders of magnitude. Rescale the response (e.g. "
+        "divide by a power of 10) or predictors, or center and tighten the stated priors of the slopes and of "
+        "the family's parameters")
 
 
 def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords: Mapping[str, list],

@@ -28,7 +28,11 @@ model and ranks what users read.
 Simulated data sets that the model refuses (a constant response, such as all zeros from a
 bernoulli model with an extreme intercept) are discarded together with their parameter
 draw. The rejection depends on the data only, so the posterior of every kept data set is
-unchanged and the ranks stay uniform.
+unchanged and the ranks stay uniform. A refit whose sampler cannot start
+(:class:`~hierbayes.errors.InitialPointError`: the log density is not finite at the initial
+point, which extreme simulated data under priors held fixed can cause) is counted in
+:attr:`Calibration.unstarted` and skipped the same way; unlike a rejection it also depends on the
+sampler's start, so a case with many is reported, not silently passed.
 
 The group effects of each factor's first level are ranked too (``r_g[g0,Intercept]``), so a
 gaussian model fitted with its group effects integrated out (``collapse``) is checked on the
@@ -69,7 +73,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from hierbayes.errors import DataError, DataWarning, HierbayesError
+from hierbayes.errors import DataError, DataWarning, HierbayesError, InitialPointError
 from hierbayes.lessons.simulation import draw_prior, ordered_labels, simulate_truth, tracked_parameters, with_response
 from hierbayes.model.definition import ModelDefinition
 from hierbayes.posterior.fitting import fit_model
@@ -109,6 +113,8 @@ class Calibration:
         Divergent transitions of each refit.
     rejected : int
         Simulated data sets the model refused (see the module notes).
+    unstarted : int
+        Refits whose sampler could not start (:class:`~hierbayes.errors.InitialPointError`), skipped.
     seconds : float
         Wall time of the whole run.
     seed : int or None
@@ -131,6 +137,7 @@ class Calibration:
     divergences: np.ndarray
     rejected: int = 0
     seconds: float = 0.0
+    unstarted: int = 0
     seed: int | None = None
     settings: dict = field(default_factory=dict)
 
@@ -261,7 +268,7 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
     tracked = tracked_parameters(design, fam)
     rng = np.random.default_rng(seed)
 
-    ranks, divergences, rejected, n_draws = [], [], 0, None
+    ranks, divergences, rejected, unstarted, n_draws = [], [], 0, 0, None
     pool: dict[str, np.ndarray] = {}
     used = 0
     while len(ranks) < n_sims:
@@ -276,13 +283,17 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
                 model = ModelDefinition(formula, with_response(data, design, y, fam), fam, priors=fixed_priors, **options)
         except DataError:
             rejected += 1
-            if rejected > max(MIN_REJECTIONS, 2 * len(ranks)):
-                raise HierbayesError(f"{rejected} simulated data sets were refused by the model (for example a "
-                                     f"constant response) against {len(ranks)} kept; the priors put too much mass "
-                                     "where the data say nothing: narrow them or change the design") from None
+            _check_skipped(rejected, len(ranks), "simulated data sets were refused by the model (for example a "
+                           "constant response)")
             continue
-        fit = fit_model(model, draws=draws, tune=tune, chains=chains, seed=int(rng.integers(2**31)),
-                        sampler=sampler, progressbar=False, log_likelihood=False, warn=False)
+        try:
+            fit = fit_model(model, draws=draws, tune=tune, chains=chains, seed=int(rng.integers(2**31)),
+                            sampler=sampler, progressbar=False, log_likelihood=False, warn=False)
+        except InitialPointError:
+            unstarted += 1
+            _check_skipped(unstarted, len(ranks), "refits could not start (log density not finite at the "
+                           "initial point)")
+            continue
         post = fit.posterior.isel(draw=slice(None, None, thin))
         sample = parameter_draws(post, tracked)
         sample = sample.reshape(-1, sample.shape[-1])
@@ -295,12 +306,19 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
             print(f"simulation {len(ranks)}/{n_sims}: {time.perf_counter() - t0:.1f} s", flush=True)
     return Calibration(
         formula=str(formula), family=fam.name, ranks=pd.DataFrame(np.array(ranks), columns=[p.label for p in tracked]),
-        n_draws=int(n_draws), divergences=np.array(divergences), rejected=rejected,
+        n_draws=int(n_draws), divergences=np.array(divergences), rejected=rejected, unstarted=unstarted,
         seconds=time.perf_counter() - t0, seed=seed,
         settings={"draws": draws, "tune": tune, "chains": chains, "thin": thin, "sampler": sampler,
                   "link": fam.link, "parameterization": parameterization,
                   "collapsed": bool(getattr(base, "collapsed", False))},
     )
+
+
+def _check_skipped(skipped: int, kept: int, what: str) -> None:
+    """Give up when more simulations were skipped than :data:`MIN_REJECTIONS` and than twice those kept."""
+    if skipped > max(MIN_REJECTIONS, 2 * kept):
+        raise HierbayesError(f"{skipped} {what} against {kept} kept; the priors put too much mass where the data "
+                             "say nothing: narrow them or change the design")
 
 
 # --- data of a given shape ----------------------------------------------------------------------

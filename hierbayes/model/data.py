@@ -126,7 +126,10 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
     """Where the sampler starts every parameter with a prior, on the sampler's scale.
 
     Each starts at its prior's location (PyMC's ``support_point``: ``mu``, a half
-    distribution's scale, an exponential's mean), positive parameters on the log scale
+    distribution's scale, an exponential's mean), but the mean's intercept on a link other than the
+    identity, which starts at the data's location (the link of the response mean, the centre of its
+    default prior, so a stated prior far from the data does not start the sampler where exp(eta)
+    overflows), positive parameters on the log scale
     under PyMC's value name (``sigma_log__``); the effects drawn around the fixed effects
     (:func:`hierarchical_centering`) start at the fixed effects' starts. Parameters absent
     here (standardized or zero-mean group effects, correlation Cholesky factors) start at
@@ -159,6 +162,15 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
                 out[N.logodds_value(var)] = np.log(value) - np.log1p(-value)
             else:
                 out[var] = value
+    if design.has_intercept and not family.nominal and family.link != "identity" and N.INTERCEPT_CENTERED in out:
+        # the mean's intercept starts where the data put it (the centre of its default prior), whatever
+        # prior is stated: a stated prior far from the data's scale (or SBC's priors held fixed against
+        # extreme simulated data) would start a log-link model where exp(eta) is off by orders of magnitude
+        # (nutpie could not start, or chains stuck there); on the identity link nothing overflows
+        location = float(family.summarise_response(design.y, design.trials).location)
+        if np.isfinite(location):
+            natural[N.INTERCEPT_CENTERED][0] = location
+            out[N.INTERCEPT_CENTERED] = np.full_like(out[N.INTERCEPT_CENTERED], location)
     alpha = natural[N.INTERCEPT_CENTERED][0] if design.has_intercept else None
     for factor, chosen in factor_parameterizations(design, parameterization, collapse).items():
         out.update(chosen.starts(design, factor, alpha, natural.get(N.SLOPES), data.get(N.X_MEAN_DATA)))

@@ -200,7 +200,8 @@ def _column_sd(values: np.ndarray) -> float:
 def default_priors(design: Design, family: Family) -> dict[str, P.Prior]:
     """Weakly informative priors scaled to the data (the rstanarm recipe).
 
-    With ``s = sd(y)`` on the identity link and ``s = 1`` on the others, ``m`` the
+    With ``s = sd(y)`` on the identity link, ``s = 0.4`` on tan_half (``TAN_HALF_SCALE``: keeps
+    von_mises's mean direction off the branches at +-pi) and ``s = 1`` on the others, ``m`` the
     link of the response mean, and ``sd(x)`` a column's standard deviation:
 
     - ``Intercept`` (on centred predictors): Normal(m, 2.5 s)

@@ -423,7 +423,16 @@ class Family:
             mean = min(max(mean, eps), 1 - eps)
         elif self.link != "tan_half":  # an angle's link takes any mean in (-pi, pi); the others positive ones
             mean = max(mean, eps)
-        return ResponseSummary(float(LINKS[self.link].forward(mean)), 1.0)
+        return ResponseSummary(float(LINKS[self.link].forward(mean)), TAN_HALF_SCALE if self.link == "tan_half" else 1.0)
+
+
+TAN_HALF_SCALE = 0.4
+"""The prior scale ``s`` of a mean on the tan_half link (von_mises), where the other links have 1: the
+intercept Normal(m, 1), a slope Normal(0, 1 / sd(x)), an SD HalfNormal(0.4). The mean direction
+``2 atan(eta)`` reaches +-pi only as ``eta`` goes to +-inf, so a mean near pi is two far-apart branches
+of ``eta`` that the sampler cannot cross; under Normal(0, 2.5) ``|eta| > tan(1.4) = 5.8`` (a direction
+within 0.34 rad of pi) has prior mass 0.02 and ``|eta| > tan(1) = 1.56`` (beyond 2 rad) 0.53, under
+Normal(0, 1) 7e-9 and 0.12."""
 
 
 def _code_text(code) -> str:

@@ -48,3 +48,15 @@ def varying_intercept(rng, n_levels=30, per_level=10):
 
 
 TRUE_VI = {"Intercept": 1.0, "x": 0.5, "sd(Intercept|g)": 0.8}
+
+
+def numeric_gradient(fun, x, h: float = 1e-6) -> np.ndarray:
+    """Central differences of a scalar ``fun`` at ``x``, one coordinate at a time (for checking gradients)."""
+    x = np.asarray(x, dtype=float)
+    out = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        out[i] = (fun(up) - fun(down)) / (2 * h)
+    return out

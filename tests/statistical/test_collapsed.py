@@ -8,6 +8,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from recovery import numeric_gradient
 from scipy import stats
 
 import hierbayes as hb
@@ -77,28 +78,17 @@ def test_marginal_loglik_equals_the_dense_multivariate_normal(name, mode):
     assert float(value) == pytest.approx(_dense_loglik(y, W, g, Z, J, theta, sigma, L, 2.5), rel=1e-10)
 
 
-def _numeric_gradient(fun, x, h=1e-6):
-    x = np.asarray(x, dtype=float)
-    out = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += h
-        down[i] -= h
-        out[i] = (fun(up) - fun(down)) / (2 * h)
-    return out
-
-
 @pytest.mark.parametrize("name", list(STRUCTURES))
 def test_marginal_loglik_gradient_matches_finite_differences_of_the_dense_density(name):
     y, W, g, Z, J, theta, sigma, L = _problem(STRUCTURES[name], seed=3)
     st = sufficient_statistics(y, W, g, Z, J, shift=2.5)
     dense = lambda th, s, LL: _dense_loglik(y, W, g, Z, J, th, s, LL, 2.5)  # noqa: E731
     _, d_theta, d_sigma, d_L = _compiled_loglik(st, "FAST_COMPILE")(theta, sigma, L)
-    np.testing.assert_allclose(d_theta, _numeric_gradient(lambda t: dense(t, sigma, L), theta), rtol=1e-6, atol=1e-6)
-    assert float(d_sigma) == pytest.approx(float(_numeric_gradient(lambda s: dense(theta, float(s), L), sigma)),
+    np.testing.assert_allclose(d_theta, numeric_gradient(lambda t: dense(t, sigma, L), theta), rtol=1e-6, atol=1e-6)
+    assert float(d_sigma) == pytest.approx(float(numeric_gradient(lambda s: dense(theta, float(s), L), sigma)),
                                            rel=1e-6)
     # only the lower triangle of L is a parameter; the upper one is zero in every model
-    np.testing.assert_allclose(np.tril(d_L), np.tril(_numeric_gradient(lambda LL: dense(theta, sigma, LL), L)),
+    np.testing.assert_allclose(np.tril(d_L), np.tril(numeric_gradient(lambda LL: dense(theta, sigma, LL), L)),
                                rtol=1e-6, atol=1e-6)
 
 
@@ -201,12 +191,12 @@ def test_nested_marginal_loglik_and_gradient_equal_the_dense_density(mode):
     dense = lambda t, s, L, K: _nested_dense(P, t, s, L, K, shift=0.5)  # noqa: E731
     th0, s0, L0, K0 = P["theta"], P["sigma"], P["L"], P["K"]
     assert float(value) == pytest.approx(dense(th0, s0, L0, K0), rel=1e-10)
-    np.testing.assert_allclose(d_theta, _numeric_gradient(lambda t: dense(t, s0, L0, K0), th0), rtol=1e-6, atol=1e-6)
-    assert float(d_sigma) == pytest.approx(float(_numeric_gradient(lambda s: dense(th0, float(s), L0, K0), s0)),
+    np.testing.assert_allclose(d_theta, numeric_gradient(lambda t: dense(t, s0, L0, K0), th0), rtol=1e-6, atol=1e-6)
+    assert float(d_sigma) == pytest.approx(float(numeric_gradient(lambda s: dense(th0, float(s), L0, K0), s0)),
                                            rel=1e-6)
-    np.testing.assert_allclose(np.tril(d_L), np.tril(_numeric_gradient(lambda x: dense(th0, s0, x, K0), L0)),
+    np.testing.assert_allclose(np.tril(d_L), np.tril(numeric_gradient(lambda x: dense(th0, s0, x, K0), L0)),
                                rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(np.tril(d_K), np.tril(_numeric_gradient(lambda x: dense(th0, s0, L0, x), K0)),
+    np.testing.assert_allclose(np.tril(d_K), np.tril(numeric_gradient(lambda x: dense(th0, s0, L0, x), K0)),
                                rtol=1e-6, atol=1e-6)
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from recovery import numeric_gradient
 from scipy import stats
 
 import hierbayes as hb
@@ -53,17 +54,6 @@ def _compiled(d, mode):
     return pytensor.function(inputs, [f, *pt.grad(f, inputs)], mode=mode)
 
 
-def _numeric_gradient(fun, x, h=1e-6):
-    x = np.asarray(x, dtype=float)
-    out = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += h
-        down[i] -= h
-        out[i] = (fun(up) - fun(down)) / (2 * h)
-    return out
-
-
 # FAST_COMPILE runs the Op's perform; NUMBA its numba implementation (nutpie's); JAX its JAX one (numpyro's);
 # one varying coefficient takes the kernel's scalar loop, two its q x q one
 @pytest.mark.parametrize("mode, q", [("FAST_COMPILE", 2), ("NUMBA", 2), ("JAX", 2), ("FAST_COMPILE", 1), ("NUMBA", 1)])
@@ -76,12 +66,12 @@ def test_crossed_loglik_and_gradient_equal_the_dense_density(mode, q):
     value, d_b, d_c, d_sigma, d_L = _compiled(d, mode)(p["b"], p["c"], p["sigma"], p["L"])
     dense = lambda b=p["b"], c=p["c"], s=p["sigma"], L=p["L"]: _dense_loglik(d, b, c, s, L)  # noqa: E731
     assert float(value) == pytest.approx(dense(), rel=1e-10)
-    np.testing.assert_allclose(d_b, _numeric_gradient(lambda b: dense(b=b), p["b"]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d_b, numeric_gradient(lambda b: dense(b=b), p["b"]), rtol=1e-6, atol=1e-6)
     # the sampled factor's effects reach the likelihood through the level sums Z'r and r'r
-    np.testing.assert_allclose(d_c, _numeric_gradient(lambda c: dense(c=c), p["c"]), rtol=1e-6, atol=1e-6)
-    assert float(d_sigma) == pytest.approx(float(_numeric_gradient(lambda s: dense(s=float(s)), p["sigma"])),
+    np.testing.assert_allclose(d_c, numeric_gradient(lambda c: dense(c=c), p["c"]), rtol=1e-6, atol=1e-6)
+    assert float(d_sigma) == pytest.approx(float(numeric_gradient(lambda s: dense(s=float(s)), p["sigma"])),
                                            rel=1e-6)
-    np.testing.assert_allclose(np.tril(d_L), np.tril(_numeric_gradient(lambda L: dense(L=L), p["L"])),
+    np.testing.assert_allclose(np.tril(d_L), np.tril(numeric_gradient(lambda L: dense(L=L), p["L"])),
                                rtol=1e-6, atol=1e-6)
 
 

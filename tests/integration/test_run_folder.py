@@ -215,8 +215,18 @@ def _interrupt_sampling(monkeypatch, how: str) -> None:
     monkeypatch.setattr(_BackgroundSampler, "wait", interrupted)
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own SIGINT handler, as a command-line process has it: a tool run earlier in the same test
+    worker may have left another one, and then Ctrl-C is not a KeyboardInterrupt that sampling can stop on."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "padded"])
-def test_an_interrupted_rerun_exits_130_and_leaves_the_earlier_run_untouched(csv_path, earlier_run, monkeypatch, how):
+def test_an_interrupted_rerun_exits_130_and_leaves_the_earlier_run_untouched(csv_path, earlier_run, monkeypatch, how,
+                                                                             python_ctrl_c):
     before = snapshot(earlier_run.parent)
     _interrupt_sampling(monkeypatch, how)
     code, stdout, stderr = run(["fit", csv_path, FORMULA, "--draws", "200000", "--tune", "100", "--chains", "2",

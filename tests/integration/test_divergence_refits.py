@@ -62,8 +62,6 @@ def test_a_run_without_divergences_is_not_repeated(funnel):
 
 @pytest.mark.parametrize("sampler", ["pymc", "numpyro"])
 def test_other_samplers_rerun_as_well(funnel, sampler):
-    if sampler == "numpyro":
-        pytest.importorskip("numpyro")  # an optional dependency
     fit = funnel.fit(**{**DRAWS, "draws": 150, "tune": 150}, seed=1, sampler=sampler)
     note = fit.idata.attrs["divergence_refits"]
     assert "at target_accept 0.8; refitted at 0.95: " in note

@@ -173,9 +173,9 @@ def insteval() -> pd.DataFrame:
     """The real InstEval ratings (lme4): 73,421 ratings of 1,128 lecturers ``d`` by 2,972 students
     ``s``, each pair once; from the shared data folder next to the repository."""
     path = Path(__file__).resolve().parents[2] / "shared" / "data" / "InstEval.csv"
-    df = pd.read_csv(path, usecols=["s", "d", "service", "y"])
+    df = pd.read_csv(path, usecols=["s", "d", "dept", "service", "y"])
     return df.assign(y=df["y"].astype(float), service=df["service"].astype(float),
-                     s=pd.Categorical(df["s"].astype(str)), d=pd.Categorical(df["d"].astype(str)))
+                     **{factor: pd.Categorical(df[factor].astype(str)) for factor in ("s", "d", "dept")})
 
 
 def movielens_like(seed: int = 7) -> pd.DataFrame:
@@ -280,6 +280,8 @@ INSTEVAL = BenchModel("insteval_like", "gaussian", "y", ("service",), (Block("s"
                       "simulated, 73,421 rows, 2,972 students x 1,128 lecturers, partially crossed")
 INSTEVAL_REAL = BenchModel("insteval", "gaussian", "y", ("service",), (Block("s"), Block("d")), insteval,
                            "the real data, 73,421 rows, 2,972 students x 1,128 lecturers, each pair once")
+INSTEVAL_DEPT = BenchModel("insteval_dept", "gaussian", "y", ("service",), (Block("s"), Block("d"), Block("dept")),
+                           insteval, "the real data, 73,421 rows, 2,972 students x 1,128 lecturers x 14 departments")
 MOVIELENS = BenchModel("movielens_like_1M", "gaussian", "y", (), (Block("user"), Block("item")), movielens_like,
                        "simulated, 1,000,209 rows, 6,040 users x 3,706 movies, partially crossed")
 
@@ -298,6 +300,6 @@ SUITES: dict[str, list[BenchModel]] = {
     "full": [SLEEPSTUDY, RADON_INTERCEPT, RADON_SLOPE, CROSSED, BERNOULLI, POISSON, ONE_FACTOR_1M, ONE_FACTOR_100K,
              INSTEVAL, NESTED],
     "families": [BETA, ZERO_INFLATED, CUMULATIVE, SIGMA_X],
-    "crossed": [INSTEVAL, INSTEVAL_REAL, MOVIELENS],
+    "crossed": [INSTEVAL, INSTEVAL_REAL, INSTEVAL_DEPT, MOVIELENS],
 }
 MODELS: dict[str, BenchModel] = {m.name: m for models in SUITES.values() for m in models}

@@ -50,6 +50,23 @@ def grouped_counts(seed: int = 1, groups: int = 30, per: int = 40) -> pd.DataFra
                          "g": [f"g{j:02d}" for j in g]})
 
 
+def nested_counts(seed: int = 2, districts: int = 4, schools: int = 3, classes: int = 4, per: int = 10,
+                  raters: int = 6) -> pd.DataFrame:
+    """Poisson counts of classes in schools in districts (each class in one school, each school in one
+    district), with ``rater`` crossed with all of them, and a gaussian ``score`` of the same design."""
+    rng = np.random.default_rng(seed)
+    n_school, n_class = districts * schools, districts * schools * classes
+    klass = np.repeat(np.arange(n_class), per)
+    school, district = klass // classes, klass // (classes * schools)
+    rater = rng.integers(0, raters, klass.size)
+    x = rng.normal(size=klass.size)
+    effects = (rng.normal(0, 0.5, districts)[district] + rng.normal(0, 0.4, n_school)[school]
+               + rng.normal(0, 0.3, n_class)[klass] + rng.normal(0, 0.3, raters)[rater])
+    return pd.DataFrame({"y": rng.poisson(np.exp(0.8 + 0.3 * x + effects)), "score": 1 + x + effects + rng.normal(size=x.size),
+                         "x": x, "district": [f"d{i}" for i in district], "school": [f"s{i:02d}" for i in school],
+                         "klass": [f"c{i:02d}" for i in klass], "rater": [f"r{i}" for i in rater]})
+
+
 def helmert(J: int) -> np.ndarray:
     """The J x (J - 1) Helmert basis of :func:`hierbayes.model.coordinates.helmert_rest`."""
     import pytensor
@@ -148,3 +165,17 @@ def assert_same_log_density(model: hb.Model, plain: hb.Model, seed: int = 4, poi
         other, log_jacobian = non_centered_point(model, plain, point)
         np.testing.assert_allclose(float(logp(point)), float(logp_plain(other)) - log_jacobian, rtol=1e-10)
         assert np.abs(float(logp(point)) - float(logp_plain(other))) > 1  # the Jacobian is there: not a vacuous check
+
+
+def assert_fits_agree(centered: hb.Fit, plain: hb.Fit, var: str, limit: float = 5.0) -> None:
+    """Posterior means of ``var`` within ``limit`` Monte Carlo standard errors, element by element."""
+    from arviz_stats.base import array_stats
+
+    def mean_and_se2(fit):
+        draws = fit.posterior[var].transpose("chain", "draw", ...).values
+        ess = array_stats.ess(np.moveaxis(draws, (0, 1), (-2, -1)), method="bulk")
+        return draws.mean((0, 1)), draws.var((0, 1)) / ess
+
+    (m1, v1), (m2, v2) = mean_and_se2(centered), mean_and_se2(plain)
+    z = np.abs(m1 - m2) / np.sqrt(v1 + v2)
+    assert float(z.max()) < limit, f"{var}: centered and non-centered means {float(z.max()):.1f} MC SEs apart"

@@ -8,6 +8,8 @@ effects in them; the choices about coordinates are here, as functions of the des
   effects (and :func:`folded_factors`, the other centered factors whose mean intercept joins it);
   a factor sampled ``"centered-intercept"`` counts as centered for its varying intercept only,
   its slopes drawn non-centered given it (:func:`centres_intercept_only`);
+- :func:`nested_centering`: the centered factors drawn around the effects of the centered factor
+  they are nested in (:func:`nested_in`);
 - :func:`sheared`: the non-centered factors whose standardized effects are drawn as their mean
   and Helmert contrasts (:func:`helmert_rest`), with the fixed effect sampled plus the effects'
   mean (:func:`fixed_shift`);
@@ -33,7 +35,8 @@ pt = deferred_import("pytensor.tensor")
 
 __all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift", "helmert_rest", "parameterization_of",
            "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE",
-           "nesting", "integrated_factors", "sampled_design", "MAX_COEFS"]
+           "nesting", "integrated_factors", "sampled_design", "MAX_COEFS", "nested_in", "nested_centering",
+           "parent_levels"]
 
 CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
 
@@ -45,6 +48,17 @@ MAX_COEFS = 8  # varying coefficients of the factor integrated out (q x q work p
 def fixed_slopes(design: Design) -> list[int]:
     """Positions in ``design.fixed_names`` of the fixed effects other than the intercept."""
     return [j for j, n in enumerate(design.fixed_names) if n != "Intercept"]
+
+
+def parent_levels(nested, top) -> np.ndarray | None:
+    """``parent[k]``, the level of factor ``top`` that holds level ``k`` of factor ``nested``
+    (:class:`~hierbayes.specification.design.Design` factors), when every level of ``nested`` has
+    rows and lies within one level of ``top``; else None. One pass over the rows."""
+    parent = np.zeros(len(nested.levels), dtype=np.int64)
+    parent[nested.index] = top.index  # nested when every row agrees
+    if np.array_equal(parent[nested.index], top.index) and np.bincount(nested.index, minlength=len(parent)).all():
+        return parent
+    return None
 
 
 def nesting(design) -> tuple[str, str, np.ndarray] | None:
@@ -66,11 +80,60 @@ def nesting(design) -> tuple[str, str, np.ndarray] | None:
         return None
     (a, fa), (b, fb) = design.factors.items()
     for top, ft, nested, fn in ((a, fa, b, fb), (b, fb, a, fa)):
-        parent = np.zeros(len(fn.levels), dtype=np.int64)
-        parent[fn.index] = ft.index  # one pass over the rows: nested when every row agrees
-        if np.array_equal(parent[fn.index], ft.index) and np.bincount(fn.index, minlength=len(parent)).all():
+        parent = parent_levels(fn, ft)
+        if parent is not None:
             return top, nested, parent
     return None
+
+
+def nested_in(design: Design) -> dict[str, tuple[str, np.ndarray]]:
+    """Each grouping factor nested in another, with the nearest such factor and :func:`parent_levels`.
+
+    The nearest is the one with the most levels among the factors with fewer levels than it
+    in which it is nested (``class`` in ``school`` in ``district``: ``school``); the first in
+    formula order on ties. Factors nested in none are left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import hierbayes as hb
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "d": list("aabbcc"), "dept": list("ppppqq"),
+    ...                    "s": list("xyxyxy")})
+    >>> {k: (p, m.tolist()) for k, (p, m) in nested_in(hb.Model("y ~ (1 | s) + (1 | d) + (1 | dept)", df).design).items()}
+    {'d': ('dept', [0, 0, 1])}
+    """
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    for child, fc in design.factors.items():
+        for parent, fp in design.factors.items():
+            nearer = child not in out or len(fp.levels) > len(design.factors[out[child][0]].levels)
+            if len(fp.levels) < len(fc.levels) and nearer:
+                levels = parent_levels(fc, fp)
+                if levels is not None:
+                    out[child] = (parent, levels)
+    return out
+
+
+def nested_centering(design: Design, parameterization, centering) -> dict[str, str]:
+    """Centered factors drawn around the effects of the centered factor they are nested in: ``{child: parent}``.
+
+    When a factor is nested in another (:func:`nested_in`; ``d`` in ``dept``), the data fix each
+    child level's total intercept (its parent's plus its own) far better than either part: drawn
+    around zero, a child level and its parent trade along a ridge, and the parent's effects mix
+    slowly. So a centered child's varying intercepts are drawn around its parent level's, and the
+    parent's intercept reaches the linear predictor only through them (Gelfand, Sahu and Carlin's
+    hierarchical centering, one level further down:
+    :class:`hierbayes.model.parameterizations.AroundParent`). Both must be centered (or
+    ``"centered-intercept"``) with a varying intercept; a parent is carried by one child only (the
+    first in formula order), and the factor of ``centering`` (:func:`hierarchical_centering`) is
+    never a child. ``design`` is the design of the sampled factors (:func:`sampled_design`).
+    """
+    out: dict[str, str] = {}
+    for child, (parent, _) in nested_in(design).items():
+        both = all(parameterization_of(parameterization, f) in CENTERED and "Intercept" in design.factor_coefs(f)
+                   for f in (child, parent))
+        if both and parent not in out.values() and not (centering and child == centering[0]):
+            out[child] = parent
+    return out
 
 
 def integrated_factors(design: Design) -> tuple[str, ...]:
@@ -272,8 +335,9 @@ def folded_factors(design: Design, parameterization, centering) -> list[str]:
     """
     if not centering or "Intercept" not in centering[1]:
         return []
+    around_parent = nested_centering(design, parameterization, centering)
     return [f for f in design.factors if f != centering[0] and "Intercept" in design.factor_coefs(f)
-            and parameterization_of(parameterization, f) in CENTERED]
+            and parameterization_of(parameterization, f) in CENTERED and f not in around_parent]
 
 
 def sheared(design: Design, parameterization, collapse: bool = False) -> dict[str, tuple[str, ...]]:

@@ -26,7 +26,9 @@ from hierbayes.errors import DataError
 from hierbayes.model.coordinates import (
     fixed_slopes,
     hierarchical_centering,
+    nested_in,
     parameterization_of,
+    sampled_design,
     sheared,
 )
 from hierbayes.model.parameterizations import PARAMETERIZATIONS, factor_parameterizations
@@ -231,6 +233,8 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
                     priors[lkj_label(block, part.part)].values["eta"])
     for part in design.parts:  # after the mean's: a model without parts keeps its data's layout
         _formula_data(part, data)
+    for child, (_, parent) in nested_in(sampled_design(design) if collapse else design).items():
+        data[N.FactorNames(child).parent_levels] = parent.astype(float)  # AroundParent's: a slice of fixed_data
     if collapse:
         from hierbayes.model.collapsed import collapsed_data
 
@@ -279,6 +283,7 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
               for b in design.blocks),
         tuple((label, p.kind) for label, p in priors.items()),
         tuple(parameterization_of(parameterization, f) for f in design.factors),
+        tuple((child, parent) for child, (parent, _) in nested_in(sampled_design(design) if collapse else design).items()),
         bool(collapse),
         hierarchical_centering(design, parameterization, collapse),
         tuple(sheared(design, parameterization, collapse).items()),

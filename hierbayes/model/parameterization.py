@@ -261,9 +261,12 @@ def describe(model) -> str | None:
     """
     if not model.design.factors:
         return None
-    from hierbayes.model.coordinates import sampled_design, sheared
+    from hierbayes.model.coordinates import hierarchical_centering, nested_centering, sampled_design, sheared
 
     shear = sheared(model.design, model.parameterization, model.collapsed)
+    sampled_only = sampled_design(model.design) if model.collapsed else model.design
+    around = nested_centering(sampled_only, model.parameterization,
+                              hierarchical_centering(model.design, model.parameterization, model.collapsed))
     sampled = list(sampled_design(model.design).factors) if model.collapsed else []
     parts = []
     for factor in model.design.factors:
@@ -292,5 +295,7 @@ def describe(model) -> str | None:
                          f"outweigh the prior less than {above:g}-fold (kappa {low:.2g})")
         if shear.get(factor):
             text += f"; the effects' mean is sampled with the fixed {', '.join(shear[factor])}"
+        if factor in around:
+            text += f"; its intercepts drawn around those of {around[factor]}, in which it is nested"
         parts.append(f"{factor} {text}")
     return "Group effects: " + "; ".join(parts)

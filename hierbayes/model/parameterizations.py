@@ -19,7 +19,9 @@ effects in one set of coordinates and returns what the linear predictor and the 
   effects, ``r = v - mu`` (:func:`hierbayes.model.coordinates.hierarchical_centering`);
 - :class:`Folded`: a centered factor's intercepts drawn as their mean ``ubar_<factor>_<k>``
   and J - 1 Helmert contrasts, the mean joining the hierarchically centred factor's
-  (:func:`hierbayes.model.coordinates.folded_factors`).
+  (:func:`hierbayes.model.coordinates.folded_factors`);
+- :class:`AroundParent`: a centered factor nested in another centered factor drawn around its
+  parent level's intercept (:func:`hierbayes.model.coordinates.nested_centering`).
 
 Each is a change of coordinates with a constant Jacobian: the posterior is the same
 (``tests/unit/test_parameterizations.py`` compares the log densities point by point).
@@ -61,23 +63,26 @@ from hierbayes.model.coordinates import (
     folded_factors,
     helmert_rest,
     hierarchical_centering,
+    nested_centering,
     parameterization_of,
     sampled_design,
     sheared,
 )
+from hierbayes.model.correlations import correlation, record_correlations
 from hierbayes.specification.design import Design
-from hierbayes.specification.names import X_MEAN_DATA, FactorNames, prior_data
+from hierbayes.specification.names import X_MEAN_DATA, FactorNames
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 
 __all__ = ["Parameterization", "NonCentered", "ShearedNonCentered", "Centered", "CenteredIntercept",
-           "HierarchicallyCentered", "Folded", "Effects", "Levels", "FactorEffects", "FixedEffects", "Block",
+           "HierarchicallyCentered", "Folded", "AroundParent", "Effects", "Levels", "FactorEffects", "FixedEffects", "Block",
            "factor_parameterizations", "add_group_effects", "PARAMETERIZATIONS", "correlation", "record_correlations",
            "BEFORE_FIXED_EFFECTS", "AFTER_FIXED_EFFECTS", "LAST"]
 
 # when a factor is drawn: the non-centered ones first (their means shift the fixed effects' priors),
-# the hierarchically centred one last (its mean takes the folded factors' mean intercepts)
+# the hierarchically centred one last (its mean takes the folded factors' mean intercepts), then the
+# factors drawn around a parent's effects (AroundParent: order LAST + their depth below the parent)
 BEFORE_FIXED_EFFECTS, AFTER_FIXED_EFFECTS, LAST = 0, 1, 2
 
 
@@ -153,10 +158,12 @@ def all_levels(fx: FactorEffects, k: int, centre, q: int, L, sd, mean_sd, interc
 class FactorEffects:
     """One grouping factor's effects while they are added to the PyMC model: what a parameterization reads.
 
-    ``centre`` (the effects' means, :class:`HierarchicallyCentered`; None: zero) and ``levels``
+    ``centre`` (the effects' means, :class:`HierarchicallyCentered`, or per level,
+    :class:`AroundParent`; None: zero) and ``levels``
     (how a block's centered effects are drawn: :func:`all_levels` or :meth:`Folded.levels`) are
     set by the parameterizations that wrap another (on a ``dataclasses.replace`` copy, which shares
-    ``cors``); ``cors`` collects the correlations of the correlated blocks as :meth:`blocks` draws them.
+    ``cors``); ``cors`` collects the correlated blocks' correlations as :meth:`blocks` draws them;
+    ``parent_intercepts``: :class:`AroundParent`'s parent intercept at each level.
     """
 
     design: Design
@@ -167,6 +174,7 @@ class FactorEffects:
     centre: Any = None
     levels: Callable[..., Levels] = all_levels
     cors: list = field(default_factory=list)
+    parent_intercepts: Any = None
 
     @property
     def names(self) -> FactorNames:
@@ -192,8 +200,8 @@ class FactorEffects:
             yield b
 
     def centre_of(self, b: Block):
-        """The centre of block ``b``'s effects: zero, or its coefficients' fixed effects."""
-        return np.zeros(b.q) if self.centre is None else self.centre[b.sl]
+        """The centre of block ``b``'s effects: zero, its coefficients' fixed effects, or per level."""
+        return np.zeros(b.q) if self.centre is None else self.centre[..., b.sl]
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,8 @@ class Effects:
         The effects' means, one per coefficient (:class:`HierarchicallyCentered`).
     through_recorded : bool
         The linear predictor reads ``r_<factor>`` itself (False: ``drawn``).
+    per_level : tensor or None
+        What the linear predictor takes, levels x coefficients (set by :func:`add_group_effects`).
     """
 
     recorded: list
@@ -222,6 +232,7 @@ class Effects:
     mean_intercept: Any = None
     centre: Any = None
     through_recorded: bool = True
+    per_level: Any = None
 
 
 class Parameterization(ABC):
@@ -347,11 +358,12 @@ class CenteredIntercept(Parameterization):
                 continue
             assert b.coefs[0] == "Intercept"  # the design's order within a term
             centre = fx.centre_of(b)
+            centre = centre[0] if centre.ndim == 1 else centre[:, :1]  # the intercept's: one, or one per level
             scale = b.sd[0]  # L[0, 0]: the first row of a correlation's Cholesky factor is (1, 0, ...)
-            lead = fx.levels(fx, b.k, centre[0], 1, None, scale, scale, 0)
+            lead = fx.levels(fx, b.k, centre, 1, None, scale, scale, 0)
             mean_intercept = lead.mean_intercept
             if b.q > 1:
-                d = (lead.recorded - centre[0]) / scale
+                d = (lead.recorded - centre) / scale
                 rest = d * b.L[1:, 0][None, :] + zb @ b.L[1:, 1:].T if b.L is not None else zb * b.sd[1:]
                 recorded.append(pt.concatenate([lead.recorded, rest], axis=1))
                 drawn.append(pt.concatenate([lead.drawn, rest], axis=1))
@@ -431,6 +443,45 @@ class Folded(Parameterization):
         return Levels(contrasts + ubar, drawn, ubar[intercept])
 
 
+@dataclass(frozen=True)
+class AroundParent(Parameterization):
+    """A centered factor nested in the centered factor ``parent``, its varying intercepts drawn around
+    their parent level's: ``v_j ~ N(w_parent(j), ...)``, ``w`` what the parent adds to the linear
+    predictor, which takes ``v`` in place of ``w + r`` (``r_<factor>`` records ``v - w``): a shift,
+    :class:`HierarchicallyCentered` one level down (:func:`~hierbayes.model.coordinates.nested_centering`).
+    ``depth``: levels below the chain's top (the drawing order); ``root_centering``: the top's
+    :func:`~hierbayes.model.coordinates.hierarchical_centering`, when it has one (where levels start)."""
+
+    inner: Centered | CenteredIntercept
+    parent: str
+    depth: int = 1
+    root_centering: tuple | None = None
+
+    @property
+    def value(self) -> str:
+        return self.inner.value
+
+    @property
+    def order(self) -> int:
+        return LAST + self.depth
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        w = fx.parent_intercepts
+        centre = pt.stack([w if coef == "Intercept" else pt.zeros_like(w) for coef in fx.coefs], axis=1)
+        effects = self.inner.draw(replace(fx, centre=centre))
+        return replace(effects, centre=centre, through_recorded=False)
+
+    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
+        """The intercepts start at the top's, when it starts at the fixed intercept."""
+        if self.root_centering is None or "Intercept" not in self.root_centering[1]:
+            return {}
+        top, coefs = self.root_centering
+        mean = effect_means(design, top, coefs, alpha, beta, X_mean)[design.factor_coefs(top).index("Intercept")]
+        k, block, _ = next(b for b in factor_blocks(design, factor) if "Intercept" in b[1].coef_names)
+        row = np.where(np.array(block.coef_names) == "Intercept", mean, 0.0)[self.inner.centered_columns]
+        return {FactorNames(factor).block(k): np.tile(row, (len(design.factors[factor].levels), 1))}
+
+
 _BY_VALUE = {p.value: p for p in (NonCentered, Centered, CenteredIntercept)}
 PARAMETERIZATIONS = tuple(_BY_VALUE)  # the values of ``parameterization=`` ("auto" aside)
 
@@ -465,7 +516,7 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
     --------
     >>> import pandas as pd
     >>> import hierbayes as hb
-    >>> df = pd.DataFrame({"y": range(12), "x": [0, 1] * 6, "g": list("aabbcc") * 2, "h": list("ddddee") * 2})
+    >>> df = pd.DataFrame({"y": range(12), "x": [0, 1] * 6, "g": list("aabbcc") * 2, "h": list("deddde") * 2})
     >>> m = hb.Model("y ~ x + (1 | g) + (1 + x || h)", df, parameterization="centered", collapse=False)  # h: more rows a level
     >>> factor_parameterizations(m.design, m.parameterization)
     {'g': Folded(inner=Centered()), 'h': HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'x'))}
@@ -475,6 +526,7 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
     centering = hierarchical_centering(design, parameterization) if around_fixed_effects else None
     shear = sheared(design, parameterization)
     folded = folded_factors(design, parameterization, centering)
+    nests = nested_centering(design, parameterization, centering) if around_fixed_effects else {}
     out = {}
     for factor in design.factors:
         chosen = _BY_VALUE[parameterization_of(parameterization, factor)]()
@@ -484,12 +536,19 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
             chosen = HierarchicallyCentered(chosen, centering[1])
         elif factor in folded:
             chosen = Folded(chosen)
+        elif factor in nests:
+            top, depth = factor, 0
+            while top in nests:
+                top, depth = nests[top], depth + 1
+            chosen = AroundParent(chosen, nests[factor], depth,
+                                  centering if centering and top == centering[0] else None)
         out[factor] = chosen
     return out
 
 
 def add_group_effects(parameterization: Parameterization, design: Design, factor: str, shared: Mapping, sd,
-                      fixed: FixedEffects = FixedEffects()) -> tuple[Any, Effects]:
+                      fixed: FixedEffects = FixedEffects(), parent_intercepts=None,
+                      carried: bool = False) -> tuple[Any, Effects]:
     """Add one factor's effects, drawn by ``parameterization``, to the PyMC model being built.
 
     Parameters
@@ -503,6 +562,11 @@ def add_group_effects(parameterization: Parameterization, design: Design, factor
         The factor's SDs, one per varying coefficient (drawn under their priors).
     fixed : FixedEffects
         The fixed effects drawn so far (for :class:`HierarchicallyCentered`).
+    parent_intercepts : tensor, optional
+        For :class:`AroundParent`: the parent's intercept at each of the factor's levels.
+    carried : bool
+        The factor's intercepts reach the linear predictor through those of a factor nested in it
+        (:class:`AroundParent`): its term leaves them out.
 
     Returns
     -------
@@ -510,7 +574,7 @@ def add_group_effects(parameterization: Parameterization, design: Design, factor
         The factor's term of the linear predictor (one per row), and its effects; the model
         records ``r_<factor>`` and, with correlated blocks, ``cor_<factor>``.
     """
-    fx = FactorEffects(design, factor, shared, sd, fixed)
+    fx = FactorEffects(design, factor, shared, sd, fixed, parent_intercepts=parent_intercepts)
     effects = parameterization.draw(fx)
     names = fx.names
     v = pt.concatenate(effects.recorded, axis=1) if len(effects.recorded) > 1 else effects.recorded[0]
@@ -525,23 +589,8 @@ def add_group_effects(parameterization: Parameterization, design: Design, factor
     term, zcol = 0.0, 0
     for k, coef in enumerate(fx.coefs):
         if coef == "Intercept":
-            term = term + effect[:, k][g]
+            term = term if carried else term + effect[:, k][g]
         else:
             term = term + Z[:, zcol] * effect[:, k][g]
             zcol += 1
-    return term, effects
-
-
-def correlation(name: str, q: int, shared: Mapping):
-    """A block's Cholesky factor of its correlation matrix (LKJ prior), variable ``name``
-    (:meth:`FactorNames.corr_chol <hierbayes.specification.names.FactorNames.corr_chol>`), and its correlations."""
-    chol = pm.LKJCorr(name, n=q, eta=shared[prior_data(name, "eta")])
-    corr = chol @ chol.T
-    pairs = [(i, j) for j in range(q) for i in range(j)]  # the order of parameters.cor_pairs
-    return chol, corr[[i for i, _ in pairs], [j for _, j in pairs]]
-
-
-def record_correlations(names: FactorNames, cors: list) -> None:
-    """Record a factor's correlations, block after block, as ``cor_<factor>`` (nothing without any)."""
-    if cors:
-        pm.Deterministic(names.cor, pt.concatenate(cors) if len(cors) > 1 else cors[0], dims=names.cor_dim)
+    return term, replace(effects, per_level=effect)

@@ -57,6 +57,7 @@ from hierbayes.model.data import (
 )
 from hierbayes.model.parameterizations import (
     BEFORE_FIXED_EFFECTS,
+    AroundParent,
     FactorEffects,
     FixedEffects,
     NonCentered,
@@ -187,13 +188,20 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
             _collapsed_likelihood(design, family, shared, prior_rv, fixed)
             return model
 
-        mean_intercepts = []
-        # the hierarchically centred factor last: its mean takes the folded factors' mean intercepts
+        mean_intercepts, parents = [], {p.parent: None for p in chosen.values() if isinstance(p, AroundParent)}
+        # the hierarchically centred factor last: its mean takes the folded factors' mean intercepts; then
+        # the factors drawn around a parent's intercepts, which then reach eta through theirs
         for factor in sorted((f for f in chosen if f not in first), key=lambda f: chosen[f].order):
-            term, effects = add_group_effects(chosen[factor], design, factor, shared,
-                                              _factor_sd(design, factor, prior_rv),
-                                              replace(fixed, mean_intercepts=tuple(mean_intercepts)))
+            p = chosen[factor]
+            at_levels = None
+            if isinstance(p, AroundParent):
+                at_levels = parents[p.parent][pt.cast(shared[FactorNames(factor).parent_levels], "int64")]
+            term, effects = add_group_effects(p, design, factor, shared, _factor_sd(design, factor, prior_rv),
+                                              replace(fixed, mean_intercepts=tuple(mean_intercepts)),
+                                              at_levels, carried=factor in parents)
             eta = eta + term
+            if factor in parents:
+                parents[factor] = effects.per_level[:, design.factor_coefs(factor).index("Intercept")]
             if effects.mean_intercept is not None:
                 mean_intercepts.append(effects.mean_intercept)
 

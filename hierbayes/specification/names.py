@@ -303,6 +303,12 @@ class FactorNames:
         """The varying slopes' columns (the intercept's is all ones and not stored)."""
         return _COLUMNS + self.safe
 
+    @property
+    def parent_levels(self) -> str:
+        """For a factor nested in another, the other's level of each of its levels
+        (:func:`hierbayes.model.coordinates.nested_in`)."""
+        return f"parent_{self.safe}"
+
     def corr_chol(self, k: int) -> str:
         """The Cholesky factor of block ``k``'s correlation matrix (:func:`corr_chol` of the part)."""
         return corr_chol(k, self.part)
@@ -323,7 +329,7 @@ class FactorNames:
     def names(self, blocks: Iterable[int]) -> set[str]:
         """Every variable, data and dim name of this factor (its level dim aside), with ``blocks`` its blocks' positions."""
         out = {self.effects, self.sd, self.cor, self.z, self.z_mean, self.z_contrasts, self.z_slopes, self.index,
-               self.columns, self.coef_dim, self.cor_dim}
+               self.columns, self.parent_levels, self.coef_dim, self.cor_dim}
         return out | {name for k in blocks for name in (self.block(k), self.block_mean(k), self.corr_chol(k),
                                                          prior_data(self.corr_chol(k), "eta"))}
 

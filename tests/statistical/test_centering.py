@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from same_effects import crossed, grouped_counts
+from same_effects import assert_fits_agree, crossed, grouped_counts, nested_counts
 
 import hierbayes as hb
 from hierbayes.model import coordinates
@@ -86,6 +86,7 @@ C, CI = "centered", "centered-intercept"
     ("y ~ 0 + x + (1 + x | item)", crossed, "gaussian", {"x": hb.Normal(1.5, 2)}, C),
     ("y ~ x + (1 + x | g)", grouped_counts, "poisson", {"Intercept": hb.Normal(1, 2)}, CI),
     ("y ~ x + (1 + x || g)", grouped_counts, "poisson", {"Intercept": hb.Normal(1, 2)}, CI),
+    ("y ~ x + (1 + x | school) + (1 | klass)", nested_counts, "poisson", {"Intercept": hb.Normal(1, 2)}, C),
 ])
 def test_starts_are_pymcs_initial_point_with_effects_at_the_fixed_effects(formula, data, family, priors,
                                                                            parameterization):
@@ -107,20 +108,6 @@ def test_starts_are_pymcs_initial_point_with_effects_at_the_fixed_effects(formul
         np.testing.assert_allclose(ours.get(name, np.zeros_like(value)), value, rtol=1e-12, atol=0, err_msg=name)
 
 
-def _agree(centered: hb.Fit, plain: hb.Fit, var: str, limit: float = 5.0) -> None:
-    """Posterior means of ``var`` within ``limit`` Monte Carlo standard errors, element by element."""
-    from arviz_stats.base import array_stats
-
-    def mean_and_se2(fit):
-        draws = fit.posterior[var].transpose("chain", "draw", ...).values
-        ess = array_stats.ess(np.moveaxis(draws, (0, 1), (-2, -1)), method="bulk")
-        return draws.mean((0, 1)), draws.var((0, 1)) / ess
-
-    (m1, v1), (m2, v2) = mean_and_se2(centered), mean_and_se2(plain)
-    z = np.abs(m1 - m2) / np.sqrt(v1 + v2)
-    assert float(z.max()) < limit, f"{var}: centered and non-centered means {float(z.max()):.1f} MC SEs apart"
-
-
 @pytest.fixture(scope="module")
 def crossed_fits():
     df = crossed()
@@ -135,27 +122,27 @@ def poisson_fits():
             for p in ("centered", "non-centered", "centered-intercept")}
 
 
-def test_crossed_gaussian_centered_and_non_centered_fits_agree(crossed_fits):
+def test_crossed_gaussian_centered_and_non_centered_fitsassert_fits_agree(crossed_fits):
     c, nc = crossed_fits["centered"], crossed_fits["non-centered"]
     assert "u_rater_1" in c.posterior and "z_mean_rater" in nc.posterior  # rater (50 rows per level) took the intercept
     assert c.posterior["u_item_0"].shape[-2:] == (39, 1) and "ubar_item_0" in c.posterior  # item's mean folded in
     for var in ("b", "sd_item", "sd_rater", "sigma", "r_item", "r_rater"):
-        _agree(c, nc, var)
+        assert_fits_agree(c, nc, var)
     assert int(c.idata["sample_stats"]["diverging"].sum()) == 0
 
 
-def test_poisson_correlated_slopes_centered_and_non_centered_fits_agree(poisson_fits):
+def test_poisson_correlated_slopes_centered_and_non_centered_fitsassert_fits_agree(poisson_fits):
     c, nc = poisson_fits["centered"], poisson_fits["non-centered"]
     assert "u_g_0" in c.posterior
     for var in ("b", "sd_g", "cor_g", "r_g"):
-        _agree(c, nc, var)
+        assert_fits_agree(c, nc, var)
 
 
 def test_poisson_with_only_the_intercepts_centered_agrees_with_non_centered(poisson_fits):
     ci, nc = poisson_fits["centered-intercept"], poisson_fits["non-centered"]
     assert ci.posterior["u_g_0"].shape[-1] == 1 and ci.posterior["z_slopes_g"].shape[-1] == 1
     for var in ("b", "sd_g", "cor_g", "r_g"):
-        _agree(ci, nc, var)
+        assert_fits_agree(ci, nc, var)
     assert "Group effects: g intercepts centered, slopes non-centered" in repr(ci)
 
 

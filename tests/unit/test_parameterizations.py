@@ -9,11 +9,12 @@ effects, SDs, correlations and fixed effects (``tests/same_effects.py``). No sam
 from __future__ import annotations
 
 import pytest
-from same_effects import assert_same_log_density, crossed, grouped_counts, uneven_crossed
+from same_effects import assert_same_log_density, crossed, grouped_counts, nested_counts, uneven_crossed
 
 import hierbayes as hb
 from hierbayes.model.parameterizations import (
     PARAMETERIZATIONS,
+    AroundParent,
     Centered,
     CenteredIntercept,
     Folded,
@@ -94,6 +95,28 @@ TABLE = {
         ("y ~ x + (1 | item) + (1 + x | rater)", crossed, "gaussian", {"item": C}),
         {"item": HierarchicallyCentered(Centered(), I), "rater": ShearedNonCentered(("x",))},
         ["sd_rater", "z_mean_rater", "z_contrasts_rater", "corr_chol_1", "sd_item", "u_item_0"]),
+    "centered, nested: the class around its school": (
+        ("y ~ x + (1 | school) + (1 | klass)", nested_counts, "poisson", C),
+        {"school": HierarchicallyCentered(Centered(), I), "klass": AroundParent(Centered(), "school", 1, ("school", I))},
+        ["sd_school", "u_school_0", "sd_klass", "u_klass_1"]),
+    "centered, three nested levels (/ and correlated slopes)": (
+        ("y ~ x + (1 + x | district/school/klass)", nested_counts, "poisson", C),
+        {"district": HierarchicallyCentered(Centered(), IX),
+         "district:school": AroundParent(Centered(), "district", 1, ("district", IX)),
+         "district:school:klass": AroundParent(Centered(), "district:school", 2, ("district", IX))},
+        ["sd_district", "corr_chol_0", "u_district_0", "sd_district_school", "corr_chol_1", "u_district_school_1",
+         "sd_district_school_klass", "corr_chol_2", "u_district_school_klass_2"]),
+    "centered, nested beside a crossed factor that takes the fixed effects": (
+        ("y ~ x + (1 | rater) + (1 | school) + (1 + x | klass)", nested_counts, "poisson",
+         {"rater": C, "school": C, "klass": CI}),
+        {"rater": HierarchicallyCentered(Centered(), I), "school": Folded(Centered()),
+         "klass": AroundParent(CenteredIntercept(), "school", 1, None)},
+        ["sd_school", "u_school_1", "ubar_school_1", "sd_rater", "u_rater_0", "sd_klass", "z_slopes_klass",
+         "corr_chol_2", "u_klass_2"]),
+    "nested, the parent non-centered: nothing around it": (
+        ("y ~ x + (1 | school) + (1 | klass)", nested_counts, "poisson", {"klass": C}),
+        {"school": NonCentered(), "klass": HierarchicallyCentered(Centered(), I)},
+        ["sd_school", "z_school", "sd_klass", "u_klass_1"]),
 }
 NOT_NON_CENTERED = [row for row, (_, chosen, _) in TABLE.items()
                     if not all(isinstance(p, NonCentered) for p in chosen.values())]

@@ -36,7 +36,7 @@ pt = deferred_import("pytensor.tensor")
 __all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift", "helmert_rest", "parameterization_of",
            "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE",
            "nesting", "integrated_factors", "sampled_design", "MAX_COEFS", "nested_in", "nested_centering",
-           "parent_levels"]
+           "parent_levels", "level_ranks"]
 
 CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
 
@@ -167,6 +167,18 @@ def sampled_design(design: Design) -> Design:
     (``corr_chol_<k>``); only its ``factors`` lose the integrated ones."""
     gone = integrated_factors(design)
     return replace(design, factors={f: fd for f, fd in design.factors.items() if f not in gone})
+
+
+def level_ranks(counts: np.ndarray) -> np.ndarray:
+    """Each level's place in the order of the levels by their row counts, most rows first (ties in
+    level order): the order of :class:`~hierbayes.model.parameterizations.CenteredByMean`'s contrasts.
+
+    >>> level_ranks(np.array([3, 10, 1, 10])).tolist()
+    [2, 0, 3, 1]
+    """
+    ranks = np.empty(len(counts), dtype=np.int64)
+    ranks[np.argsort(-np.asarray(counts), kind="stable")] = np.arange(len(counts))
+    return ranks
 
 
 def parameterization_of(parameterization, factor: str) -> str:

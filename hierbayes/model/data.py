@@ -26,6 +26,7 @@ from hierbayes.errors import DataError
 from hierbayes.model.coordinates import (
     fixed_slopes,
     hierarchical_centering,
+    level_ranks,
     nested_in,
     parameterization_of,
     sampled_design,
@@ -235,6 +236,8 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
         _formula_data(part, data)
     for child, (_, parent) in nested_in(sampled_design(design) if collapse else design).items():
         data[N.FactorNames(child).parent_levels] = parent.astype(float)  # AroundParent's: a slice of fixed_data
+    for factor, fd in (sampled_design(design).factors.items() if collapse else ()):  # CenteredByMean's
+        data[N.FactorNames(factor).level_ranks] = level_ranks(fd.counts).astype(float)
     if collapse:
         from hierbayes.model.collapsed import collapsed_data
 

@@ -69,6 +69,7 @@ from hierbayes.model.coordinates import (
     sheared,
 )
 from hierbayes.model.correlations import correlation, record_correlations
+from hierbayes.model.levels import Levels, _normal_rows, all_levels, mean_and_contrasts
 from hierbayes.specification.design import Design
 from hierbayes.specification.names import X_MEAN_DATA, FactorNames
 
@@ -76,7 +77,7 @@ pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 
 __all__ = ["Parameterization", "NonCentered", "ShearedNonCentered", "Centered", "CenteredIntercept",
-           "HierarchicallyCentered", "Folded", "AroundParent", "Effects", "Levels", "FactorEffects", "FixedEffects", "Block",
+           "HierarchicallyCentered", "CenteredByMean", "Folded", "AroundParent", "Effects", "Levels", "FactorEffects", "FixedEffects", "Block",
            "factor_parameterizations", "add_group_effects", "PARAMETERIZATIONS", "correlation", "record_correlations",
            "BEFORE_FIXED_EFFECTS", "AFTER_FIXED_EFFECTS", "LAST"]
 
@@ -123,35 +124,6 @@ class Block:
     def scale_mean(self, z_mean):
         """A standardized mean (one per coefficient) as the effects' mean: ``L z_mean``."""
         return self.L @ z_mean if self.L is not None else z_mean * self.sd
-
-
-@dataclass(frozen=True)
-class Levels:
-    """A block's centered effects of every level: ``recorded`` (as ``r_<factor>`` records them, plus
-    their centre), ``drawn`` (as the linear predictor takes them) and the ``mean_intercept`` left
-    out of ``drawn`` (:class:`Folded`; else None)."""
-
-    recorded: Any
-    drawn: Any
-    mean_intercept: Any = None
-
-
-def _normal_rows(name: str, centre, sd, L, shape):
-    """Rows iid ``N(centre, L L')``, or ``N(centre, diag(sd)^2)`` without ``L``."""
-    if L is not None:
-        return pm.MvNormal(name, mu=centre, chol=L, shape=shape)
-    return pm.Normal(name, centre, sd, shape=shape)
-
-
-def all_levels(fx: FactorEffects, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
-    """Every level's centered effects of block ``k`` as one variable, ``u_<factor>_<k>`` (J x q).
-
-    ``sd`` is the SD of the ``q`` columns (``L``: their Cholesky factor when correlated);
-    ``mean_sd`` (the same SDs, as their own node) and ``intercept`` (the intercept's column)
-    serve :meth:`Folded.levels`.
-    """
-    u = _normal_rows(fx.names.block(k), centre, sd, L, (fx.J, q))
-    return Levels(u, u)
 
 
 @dataclass
@@ -411,6 +383,25 @@ class HierarchicallyCentered(Parameterization):
 
 
 @dataclass(frozen=True)
+class CenteredByMean(HierarchicallyCentered):
+    """:class:`HierarchicallyCentered` for the factor sampled beside one integrated out, its varying
+    intercepts drawn as their mean around the fixed effects and contrasts (:func:`mean_and_contrasts`).
+    The integrated factor's effects absorb a common shift of all these levels, held back only by its
+    prior: in the plain coordinates a direction along every level at once, which a diagonal metric
+    crosses slowly (the intercept's ESS); here it is one coordinate. The contrasts run over the levels
+    ordered by size, so that each compares levels of like precision (``bench/NOTES.md``)."""
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        return super().draw(replace(fx, levels=mean_and_contrasts))
+
+    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
+        """The mean starts at the fixed effects' starts, the contrasts at zero."""
+        means = np.array(effect_means(design, factor, self.coefs, alpha, beta, X_mean))
+        return {FactorNames(factor).block_mean(k): means[sl][self.inner.centered_columns]
+                for k, block, sl in factor_blocks(design, factor) if "Intercept" in block.coef_names and means[sl].any()}
+
+
+@dataclass(frozen=True)
 class Folded(Parameterization):
     """A centered factor whose varying intercepts' block is drawn as its mean ``ubar_<factor>_<k>``
     (``N(0, L L' / J)``) and J - 1 Helmert contrasts ``u_<factor>_<k>`` (an orthogonal map of J iid
@@ -521,6 +512,7 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
     >>> factor_parameterizations(m.design, m.parameterization)
     {'g': Folded(inner=Centered()), 'h': HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'x'))}
     """
+    beside_integrated = collapse and bool(sampled_design(design).factors)
     if collapse:  # the integrated factors are drawn after sampling; the crossed others are sampled
         design = sampled_design(design)
     centering = hierarchical_centering(design, parameterization) if around_fixed_effects else None
@@ -533,7 +525,7 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
         if shear.get(factor):
             chosen = ShearedNonCentered(shear[factor])
         elif centering and factor == centering[0]:
-            chosen = HierarchicallyCentered(chosen, centering[1])
+            chosen = (CenteredByMean if beside_integrated else HierarchicallyCentered)(chosen, centering[1])
         elif factor in folded:
             chosen = Folded(chosen)
         elif factor in nests:

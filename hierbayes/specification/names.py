@@ -304,6 +304,12 @@ class FactorNames:
         return _COLUMNS + self.safe
 
     @property
+    def level_ranks(self) -> str:
+        """Each level's place when the levels are ordered by their number of rows, most first
+        (a factor sampled beside one integrated out: :class:`hierbayes.model.parameterizations.CenteredByMean`)."""
+        return f"rank_{self.safe}"
+
+    @property
     def parent_levels(self) -> str:
         """For a factor nested in another, the other's level of each of its levels
         (:func:`hierbayes.model.coordinates.nested_in`)."""
@@ -329,7 +335,7 @@ class FactorNames:
     def names(self, blocks: Iterable[int]) -> set[str]:
         """Every variable, data and dim name of this factor (its level dim aside), with ``blocks`` its blocks' positions."""
         out = {self.effects, self.sd, self.cor, self.z, self.z_mean, self.z_contrasts, self.z_slopes, self.index,
-               self.columns, self.parent_levels, self.coef_dim, self.cor_dim}
+               self.columns, self.parent_levels, self.level_ranks, self.coef_dim, self.cor_dim}
         return out | {name for k in blocks for name in (self.block(k), self.block_mean(k), self.corr_chol(k),
                                                          prior_data(self.corr_chol(k), "eta"))}
 

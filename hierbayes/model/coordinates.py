@@ -36,13 +36,32 @@ pt = deferred_import("pytensor.tensor")
 __all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift", "helmert_rest", "parameterization_of",
            "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE",
            "nesting", "integrated_factors", "sampled_design", "MAX_COEFS", "nested_in", "nested_centering",
-           "parent_levels", "level_ranks"]
+           "parent_levels", "level_ranks", "mean_and_contrasts_beside", "MEAN_AND_CONTRASTS_ROWS"]
 
 CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
 
 SHEAR_BALANCE = 2.0  # largest ratio of the 90% to the 10% quantile of a factor's level sizes for sheared
 
 MAX_COEFS = 8  # varying coefficients of the factor integrated out (q x q work per level)
+
+# rows per level of the factor integrated out from which the centered factor sampled beside it is drawn as
+# its mean and contrasts (CenteredByMean): measured on two designs, 165 (a million crossed rows: the
+# intercept's ESS 335 -> 2,628) and 25 (InstEval: ESS unchanged, sampling 16% slower), bench/NOTES.md
+MEAN_AND_CONTRASTS_ROWS = 50.0
+
+
+def mean_and_contrasts_beside(design: Design) -> bool:
+    """Whether the centered factor sampled beside an integrated one is drawn as its mean and contrasts.
+
+    The integrated factor's effects absorb a common shift of the sampled factor's levels, held back
+    only by their prior; the more rows each of its levels has, the more fully they absorb it, and
+    the longer that direction is for the sampler. From :data:`MEAN_AND_CONTRASTS_ROWS` rows per
+    integrated level (mean) on. False without a crossed factor integrated out.
+    """
+    integrated = integrated_factors(design)
+    if not integrated or not sampled_design(design).factors:
+        return False
+    return len(design.y) / len(design.factors[integrated[0]].levels) >= MEAN_AND_CONTRASTS_ROWS
 
 
 def fixed_slopes(design: Design) -> list[int]:

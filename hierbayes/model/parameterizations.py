@@ -63,6 +63,7 @@ from hierbayes.model.coordinates import (
     folded_factors,
     helmert_rest,
     hierarchical_centering,
+    mean_and_contrasts_beside,
     nested_centering,
     parameterization_of,
     sampled_design,
@@ -512,7 +513,7 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
     >>> factor_parameterizations(m.design, m.parameterization)
     {'g': Folded(inner=Centered()), 'h': HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'x'))}
     """
-    beside_integrated = collapse and bool(sampled_design(design).factors)
+    beside_integrated = collapse and mean_and_contrasts_beside(design)
     if collapse:  # the integrated factors are drawn after sampling; the crossed others are sampled
         design = sampled_design(design)
     centering = hierarchical_centering(design, parameterization) if around_fixed_effects else None

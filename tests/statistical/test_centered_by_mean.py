@@ -1,7 +1,7 @@
 """The centered factor sampled beside an integrated one, drawn as its mean and contrasts
 (hierbayes.model.parameterizations.CenteredByMean).
 
-With one crossed factor integrated out, the other's effects are drawn as their mean around the fixed
+With one crossed factor integrated out (of at least ``MEAN_AND_CONTRASTS_ROWS`` rows per level), the other's effects are drawn as their mean around the fixed
 effects and Helmert contrasts over the levels ordered by size. The same model: the log density is the
 plain hierarchically centered one's at the same effects plus the constant ``q/2 log J`` of the
 orthogonal map, and the recorded effects are each level's own.
@@ -21,8 +21,9 @@ FORMULA = "y ~ x + (1 | item) + (1 | rater)"
 
 
 def uneven_raters():
-    """:func:`crossed` with raters of unequal sizes, so that their order by size is not their name order."""
-    df = crossed()
+    """:func:`crossed` with 60 rows per item (the factor integrated out) and raters of unequal sizes, so
+    that their order by size is not their name order."""
+    df = crossed(n=2400)
     return df[~((df["rater"] < "r08") & (np.arange(len(df)) % 3 == 0))].reset_index(drop=True)
 
 
@@ -37,6 +38,10 @@ def test_the_factor_beside_an_integrated_one_takes_the_fixed_effects_as_its_mean
     # without collapsing, nothing is integrated: the plain hierarchical centering
     plain = factor_parameterizations(m.design, m.parameterization)
     assert type(plain["rater"]) is HierarchicallyCentered
+    # nor with fewer rows per integrated level than MEAN_AND_CONTRASTS_ROWS (30 per item here; InstEval's 25)
+    few = hb.Model(FORMULA, crossed(), parameterization="centered")
+    assert len(few.design.y) / 40 < coordinates.MEAN_AND_CONTRASTS_ROWS <= len(m.design.y) / 40
+    assert type(factor_parameterizations(few.design, few.parameterization, collapse=True)["rater"]) is HierarchicallyCentered
 
 
 def test_log_density_is_the_plain_centered_ones_at_the_same_effects(monkeypatch):

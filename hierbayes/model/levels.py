@@ -1,20 +1,19 @@
 """How the levels of one block of a factor's centered effects are drawn: all at once
 (:func:`all_levels`), or as their mean and Helmert contrasts (:func:`mean_and_contrasts`).
 :mod:`hierbayes.model.parameterizations` passes one of them to its parameterizations as
-``FactorEffects.levels``; :class:`~hierbayes.model.parameterizations.Folded` has its own."""
+``FactorEffects.levels`` (their ``fx``: the factor being drawn, a
+:class:`~hierbayes.model.parameterizations.FactorEffects`); :class:`~hierbayes.model.parameterizations.Folded`
+has its own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hierbayes.deferred import deferred_import
 from hierbayes.model.coordinates import helmert_rest
-
-if TYPE_CHECKING:
-    from hierbayes.model.parameterizations import FactorEffects
 
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
@@ -40,7 +39,7 @@ def _normal_rows(name: str, centre, sd, L, shape):
     return pm.Normal(name, centre, sd, shape=shape)
 
 
-def all_levels(fx: FactorEffects, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
+def all_levels(fx: Any, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
     """Every level's centered effects of block ``k`` as one variable, ``u_<factor>_<k>`` (J x q).
 
     ``sd`` is the SD of the ``q`` columns (``L``: their Cholesky factor when correlated);
@@ -51,7 +50,7 @@ def all_levels(fx: FactorEffects, k: int, centre, q: int, L, sd, mean_sd, interc
     return Levels(u, u)
 
 
-def mean_and_contrasts(fx: FactorEffects, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
+def mean_and_contrasts(fx: Any, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
     """:func:`all_levels`, with the intercept's block drawn as its level mean ``ubar_<factor>_<k>``
     (``N(centre, L L' / J)``) and J - 1 Helmert contrasts ``u_<factor>_<k>`` (iid ``N(0, L L')``) over
     the levels ordered by their row counts (:func:`~hierbayes.model.coordinates.level_ranks`): the

@@ -27,6 +27,7 @@ from hierbayes.model.coordinates import (
     fixed_slopes,
     hierarchical_centering,
     level_ranks,
+    mean_and_contrasts_beside,
     nested_in,
     parameterization_of,
     sampled_design,
@@ -286,6 +287,7 @@ def structure_key(design: Design, family: Family, priors: Mapping[str, Prior], p
               for b in design.blocks),
         tuple((label, p.kind) for label, p in priors.items()),
         tuple(parameterization_of(parameterization, f) for f in design.factors),
+        bool(collapse) and mean_and_contrasts_beside(design),  # depends on the rows per level, not in the key above
         tuple((child, parent) for child, (parent, _) in nested_in(sampled_design(design) if collapse else design).items()),
         bool(collapse),
         hierarchical_centering(design, parameterization, collapse),

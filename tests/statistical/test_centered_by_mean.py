@@ -14,6 +14,7 @@ import pytest
 from same_effects import crossed, helmert
 
 import hierbayes as hb
+from hierbayes.backend.sampling import FAST_PATH
 from hierbayes.model import coordinates, parameterizations
 from hierbayes.model.parameterizations import Centered, CenteredByMean, HierarchicallyCentered, factor_parameterizations
 
@@ -87,3 +88,16 @@ def test_fit_agrees_with_all_effects_sampled(fit):
         draws=400, tune=400, chains=2, seed=2, progressbar=False, warn=False)
     for var in ("b", "sd_item", "sd_rater", "sigma", "r_rater", "r_item"):
         assert_fits_agree(fit, plain, var)
+
+
+def test_the_choice_is_part_of_the_compiled_structure(recwarn):
+    """Two data sets of one shape but not of one number of rows per integrated level draw the sampled factor
+    in different coordinates, so they must not share a compiled model (nor fall back to nutpie's public API)."""
+    few, many = (hb.Model(FORMULA, crossed(n=n), parameterization="centered") for n in (1200, 2400))
+    assert few.structure != many.structure
+    settings = dict(draws=100, tune=100, chains=2, seed=1, progressbar=False, warn=False)
+    few.fit(**settings)
+    fit = many.fit(**settings)
+    assert "ubar_rater_1" in fit.posterior
+    assert fit.idata.attrs["sampler_path"] == FAST_PATH
+    assert not [w for w in recwarn if issubclass(w.category, hb.BackendWarning)]

@@ -18,7 +18,7 @@ from hierbayes.model.coordinates import helmert_rest
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 
-__all__ = ["Levels", "all_levels", "mean_and_contrasts"]
+__all__ = ["Levels", "all_levels", "mean_and_contrasts", "mean_and_contrast_rows"]
 
 
 @dataclass(frozen=True)
@@ -50,18 +50,26 @@ def all_levels(fx: Any, k: int, centre, q: int, L, sd, mean_sd, intercept: int |
     return Levels(u, u)
 
 
+def mean_and_contrast_rows(fx: Any, k: int, q: int, L, sd, mean_sd, rows_centre, mean_centre) -> tuple:
+    """Block ``k``'s J levels as their mean ``ubar_<factor>_<k>`` (``N(mean_centre, L L' / J)``, SD
+    ``mean_sd / sqrt(J)`` without ``L``) and the Helmert contrasts ``H w`` of J - 1 rows
+    ``u_<factor>_<k>`` (iid ``N(rows_centre, L L')``): ``(ubar, H w)``, J iid rows by an orthogonal map."""
+    J, names = fx.J, fx.names
+    contrasts = helmert_rest(_normal_rows(names.block(k), rows_centre, sd, L, (J - 1, q)), J)
+    if L is not None:
+        ubar = pm.MvNormal(names.block_mean(k), mu=mean_centre, chol=L / np.sqrt(J), shape=q)
+    else:
+        ubar = pm.Normal(names.block_mean(k), mean_centre, mean_sd / np.sqrt(J), shape=q)
+    return ubar, contrasts
+
+
 def mean_and_contrasts(fx: Any, k: int, centre, q: int, L, sd, mean_sd, intercept: int | None) -> Levels:
-    """:func:`all_levels`, with the intercept's block drawn as its level mean ``ubar_<factor>_<k>``
-    (``N(centre, L L' / J)``) and J - 1 Helmert contrasts ``u_<factor>_<k>`` (iid ``N(0, L L')``) over
-    the levels ordered by their row counts (:func:`~hierbayes.model.coordinates.level_ranks`): the
-    same J iid rows, by an orthogonal map and a permutation (:class:`CenteredByMean`)."""
+    """:func:`all_levels`, with the intercept's block drawn as its level mean around ``centre`` and
+    contrasts around zero (:func:`mean_and_contrast_rows`) over the levels ordered by their row counts
+    (:func:`~hierbayes.model.coordinates.level_ranks`): the same J iid rows, by an orthogonal map and a
+    permutation (:class:`CenteredByMean`)."""
     if intercept is None:
         return all_levels(fx, k, centre, q, L, sd, mean_sd, intercept)
-    J, names = fx.J, fx.names
-    contrasts = helmert_rest(_normal_rows(names.block(k), np.zeros(q), sd, L, (J - 1, q)), J)
-    if L is not None:
-        ubar = pm.MvNormal(names.block_mean(k), mu=centre, chol=L / np.sqrt(J), shape=q)
-    else:
-        ubar = pm.Normal(names.block_mean(k), centre, mean_sd / np.sqrt(J), shape=q)
-    v = (ubar + contrasts)[pt.cast(fx.shared[names.level_ranks], "int64")]
+    ubar, contrasts = mean_and_contrast_rows(fx, k, q, L, sd, mean_sd, np.zeros(q), centre)
+    v = (ubar + contrasts)[pt.cast(fx.shared[fx.names.level_ranks], "int64")]
     return Levels(v, v)

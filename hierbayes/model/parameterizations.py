@@ -70,7 +70,7 @@ from hierbayes.model.coordinates import (
     sheared,
 )
 from hierbayes.model.correlations import correlation, record_correlations
-from hierbayes.model.levels import Levels, _normal_rows, all_levels, mean_and_contrasts
+from hierbayes.model.levels import Levels, all_levels, mean_and_contrast_rows, mean_and_contrasts
 from hierbayes.specification.design import Design
 from hierbayes.specification.names import X_MEAN_DATA, FactorNames
 
@@ -425,12 +425,7 @@ class Folded(Parameterization):
         (SD ``mean_sd / sqrt(J)``, or ``L / sqrt(J)``) and contrasts."""
         if intercept is None:
             return all_levels(fx, k, centre, q, L, sd, mean_sd, intercept)
-        J, names = fx.J, fx.names
-        contrasts = helmert_rest(_normal_rows(names.block(k), centre, sd, L, (J - 1, q)), J)
-        if L is not None:
-            ubar = pm.MvNormal(names.block_mean(k), mu=np.zeros(q), chol=L / np.sqrt(J), shape=q)
-        else:
-            ubar = pm.Normal(names.block_mean(k), 0.0, mean_sd / np.sqrt(J), shape=q)
+        ubar, contrasts = mean_and_contrast_rows(fx, k, q, L, sd, mean_sd, centre, np.zeros(q))
         drawn = contrasts + pt.set_subtensor(ubar[intercept], 0.0) if q > 1 else contrasts
         return Levels(contrasts + ubar, drawn, ubar[intercept])
 

@@ -36,7 +36,7 @@ pt = deferred_import("pytensor.tensor")
 __all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift", "helmert_rest", "parameterization_of",
            "fixed_counterparts", "fixed_slopes", "factor_blocks", "centres_intercept_only", "CENTERED", "SHEAR_BALANCE",
            "nesting", "integrated_factors", "sampled_design", "MAX_COEFS", "nested_in", "nested_centering",
-           "parent_levels", "level_ranks", "mean_and_contrasts_beside", "MEAN_AND_CONTRASTS_ROWS"]
+           "level_ranks", "mean_and_contrasts_beside", "MEAN_AND_CONTRASTS_ROWS"]
 
 CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
 
@@ -69,17 +69,6 @@ def fixed_slopes(design: Design) -> list[int]:
     return [j for j, n in enumerate(design.fixed_names) if n != "Intercept"]
 
 
-def parent_levels(nested, top) -> np.ndarray | None:
-    """``parent[k]``, the level of factor ``top`` that holds level ``k`` of factor ``nested``
-    (:class:`~hierbayes.specification.design.Design` factors), when every level of ``nested`` has
-    rows and lies within one level of ``top``; else None. One pass over the rows."""
-    parent = np.zeros(len(nested.levels), dtype=np.int64)
-    parent[nested.index] = top.index  # nested when every row agrees
-    if np.array_equal(parent[nested.index], top.index) and np.bincount(nested.index, minlength=len(parent)).all():
-        return parent
-    return None
-
-
 def nesting(design) -> tuple[str, str, np.ndarray] | None:
     """``(factor, nested factor, parent)`` when the design's two factors are nested, else None.
 
@@ -99,14 +88,15 @@ def nesting(design) -> tuple[str, str, np.ndarray] | None:
         return None
     (a, fa), (b, fb) = design.factors.items()
     for top, ft, nested, fn in ((a, fa, b, fb), (b, fb, a, fa)):
-        parent = parent_levels(fn, ft)
+        parent = fn.within(ft)
         if parent is not None:
             return top, nested, parent
     return None
 
 
 def nested_in(design: Design) -> dict[str, tuple[str, np.ndarray]]:
-    """Each grouping factor nested in another, with the nearest such factor and :func:`parent_levels`.
+    """Each grouping factor nested in another, with the nearest such factor and the parent of each of its
+    levels (:meth:`~hierbayes.specification.design.FactorDesign.within`).
 
     The nearest is the one with the most levels among the factors with fewer levels than it
     in which it is nested (``class`` in ``school`` in ``district``: ``school``); the first in
@@ -126,7 +116,7 @@ def nested_in(design: Design) -> dict[str, tuple[str, np.ndarray]]:
         for parent, fp in design.factors.items():
             nearer = child not in out or len(fp.levels) > len(design.factors[out[child][0]].levels)
             if len(fp.levels) < len(fc.levels) and nearer:
-                levels = parent_levels(fc, fp)
+                levels = fc.within(fp)
                 if levels is not None:
                     out[child] = (parent, levels)
     return out

@@ -56,10 +56,29 @@ class FactorDesign:
     name: str
     levels: tuple[str, ...]
     index: np.ndarray  # int32 (N,)
+    # within(): the answer for each other factor, kept (a pass over the rows each); never copied by replace()
+    _within: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def counts(self) -> np.ndarray:
         return np.bincount(self.index, minlength=len(self.levels))
+
+    def within(self, top: FactorDesign) -> np.ndarray | None:
+        """``parent[k]``, the level of factor ``top`` that holds level ``k`` of this factor, when every
+        level of this factor has rows and lies within one level of ``top``; else None.
+
+        >>> school = FactorDesign("school", ("a", "b"), np.array([0, 0, 1, 1]))
+        >>> FactorDesign("class", ("x", "y", "z"), np.array([0, 1, 2, 2])).within(school).tolist()
+        [0, 0, 1]
+        """
+        kept = self._within.get(id(top))
+        if kept is None or kept[0] is not top:
+            parent = np.zeros(len(self.levels), dtype=np.int64)
+            parent[self.index] = top.index  # nested when every row agrees
+            nested = np.array_equal(parent[self.index], top.index) and np.bincount(
+                self.index, minlength=len(parent)).all()
+            kept = self._within[id(top)] = (top, parent if nested else None)
+        return kept[1]
 
 
 @dataclass(frozen=True)

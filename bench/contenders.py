@@ -189,6 +189,8 @@ CONTENDERS: dict[str, Callable[[], Callable]] = {
     # crossed designs: the factors left to the sampler drawn centered (hierarchically, around the intercept)
     "hierbayes-centered": lambda: hierbayes_contender(parameterization="centered"),
     "hierbayes-noncentered-collapsed": lambda: hierbayes_contender(parameterization="non-centered"),
+    # the intercepts centered, the slopes non-centered: "auto"'s choice before the levels were partially centered
+    "hierbayes-centered-intercept": lambda: hierbayes_contender(parameterization="centered-intercept"),
     "hierbayes-ta09": lambda: hierbayes_contender({"target_accept": 0.9}),  # the default before 2026-11-22
 }
 DEFAULT_CONTENDERS = ("hierbayes", "bambi", "bambi-nutpie", "pymc")

@@ -1,9 +1,9 @@
 """Test helpers: data for the parameterizations, and the non-centered point with the same group effects.
 
 Every parameterization of a factor's effects (:mod:`hierbayes.model.parameterizations`) is a change
-of coordinates with a constant Jacobian, so a model's log density at a point equals the
-non-centered model's at the point with the same effects, SDs, correlations and fixed effects, up
-to that Jacobian. :func:`non_centered_point` computes that point and the Jacobian; the tests of
+of coordinates with a known Jacobian (constant, but for the partially centered one's, a power of the
+SDs), so a model's log density at a point equals the non-centered model's at the point with the
+same effects, SDs, correlations and fixed effects, up to that Jacobian. :func:`non_centered_point` computes that point and the Jacobian; the tests of
 ``tests/unit/test_parameterizations.py`` and ``tests/statistical/test_centering.py`` use it.
 """
 
@@ -19,6 +19,7 @@ from hierbayes.model.parameterizations import (
     Centered,
     CenteredIntercept,
     Folded,
+    PartiallyCentered,
     ShearedNonCentered,
     factor_parameterizations,
 )
@@ -91,11 +92,22 @@ def _scale_factor(design, factor: str, sd: np.ndarray, cor: np.ndarray | None) -
     return L
 
 
-def _centered_columns(design, factor: str, chosen) -> tuple[list[int], int]:
-    """The factor's columns drawn centered, and how many of them are folded into their level mean."""
+def _centered_columns(model: hb.Model, factor: str, chosen) -> tuple[np.ndarray, int]:
+    """How centered each of the factor's columns is drawn, summed over the levels (J for a centered
+    column, the levels' weights for a partially centered one, 0 non-centered), and how many of its
+    columns are folded into their level mean."""
+    design = model.design
     base = getattr(chosen, "inner", chosen)
     coefs = design.factor_coefs(factor)
-    columns = {Centered: list(range(len(coefs))), CenteredIntercept: [coefs.index("Intercept")]}.get(type(base), [])
+    J = len(design.factors[factor].levels)
+    columns = np.zeros(len(coefs))
+    if isinstance(base, Centered):
+        columns[:] = J
+    elif isinstance(base, CenteredIntercept):
+        columns[coefs.index("Intercept")] = J
+    elif isinstance(base, PartiallyCentered):
+        data = contract.model_data(design, model.family, model.priors, model.collapsed, model.parameterization)
+        columns = data[N.FactorNames(factor).centering_weights].sum(axis=0)
     folded = 0
     if isinstance(chosen, Folded):
         block = next(b for _, b, _ in coordinates.factor_blocks(design, factor) if "Intercept" in b.coef_names)
@@ -109,7 +121,7 @@ def non_centered_point(model: hb.Model, plain: hb.Model, point: dict) -> tuple[d
 
     ``z = r L^-T`` with ``L = blockdiag(diag(sd) chol(corr))``: a factor drawn centered adds
     ``J log L[c, c]`` for each column ``c`` it draws centered (``"centered-intercept"``: the
-    intercept's only); one whose intercepts' block is folded into its level mean and Helmert
+    intercept's only), one drawn partially centered ``sum_j w_jc log L[c, c]`` (its levels' weights); one whose intercepts' block is folded into its level mean and Helmert
     contrasts (``u -> (ubar, w)``) the constant ``-q/2 log J``; and a factor sheared in ``plain`` and
     not in ``model`` (``z -> (z_mean, w)``, its fixed effects sampled plus the effects' mean, a shift)
     ``Q/2 log J`` (the other way round, ``-Q/2 log J``).
@@ -121,7 +133,7 @@ def non_centered_point(model: hb.Model, plain: hb.Model, point: dict) -> tuple[d
     values = dict(zip(recorded, pm_c.compile_fn(pm_c.replace_rvs_by_values([pm_c[v] for v in recorded]),
                                                 inputs=pm_c.value_vars, on_unused_input="ignore")(point)))
     coordinates_of = {name for n, f in zip(names, factors) for name in n.names(
-        k for k, b in enumerate(design.blocks) if b.factor == f)} - set(recorded)
+        (k, len(b.coef_names)) for k, b in enumerate(design.blocks) if b.factor == f)} - set(recorded)
     out = {name: value for name, value in point.items() if name not in coordinates_of}
     chosen, reference = (factor_parameterizations(m.design, m.parameterization) for m in (model, plain))
     log_jacobian, effect_means = 0.0, {}
@@ -129,8 +141,8 @@ def non_centered_point(model: hb.Model, plain: hb.Model, point: dict) -> tuple[d
         r = values[n.effects]
         J, q = r.shape
         L = _scale_factor(design, factor, values[n.sd], values.get(n.cor))
-        columns, folded = _centered_columns(design, factor, chosen[factor])
-        log_jacobian += J * np.log(np.diag(L))[columns].sum() - 0.5 * folded * np.log(J)
+        columns, folded = _centered_columns(model, factor, chosen[factor])
+        log_jacobian += (columns * np.log(np.diag(L))).sum() - 0.5 * folded * np.log(J)
         z = np.linalg.solve(L, r.T).T
         if isinstance(reference[factor], ShearedNonCentered):
             # z = z_mean + H w, H orthonormal and orthogonal to the constant: w = H'z, |dz/d(z_mean, w)| = J^(q/2)

@@ -33,7 +33,7 @@ The posterior nutpie returns, as the fast path gives it:
 Compiling a model this way (about 10 s for sleepstudy)::
 
     m = hb.Model("Reaction ~ Days + (1 | Subject)", hb.datasets.load("sleepstudy"))
-    data = contract.model_data(m.design, m.family, m.priors, m.collapsed)
+    data = contract.model_data(m.design, m.family, m.priors, m.collapsed, m.parameterization)
     public = compile_public(m.fitting_model, contract.initial_values(m.design, m.family, m.priors, data,
                                                                      m.parameterization, m.collapsed))
     nutpie.sample(public.compiled, seed=1)

@@ -38,7 +38,7 @@ __all__ = ["hierarchical_centering", "folded_factors", "sheared", "fixed_shift",
            "nesting", "integrated_factors", "sampled_design", "MAX_COEFS", "nested_in", "nested_centering",
            "level_ranks", "mean_and_contrasts_beside", "MEAN_AND_CONTRASTS_ROWS"]
 
-CENTERED = ("centered", "centered-intercept")  # the parameterizations that draw a factor's intercepts centered
+CENTERED = ("centered", "centered-intercept", "partially-centered")  # those that draw the intercepts (nearly) centered
 
 SHEAR_BALANCE = 2.0  # largest ratio of the 90% to the 10% quantile of a factor's level sizes for sheared
 
@@ -358,7 +358,8 @@ def folded_factors(design: Design, parameterization, centering) -> list[str]:
         return []
     around_parent = nested_centering(design, parameterization, centering)
     return [f for f in design.factors if f != centering[0] and "Intercept" in design.factor_coefs(f)
-            and parameterization_of(parameterization, f) in CENTERED and f not in around_parent]
+            and parameterization_of(parameterization, f) in ("centered", "centered-intercept")
+            and f not in around_parent]  # a partially centered factor's levels are drawn one by one
 
 
 def sheared(design: Design, parameterization, collapse: bool = False) -> dict[str, tuple[str, ...]]:

@@ -33,6 +33,7 @@ from hierbayes.model.coordinates import (
     sampled_design,
     sheared,
 )
+from hierbayes.model.parameterization import centering_weights
 from hierbayes.model.parameterizations import PARAMETERIZATIONS, factor_parameterizations
 from hierbayes.specification import names as N
 from hierbayes.specification.design import Design
@@ -177,7 +178,7 @@ def initial_values(design: Design, family: Family, priors: Mapping[str, Prior],
             out[N.INTERCEPT_CENTERED] = np.full_like(out[N.INTERCEPT_CENTERED], location)
     alpha = natural[N.INTERCEPT_CENTERED][0] if design.has_intercept else None
     for factor, chosen in factor_parameterizations(design, parameterization, collapse).items():
-        out.update(chosen.starts(design, factor, alpha, natural.get(N.SLOPES), data.get(N.X_MEAN_DATA)))
+        out.update(chosen.starts(design, factor, alpha, natural.get(N.SLOPES), data))
     return out
 
 
@@ -210,11 +211,13 @@ def model_coords(design: Design) -> dict[str, list]:
 
 
 def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
-               collapse: bool = False) -> dict[str, np.ndarray]:
+               collapse: bool = False, parameterization: str | Mapping[str, str] = "non-centered"
+               ) -> dict[str, np.ndarray]:
     """Every ``pm.Data`` value of the model, by name: data arrays and prior parameters.
 
     With ``collapse``, the rows are replaced by the sufficient statistics of
-    :mod:`hierbayes.model.collapsed`.
+    :mod:`hierbayes.model.collapsed`. A factor of ``parameterization`` ``"partially-centered"``
+    carries its levels' :func:`~hierbayes.model.parameterization.centering_weights`.
     """
     data: dict[str, np.ndarray] = {N.RESPONSE_DATA: design.observed}
     if design.trials is not None:
@@ -239,6 +242,9 @@ def model_data(design: Design, family: Family, priors: Mapping[str, Prior],
         data[N.FactorNames(child).parent_levels] = parent.astype(float)  # AroundParent's: a slice of fixed_data
     for factor, fd in (sampled_design(design).factors.items() if collapse else ()):  # CenteredByMean's
         data[N.FactorNames(factor).level_ranks] = level_ranks(fd.counts).astype(float)
+    for factor in (sampled_design(design) if collapse else design).factors:  # PartiallyCentered's
+        if parameterization_of(parameterization, factor) == "partially-centered":
+            data[N.FactorNames(factor).centering_weights] = centering_weights(design, family, factor)
     if collapse:
         from hierbayes.model.collapsed import collapsed_data
 

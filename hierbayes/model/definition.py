@@ -71,17 +71,20 @@ class ModelDefinition:
     priors : dict, optional
         Priors by printed name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by
         class (``"b"``, ``"sd"``, ``"cor"``); the rest keep their defaults.
-    parameterization : {"auto", "non-centered", "centered", "centered-intercept"} or dict, default "auto"
+    parameterization : {"auto", "non-centered", "centered", "centered-intercept", "partially-centered"} or dict, default "auto"
         How sampled group effects are drawn, for every grouping factor or per factor name.
         ``"non-centered"`` (``r_j = L z_j``) mixes well when a level's data say little next
         to the spread of the levels; ``"centered"`` draws the effects around the fixed
         effects in one factor (:func:`hierbayes.model.coordinates.hierarchical_centering`), which
         mixes far better when levels have much data; ``"centered-intercept"`` draws the
         varying intercepts centered and the slopes non-centered given them, for levels with
-        much data about their intercept and little about their slopes. ``"auto"`` chooses per
+        much data about their intercept and little about their slopes; ``"partially-centered"``
+        draws each level's effects part-way between the two, as far as that level's data say
+        (:class:`hierbayes.model.parameterizations.PartiallyCentered`). ``"auto"`` chooses per
         factor from a method-of-moments estimate of how much each level's data say about each
-        coefficient (:mod:`hierbayes.model.parameterization`): a coefficient is centered when nine
-        levels in ten are well informed about it. The choice is in
+        coefficient (:mod:`hierbayes.model.parameterization`): centered when nine levels in ten
+        are well informed about every coefficient, partially centered when they are about the
+        intercept only, else non-centered. The choice is in
         :attr:`parameterization_choice` and in the fit's summary. Unused when the effects are
         integrated out (:attr:`collapsed`), except for the factors a crossed design samples.
     collapse : bool, optional

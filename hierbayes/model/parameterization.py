@@ -20,8 +20,12 @@ A varying slope's ``kappa_j`` uses the level's spread of its column in place of 
 (:func:`slope_kappas`). A factor is centered when, for every varying coefficient, nine
 levels in ten have ``kappa_j`` above :data:`CENTERED_ABOVE` (the 10% quantile over its
 levels, ``kappa_q10``); when only its intercept is (levels with many rows but little spread
-in a slope's column, or slopes that barely vary), ``"centered-intercept"``: the intercepts
-centered and the slopes non-centered given them. Factors without a varying intercept stay
+in a slope's column, or slopes that barely vary), ``"partially-centered"``: each level's effects
+drawn part-way between centered and non-centered, by weights ``kappa_j / (1 + kappa_j)`` per
+coefficient (:func:`centering_weights`), so the intercepts nearly centered and a slope as far as
+its level's data say. (It was ``"centered-intercept"``, the intercepts centered and the slopes
+non-centered, until the bernoulli benchmark's slopes, ``kappa`` about 1, mixed 1.5 times faster
+per gradient partially centered: ``bench/NOTES.md``.) Factors without a varying intercept stay
 non-centered. This is the default of :class:`hierbayes.Model`.
 
 The threshold is above the crossover of 1 that the Gibbs-sampler theory gives, on purpose:
@@ -53,7 +57,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["choose_parameterization", "level_kappas", "slope_kappas", "coefficient_kappas", "one_way_anova",
+__all__ = ["choose_parameterization", "centering_weights", "level_kappas", "slope_kappas", "coefficient_kappas", "one_way_anova",
            "describe", "CENTERED_ABOVE", "CENTERED_ABOVE_BESIDE_INTEGRATED"]
 
 CENTERED_ABOVE = 2.5
@@ -196,6 +200,25 @@ def coefficient_kappas(design, family, factor: str) -> dict[str, tuple[np.ndarra
             for k, coef in enumerate(design.factor_coefs(factor))}
 
 
+def centering_weights(design, family, factor: str) -> np.ndarray:
+    """Each level's weight between non-centered (0) and centered (1), per varying coefficient of ``factor``
+    (levels x coefficients): ``kappa_j / (1 + kappa_j)`` (:func:`coefficient_kappas`), the share of a
+    level's posterior precision that its data give in a gaussian model. Drawn with these weights, a
+    level's effects and the group SD are independent there (Papaspiliopoulos, Roberts and Skold 2003):
+    :class:`hierbayes.model.parameterizations.PartiallyCentered`.
+
+    Examples
+    --------
+    >>> import hierbayes as hb
+    >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+    >>> centering_weights(m.design, m.family, "Subject").round(2)[:2]
+    array([[0.94, 0.82],
+           [0.94, 0.82]])
+    """
+    kappas = coefficient_kappas(design, family, factor)
+    return np.column_stack([np.nan_to_num(k / (1.0 + k), nan=0.0) for k, _, _ in kappas.values()])
+
+
 def choose_parameterization(design, family, centered_above: float = CENTERED_ABOVE
                             ) -> tuple[dict[str, str], pd.DataFrame]:
     """Centered or non-centered for each grouping factor, and the numbers behind the choice.
@@ -206,12 +229,14 @@ def choose_parameterization(design, family, centered_above: float = CENTERED_ABO
     (:data:`CENTERED_ABOVE`; :data:`CENTERED_ABOVE_BESIDE_INTEGRATED` for the factors a crossed
     design samples beside the one it integrates out).
 
-    Only the intercept well informed: ``"centered-intercept"``
-    (:func:`hierbayes.model.coordinates.centres_intercept_only`).
+    Only the intercept well informed: ``"partially-centered"``, each level's effects drawn part-way
+    between centered and non-centered by its own kappas (:func:`centering_weights`; the intercepts
+    nearly centered, a slope as far as its level's data say). ``"centered-intercept"`` was the
+    choice before: the intercepts centered, the slopes non-centered (``bench/NOTES.md``).
 
     Returns
     -------
-    choice : dict of factor -> "centered", "centered-intercept" or "non-centered"
+    choice : dict of factor -> "centered", "partially-centered" or "non-centered"
     table : DataFrame
         Index ``factor``; columns ``levels``, ``median_n``, ``tau2``, ``s2`` (the
         intercept's), ``kappa_q10`` (the least informed coefficient's), ``limiting`` (that
@@ -233,7 +258,7 @@ def choose_parameterization(design, family, centered_above: float = CENTERED_ABO
         if row["kappa_q10"] > centered_above:
             choice[factor] = "centered"
         elif row["intercept_kappa_q10"] > centered_above and centres_intercept_only(design, factor) is None:
-            choice[factor] = "centered-intercept"
+            choice[factor] = "partially-centered"
         else:
             choice[factor] = "non-centered"
         rows.append({**row, "parameterization": choice[factor]})
@@ -248,6 +273,8 @@ _IN_WORDS = {
     "non-centered": "non-centered (each level's effects drawn as multiples of the group SDs)",
     "centered": "centered (each level's effects drawn directly)",
     "centered-intercept": "intercepts centered, slopes non-centered",
+    "partially-centered": "partially centered (each level's effects drawn part-way between centered and "
+                          "non-centered, as far as its data say)",
 }
 
 
@@ -282,7 +309,7 @@ def describe(model) -> str | None:
         if table is not None and np.isfinite(table.loc[factor, "kappa_q10"]):
             low = table.loc[factor, "kappa_q10"]
             share = f"{1 - KAPPA_QUANTILE:.0%}"
-            if chosen == "centered-intercept":
+            if chosen in ("centered-intercept", "partially-centered"):
                 text += (f", chosen because in {share} of levels the data outweigh the prior "
                          f"{above:g}-fold or more for the intercept (kappa "
                          f"{table.loc[factor, 'intercept_kappa_q10']:.2g}) but not for {table.loc[factor, 'limiting']} "

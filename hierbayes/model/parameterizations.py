@@ -21,10 +21,13 @@ effects in one set of coordinates and returns what the linear predictor and the 
   and J - 1 Helmert contrasts, the mean joining the hierarchically centred factor's
   (:func:`hierbayes.model.coordinates.folded_factors`);
 - :class:`AroundParent`: a centered factor nested in another centered factor drawn around its
-  parent level's intercept (:func:`hierbayes.model.coordinates.nested_centering`).
+  parent level's intercept (:func:`hierbayes.model.coordinates.nested_centering`);
+- :class:`PartiallyCentered`: each level's effects part-way between centered and non-centered,
+  by its own weights ``t_<factor>_<k>_<c>`` (:func:`hierbayes.model.parameterization.centering_weights`).
 
-Each is a change of coordinates with a constant Jacobian: the posterior is the same
-(``tests/unit/test_parameterizations.py`` compares the log densities point by point).
+Each is a change of coordinates (of constant Jacobian, but for :class:`PartiallyCentered`, whose
+``t`` are drawn under their own normal so that the effects' distribution is unchanged): the
+posterior is the same (``tests/unit/test_parameterizations.py`` compares the log densities point by point).
 :func:`factor_parameterizations` maps a model's ``parameterization`` to one per factor and
 :func:`add_group_effects` writes a factor into the PyMC model being built.
 
@@ -49,9 +52,8 @@ Examples
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,6 +72,16 @@ from hierbayes.model.coordinates import (
     sheared,
 )
 from hierbayes.model.correlations import correlation, record_correlations
+from hierbayes.model.effects import (
+    AFTER_FIXED_EFFECTS,
+    BEFORE_FIXED_EFFECTS,
+    LAST,
+    Block,
+    Effects,
+    FactorEffects,
+    FixedEffects,
+    Parameterization,
+)
 from hierbayes.model.levels import Levels, all_levels, mean_and_contrast_rows, mean_and_contrasts
 from hierbayes.specification.design import Design
 from hierbayes.specification.names import X_MEAN_DATA, FactorNames
@@ -77,173 +89,10 @@ from hierbayes.specification.names import X_MEAN_DATA, FactorNames
 pm = deferred_import("pymc")
 pt = deferred_import("pytensor.tensor")
 
-__all__ = ["Parameterization", "NonCentered", "ShearedNonCentered", "Centered", "CenteredIntercept",
+__all__ = ["Parameterization", "NonCentered", "ShearedNonCentered", "Centered", "CenteredIntercept", "PartiallyCentered",
            "HierarchicallyCentered", "CenteredByMean", "Folded", "AroundParent", "Effects", "Levels", "FactorEffects", "FixedEffects", "Block",
            "factor_parameterizations", "add_group_effects", "PARAMETERIZATIONS", "correlation", "record_correlations",
            "BEFORE_FIXED_EFFECTS", "AFTER_FIXED_EFFECTS", "LAST"]
-
-# when a factor is drawn: the non-centered ones first (their means shift the fixed effects' priors),
-# the hierarchically centred one last (its mean takes the folded factors' mean intercepts), then the
-# factors drawn around a parent's effects (AroundParent: order LAST + their depth below the parent)
-BEFORE_FIXED_EFFECTS, AFTER_FIXED_EFFECTS, LAST = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class FixedEffects:
-    """The fixed effects as the model samples them: ``Intercept_centered`` (``alpha``), the slopes
-    ``beta``, and the mean intercepts of the factors drawn so far (:class:`Folded`)."""
-
-    alpha: Any = None
-    beta: Any = None
-    mean_intercepts: tuple = ()
-
-
-@dataclass
-class Block:
-    """One block of a factor's coefficients being drawn: its position ``k`` in ``design.blocks``, its
-    coefficients and their slice ``sl`` of the factor's, and ``L = diag(sd) @ chol(corr)`` when correlated."""
-
-    k: int
-    coefs: tuple[str, ...]
-    sl: slice
-    factor_sd: Any
-    L: Any = None
-
-    @property
-    def q(self) -> int:
-        return len(self.coefs)
-
-    @property
-    def sd(self):
-        """The block's SDs (a new subtensor at each use, as the model has always been written)."""
-        return self.factor_sd[self.sl]
-
-    def scale(self, z):
-        """Standardized effects (levels x the block's coefficients) as effects: ``z L'``."""
-        return z @ self.L.T if self.L is not None else z * self.sd
-
-    def scale_mean(self, z_mean):
-        """A standardized mean (one per coefficient) as the effects' mean: ``L z_mean``."""
-        return self.L @ z_mean if self.L is not None else z_mean * self.sd
-
-
-@dataclass
-class FactorEffects:
-    """One grouping factor's effects while they are added to the PyMC model: what a parameterization reads.
-
-    ``centre`` (the effects' means, :class:`HierarchicallyCentered`, or per level,
-    :class:`AroundParent`; None: zero) and ``levels``
-    (how a block's centered effects are drawn: :func:`all_levels` or :meth:`Folded.levels`) are
-    set by the parameterizations that wrap another (on a ``dataclasses.replace`` copy, which shares
-    ``cors``); ``cors`` collects the correlated blocks' correlations as :meth:`blocks` draws them;
-    ``parent_intercepts``: :class:`AroundParent`'s parent intercept at each level.
-    """
-
-    design: Design
-    factor: str
-    shared: Mapping
-    sd: Any
-    fixed: FixedEffects = FixedEffects()
-    centre: Any = None
-    levels: Callable[..., Levels] = all_levels
-    cors: list = field(default_factory=list)
-    parent_intercepts: Any = None
-
-    @property
-    def names(self) -> FactorNames:
-        return FactorNames(self.factor, self.design.part)
-
-    @property
-    def coefs(self) -> tuple[str, ...]:
-        return self.design.factor_coefs(self.factor)
-
-    @property
-    def J(self) -> int:
-        return len(self.design.factors[self.factor].levels)
-
-    def blocks(self) -> Iterator[Block]:
-        """The factor's blocks in order; a correlated block's correlation is drawn when the block is reached."""
-        for k, block, sl in factor_blocks(self.design, self.factor):
-            q = len(block.coef_names)
-            b = Block(k, block.coef_names, sl, self.sd)
-            if block.block.correlated and q > 1:
-                chol, cor = correlation(self.names.corr_chol(k), q, self.shared)
-                self.cors.append(cor)
-                b.L = self.sd[sl][:, None] * chol
-            yield b
-
-    def centre_of(self, b: Block):
-        """The centre of block ``b``'s effects: zero, its coefficients' fixed effects, or per level."""
-        return np.zeros(b.q) if self.centre is None else self.centre[..., b.sl]
-
-
-@dataclass(frozen=True)
-class Effects:
-    """A factor's effects as a parameterization drew them, block by block.
-
-    Attributes
-    ----------
-    recorded : list
-        Per block, levels x its coefficients: ``r_<factor>`` is these less ``centre``.
-    drawn : list
-        Per block, what the linear predictor adds (without a folded mean intercept).
-    level_means : list
-        Per block, the mean over the levels of each coefficient's effects (:class:`ShearedNonCentered`).
-    mean_intercept : tensor or None
-        The mean varying intercept left out of ``drawn`` (:class:`Folded`).
-    centre : tensor or None
-        The effects' means, one per coefficient (:class:`HierarchicallyCentered`).
-    through_recorded : bool
-        The linear predictor reads ``r_<factor>`` itself (False: ``drawn``).
-    per_level : tensor or None
-        What the linear predictor takes, levels x coefficients (set by :func:`add_group_effects`).
-    """
-
-    recorded: list
-    drawn: list
-    level_means: list = field(default_factory=list)
-    mean_intercept: Any = None
-    centre: Any = None
-    through_recorded: bool = True
-    per_level: Any = None
-
-
-class Parameterization(ABC):
-    """How one grouping factor's effects are drawn: the sampler's coordinates for them.
-
-    Examples
-    --------
-    The same model, its effects drawn two ways (their SDs first, then each way's own variables):
-
-    >>> import hierbayes as hb
-    >>> sleep = hb.datasets.load("sleepstudy")
-    >>> for p in ("non-centered", "centered"):
-    ...     m = hb.Model("Reaction ~ Days + (Days | Subject)", sleep, parameterization=p, collapse=False)
-    ...     print(factor_parameterizations(m.design, p)["Subject"], [v.name for v in m.pymc_model.free_RVs][:4])
-    ShearedNonCentered(coefs=('Intercept', 'Days')) ['sd_Subject', 'z_mean_Subject', 'z_contrasts_Subject', 'corr_chol_0']
-    HierarchicallyCentered(inner=Centered(), coefs=('Intercept', 'Days')) ['b_slopes', 'Intercept_centered', 'sd_Subject', 'corr_chol_0']
-    """
-
-    value: ClassVar[str]  # its name in ``parameterization=``
-    order: ClassVar[int] = AFTER_FIXED_EFFECTS
-
-    @abstractmethod
-    def draw(self, fx: FactorEffects) -> Effects:
-        """Add the factor's variables to the model being built (its SDs are drawn) and return its effects."""
-
-    def fixed_effect_shift(self, design: Design, factor: str, effects: Effects) -> dict[str, Any]:
-        """What each fixed effect is sampled plus (none; :class:`ShearedNonCentered`: the effects' mean)."""
-        return {}
-
-    @property
-    def fixed_means(self) -> tuple[str, ...]:
-        """The coefficients whose fixed effect is the mean of this factor's effects (none; :class:`HierarchicallyCentered`)."""
-        return ()
-
-    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
-        """Where the sampler starts this factor's variables that do not start at zero, given the
-        fixed effects' starts (``Intercept_centered``, ``b_slopes``; NumPy): none."""
-        return {}
 
 
 @dataclass(frozen=True)
@@ -293,6 +142,10 @@ class Centered(Parameterization):
     value: ClassVar[str] = "centered"
     centered_columns: ClassVar[slice] = slice(None)  # the block's columns u holds
 
+    def level_starts(self, names: FactorNames, k: int, sl: slice, means: np.ndarray, J: int, data: Mapping) -> dict:
+        """Block ``k``'s variables started at the effects' ``means`` (one per coefficient of the block)."""
+        return {names.block(k): np.tile(means[self.centered_columns], (J, 1))}
+
     def draw(self, fx: FactorEffects) -> Effects:
         recorded, drawn, mean_intercept = [], [], None
         for b in fx.blocks():
@@ -316,6 +169,7 @@ class CenteredIntercept(Parameterization):
 
     value: ClassVar[str] = "centered-intercept"
     centered_columns: ClassVar[slice] = slice(0, 1)
+    level_starts = Centered.level_starts
 
     def draw(self, fx: FactorEffects) -> Effects:
         coefs = fx.coefs
@@ -347,6 +201,48 @@ class CenteredIntercept(Parameterization):
 
 
 @dataclass(frozen=True)
+class PartiallyCentered(Parameterization):
+    """Each level's effects drawn part-way between centered and non-centered, by how much its data say
+    (partial non-centering: Papaspiliopoulos, Roberts and Skold 2003; Gorinova, Moore and Hoffman 2020).
+
+    Coefficient ``c`` of a block, at level ``j``, given the block's earlier coefficients: conditional
+    mean ``m_jc`` (its centre plus ``L[c, :c]`` times their standardized effects) and SD ``s_c = L[c, c]``.
+    It is drawn as ``t_jc ~ N(w_jc m_jc, s_c^w_jc)`` (``t_<factor>_<k>_<c>``) and
+    ``v_jc = m_jc + s_c^(1 - w_jc) (t_jc - w_jc m_jc)``, so that ``v_jc ~ N(m_jc, s_c)``: the same model.
+    ``w = 1`` is centered, ``w = 0`` non-centered; ``w_jc = kappa_jc / (1 + kappa_jc)``, the share of the
+    level's posterior precision its data give in a gaussian model, the weight that makes ``t`` and the
+    SDs independent there (:func:`hierbayes.model.parameterization.centering_weights`; data, so that
+    new data reuse the compiled model). A level-by-level answer where one choice for the whole factor
+    must leave the levels in between badly placed (``bench/NOTES.md``: the bernoulli slopes).
+    """
+
+    value: ClassVar[str] = "partially-centered"
+
+    def draw(self, fx: FactorEffects) -> Effects:
+        weights = fx.shared[fx.names.centering_weights]
+        recorded = []
+        for b in fx.blocks():
+            centre = fx.centre_of(b)
+            columns, standardized = [], []
+            for c in range(b.q):
+                w = weights[:, b.sl.start + c]
+                s = b.L[c, c] if b.L is not None else b.sd[c]
+                m = centre[..., c] + sum(b.L[c, i] * standardized[i] for i in range(c)) if b.L is not None \
+                    else centre[..., c]
+                t = pm.Normal(fx.names.partial(b.k, c), w * m, s ** w, shape=fx.J)
+                columns.append(m + s ** (1 - w) * (t - w * m))
+                standardized.append((t - w * m) / s ** w)
+            v = pt.stack(columns, axis=1)
+            recorded.append(v)
+        return Effects(recorded, recorded)
+
+    def level_starts(self, names: FactorNames, k: int, sl: slice, means: np.ndarray, J: int, data: Mapping) -> dict:
+        """Block ``k``'s variables where the effects equal ``means``: ``t = w m``."""
+        weights = np.asarray(data[names.centering_weights])
+        return {names.partial(k, c): weights[:, sl.start + c] * means[c] for c in range(len(means))}
+
+
+@dataclass(frozen=True)
 class HierarchicallyCentered(Parameterization):
     """A centered factor's effects drawn around the fixed effects ``mu`` of ``coefs`` (Gelfand, Sahu and
     Carlin 1995): the linear predictor takes ``v_j`` in place of ``mu + u_j`` and ``r_<factor>``
@@ -354,7 +250,7 @@ class HierarchicallyCentered(Parameterization):
     hold many rows. ``mu``'s intercept also takes the folded factors' mean intercepts (:class:`Folded`).
     """
 
-    inner: Centered | CenteredIntercept
+    inner: Centered | CenteredIntercept | PartiallyCentered
     coefs: tuple[str, ...]
     order: ClassVar[int] = LAST
 
@@ -375,12 +271,12 @@ class HierarchicallyCentered(Parameterization):
         effects = self.inner.draw(replace(fx, centre=mu))
         return replace(effects, centre=mu, through_recorded=False)
 
-    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
+    def starts(self, design: Design, factor: str, alpha, beta, data: Mapping) -> dict[str, np.ndarray]:
         """Each block's centered effects start at their means, the fixed effects' starts."""
-        means = np.array(effect_means(design, factor, self.coefs, alpha, beta, X_mean))
+        means = np.array(effect_means(design, factor, self.coefs, alpha, beta, data.get(X_MEAN_DATA)))
         J = len(design.factors[factor].levels)
-        return {FactorNames(factor).block(k): np.tile(means[sl][self.inner.centered_columns], (J, 1))
-                for k, _, sl in factor_blocks(design, factor) if means[sl].any()}
+        return {name: value for k, _, sl in factor_blocks(design, factor) if means[sl].any()
+                for name, value in self.inner.level_starts(FactorNames(factor), k, sl, means[sl], J, data).items()}
 
 
 @dataclass(frozen=True)
@@ -395,9 +291,9 @@ class CenteredByMean(HierarchicallyCentered):
     def draw(self, fx: FactorEffects) -> Effects:
         return super().draw(replace(fx, levels=mean_and_contrasts))
 
-    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
+    def starts(self, design: Design, factor: str, alpha, beta, data: Mapping) -> dict[str, np.ndarray]:
         """The mean starts at the fixed effects' starts, the contrasts at zero."""
-        means = np.array(effect_means(design, factor, self.coefs, alpha, beta, X_mean))
+        means = np.array(effect_means(design, factor, self.coefs, alpha, beta, data.get(X_MEAN_DATA)))
         return {FactorNames(factor).block_mean(k): means[sl][self.inner.centered_columns]
                 for k, block, sl in factor_blocks(design, factor) if "Intercept" in block.coef_names and means[sl].any()}
 
@@ -439,7 +335,7 @@ class AroundParent(Parameterization):
     ``depth``: levels below the chain's top (the drawing order); ``root_centering``: the top's
     :func:`~hierbayes.model.coordinates.hierarchical_centering`, when it has one (where levels start)."""
 
-    inner: Centered | CenteredIntercept
+    inner: Centered | CenteredIntercept | PartiallyCentered
     parent: str
     depth: int = 1
     root_centering: tuple | None = None
@@ -458,18 +354,18 @@ class AroundParent(Parameterization):
         effects = self.inner.draw(replace(fx, centre=centre))
         return replace(effects, centre=centre, through_recorded=False)
 
-    def starts(self, design: Design, factor: str, alpha, beta, X_mean) -> dict[str, np.ndarray]:
+    def starts(self, design: Design, factor: str, alpha, beta, data: Mapping) -> dict[str, np.ndarray]:
         """The intercepts start at the top's, when it starts at the fixed intercept."""
         if self.root_centering is None or "Intercept" not in self.root_centering[1]:
             return {}
         top, coefs = self.root_centering
-        mean = effect_means(design, top, coefs, alpha, beta, X_mean)[design.factor_coefs(top).index("Intercept")]
-        k, block, _ = next(b for b in factor_blocks(design, factor) if "Intercept" in b[1].coef_names)
-        row = np.where(np.array(block.coef_names) == "Intercept", mean, 0.0)[self.inner.centered_columns]
-        return {FactorNames(factor).block(k): np.tile(row, (len(design.factors[factor].levels), 1))}
+        mean = effect_means(design, top, coefs, alpha, beta, data.get(X_MEAN_DATA))[design.factor_coefs(top).index("Intercept")]
+        k, block, sl = next(b for b in factor_blocks(design, factor) if "Intercept" in b[1].coef_names)
+        row = np.where(np.array(block.coef_names) == "Intercept", mean, 0.0)
+        return self.inner.level_starts(FactorNames(factor), k, sl, row, len(design.factors[factor].levels), data)
 
 
-_BY_VALUE = {p.value: p for p in (NonCentered, Centered, CenteredIntercept)}
+_BY_VALUE = {p.value: p for p in (NonCentered, Centered, CenteredIntercept, PartiallyCentered)}
 PARAMETERIZATIONS = tuple(_BY_VALUE)  # the values of ``parameterization=`` ("auto" aside)
 
 
@@ -521,7 +417,8 @@ def factor_parameterizations(design: Design, parameterization, collapse: bool = 
         if shear.get(factor):
             chosen = ShearedNonCentered(shear[factor])
         elif centering and factor == centering[0]:
-            chosen = (CenteredByMean if beside_integrated else HierarchicallyCentered)(chosen, centering[1])
+            by_mean = beside_integrated and not isinstance(chosen, PartiallyCentered)  # its levels are drawn one by one
+            chosen = (CenteredByMean if by_mean else HierarchicallyCentered)(chosen, centering[1])
         elif factor in folded:
             chosen = Folded(chosen)
         elif factor in nests:

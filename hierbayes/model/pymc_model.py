@@ -157,7 +157,7 @@ def build_model(design: Design, family: Family, priors: Mapping[str, Prior],
     -------
     pymc.Model
     """
-    data = model_data(design, family, priors, collapse)
+    data = model_data(design, family, priors, collapse, parameterization)
     coords = model_coords(design)
     chosen = factor_parameterizations(design, parameterization, collapse, around_fixed_effects)
     # collapsed with crossed factors: one factor integrated out, the others' effects sampled

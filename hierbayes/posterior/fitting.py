@@ -40,7 +40,7 @@ def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, co
     Posterior
         An instance of ``model.fit_class`` (:class:`Posterior` when it is None).
     """
-    data = _data.model_data(model.design, model.family, model.priors, model.collapsed)
+    data = _data.model_data(model.design, model.family, model.priors, model.collapsed, model.parameterization)
     run = run_sampler(lambda: model.fitting_model, _data.pack_data(data), model.structure,
                       coords=_data.model_coords(model.design),
                       starts=_data.initial_values(model.design, model.family, model.priors, data,

@@ -292,6 +292,11 @@ class FactorNames:
         """The mean over the levels of block ``k``'s centered effects (folded)."""
         return f"ubar_{self.safe}_{k}"
 
+    def partial(self, k: int, c: int) -> str:
+        """The effects of coefficient ``c`` of block ``k`` drawn part-way between centered and non-centered
+        (:class:`hierbayes.model.parameterizations.PartiallyCentered`)."""
+        return f"t_{self.safe}_{k}_{c}"
+
     # -- data
     @property
     def index(self) -> str:
@@ -308,6 +313,12 @@ class FactorNames:
         """Each level's place when the levels are ordered by their number of rows, most first
         (a factor sampled beside one integrated out: :class:`hierbayes.model.parameterizations.CenteredByMean`)."""
         return f"rank_{self.safe}"
+
+    @property
+    def centering_weights(self) -> str:
+        """Each level's weight, per coefficient, between non-centered (0) and centered (1)
+        (:func:`hierbayes.model.parameterization.centering_weights`)."""
+        return f"centering_{self.safe}"
 
     @property
     def parent_levels(self) -> str:
@@ -332,12 +343,15 @@ class FactorNames:
         """``r_Subject[308,Days]``: one group effect (a part's: ``r_Subject__sigma[308,Intercept]``)."""
         return f"r_{self._dim_stem}[{level},{coef}]"
 
-    def names(self, blocks: Iterable[int]) -> set[str]:
-        """Every variable, data and dim name of this factor (its level dim aside), with ``blocks`` its blocks' positions."""
+    def names(self, blocks: Iterable[tuple[int, int]]) -> set[str]:
+        """Every variable, data and dim name of this factor (its level dim aside), with ``blocks`` its blocks'
+        positions and sizes."""
         out = {self.effects, self.sd, self.cor, self.z, self.z_mean, self.z_contrasts, self.z_slopes, self.index,
-               self.columns, self.parent_levels, self.level_ranks, self.coef_dim, self.cor_dim}
-        return out | {name for k in blocks for name in (self.block(k), self.block_mean(k), self.corr_chol(k),
-                                                         prior_data(self.corr_chol(k), "eta"))}
+               self.columns, self.parent_levels, self.level_ranks, self.centering_weights, self.coef_dim, self.cor_dim}
+        for k, q in blocks:
+            out |= {self.block(k), self.block_mean(k), self.corr_chol(k), prior_data(self.corr_chol(k), "eta"),
+                    *(self.partial(k, c) for c in range(q))}
+        return out
 
 
 def factor_dim(factor: str) -> str:
@@ -474,7 +488,8 @@ def model_names(design, prior_parameters: Mapping[str, Sequence[str]], family_pa
         for var in (fixed.slopes, *(FactorNames(f, part.part).sd for f in part.factors)):
             variables |= prior_variables(var, prior_parameters)
         for factor in part.factors:
-            out |= FactorNames(factor, part.part).names(k for k, b in enumerate(part.blocks) if b.factor == factor)
+            out |= FactorNames(factor, part.part).names((k, len(b.coef_names)) for k, b in enumerate(part.blocks)
+                                                        if b.factor == factor)
         out |= {fixed.effects, fixed.dim, fixed.slope_dim, fixed.X, fixed.X_mean}
     variables |= prior_variables(THRESHOLDS_CENTERED, prior_parameters)
     out |= variables | {prior_data(var, p) for var in variables for params in prior_parameters.values() for p in params}

@@ -28,7 +28,7 @@ def shared_values(pymc_model) -> dict[str, np.ndarray]:
 
 
 def own_data(model) -> dict[str, np.ndarray]:
-    return contract.pack_data(contract.model_data(model.design, model.family, model.priors, model.collapsed))
+    return contract.pack_data(contract.model_data(model.design, model.family, model.priors, model.collapsed, model.parameterization))
 
 
 def test_fitting_a_model_of_the_same_structure_with_pymc_leaves_the_first_models_data_alone(sleepstudy):

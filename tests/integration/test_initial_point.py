@@ -124,7 +124,7 @@ def test_only_a_non_identity_link_intercept_starts_at_the_data(extreme):
     from hierbayes.model import data as model_data
 
     def intercept_start(model):
-        values = model_data.model_data(model.design, model.family, model.priors, model.collapsed)
+        values = model_data.model_data(model.design, model.family, model.priors, model.collapsed, model.parameterization)
         return float(model_data.initial_values(model.design, model.family, model.priors, values,
                                                model.parameterization, model.collapsed)["Intercept_centered"])
 

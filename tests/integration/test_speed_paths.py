@@ -20,6 +20,7 @@ from hierbayes.model.parameterization import (
     one_way_anova,
     slope_kappas,
 )
+from hierbayes.specification import names as N
 
 
 def _pointer(a: np.ndarray):
@@ -168,15 +169,22 @@ def test_slope_kappas_recover_the_slope_variance(J, n_per, tau):
     np.testing.assert_allclose(kappa, Sxx * tau2 / s2)
 
 
-def test_auto_centers_only_the_intercepts_when_the_slopes_are_ill_informed():
+def test_auto_centers_each_level_as_far_as_its_data_say_when_the_slopes_are_ill_informed():
     rng = np.random.default_rng(7)
     data = _grouped(rng, J=20, n_per=50, tau=1.0)             # the intercept: kappa about 50
     data["y"] += rng.normal(0, 0.02, 20)[data["g"].str[1:].astype(int)] * data["x"]  # a slope that barely varies
     m = hb.Model("y ~ x + (x | g)", data, parameterization="auto", collapse=False)
     table = m.parameterization_choice
-    assert m.parameterization == {"g": "centered-intercept"} and table.loc["g", "limiting"] == "x"
+    assert m.parameterization == {"g": "partially-centered"} and table.loc["g", "limiting"] == "x"
     assert table.loc["g", "kappa_q10"] < 1 and table.loc["g", "intercept_kappa_q10"] > 10
-    assert describe(m).startswith("Group effects: g intercepts centered, slopes non-centered, chosen because in 90% "
+    # each level's weights travel as data: kappa / (1 + kappa), the intercepts nearly centered, the slopes not
+    weights = contract.model_data(m.design, m.family, m.priors, m.collapsed, m.parameterization)[
+        N.FactorNames("g").centering_weights]
+    kappas = coefficient_kappas(m.design, m.family, "g")
+    np.testing.assert_allclose(weights, np.column_stack([k / (1 + k) for k, _, _ in kappas.values()]))
+    assert weights.shape == (20, 2) and weights[:, 0].min() > 0.9 and weights[:, 1].max() < 0.5
+    assert describe(m).startswith("Group effects: g partially centered (each level's effects drawn part-way between "
+                                  "centered and non-centered, as far as its data say), chosen because in 90% "
                                   "of levels the data outweigh the prior 2.5-fold or more for the intercept (kappa ")
     assert describe(m).endswith(f"but not for x (kappa {table.loc['g', 'kappa_q10']:.2g})")
     assert hb.Model("y ~ x + (1 | g)", data, parameterization="auto", collapse=False).parameterization == {
@@ -271,7 +279,7 @@ def test_initial_values_are_pymcs_support_points_for_every_prior_kind(sleepstudy
     ]
     for formula, data, family, priors, options in cases:
         m = hb.Model(formula, data, family=family, priors=priors, **options)
-        values = contract.model_data(m.design, m.family, m.priors, m.collapsed)
+        values = contract.model_data(m.design, m.family, m.priors, m.collapsed, m.parameterization)
         ours = contract.initial_values(m.design, m.family, m.priors, values, m.parameterization, m.collapsed)
         theirs = make_initial_point_fn(model=m.fitting_model, return_transformed=True)(0)
         assert set(ours) <= set(theirs), formula
@@ -318,7 +326,7 @@ def test_a_new_process_loads_the_whole_compiled_model_without_building_pymc(tmp_
     for path in (tmp_path / "numba").iterdir():
         path.unlink()
     m = hb.Model(formula, sleepstudy)
-    values = contract.model_data(m.design, m.family, m.priors, m.collapsed)
+    values = contract.model_data(m.design, m.family, m.priors, m.collapsed, m.parameterization)
     assert load_model(m.structure, contract.model_coords(m.design), contract.pack_data(values),
                       contract.initial_values(m.design, m.family, m.priors, values)) is None
     clear_cache()

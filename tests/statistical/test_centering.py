@@ -99,7 +99,7 @@ def test_starts_are_pymcs_initial_point_with_effects_at_the_fixed_effects(formul
         location = float(m.family.summarise_response(m.design.y, m.design.trials).location)
         priors = {**priors, "Intercept": hb.Normal(location, dict(priors["Intercept"].params)["sigma"])}
         m = hb.Model(formula, data(), family, priors=priors, parameterization=parameterization, collapse=False)
-    values = contract.model_data(m.design, m.family, m.priors, m.collapsed)
+    values = contract.model_data(m.design, m.family, m.priors, m.collapsed, m.parameterization)
     ours = contract.initial_values(m.design, m.family, m.priors, values, m.parameterization, m.collapsed)
     theirs = make_initial_point_fn(model=m.fitting_model, return_transformed=True)(0)
     assert set(ours) <= set(theirs)

@@ -44,7 +44,7 @@ def test_the_expansion_is_pymcs_own_value_of_every_variable(formula, options, sl
         name: (("chain", "draw", *[f"{name}_dim_{i}" for i in range(len(shape))]),
                rng.normal(0, 0.5, (chains, draws, *shape)))
         for name, shape in expansion.free.items()})
-    values = contract.pack_data(contract.model_data(m.design, m.family, m.priors, m.collapsed))
+    values = contract.pack_data(contract.model_data(m.design, m.family, m.priors, m.collapsed, m.parameterization))
     expanded = expansion.complete(posterior, values)
 
     assert not set(expansion.transformed) & set(expanded.data_vars)  # log(sd) etc. are dropped

@@ -89,7 +89,7 @@ def test_every_variable_data_and_dim_of_the_pymc_model_is_a_registry_name(model)
         assert not unnamed, f"not named by hierbayes.specification.names: {sorted(unnamed)}"
         assert set(pymc_model.coords) <= names | levels
         assert {dim for dims in pymc_model.named_vars_to_dims.values() for dim in dims} <= names | levels
-    data = contract.model_data(model.design, model.family, model.priors, model.collapsed)
+    data = contract.model_data(model.design, model.family, model.priors, model.collapsed, model.parameterization)
     assert set(data) <= names
 
 

@@ -20,12 +20,13 @@ from hierbayes.model.parameterizations import (
     Folded,
     HierarchicallyCentered,
     NonCentered,
+    PartiallyCentered,
     ShearedNonCentered,
     factor_parameterizations,
 )
 from hierbayes.specification import names as N
 
-C, CI, NC = "centered", "centered-intercept", "non-centered"
+C, CI, NC, PC = "centered", "centered-intercept", "non-centered", "partially-centered"
 I, IX = ("Intercept",), ("Intercept", "x")
 
 # (formula, data, family, parameterization) -> each factor's parameterization, and the variables of the
@@ -113,6 +114,26 @@ TABLE = {
          "klass": AroundParent(CenteredIntercept(), "school", 1, None)},
         ["sd_school", "u_school_1", "ubar_school_1", "sd_rater", "u_rater_0", "sd_klass", "z_slopes_klass",
          "corr_chol_2", "u_klass_2"]),
+    "partially centered, correlated: around both fixed effects": (
+        ("y ~ x + (1 + x | g)", grouped_counts, "poisson", PC),
+        {"g": HierarchicallyCentered(PartiallyCentered(), IX)},
+        ["sd_g", "corr_chol_0", "t_g_0_0", "t_g_0_1"]),
+    "partially centered, ||": (
+        ("y ~ x + (1 + x || g)", grouped_counts, "poisson", PC),
+        {"g": HierarchicallyCentered(PartiallyCentered(), IX)},
+        ["sd_g", "t_g_0_0", "t_g_0_1"]),
+    "partially centered, two blocks on a factor": (
+        ("y ~ x + z + (1 + x | g) + (0 + z | g)", grouped_counts, "poisson", PC),
+        {"g": HierarchicallyCentered(PartiallyCentered(), ("Intercept", "x", "z"))},
+        ["sd_g", "corr_chol_0", "t_g_0_0", "t_g_0_1", "t_g_1_0"]),
+    "partially centered beside a centered crossed factor: neither folded": (
+        ("y ~ x + (1 + x | item) + (1 | rater)", crossed, "gaussian", {"item": PC, "rater": C}),
+        {"item": PartiallyCentered(), "rater": HierarchicallyCentered(Centered(), I)},
+        ["sd_item", "corr_chol_0", "t_item_0_0", "t_item_0_1", "sd_rater", "u_rater_1"]),
+    "partially centered, nested in a centered factor: around its school": (
+        ("y ~ x + (1 | school) + (1 + x | klass)", nested_counts, "poisson", {"school": C, "klass": PC}),
+        {"school": HierarchicallyCentered(Centered(), I), "klass": AroundParent(PartiallyCentered(), "school", 1, ("school", I))},
+        ["sd_school", "u_school_0", "sd_klass", "corr_chol_1", "t_klass_1_0", "t_klass_1_1"]),
     "nested, the parent non-centered: nothing around it": (
         ("y ~ x + (1 | school) + (1 | klass)", nested_counts, "poisson", {"klass": C}),
         {"school": NonCentered(), "klass": HierarchicallyCentered(Centered(), I)},
@@ -152,4 +173,5 @@ def test_no_effects_are_drawn_when_they_are_integrated_out():
 
 def test_wrapped_parameterizations_keep_the_users_word():
     assert HierarchicallyCentered(CenteredIntercept(), I).value == CI and Folded(Centered()).value == C
-    assert ShearedNonCentered(I).value == NC and PARAMETERIZATIONS == (NC, C, CI)
+    assert ShearedNonCentered(I).value == NC and PARAMETERIZATIONS == (NC, C, CI, PC)
+    assert HierarchicallyCentered(PartiallyCentered(), I).value == PC

@@ -40,7 +40,7 @@ class Model(ModelDefinition):
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
             seed: int | None = None, sampler: str = "auto", target_accept: float = 0.8,
             progressbar: bool = True, log_likelihood: bool = False, warn: bool = True,
-            adapt_divergences: bool = True):
+            adapt_divergences: bool = True, adapt_parameterization: bool = True):
         """Sample the posterior with NUTS and return a :class:`Fit`.
 
         Parameters
@@ -62,6 +62,13 @@ class Model(ModelDefinition):
             run. The summary and ``fit.idata.attrs["divergence_refits"]`` say when it happened
             ("3 divergences at target_accept 0.8; refitted at 0.95: 0 divergences"); divergences
             that remain are still warned about. ``False`` keeps the first run whatever it is.
+        adapt_parameterization : bool
+            When ``parameterization="auto"`` chose and the chains stuck apart (largest R-hat above
+            1.05), sample again with each sampled factor that was drawn non-centered drawn centered,
+            and each centered one non-centered (the same posterior in other coordinates), and keep the
+            run whose chains agree better. The summary and ``fit.idata.attrs["parameterization_refit"]``
+            say when it happened; an R-hat that stays high is still warned about. ``False`` keeps the
+            first run.
         progressbar : bool
         log_likelihood : bool
             Store the pointwise log-likelihood in ``fit.idata`` now (when it fits in memory), for
@@ -78,7 +85,8 @@ class Model(ModelDefinition):
         """
         return fit_model(self, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, sampler=sampler,
                          target_accept=target_accept, progressbar=progressbar, log_likelihood=log_likelihood,
-                         warn=warn, adapt_divergences=adapt_divergences)
+                         warn=warn, adapt_divergences=adapt_divergences,
+                         adapt_parameterization=adapt_parameterization)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
         """Draws from the priors and data drawn from them (DataTree); see :func:`hierbayes.posterior.checking.prior_predictive`."""

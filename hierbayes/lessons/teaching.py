@@ -138,7 +138,8 @@ def compare_parameterizations(model, *, draws: int = 1000, tune: int = 1000, cha
     """
     if not model.design.factors:
         raise HierbayesError("this model has no grouping factor, so nothing to parameterize")
-    fit_kwargs = {"progressbar": False, "adapt_divergences": False, **fit_kwargs, "warn": False}
+    fit_kwargs = {"progressbar": False, "adapt_divergences": False, "adapt_parameterization": False, **fit_kwargs,
+                  "warn": False}
     fits = {name: with_parameterization(model, name).fit(draws=draws, tune=tune, chains=chains, seed=seed, **fit_kwargs)
             for name in ("centered", "non-centered")}
     return ParameterizationComparison(fits, _sampling_table(fits))

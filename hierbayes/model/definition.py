@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -153,6 +154,26 @@ class ModelDefinition:
                 parameterization, self.parameterization_choice = choose_parameterization(self.design, self.family,
                                                                                          above)
         self.parameterization = _check_parameterization(parameterization, self.design)
+        self.refitted_from: dict[str, str] = {}  # factors drawn otherwise than chosen (reparameterized)
+
+    def reparameterized(self, parameterization: str | Mapping[str, str]) -> ModelDefinition:
+        """This model with its sampled group effects drawn in other coordinates: the same posterior,
+        another compiled model. ``refitted_from`` keeps, per factor that changed, what it was.
+
+        >>> import hierbayes as hb
+        >>> m = hb.Model("Reaction ~ Days + (Days | Subject)", hb.datasets.load("sleepstudy"), collapse=False)
+        >>> other = m.reparameterized({"Subject": "non-centered"})
+        >>> m.parameterization, other.parameterization, other.refitted_from
+        ({'Subject': 'centered'}, {'Subject': 'non-centered'}, {'Subject': 'centered'})
+        """
+        other = copy.copy(self)
+        for built in ("pymc_model", "fitting_model"):  # cached_property values: the new coordinates build their own
+            other.__dict__.pop(built, None)
+        other.parameterization = _check_parameterization(parameterization, self.design)
+        other.refitted_from = {f: was for f in self.design.factors
+                               if (was := parameterization_of(self.parameterization, f))
+                               != parameterization_of(other.parameterization, f)}
+        return other
 
     # -- the PyMC model ------------------------------------------------------------------------
     @cached_property

@@ -430,6 +430,8 @@ class Posterior:
                                                   if m.design.n_dropped else ""),
             f"  Draws: {post.sizes['chain']} chains x {post.sizes['draw']} draws (sampler: {self.sampler})",
             *([f"         ({self.idata.attrs['divergence_refits']})"] if self.idata.attrs.get("divergence_refits") else []),
+            *([f"         ({self.idata.attrs['parameterization_refit']})"]
+              if self.idata.attrs.get("parameterization_refit") else []),
             *filter(None, [describe_parameterization(m)]),
             *([f"         (not integrated out: {collapse_reason(m.design, m.family)})"]
               if m.design.parts and m.design.factors else []),

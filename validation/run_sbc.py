@@ -198,6 +198,7 @@ def case_key(case: Case, args) -> dict:
 def save_case(case: Case, cal: Calibration, args) -> None:
     cal.ranks.to_csv(args.ranks / f"{case.name}.csv", index_label="simulation")
     record = {"key": case_key(case, args), "n_draws": cal.n_draws, "divergences": cal.divergences.tolist(),
+              "rhat": None if cal.rhat is None else [round(float(r), 4) for r in cal.rhat],
               "rejected": cal.rejected, "unstarted": cal.unstarted, "seconds": cal.seconds, "settings": {k: str(v) for k, v in cal.settings.items()}}
     (args.ranks / f"{case.name}.json").write_text(json.dumps(record, indent=1) + "\n")
 
@@ -221,7 +222,8 @@ def load_case(case: Case, args) -> Calibration | str | None:
     ranks = pd.read_csv(args.ranks / f"{case.name}.csv", index_col="simulation")
     return Calibration(str(case.formula), case.family, ranks, n_draws=record["n_draws"],
                        divergences=np.array(record["divergences"]), rejected=record["rejected"],
-                       unstarted=record.get("unstarted", 0), seconds=record["seconds"], seed=args.seed, settings=record["settings"])
+                       unstarted=record.get("unstarted", 0), seconds=record["seconds"], seed=args.seed, settings=record["settings"],
+                       rhat=None if record.get("rhat") is None else np.array(record["rhat"], dtype=float))
 
 
 def case_line(case: Case, cal: Calibration) -> str:
@@ -232,6 +234,25 @@ def case_line(case: Case, cal: Calibration) -> str:
                 f"{int(cal.divergences.sum())} ({int((cal.divergences > 0).sum())} sims)",
                 f"{cal.rejected}" + (f" (+{cal.unstarted} refits that could not start)" if cal.unstarted else ""),
                 f"{cal.seconds:.0f}", f"{table['p_chi2'].min():.3f}", f"{table['p_pot_c'].min():.3f}", verdict])
+
+
+STUCK_RHAT = 1.05
+"""Where this report calls a refit's chains stuck apart. With 2 chains of 400 draws a converged fit's largest
+R-hat over seven parameters is often above the 1.01 that ``fit.diagnose()`` asks of a full fit; chains stuck in
+different places give 1.1 and more."""
+
+
+def chains_line(cal: Calibration) -> str:
+    """How many refits' chains were stuck apart, and the uniformity tests without them (a diagnosis: the
+    case's verdict stays the one over every refit)."""
+    stuck = np.flatnonzero(cal.unconverged(STUCK_RHAT))
+    if not len(stuck):
+        return f"Chains stuck apart (largest R-hat above {STUCK_RHAT}): none of {cal.n_sims} refits."
+    kept = cal.converged(STUCK_RHAT).table()
+    verdict = "pass" if kept["ok"].all() else "FAIL: " + ", ".join(f"`{p}`" for p in kept.index[~kept["ok"]])
+    return (f"Chains stuck apart (largest R-hat above {STUCK_RHAT}): {len(stuck)} of {cal.n_sims} refits (simulations "
+            f"{', '.join(map(str, stuck))}). Without them: min p_chi2 {kept['p_chi2'].min():.4f}, min p_pot_c "
+            f"{kept['p_pot_c'].min():.4f}, {verdict}.")
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -291,6 +312,8 @@ def write_results(path: Path, command: str, done: list[tuple[Case, Calibration]]
         table = cal.table().round(4)
         lines += [f"### {case.name}: `{case.formula}` ({case.family}{', ' + case.what if case.what else ''})", "",
                   markdown(table), ""]
+        if cal.rhat is not None:
+            lines += [chains_line(cal), ""]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -76,7 +76,8 @@ from scipy import stats
 from hierbayes.errors import DataError, DataWarning, HierbayesError, InitialPointError
 from hierbayes.lessons.simulation import draw_prior, ordered_labels, simulate_truth, tracked_parameters, with_response
 from hierbayes.model.definition import ModelDefinition
-from hierbayes.posterior.fitting import fit_model
+from hierbayes.posterior.diagnostics import RHAT_MAX
+from hierbayes.posterior.fitting import fit_model, largest_rhat
 from hierbayes.posterior.summaries import parameter_draws
 from hierbayes.specification.columns import used_columns
 from hierbayes.specification.formula import Formula, parse
@@ -115,6 +116,11 @@ class Calibration:
         Simulated data sets the model refused (see the module notes).
     unstarted : int
         Refits whose sampler could not start (:class:`~hierbayes.errors.InitialPointError`), skipped.
+    rhat : ndarray (n_sims,) or None
+        Each refit's largest R-hat (rank-normalized split R-hat) over its summary's parameters
+        (:func:`~hierbayes.posterior.fitting.largest_rhat`): above
+        :data:`~hierbayes.posterior.diagnostics.RHAT_MAX`, its chains disagreed and its ranks come from
+        draws that do not yet describe the posterior (:meth:`converged`). None for records made without it.
     seconds : float
         Wall time of the whole run.
     seed : int or None
@@ -140,6 +146,7 @@ class Calibration:
     unstarted: int = 0
     seed: int | None = None
     settings: dict = field(default_factory=dict)
+    rhat: np.ndarray | None = None
 
     @property
     def n_sims(self) -> int:
@@ -196,6 +203,33 @@ class Calibration:
         """True when every parameter's ranks pass the uniformity tests."""
         return not self.failed(alpha)
 
+    def unconverged(self, threshold: float = RHAT_MAX) -> np.ndarray:
+        """Which refits' chains disagreed: largest R-hat above ``threshold`` (a boolean per simulation)."""
+        if self.rhat is None:
+            raise HierbayesError("this calibration has no R-hat record (made before calibrate kept one): run it again")
+        return ~(np.asarray(self.rhat) <= threshold)  # a NaN R-hat (a constant draw) counts as not converged
+
+    def converged(self, threshold: float = RHAT_MAX) -> Calibration:
+        """The simulations whose refit converged (largest R-hat at most ``threshold``), as a calibration.
+
+        A diagnosis, not a verdict: it tells whether non-uniform ranks come from refits whose chains
+        disagreed (every diagnostic then flags the fit) or from fits that look converged. Keeping only
+        converged refits is unbiased only when convergence does not depend on the true values, so the
+        full calibration stays the one that passes or fails.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> ranks = pd.DataFrame({"a": np.r_[rng.integers(0, 101, 190), np.zeros(10, int)]})
+        >>> rhat = np.r_[np.full(190, 1.002), np.full(10, 1.8)]  # ten stuck refits, their ranks all 0
+        >>> cal = Calibration("y ~ 1 + (1 | g)", "gaussian", ranks, 100, np.zeros(200), rhat=rhat)
+        >>> cal.failed(), cal.converged().failed(), cal.converged().n_sims
+        (['a'], [], 190)
+        """
+        keep = ~self.unconverged(threshold)
+        return replace(self, ranks=self.ranks[keep].reset_index(drop=True), divergences=self.divergences[keep],
+                       rhat=np.asarray(self.rhat)[keep])
+
     def to_datatree(self) -> xr.DataTree:
         """The ranks as a ``prior_sbc`` group (``chain`` 1, ``draw`` = simulation), as simuk
         stores them, for :func:`arviz_plots.plot_ecdf_pit`."""
@@ -205,8 +239,9 @@ class Calibration:
     def __repr__(self) -> str:
         table = self.table()
         verdict = "all parameters calibrated" if table["ok"].all() else f"NOT calibrated: {list(table.index[~table['ok']])}"
+        chains = "" if self.rhat is None else f"; chains disagreed (R-hat > {RHAT_MAX}) in {int(self.unconverged().sum())}"
         return (f"Calibration of {self.formula} ({self.family}): {self.n_sims} simulations, ranks among "
-                f"{self.n_draws} draws; {verdict}\n{table.round(3).to_string()}")
+                f"{self.n_draws} draws{chains}; {verdict}\n{table.round(3).to_string()}")
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -268,7 +303,7 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
     tracked = tracked_parameters(design, fam)
     rng = np.random.default_rng(seed)
 
-    ranks, divergences, rejected, unstarted, n_draws = [], [], 0, 0, None
+    ranks, divergences, rhats, rejected, unstarted, n_draws = [], [], [], 0, 0, None
     pool: dict[str, np.ndarray] = {}
     used = 0
     while len(ranks) < n_sims:
@@ -294,6 +329,7 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
             _check_skipped(unstarted, len(ranks), "refits could not start (log density not finite at the "
                            "initial point)")
             continue
+        rhats.append(largest_rhat(fit))
         post = fit.posterior.isel(draw=slice(None, None, thin))
         sample = parameter_draws(post, tracked)
         sample = sample.reshape(-1, sample.shape[-1])
@@ -307,7 +343,7 @@ def calibrate(formula: str | Formula, data: pd.DataFrame, family: str = "gaussia
     return Calibration(
         formula=str(formula), family=fam.name, ranks=pd.DataFrame(np.array(ranks), columns=[p.label for p in tracked]),
         n_draws=int(n_draws), divergences=np.array(divergences), rejected=rejected, unstarted=unstarted,
-        seconds=time.perf_counter() - t0, seed=seed,
+        seconds=time.perf_counter() - t0, seed=seed, rhat=np.array(rhats),
         settings={"draws": draws, "tune": tune, "chains": chains, "thin": thin, "sampler": sampler,
                   "link": fam.link, "parameterization": parameterization,
                   "collapsed": bool(getattr(base, "collapsed", False))},

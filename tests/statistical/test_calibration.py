@@ -143,6 +143,26 @@ def test_uniformity_tests_pass_uniform_ranks_and_fail_skewed_ones():
     assert 0.0 <= uniform.fractional_ranks().to_numpy().min() and uniform.fractional_ranks().to_numpy().max() < 1.0
 
 
+def test_refits_whose_chains_disagree_are_told_apart_by_rhat(correct):
+    rng = np.random.default_rng(5)
+    # ten refits stuck with their ranks all at 0: the full calibration fails, the converged ones pass
+    ranks = rng.integers(0, 101, size=(200, 2))
+    ranks[:10, 1] = 0
+    rhat = np.r_[np.full(10, 1.6), np.full(190, 1.003)]
+    cal = Calibration("y ~ x + (1 | g)", "gaussian", pd.DataFrame(ranks, columns=["a", "b"]), 100,
+                      np.zeros(200, int), seed=1, rhat=rhat)
+    assert cal.failed() == ["b"]
+    assert cal.unconverged().sum() == 10 and cal.unconverged(threshold=2.0).sum() == 0
+    kept = cal.converged()
+    assert kept.n_sims == 190 and kept.passed() and len(kept.divergences) == 190
+    assert "chains disagreed (R-hat > 1.01) in 10" in repr(cal)
+    with pytest.raises(HierbayesError, match="no R-hat record"):
+        _calibration(ranks).converged()
+    # calibrate keeps one R-hat per refit (tests/integration/test_parameterization_refits.py: stuck chains' is high)
+    assert correct.rhat.shape == (correct.n_sims,) and np.all(np.isfinite(correct.rhat))
+    assert np.all(correct.rhat > 0.99)
+
+
 def test_plot_ranks_draws_one_panel_per_parameter():
     import matplotlib.pyplot as plt
     from arviz_plots import PlotCollection

@@ -307,7 +307,7 @@ def describe(model) -> str | None:
         table = model.parameterization_choice
         above = table.attrs.get("centered_above", CENTERED_ABOVE) if table is not None else CENTERED_ABOVE
         if factor in getattr(model, "refitted_from", {}):
-            text += f", after the chains stuck apart drawn {model.refitted_from[factor]} (the choice of \"auto\")"
+            text += f", after its chains stuck apart {model.refitted_from[factor]}"
         elif table is not None and np.isfinite(table.loc[factor, "kappa_q10"]):
             low = table.loc[factor, "kappa_q10"]
             share = f"{1 - KAPPA_QUANTILE:.0%}"

@@ -57,7 +57,7 @@ def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, co
             refit = _sample(model.reparameterized(other), settings)
             second = largest_rhat(refit)
             words = ", ".join(f"{f} {p}" for f, p in other.items() if p != parameterization_of(model.parameterization, f))
-            note = (f"chains stuck apart (largest R-hat {first:.2f}); refitted with {words}: R-hat {second:.2f}, "
+            note = (f"chains stuck apart, R-hat {first:.2f}; refitted with {words}: R-hat {second:.2f}, "
                     + ("kept" if second < first else "the first run kept"))
             fit = refit if second < first else fit
             fit.idata.attrs["parameterization_refit"] = note

@@ -45,9 +45,11 @@ from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.columns import used_columns
 
 __all__ = ["posterior_predictive", "predictive_sample", "PredictiveSample", "prior_predictive", "loo",
-           "pareto_k_message", "loo_with_message", "bayes_r2", "SAMPLE_DRAWS", "SAMPLE_ROWS"]
+           "pareto_k_message", "loo_with_message", "bayes_r2", "SAMPLE_DRAWS", "SAMPLE_ROWS", "count_frequencies",
+           "CountFrequencies", "MAX_COUNT_BARS"]
 
 SAMPLE_DRAWS, SAMPLE_ROWS = 100, 50_000  # predictive_sample's bounds: 5 million numbers (40 MB) at most
+MAX_COUNT_BARS = 40  # count_frequencies: one bar per value up to this many values, then widening bins
 
 
 # --- predictive draws -----------------------------------------------------------------------
@@ -143,6 +145,78 @@ def predictive_sample(fit, max_draws: int = SAMPLE_DRAWS, max_rows: int = SAMPLE
                                   rng=rng).values[0]
     # a multinomial's counts: one value per row and category
     return PredictiveSample(replicated.reshape(len(chosen), -1), design.y[rows].ravel(), total, design.n_obs)
+
+
+@dataclass(frozen=True)
+class CountFrequencies:
+    """How many rows take each count, observed and in each replicated data set (:func:`count_frequencies`).
+
+    Attributes
+    ----------
+    edges : ndarray (B + 1,)
+        Whole-number bin edges: bin ``b`` holds the values ``edges[b]`` to ``edges[b + 1] - 1``.
+    observed : ndarray (B,)
+    replicated : ndarray (S, B)
+        Per replicated data set; its values above ``edges[-1] - 1`` are counted in the last bin.
+    clipped : bool
+        Whether some replicated value was above ``edges[-1] - 1``.
+    """
+
+    edges: np.ndarray
+    observed: np.ndarray
+    replicated: np.ndarray
+    clipped: bool
+
+    @property
+    def one_per_value(self) -> bool:
+        """True when every bin holds one value."""
+        return bool(np.all(np.diff(self.edges) == 1))
+
+    @property
+    def labels(self) -> list[str]:
+        """Each bin's values in words: ``"7"``, ``"8-15"``, ``"1.0M-2.1M"``."""
+        ends = zip(self.edges[:-1], self.edges[1:] - 1)
+        return [_short(a) if a == b else f"{_short(a)}-{_short(b)}" for a, b in ends]
+
+
+def _short(value: int) -> str:
+    return str(value) if value < 10_000 else f"{value / 1e3:.0f}k" if value < 1_000_000 else f"{value / 1e6:.1f}M"
+
+
+def count_frequencies(y: np.ndarray, replicated: np.ndarray, max_bars: int = MAX_COUNT_BARS) -> CountFrequencies:
+    """Frequencies of the counts in ``y`` and in each replicated data set, one bin per value when they are few.
+
+    The values run from 0 to the largest observed count or the 99.5% quantile of the replicated ones,
+    whichever is larger. Up to ``max_bars`` values, one bin each; beyond, at most ``max_bars`` bins whose
+    widths grow geometrically (0, 1, 2-3, 4-7, ...), so a response with counts in the millions takes 40
+    numbers per data set, not millions.
+
+    Parameters
+    ----------
+    y : ndarray (N,)
+        Observed counts.
+    replicated : ndarray (S, N)
+    max_bars : int
+
+    Examples
+    --------
+    >>> freq = count_frequencies(np.array([0, 1, 1, 3]), np.array([[0, 1, 2, 2], [1, 1, 1, 3]]))
+    >>> freq.edges.tolist(), freq.observed.tolist(), freq.replicated.tolist(), freq.clipped
+    ([0, 1, 2, 3, 4], [1, 2, 0, 1], [[1, 1, 2, 0], [0, 3, 0, 1]], False)
+    >>> wide = count_frequencies(np.array([0, 5, 2_000_000]), np.zeros((1, 3)), max_bars=8)
+    >>> wide.labels, wide.observed.tolist()
+    (['0-4', '5-36', '37-229', '230-1412', '1413-8670', '8671-53k', '53k-326k', '326k-2.0M'], [1, 1, 0, 0, 0, 0, 0, 1])
+    """
+    y = np.asarray(y, dtype=np.int64)
+    top = int(max(y.max(), np.quantile(replicated, 0.995)))
+    if top + 1 <= max_bars:
+        edges = np.arange(top + 2)
+    else:
+        edges = np.unique(np.round(np.expm1(np.linspace(0.0, np.log1p(top + 1), max_bars + 1)))).astype(np.int64)
+    clipped = np.minimum(np.asarray(replicated), top).astype(np.int64)
+    return CountFrequencies(edges, np.histogram(y, edges)[0],
+                            np.stack([np.histogram(r, edges)[0] for r in clipped]),
+                            bool(np.max(replicated) > top))
 
 
 def prior_predictive(model, draws: int = 500, seed: int | None = None) -> xr.DataTree:

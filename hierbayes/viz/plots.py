@@ -42,7 +42,7 @@ from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarForm
 from scipy import stats
 
 from hierbayes.errors import HierbayesError, did_you_mean
-from hierbayes.posterior.checking import SAMPLE_DRAWS, SAMPLE_ROWS, predictive_sample
+from hierbayes.posterior.checking import SAMPLE_DRAWS, SAMPLE_ROWS, count_frequencies, predictive_sample
 from hierbayes.posterior.pooling import check_coefficient, pooling, population_draws
 from hierbayes.posterior.summaries import interval_names, parameter_draws
 from hierbayes.specification.names import FactorNames, part_label
@@ -558,16 +558,19 @@ def plot_ppc(fit, *, n_draws: int = 50, seed: int | None = 0, ax: Axes | None = 
     ax = _axes(ax)
     name = fit.model.spec.response.expr
     if whole:
-        top = int(max(y.max(), np.quantile(replicated, 0.995)))
-        values = np.arange(0, top + 1)
-        observed = np.bincount(y.astype(int), minlength=top + 1)
-        counts = np.stack([np.bincount(np.minimum(r.astype(int), top), minlength=top + 1) for r in replicated])
-        lo, mid, hi = np.quantile(counts, [0.05, 0.5, 0.95], axis=0)
-        ax.bar(values, observed, color="0.8", edgecolor="0.5", label="observed")
-        ax.errorbar(values, mid, yerr=[mid - lo, hi - mid], fmt="o", color="C0", ms=4, capsize=2,
+        freq = count_frequencies(y, replicated)
+        # one bar per value, at the value; or one per bin of values, labelled with its values
+        at = freq.edges[:-1] if freq.one_per_value else np.arange(len(freq.observed))
+        lo, mid, hi = np.quantile(freq.replicated, [0.05, 0.5, 0.95], axis=0)
+        ax.bar(at, freq.observed, color="0.8", edgecolor="0.5", label="observed")
+        ax.errorbar(at, mid, yerr=[mid - lo, hi - mid], fmt="o", color="C0", ms=4, capsize=2,
                     label="replicated: median and 90% interval")
-        clipped = bool(replicated.max() > top)
-        ax.set_xlabel(f"{name} (replicated values above {top} counted at {top})" if clipped else name)
+        if not freq.one_per_value:  # a bin's values under every few bars, so the labels do not overlap
+            every = -(-len(at) // 12)
+            ax.set_xticks(at[::every], freq.labels[::every], rotation=45, ha="right", fontsize="small")
+        top = freq.labels[-1].split("-")[-1]
+        label, last = (name, f"at {top}") if freq.one_per_value else (f"{name}, in bins of values", "in the last bar")
+        ax.set_xlabel(f"{label} (replicated values above {top} counted {last})" if freq.clipped else label)
         ax.set_ylabel("rows")
     else:
         grid = np.linspace(min(y.min(), np.quantile(replicated, 0.005)), max(y.max(), np.quantile(replicated, 0.995)), 200)

@@ -196,6 +196,9 @@ def _model_table(fit) -> pd.DataFrame:
         rows["grouping factors"] = "none (complete pooling)"
     rows["sampler"] = (f"{fit.sampler}: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
                        + (f", seed {fit.seed}" if fit.seed is not None else ""))
+    reruns = [fit.idata.attrs.get(key) for key in ("divergence_refits", "parameterization_refit")]
+    if any(reruns):  # what Model.fit did after divergences or chains stuck apart, as the printed summary says
+        rows["sampler reruns"] = "; ".join(filter(None, reruns))
     if fit.timings:
         rows["time (s)"] = ", ".join(f"{k} {v:.1f}" for k, v in fit.timings.items())
     rows["hierbayes"] = __version__

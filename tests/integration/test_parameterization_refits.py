@@ -66,6 +66,13 @@ def apart(draws: np.ndarray) -> float:
     return float(abs(draws[0].mean() - draws[1].mean()) / np.sqrt(draws.var(axis=1).mean()))
 
 
+def test_the_report_says_the_fit_was_sampled_again(refitted):
+    from hierbayes.viz.report import render_report
+
+    page = render_report(refitted, {})
+    assert "sampler reruns" in page and refitted.idata.attrs["parameterization_refit"] in page
+
+
 def test_a_saved_refitted_fit_loads_in_the_coordinates_it_was_drawn_in(refitted, tmp_path):
     refitted.save(tmp_path / "fit.nc")
     loaded = hb.load(tmp_path / "fit.nc")

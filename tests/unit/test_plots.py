@@ -275,15 +275,15 @@ def test_balanced_levels_are_sorted_by_estimate_and_named_and_the_legend_sits_be
 # --- a big fit: the posterior predictive check plots a bounded sample -------------------------------
 
 def big_fit(rows: int = 200_000, chains: int = 2, draws: int = 500, family: str = "gaussian",
-            whole: bool = False) -> hb.Fit:
+            whole: bool = False, slope: float = 0.5) -> hb.Fit:
     """A ``y ~ x + (1 | g)`` fit of ``rows`` rows, its posterior written by hand (no sampling); ``whole``
-    rounds a gaussian response to whole numbers."""
+    rounds a gaussian response to whole numbers; ``slope`` is x's."""
     import xarray as xr
 
     rng = np.random.default_rng(0)
     g = rng.integers(0, 50, rows)
     x = rng.normal(size=rows)
-    eta = (0.5 if family == "poisson" else 1.0) + 0.5 * x + rng.normal(0, 0.3, 50)[g]
+    eta = (0.5 if family == "poisson" else 1.0) + slope * x + rng.normal(0, 0.3, 50)[g]
     y = rng.poisson(np.exp(eta)) if family == "poisson" else eta + rng.normal(size=rows)
     data = pd.DataFrame({"y": np.round(y) if whole else y, "x": x,
                          "g": np.array([f"g{i:02d}" for i in range(50)])[g]})
@@ -291,7 +291,7 @@ def big_fit(rows: int = 200_000, chains: int = 2, draws: int = 500, family: str 
     levels = list(model.design.factors["g"].levels)
     shape = (chains, draws)
     variables = {
-        "b": (("chain", "draw", "term"), np.broadcast_to([0.5 if family == "poisson" else 1.0, 0.5], (*shape, 2))
+        "b": (("chain", "draw", "term"), np.broadcast_to([0.5 if family == "poisson" else 1.0, slope], (*shape, 2))
               + rng.normal(0, 0.01, (*shape, 2))),
         "r_g": (("chain", "draw", "g", "g__coef"), rng.normal(0, 0.3, (*shape, len(levels), 1))),
         "sd_g": (("chain", "draw", "g__coef"), rng.gamma(100, 0.003, (*shape, 1))),
@@ -349,6 +349,29 @@ def test_a_big_count_fit_takes_100_draws_for_its_intervals():
     ax = big_fit(rows=60_000, draws=300, family="poisson").plot_ppc(seed=1)
     assert ax.patches and ax.containers[-1].has_yerr  # observed frequencies, replicated ones with intervals
     assert ax.texts[0].get_text() == "100 of 600 draws and 50,000 of 60,000 rows, chosen at random"
+
+
+def test_counts_in_the_millions_take_at_most_40_bars_of_widening_bins():
+    import tracemalloc
+
+    from hierbayes.posterior.checking import MAX_COUNT_BARS
+
+    fit = big_fit(rows=2_000, draws=100, family="poisson", slope=5.0)
+    y = fit.model.design.y
+    assert y.max() > 1_000_000  # one bar per value would be millions of bars (the report ran out of memory)
+    tracemalloc.start()
+    try:
+        ax = fit.plot_ppc(seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6
+    heights = np.array([b.get_height() for b in ax.patches])
+    assert len(heights) <= MAX_COUNT_BARS and heights.sum() == len(y)
+    labels = [t.get_text() for t in ax.get_xticklabels()]  # every few bars, at most 12 (they do not overlap)
+    assert labels[0].startswith("0") and labels[-1].endswith("M") and len(labels) <= 12
+    assert heights[0] == np.sum(y <= int(labels[0].split("-")[-1]))  # the first bin's rows, counted
+    assert ax.get_xlabel().startswith("y, in bins of values")
 
 
 def test_whole_observed_values_of_a_continuous_family_show_one_density_per_sampled_draw():

@@ -303,9 +303,19 @@ def big_fit(rows: int = 200_000, chains: int = 2, draws: int = 500, family: str 
     return hb.Fit(model, xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats_}), sampler="by hand")
 
 
-def test_the_reports_predictive_check_of_a_big_fit_computes_a_bounded_sample(monkeypatch):
+def ppc_with_peak_memory(fit):
+    """``fit.plot_ppc(seed=1)`` and the most memory Python held while drawing it (bytes)."""
     import tracemalloc
 
+    tracemalloc.start()
+    try:
+        ax = fit.plot_ppc(seed=1)
+        return ax, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_reports_predictive_check_of_a_big_fit_computes_a_bounded_sample(monkeypatch):
     from hierbayes.posterior import checking
     from hierbayes.viz import report
 
@@ -319,12 +329,7 @@ def test_the_reports_predictive_check_of_a_big_fit_computes_a_bounded_sample(mon
         return replicated
 
     monkeypatch.setattr(checking, "predict_rows", recorded)
-    tracemalloc.start()
-    try:
-        ax = fit.plot_ppc(seed=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    ax, peak = ppc_with_peak_memory(fit)
     assert computed == [(1, 50, 50_000)]  # the 50 draws of the 50 lines, for 50,000 of the 200,000 rows
     assert peak < 250e6  # the whole draws x rows matrix alone would be 1.6 GB
     assert len(ax.get_lines()) == 51
@@ -352,19 +357,12 @@ def test_a_big_count_fit_takes_100_draws_for_its_intervals():
 
 
 def test_counts_in_the_millions_take_at_most_40_bars_of_widening_bins():
-    import tracemalloc
-
     from hierbayes.posterior.checking import MAX_COUNT_BARS
 
     fit = big_fit(rows=2_000, draws=100, family="poisson", slope=5.0)
     y = fit.model.design.y
     assert y.max() > 1_000_000  # one bar per value would be millions of bars (the report ran out of memory)
-    tracemalloc.start()
-    try:
-        ax = fit.plot_ppc(seed=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    ax, peak = ppc_with_peak_memory(fit)
     assert peak < 50e6
     heights = np.array([b.get_height() for b in ax.patches])
     assert len(heights) <= MAX_COUNT_BARS and heights.sum() == len(y)

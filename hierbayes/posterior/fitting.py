@@ -20,7 +20,7 @@ from __future__ import annotations
 import warnings
 
 from hierbayes.backend.sampling import run_sampler
-from hierbayes.errors import DataWarning
+from hierbayes.errors import DataWarning, InitialPointError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
 from hierbayes.model.coordinates import parameterization_of, sampled_design
@@ -54,12 +54,16 @@ def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, co
     if adapt_parameterization and (other := other_coordinates(model)) is not None and chains > 1:
         first = largest_rhat(fit)
         if first > STUCK_RHAT:
-            refit = _sample(model.reparameterized(other), settings)
-            second = largest_rhat(refit)
             words = ", ".join(f"{f} {p}" for f, p in other.items() if p != parameterization_of(model.parameterization, f))
-            note = (f"chains stuck apart, R-hat {first:.2f}; refitted with {words}: R-hat {second:.2f}, "
-                    + ("kept" if second < first else "the first run kept"))
-            fit = refit if second < first else fit
+            try:
+                refit = _sample(model.reparameterized(other), settings)
+            except InitialPointError:  # the other coordinates could not start: the first run stands
+                note = f"chains stuck apart, R-hat {first:.2f}; with {words} the sampler could not start, the first run kept"
+            else:
+                second = largest_rhat(refit)
+                note = (f"chains stuck apart, R-hat {first:.2f}; refitted with {words}: R-hat {second:.2f}, "
+                        + ("kept" if second < first else "the first run kept"))
+                fit = refit if second < first else fit
             fit.idata.attrs["parameterization_refit"] = note
     if warn:
         for message in few_levels(model.design):

@@ -82,6 +82,23 @@ def test_a_saved_refitted_fit_loads_in_the_coordinates_it_was_drawn_in(refitted,
     np.testing.assert_allclose(loaded.summary()["mean"], refitted.summary()["mean"])
 
 
+def test_other_coordinates_that_cannot_start_leave_the_first_run(model, first, monkeypatch):
+    from hierbayes.errors import InitialPointError
+    from hierbayes.posterior import fitting
+
+    sample = fitting._sample
+
+    def refuses_the_other_coordinates(m, settings):
+        if m.refitted_from:
+            raise InitialPointError("the log density is not finite at the initial point")
+        return sample(m, settings)
+
+    monkeypatch.setattr(fitting, "_sample", refuses_the_other_coordinates)
+    fit = model.fit(**RUN)
+    assert fit.model is model and largest_rhat(fit) == largest_rhat(first)
+    assert fit.idata.attrs["parameterization_refit"].endswith("with g centered the sampler could not start, the first run kept")
+
+
 def test_a_parameterization_the_user_chose_is_kept(model):
     chosen = hb.Model("count ~ x + (x | g)", model.data, "poisson", priors=PRIORS, parameterization="non-centered")
     assert other_coordinates(chosen) is None

@@ -38,6 +38,7 @@ import pandas as pd
 
 import hierbayes as hb
 from hierbayes.lessons.calibration import Calibration, calibration_data
+from hierbayes.posterior.fitting import STUCK_RHAT
 
 HERE = Path(__file__).resolve().parent
 
@@ -236,15 +237,10 @@ def case_line(case: Case, cal: Calibration) -> str:
                 f"{cal.seconds:.0f}", f"{table['p_chi2'].min():.3f}", f"{table['p_pot_c'].min():.3f}", verdict])
 
 
-STUCK_RHAT = 1.05
-"""Where this report calls a refit's chains stuck apart. With 2 chains of 400 draws a converged fit's largest
-R-hat over seven parameters is often above the 1.01 that ``fit.diagnose()`` asks of a full fit; chains stuck in
-different places give 1.1 and more."""
-
-
 def chains_line(cal: Calibration) -> str:
-    """How many refits' chains were stuck apart, and the uniformity tests without them (a diagnosis: the
-    case's verdict stays the one over every refit)."""
+    """How many refits' chains were stuck apart (largest R-hat above ``fit()``'s own threshold for sampling
+    again, :data:`~hierbayes.posterior.fitting.STUCK_RHAT`), and the uniformity tests without them (a diagnosis:
+    the case's verdict stays the one over every refit)."""
     stuck = np.flatnonzero(cal.unconverged(STUCK_RHAT))
     if not len(stuck):
         return f"Chains stuck apart (largest R-hat above {STUCK_RHAT}): none of {cal.n_sims} refits."

@@ -54,9 +54,10 @@ def fit_model(model, *, draws: int = 1000, tune: int = 1000, chains: int = 4, co
     if adapt_parameterization and (other := other_coordinates(model)) is not None and chains > 1:
         first = largest_rhat(fit)
         if first > STUCK_RHAT:
-            words = ", ".join(f"{f} {p}" for f, p in other.items() if p != parameterization_of(model.parameterization, f))
+            other_model = model.reparameterized(other)
+            words = ", ".join(f"{f} {other[f]}" for f in other_model.refitted_from)
             try:
-                refit = _sample(model.reparameterized(other), settings)
+                refit = _sample(other_model, settings)
             except InitialPointError:  # the other coordinates could not start: the first run stands
                 note = f"chains stuck apart, R-hat {first:.2f}; with {words} the sampler could not start, the first run kept"
             else:

@@ -337,8 +337,10 @@ def run_sampler(build, data: Mapping[str, np.ndarray], key: Hashable, *, coords:
 
     if sampler == "numpyro":
         from hierbayes.model.marginal_likelihood import register_jax
+        from hierbayes.specification.families.logit_rows import register_jax as register_logit_rows_jax
 
         register_jax()  # the collapsed log-likelihood's JAX implementation
+        register_logit_rows_jax()  # and the logit rows' one
 
     def sample(accept: float, attempt: int) -> xr.DataTree:
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=_refit_seed(seed, attempt, sampler),

@@ -53,8 +53,9 @@ def bernoulli_logit_logp(y, eta):
     """Log likelihood of each 0/1 response ``y`` with logit ``eta``: ``y eta - log(1 + e^eta)``.
 
     PyMC's ``Bernoulli`` computes both branches of ``switch(y, log p, log(1 - p))`` for
-    every row, two softplus per row; this is one: the bernoulli 20k-row gradient went from
-    1.1 ms to about 0.65 ms (``bench/NOTES.md``).
+    every row, two softplus per row; this is one. Vectors of one length (the model's rows) go
+    through :func:`~hierbayes.specification.families.logit_rows.logit_rows`, one SIMD pass for the
+    log density and its gradient; other shapes through the same formula in PyTensor.
 
     >>> import numpy as np
     >>> y, eta = np.array([0.0, 1.0, 1.0]), np.array([-2.0, 0.5, 40.0])
@@ -62,7 +63,18 @@ def bernoulli_logit_logp(y, eta):
     >>> bool(np.allclose(bernoulli_logit_logp(pt.as_tensor(y), pt.as_tensor(eta)).eval(), exact, rtol=1e-14))
     True
     """
+    if _rows_of_one_length(y, eta):
+        from hierbayes.specification.families.logit_rows import logit_rows
+
+        return logit_rows(y, eta)[0]
     return y * eta - _log1p_exp(eta)
+
+
+def _rows_of_one_length(*vectors) -> bool:
+    """Whether the one-pass Op (:mod:`~hierbayes.specification.families.logit_rows`) takes these: vectors
+    that do not broadcast against each other. Other shapes (draws x rows) keep the PyTensor graph."""
+    vectors = [pt.as_tensor_variable(v) for v in vectors]
+    return all(v.ndim == 1 and v.type.broadcastable == vectors[0].type.broadcastable for v in vectors)
 
 
 def binomial_logit_logp(y, n, eta):
@@ -77,6 +89,10 @@ def binomial_logit_logp(y, n, eta):
     True
     """
     log_choose = pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
+    if _rows_of_one_length(y, eta) and (pt.as_tensor_variable(n).ndim == 0 or _rows_of_one_length(y, n)):
+        from hierbayes.specification.families.logit_rows import logit_rows
+
+        return log_choose + logit_rows(y, eta, n)[0]
     return log_choose + y * eta - n * _log1p_exp(eta)
 
 

@@ -184,12 +184,14 @@ FIT_BOTH = textwrap.dedent("""
     import sys
     import numpy as np
     sys.path.insert(0, {bench!r})
-    from suite import crossed, poisson_intercept
+    from suite import bernoulli_slope, crossed, poisson_intercept
     import hierbayes as hb
 
-    # each differed between the two processes before (poisson at 1e-11, crossed on another path)
+    # each differed between the two processes before (poisson at 1e-11, crossed on another path);
+    # bernoulli's rows go through hierbayes's own SIMD Op (specification/families/logit_rows.py)
     models = {{"poisson": hb.Model("y ~ x + (1 | g)", poisson_intercept(4000, 100), family="poisson"),
-               "crossed": hb.Model("y ~ x + (1 | item) + (1 | rater)", crossed(600, 20, 15))}}
+               "crossed": hb.Model("y ~ x + (1 | item) + (1 | rater)", crossed(600, 20, 15)),
+               "bernoulli": hb.Model("y ~ x + (1 | g)", bernoulli_slope(2000, 40), family="bernoulli")}}
     out = {{}}
     for name, model in models.items():
         fit = model.fit(draws=100, tune=100, chains=2, seed=3, progressbar=False, warn=False)
@@ -216,7 +218,7 @@ def test_a_fresh_machine_gives_the_draws_of_every_later_process(tmp_path):
         assert done.returncode == 0, f"the {run} process failed:\n{done.stderr[-3000:]}"
         runs.append(dict(np.load(tmp_path / f"{run}.npz")))
     cold, warm = runs
-    for name in ("crossed", "poisson"):
+    for name in ("crossed", "poisson", "bernoulli"):
         assert cold[f"{name}/build"] > 0 and warm[f"{name}/build"] == 0  # compiled, then loaded
         assert warm[f"{name}/compile"] < 5  # the fast path: loaded, not compiled
     assert cold.keys() == warm.keys()

@@ -47,6 +47,8 @@ from numba.extending import intrinsic
 from pytensor.gradient import DisconnectedType, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch import basic as numba_basic
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 __all__ = ["LogitRows", "logit_rows", "logit_rows_numpy"]
 
@@ -108,13 +110,15 @@ def _source_version() -> int:
 def logit_rows_numpy(y, eta, n=1.0) -> tuple[np.ndarray, np.ndarray]:
     """Each row's log density and score in NumPy: ``perform``'s implementation and the tests' reference.
 
+    The same formula as the kernel, with NumPy's ``exp`` and ``log1p``.
+
     >>> logp, score = logit_rows_numpy(np.array([1.0]), np.array([0.0]))
     >>> float(logp[0]), float(score[0])
     (-0.6931471805599453, 0.5)
     """
     y, eta, n = (np.asarray(v, dtype="float64") for v in (y, eta, n))
     e = np.exp(-np.abs(eta))
-    logp = (y * eta - n * np.maximum(eta, 0.0)) - n * np.log1p(e)
+    logp = (y - np.where(eta > 0.0, n, 0.0)) * eta - n * np.log1p(e)
     score = y - n * np.where(eta >= 0.0, 1.0, e) / (1.0 + e)
     return logp, score
 
@@ -157,38 +161,49 @@ class LogitRows(Op):
 _OP = LogitRows()
 
 
-def logit_rows(y, eta, n=None):
-    """Each row's log density of ``y`` successes in ``n`` trials (default 1) at logit ``eta``, and its score.
+def logit_rows(y: pt.TensorLike, eta: pt.TensorLike, n: pt.TensorLike | None = None) -> list[pt.TensorVariable]:
+    """Each row's log density of ``y`` successes in ``n`` trials at logit ``eta``, and its score.
 
-    Vectors of equal length; ``n`` may be one value for all rows. Returns the two PyTensor vectors.
+    Parameters
+    ----------
+    y, eta : vector
+        Successes and linear predictors, one per row (PyTensor or NumPy).
+    n : vector, scalar or None
+        Trials per row, or one number for all rows; None is 1 (bernoulli).
+
+    Returns
+    -------
+    list of two PyTensor vectors
+        ``log p`` and ``d log p / d eta`` of each row.
+
+    Examples
+    --------
+    >>> logp, score = logit_rows(np.array([1.0, 0.0]), np.array([0.0, 0.0]))
+    >>> logp.eval().round(4).tolist(), score.eval().tolist()
+    ([-0.6931, -0.6931], [0.5, -0.5])
     """
     n = pt.ones(1) if n is None else pt.as_tensor_variable(n)
     if n.ndim == 0:
         n = n[None]
-    _register_numba()
     return _OP(y, n, eta)
 
 
-@cache
-def _register_numba() -> None:
-    """Give the Op its numba implementation (once, when a model first uses it)."""
-    from pytensor.link.numba.dispatch import basic as numba_basic
-    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+@register_funcify_default_op_cache_key(LogitRows)
+def numba_funcify_logit_rows(op, node, **kwargs):
+    """The numba implementation: :func:`_rows_kernel` into two new vectors."""
+    # "contract" only (fused multiply-adds): the polynomials' order is kept and NaN propagates
+    kernel = numba_basic.numba_njit(_rows_kernel, fastmath={"contract"}, error_model="numpy")
 
-    @register_funcify_default_op_cache_key(LogitRows)
-    def numba_funcify_logit_rows(op, node, **kwargs):
-        # "contract" only (fused multiply-adds): the polynomials' order is kept and NaN propagates
-        kernel = numba_basic.numba_njit(_rows_kernel, fastmath={"contract"}, error_model="numpy")
+    @numba_basic.numba_njit
+    def logit_rows_op(y, n, eta):
+        if y.shape[0] != eta.shape[0] or (n.shape[0] != 1 and n.shape[0] != eta.shape[0]):
+            raise ValueError("hierbayes: the logit rows' inputs differ in length")
+        logp, score = np.empty_like(eta), np.empty_like(eta)
+        kernel(y, n, eta, logp, score)
+        return logp, score
 
-        @numba_basic.numba_njit
-        def logit_rows_op(y, n, eta):
-            if y.shape[0] != eta.shape[0] or (n.shape[0] != 1 and n.shape[0] != eta.shape[0]):
-                raise ValueError("hierbayes: the logit rows' inputs differ in length")
-            logp, score = np.empty_like(eta), np.empty_like(eta)
-            kernel(y, n, eta, logp, score)
-            return logp, score
-
-        return logit_rows_op, _source_version()
+    # PyTensor's default cache key sees the Op, not the kernel: the salt changes with its source
+    return logit_rows_op, _source_version()
 
 
 @cache

@@ -232,6 +232,40 @@ def test_numpyro_sampler_fits_end_to_end(sleepstudy):
     assert int(fit.idata["sample_stats"]["diverging"].sum()) == 0
 
 
+def test_the_logit_rows_jax_implementation_matches():
+    """JAX (``sampler="numpyro"``) runs the logit rows' Op with JAX's own functions: the same numbers."""
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy.special import expit
+
+    from hierbayes.specification.families.logit_rows import logit_rows, register_jax
+
+    register_jax()
+    y, n, eta = (pt.dvector(name) for name in ("y", "n", "eta"))
+    rows = pytensor.function([y, n, eta], logit_rows(y, eta, n), mode="JAX")
+    yv, nv, etav = np.array([0.0, 2.0, 5.0]), np.array([1.0, 4.0, 5.0]), np.array([-2.0, 0.5, 3.0])
+    logp, score = rows(yv, nv, etav)
+    np.testing.assert_allclose(logp, yv * etav - nv * np.logaddexp(0, etav), rtol=1e-12)
+    np.testing.assert_allclose(score, yv - nv * expit(etav), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_numpyro_sampler_fits_a_bernoulli_model_like_nutpie():
+    """The numpyro path registers the logit rows' JAX implementation itself (``backend/sampling.py``)."""
+    from scipy.special import expit
+
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"x": rng.normal(size=400), "g": rng.integers(0, 8, 400).astype(str)})
+    data["y"] = (rng.random(400) < expit(0.8 * data["x"] - 0.5 + rng.normal(0, 0.5, 8)[data["g"].astype(int)])).astype(int)
+    model = hb.Model("y ~ x + (1 | g)", data, family="bernoulli")
+    settings = dict(draws=300, tune=300, chains=2, seed=2, progressbar=False, warn=False)
+    numpyro_fit, nutpie_fit = model.fit(sampler="numpyro", **settings), model.fit(**settings)
+    assert numpyro_fit.sampler == "numpyro"
+    ours, theirs = numpyro_fit.fixed_effects(), nutpie_fit.fixed_effects()
+    for term in ("Intercept", "x"):  # the same posterior: means within a third of a posterior SD
+        assert abs(ours.loc[term, "mean"] - theirs.loc[term, "mean"]) < ours.loc[term, "sd"] / 3, term
+
+
 @pytest.mark.slow
 def test_fit_many_on_a_local_cluster_matches_fitting_one_by_one(sleepstudy):
     from dask.distributed import Client, LocalCluster

@@ -102,18 +102,6 @@ def test_draws_by_rows_go_through_blockwise_row_by_row():
     np.testing.assert_allclose(batched(values), y * values - np.logaddexp(0, values), rtol=1e-13)
 
 
-def test_the_jax_implementation_matches():
-    pytest.importorskip("jax")
-    from hierbayes.specification.families.logit_rows import register_jax
-
-    register_jax()
-    y, eta = np.array([0.0, 2.0, 5.0]), np.array([-2.0, 0.5, 3.0])
-    n = np.array([1.0, 4.0, 5.0])
-    logp, score = compiled("JAX", True)(y, eta, n)
-    np.testing.assert_allclose(logp, y * eta - n * np.logaddexp(0, eta), rtol=1e-12)
-    np.testing.assert_allclose(score, y - n * expit(eta), rtol=1e-12)
-
-
 def test_a_bernoulli_models_log_density_runs_through_the_op():
     """The model's gradient uses the one-pass Op, not the graph of two transcendental calls a row."""
     import pandas as pd

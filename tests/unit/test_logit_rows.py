@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytensor
+import pytensor.tensor as pt
 import pytest
+from scipy.special import expit, logsumexp
 
-pytensor = pytest.importorskip("pytensor")
-import pytensor.tensor as pt  # noqa: E402
-from scipy.special import expit, logsumexp  # noqa: E402
-
-from hierbayes.specification.families.logit_rows import LogitRows, logit_rows, logit_rows_numpy  # noqa: E402
+from hierbayes.specification.families.logit_rows import LogitRows, logit_rows, logit_rows_numpy
 
 
 def exact_rows(y, eta, n):

@@ -8,8 +8,9 @@ The pipeline, one subpackage per stage (``docs/architecture.md`` draws it)::
     posterior/      draws -> Posterior: summaries, diagnostics, predictions, checks, pooling
     viz/            plots and the HTML report;   lessons/  teaching and calibration
 
-``api`` puts the stages behind ``hb.Model`` and ``hb.Fit``; ``cli`` is the command line,
-``io`` saves and loads fits. Lower stages never import higher ones.
+``api`` puts the stages behind ``hb.Model`` and ``hb.Fit``; ``cli`` is the command line;
+``posterior.saved`` saves and loads fits; ``common`` holds the errors every stage raises.
+Lower stages never import higher ones.
 
 Examples
 --------
@@ -22,7 +23,7 @@ Examples
 
 from hierbayes import datasets
 from hierbayes.api import Fit, Model, load
-from hierbayes.errors import (
+from hierbayes.common.errors import (
     BackendWarning,
     ConvergenceWarning,
     DataError,
@@ -31,6 +32,7 @@ from hierbayes.errors import (
     HierbayesError,
     PriorError,
 )
+from hierbayes.common.version import __version__
 from hierbayes.lessons.calibration import calibrate
 from hierbayes.lessons.clustered import icc_anova
 from hierbayes.lessons.teaching import compare_parameterizations
@@ -49,7 +51,6 @@ from hierbayes.specification.priors import (
     StudentT,
 )
 from hierbayes.specification.readers import read_data
-from hierbayes.version import __version__
 
 __all__ = [
     "Model", "Formula", "Fit", "compare", "load", "read_data", "datasets", "get_family", "register_family", "Family",

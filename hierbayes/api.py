@@ -24,11 +24,11 @@ from typing import Any
 
 import pandas as pd
 
-from hierbayes.io import load_fit, save_fit
 from hierbayes.model.definition import ModelDefinition
 from hierbayes.posterior.checking import prior_predictive
 from hierbayes.posterior.fit import Posterior
 from hierbayes.posterior.fitting import fit_model
+from hierbayes.posterior.saved import load_fit, save_fit
 
 __all__ = ["Model", "Fit", "load"]
 
@@ -96,7 +96,7 @@ class Fit(Posterior):
     __doc__ = Posterior.__doc__.replace(
         "\n\n    The posterior stage of the pipeline; :class:`hierbayes.Fit` adds plots, the MAP lesson and saving.", "")
 
-    # -- saving, plots and the MAP lesson (logic in io.py, viz/plots.py and lessons/teaching.py) ---
+    # -- saving, plots and the MAP lesson (logic in posterior/saved.py, viz/plots.py and lessons/teaching.py) ---
     def update(self, data=None, priors: Mapping[str, Any] | None = None, formula=None, **fit_kwargs) -> Fit:
         """Refit with changes, as brms's ``update()``: new data, other priors (merged into the ones you
         gave) or another formula, with this fit's sampler settings unless ``fit_kwargs`` change them.
@@ -127,7 +127,7 @@ class Fit(Posterior):
         """Write the fit to netCDF (or zarr for ``.zarr``) atomically; read it back with ``hb.load``.
 
         Only a fit saved by hierbayes is ever replaced, and only once the new one is complete;
-        see :func:`hierbayes.io.save_fit`.
+        see :func:`hierbayes.posterior.saved.save_fit`.
         """
         save_fit(self, path, format=format)
 
@@ -195,7 +195,7 @@ Model.fit_class = Fit
 
 def load(path: str | os.PathLike, namespace: Mapping[str, Any] | None = None) -> Fit:
     """Read a fit written by :meth:`Fit.save`, its model rebuilt from the stored formula, family,
-    priors and data (see :func:`hierbayes.io.load_fit`).
+    priors and data (see :func:`hierbayes.posterior.saved.load_fit`).
 
     Opening a file never runs code from it: the stored formula is checked as any formula is
     (:mod:`hierbayes.specification.evaluation`) before anything in it is evaluated.

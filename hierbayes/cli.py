@@ -61,8 +61,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hierbayes.backend.sampling import SAMPLERS
-from hierbayes.errors import ConvergenceWarning, DataWarning, FormulaError, HierbayesError
-from hierbayes.io import interrupts_deferred, ordinary_permissions
+from hierbayes.common.errors import ConvergenceWarning, DataWarning, FormulaError, HierbayesError
+from hierbayes.posterior.saved import interrupts_deferred, ordinary_permissions
 from hierbayes.viz.report import FACTOR_IMAGE, FACTOR_TABLE, IMAGE_STEMS, TABLE_STEMS, part_factors, report_stems
 
 __all__ = ["main", "DEMOS", "RUN_MANIFEST", "FIT_FILE", "REPORT_FILE", "write_run", "check_out", "run_files"]
@@ -257,7 +257,7 @@ def _write_files(fit, folder: Path, notes: list[str], about: dict) -> list[str]:
 
 
 def _version() -> str:
-    from hierbayes.version import __version__
+    from hierbayes.common.version import __version__
 
     return __version__
 

@@ -41,7 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
-from hierbayes.errors import BackendWarning
+from hierbayes.common.errors import BackendWarning
 
 __all__ = ["TESTED_VERSIONS", "package_version", "HookError", "fast_path_available", "record_failure", "warn_fallback", "reset",
            "quiet_blas", "make_functions", "prepare_dims_and_coords", "unconstrained_parameter", "make_user_data",

@@ -9,7 +9,7 @@ Safety
     The folder and its subfolders are created with mode 0700. Nothing is read from a folder (the cache
     folder, or the subfolder of the file) that is not owned by the current user or that its group or
     other users may write, nor from a file like that: such a cache is not used at all, and one
-    :class:`~hierbayes.errors.BackendWarning` per process says which folder and why. Fits then compile
+    :class:`~hierbayes.common.errors.BackendWarning` per process says which folder and why. Fits then compile
     their models as if the cache were empty and keep them in memory only.
 Integrity
     Every file is written whole or not at all (a temporary file in the same folder, flushed to the disk,
@@ -51,7 +51,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from hierbayes.errors import BackendWarning, HierbayesError
+from hierbayes.common.errors import BackendWarning, HierbayesError
 
 __all__ = ["MODELS", "CALLBACKS", "DEFAULT_MAX_MB", "MAX_MB_VARIABLE", "cache_dir", "max_bytes", "problem", "read",
            "write", "discard", "is_ours", "usage", "clear", "CacheUsage", "Cleared", "reset"]

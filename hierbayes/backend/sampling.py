@@ -36,8 +36,8 @@ import xarray as xr
 from hierbayes.backend import compat, disk_cache
 from hierbayes.backend.compiled_cache import compile_model, detached, load_model, with_data
 from hierbayes.backend.public import compile_public, refit
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import HierbayesError, InitialPointError, SamplingInterrupted
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import HierbayesError, InitialPointError, SamplingInterrupted
 
 pm = deferred_import("pymc")
 
@@ -99,7 +99,7 @@ def check_seed(seed, sampler: str) -> int:
     >>> check_seed(-1, "nutpie")
     Traceback (most recent call last):
     ...
-    hierbayes.errors.HierbayesError: seed must be a whole number from 0 to 2**64 - 1 for the nutpie sampler, not -1
+    hierbayes.common.errors.HierbayesError: seed must be a whole number from 0 to 2**64 - 1 for the nutpie sampler, not -1
     """
     if seed is None:
         return int(np.random.default_rng().integers(2**31))

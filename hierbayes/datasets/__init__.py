@@ -20,7 +20,7 @@ from importlib import resources
 
 import pandas as pd
 
-from ..errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 
 __all__ = ["load", "names"]
 

@@ -29,7 +29,7 @@ Simulated data sets that the model refuses (a constant response, such as all zer
 bernoulli model with an extreme intercept) are discarded together with their parameter
 draw. The rejection depends on the data only, so the posterior of every kept data set is
 unchanged and the ranks stay uniform. A refit whose sampler cannot start
-(:class:`~hierbayes.errors.InitialPointError`: the log density is not finite at the initial
+(:class:`~hierbayes.common.errors.InitialPointError`: the log density is not finite at the initial
 point, which extreme simulated data under priors held fixed can cause) is counted in
 :attr:`Calibration.unstarted` and skipped the same way; unlike a rejection it also depends on the
 sampler's start, so a case with many is reported, not silently passed.
@@ -73,7 +73,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from hierbayes.errors import DataError, DataWarning, HierbayesError, InitialPointError
+from hierbayes.common.errors import DataError, DataWarning, HierbayesError, InitialPointError
 from hierbayes.lessons.simulation import draw_prior, ordered_labels, simulate_truth, tracked_parameters, with_response
 from hierbayes.model.definition import ModelDefinition
 from hierbayes.posterior.diagnostics import RHAT_MAX
@@ -115,7 +115,7 @@ class Calibration:
     rejected : int
         Simulated data sets the model refused (see the module notes).
     unstarted : int
-        Refits whose sampler could not start (:class:`~hierbayes.errors.InitialPointError`), skipped.
+        Refits whose sampler could not start (:class:`~hierbayes.common.errors.InitialPointError`), skipped.
     rhat : ndarray (n_sims,) or None
         Each refit's largest R-hat (rank-normalized split R-hat) over its summary's parameters
         (:func:`~hierbayes.posterior.fitting.largest_rhat`): above

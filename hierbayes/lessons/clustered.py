@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hierbayes.errors import DataError, did_you_mean
+from hierbayes.common.errors import DataError, did_you_mean
 
 __all__ = ["icc_anova"]
 

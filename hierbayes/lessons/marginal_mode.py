@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import ConvergenceWarning
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import ConvergenceWarning
 from hierbayes.model.collapsed import MAX_COEFS, nested_statistics, nesting, sufficient_statistics
 from hierbayes.model.coordinates import factor_blocks
 from hierbayes.specification.linear_predictor import design_effects

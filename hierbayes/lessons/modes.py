@@ -18,7 +18,7 @@ gaussian model, with no priors, it is lme4's maximum-likelihood estimate
 **The posterior mean** averages over the whole posterior, SDs and effects together: what
 every hierbayes table reports. :func:`compare_map` puts the three side by side.
 
-A non-converged optimizer gives NaN and a :class:`~hierbayes.errors.ConvergenceWarning`
+A non-converged optimizer gives NaN and a :class:`~hierbayes.common.errors.ConvergenceWarning`
 naming it, never its last point.
 
 Examples
@@ -44,7 +44,7 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.backend.compat import quiet_blas
-from hierbayes.errors import ConvergenceWarning
+from hierbayes.common.errors import ConvergenceWarning
 from hierbayes.lessons.marginal_mode import marginal_mode
 from hierbayes.model.coordinates import hierarchical_centering
 from hierbayes.model.pymc_model import build_model
@@ -197,7 +197,7 @@ def map_estimate(model, scale: Mapping[str, float], parameterization: str | Mapp
         ...; dims ``chain`` and ``draw`` of size 1), and the SD labels that collapsed.
         ``attrs``: ``converged`` (scipy's success flag of the last optimization) and
         ``message``. When it did not converge every value is NaN and a
-        :class:`~hierbayes.errors.ConvergenceWarning` says so.
+        :class:`~hierbayes.common.errors.ConvergenceWarning` says so.
     """
     design = model.design
     centering = hierarchical_centering(design, model.parameterization) if parameterization is None else None
@@ -259,7 +259,7 @@ def compare_map(fit, prob: float | None = None, parameterization: str | Mapping[
         ``attrs``: ``collapsed`` (the SDs whose joint mode is at zero), ``converged``
         (``{"joint_map": bool, "marginal_mode": bool}``) and ``notes`` (one sentence per column
         left empty, saying why). A column whose optimizer did not converge is NaN, with a
-        :class:`~hierbayes.errors.ConvergenceWarning` naming it.
+        :class:`~hierbayes.common.errors.ConvergenceWarning` naming it.
 
     Examples
     --------

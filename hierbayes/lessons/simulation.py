@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 from hierbayes.model import data as _data
 from hierbayes.specification.linear_predictor import design_effects, linear_predictor
 from hierbayes.specification.names import THRESHOLD_DIM, THRESHOLDS, FactorNames, FixedNames, cor_pair, threshold_coords

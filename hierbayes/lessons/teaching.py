@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import DataWarning, HierbayesError
 from hierbayes.lessons.modes import compare_map, map_estimate
 
 plt = deferred_import("matplotlib.pyplot")

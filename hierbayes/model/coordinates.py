@@ -28,7 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.specification.design import Design
 
 pt = deferred_import("pytensor.tensor")

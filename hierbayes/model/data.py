@@ -21,8 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import DataError
 from hierbayes.model.coordinates import (
     fixed_slopes,
     hierarchical_centering,

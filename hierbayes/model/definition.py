@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
 from hierbayes.model.coordinates import centres_intercept_only, parameterization_of, sampled_design

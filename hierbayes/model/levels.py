@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.model.coordinates import helmert_rest
 
 pm = deferred_import("pymc")

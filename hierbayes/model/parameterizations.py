@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.model.coordinates import (
     effect_means,
     factor_blocks,

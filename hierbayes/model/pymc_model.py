@@ -38,7 +38,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.model.coordinates import (
     centred_slopes,
     centring_shift,

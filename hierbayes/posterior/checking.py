@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.common.errors import DataWarning, HierbayesError
 from hierbayes.model.data import response_name
 from hierbayes.posterior.predict import CATEGORY_DIM, OBS_DIM, new_rows, observed_data, predict, predict_rows
 from hierbayes.posterior.summaries import draw_stats

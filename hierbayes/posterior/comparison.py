@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.common.errors import DataWarning, HierbayesError
 from hierbayes.posterior.checking import loo_with_message
 from hierbayes.posterior.fit import Posterior
 

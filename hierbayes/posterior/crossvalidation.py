@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from hierbayes.errors import DataWarning, HierbayesError
+from hierbayes.common.errors import DataWarning, HierbayesError
 from hierbayes.posterior.parallel import check_client, fit_many, fold_seeds
 from hierbayes.specification.formula import Formula
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects

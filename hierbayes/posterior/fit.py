@@ -22,7 +22,8 @@ import pandas as pd
 import xarray as xr
 
 from hierbayes.backend.sampling import describe_attempts
-from hierbayes.errors import ConvergenceWarning, HierbayesError
+from hierbayes.common.errors import ConvergenceWarning, HierbayesError
+from hierbayes.common.version import __version__
 from hierbayes.model.collapsed import collapse_reason
 from hierbayes.model.data import model_coords, response_name
 from hierbayes.model.parameterization import describe as describe_parameterization
@@ -32,7 +33,6 @@ from hierbayes.posterior.summaries import draw_stats, format_table, interval_nam
 from hierbayes.specification.linear_predictor import fixed_effect_draws, linear_predictor, posterior_effects
 from hierbayes.specification.names import FIXED_DIM, FIXED_EFFECTS, FactorNames, FixedNames
 from hierbayes.specification.parameters import Parameter, model_parameters
-from hierbayes.version import __version__
 
 __all__ = ["Posterior", "NO_GROUPS", "formula_links"]
 
@@ -395,7 +395,7 @@ class Posterior:
         return check_convergence(self.idata["sample_stats"].to_dataset(), table)
 
     def warn_if_unconverged(self) -> bool:
-        """Warn (:class:`~hierbayes.errors.ConvergenceWarning`) for every failed check; True if all pass."""
+        """Warn (:class:`~hierbayes.common.errors.ConvergenceWarning`) for every failed check; True if all pass."""
         checks = self.diagnostics()
         failed = checks[~checks["ok"]]
         for message in failed["message"]:

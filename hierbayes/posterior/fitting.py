@@ -20,7 +20,7 @@ from __future__ import annotations
 import warnings
 
 from hierbayes.backend.sampling import run_sampler
-from hierbayes.errors import DataWarning, InitialPointError
+from hierbayes.common.errors import DataWarning, InitialPointError
 from hierbayes.model import collapsed as _collapsed
 from hierbayes.model import data as _data
 from hierbayes.model.coordinates import parameterization_of, sampled_design

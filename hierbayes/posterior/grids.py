@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hierbayes.errors import HierbayesError, did_you_mean
+from hierbayes.common.errors import HierbayesError, did_you_mean
 from hierbayes.specification.evaluation import expression_variables
 
 __all__ = ["formula_designs", "predictor_columns", "fixed_predictors", "is_categorical", "levels_of", "fitting_rows",

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.errors import HierbayesError, did_you_mean
+from hierbayes.common.errors import HierbayesError, did_you_mean
 from hierbayes.posterior.summaries import parameter_draws
 from hierbayes.specification.parameters import group_effect_parameters
 

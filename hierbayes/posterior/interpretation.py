@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.errors import DataError, HierbayesError, did_you_mean
+from hierbayes.common.errors import DataError, HierbayesError, did_you_mean
 from hierbayes.posterior.grids import (
     check_predictor,
     data_grid,

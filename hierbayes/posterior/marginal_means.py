@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 from hierbayes.posterior.grids import check_predictor, is_categorical, levels_of, reference_grid
 from hierbayes.posterior.interpretation import frame_draws, group_average, per_category, summarise
 from hierbayes.posterior.predict import CATEGORY_DIM

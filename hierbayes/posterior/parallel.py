@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 
 __all__ = ["fit_many", "fold_seeds", "check_client"]
 
@@ -53,7 +53,7 @@ def check_client(client) -> None:
     >>> check_client("tcp://127.0.0.1:8786")
     Traceback (most recent call last):
     ...
-    hierbayes.errors.HierbayesError: client must be a dask.distributed.Client (or None), not str; connect with Client('tcp://127.0.0.1:8786')
+    hierbayes.common.errors.HierbayesError: client must be a dask.distributed.Client (or None), not str; connect with Client('tcp://127.0.0.1:8786')
     """
     try:
         from dask.distributed import Client

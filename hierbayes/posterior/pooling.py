@@ -73,7 +73,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 from hierbayes.posterior.part_pooling import part_complete_pooling, part_no_pooling
 from hierbayes.posterior.summaries import draw_stats, interval_names
 from hierbayes.specification.design import Design

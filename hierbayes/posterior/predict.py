@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.errors import DataError, HierbayesError
+from hierbayes.common.errors import DataError, HierbayesError
 from hierbayes.model.data import response_name
 from hierbayes.posterior.summaries import draw_stats
 from hierbayes.specification.additions import drawn_arguments

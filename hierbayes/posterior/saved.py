@@ -10,7 +10,7 @@ from those, which restores the whole design state (level names, categorical leve
 draws; summaries, plots and predictions of the loaded fit are those of the original.
 
 A file written by another hierbayes version, a file that is not a hierbayes fit, or a
-damaged file raises :class:`~hierbayes.errors.HierbayesError`.
+damaged file raises :class:`~hierbayes.common.errors.HierbayesError`.
 
 Saving never loses work: the fit is written to a temporary file (or folder) beside the
 target and renamed into place only when complete, so a save that fails (a full disk) or is
@@ -50,13 +50,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.errors import DataWarning, FormulaError, HierbayesError
+from hierbayes.common.errors import DataWarning, FormulaError, HierbayesError
+from hierbayes.common.version import __version__
 from hierbayes.specification.columns import used_columns
 from hierbayes.specification.families import get_family
 from hierbayes.specification.formula import Formula
 from hierbayes.specification.names import FixedNames, factor_dim
 from hierbayes.specification.priors import Prior
-from hierbayes.version import __version__
 
 __all__ = ["save_fit", "load_fit", "FORMAT_VERSION", "FORMATS", "interrupts_deferred", "ordinary_permissions",
            "saved_fit_attrs"]

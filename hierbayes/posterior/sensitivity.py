@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.model.coordinates import fixed_slopes
 from hierbayes.posterior.summaries import parameter_draws
 from hierbayes.specification.names import FactorNames

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError, FormulaError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import DataError, FormulaError
 from hierbayes.specification.formula import Response, is_number
 
 pm = deferred_import("pymc")
@@ -60,7 +60,7 @@ DRAWN = ("lb", "ub", "se")
 
 
 def check_additions(response: Response, family) -> None:
-    """Refuse an addition term the ``family`` does not take (a :class:`~hierbayes.errors.FormulaError`
+    """Refuse an addition term the ``family`` does not take (a :class:`~hierbayes.common.errors.FormulaError`
     naming the term and the family), before any data are read.
 
     >>> from hierbayes.specification.formula import parse
@@ -68,7 +68,7 @@ def check_additions(response: Response, family) -> None:
     >>> check_additions(parse("y | se(s) ~ 1").response, get_family("poisson"))
     Traceback (most recent call last):
     ...
-    hierbayes.errors.FormulaError: se(s) is a known standard error of a gaussian response; the poisson family ...
+    hierbayes.common.errors.FormulaError: se(s) is a known standard error of a gaussian response; the poisson family ...
     """
     for a in response.additions:
         term = str(a)

@@ -16,7 +16,7 @@ import keyword
 from collections.abc import Collection
 from dataclasses import replace
 
-from hierbayes.errors import DataError, FormulaError
+from hierbayes.common.errors import DataError, FormulaError
 from hierbayes.specification.evaluation import formula_variables, known_columns
 from hierbayes.specification.formula import MAX_TERMS, ModelSpec, dot_positions
 

@@ -36,7 +36,7 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
-from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
+from hierbayes.common.errors import DataError, DataWarning, FormulaError, HierbayesError
 from hierbayes.specification.additions import addition_data, check_additions
 from hierbayes.specification.columns import as_arithmetic, expand_dot, expression_columns, used_columns
 from hierbayes.specification.evaluation import check_namespace, evaluation_context, formula_variables
@@ -149,7 +149,7 @@ class Design:
 
     def check_part(self, part: str | None) -> Design:
         """The design of ``part``'s formula (``"sigma"``; None: the mean's, this one); a
-        :class:`~hierbayes.errors.HierbayesError` naming the parts there are when it has none."""
+        :class:`~hierbayes.common.errors.HierbayesError` naming the parts there are when it has none."""
         if part is None:
             return self
         design = self.part_design(part)
@@ -192,7 +192,7 @@ class Design:
         return tuple(c for b in self.blocks if b.factor == factor for c in b.coef_names)
 
     def check_factor(self, factor: str) -> FactorDesign:
-        """The levels of grouping factor ``factor``; a :class:`~hierbayes.errors.HierbayesError` naming
+        """The levels of grouping factor ``factor``; a :class:`~hierbayes.common.errors.HierbayesError` naming
         the model's factors if it has no such factor, or saying that it has none (complete pooling).
 
         >>> import pandas as pd
@@ -202,7 +202,7 @@ class Design:
         >>> make_design(parse("y ~ x"), df, get_family("gaussian")).check_factor("g")
         Traceback (most recent call last):
         ...
-        hierbayes.errors.HierbayesError: 'g' is not a grouping factor: the model y ~ x has no grouping factor ...
+        hierbayes.common.errors.HierbayesError: 'g' is not a grouping factor: the model y ~ x has no grouping factor ...
         """
         if factor in self.factors:
             return self.factors[factor]
@@ -350,7 +350,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame, family: Family, na_action: 
     family : Family
     na_action : {"drop", "error"}
         Rows with missing values in used columns are dropped with a
-        :class:`~hierbayes.errors.DataWarning` (``"drop"``) or refused (``"error"``).
+        :class:`~hierbayes.common.errors.DataWarning` (``"drop"``) or refused (``"error"``).
     namespace : dict, optional
         Functions and values the formula may use besides the data's columns and the
         documented transforms (:mod:`hierbayes.specification.evaluation`).

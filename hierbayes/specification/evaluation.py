@@ -16,7 +16,7 @@ restricted namespace and checks every expression's syntax tree first:
   ``globals``, ``locals``, ``vars`` and the like, lambdas, comprehensions, ``:=`` and
   f-strings are refused.
 
-Anything else raises :class:`~hierbayes.errors.FormulaError` naming the offending name,
+Anything else raises :class:`~hierbayes.common.errors.FormulaError` naming the offending name,
 with a caret under it in the formula. formulaic is then given only
 :func:`evaluation_context` (its own documented transforms stay available), never the
 caller's variables.
@@ -28,7 +28,7 @@ Examples
 >>> formula_variables("I(__import__('os').system('ls'))", ["x"])
 Traceback (most recent call last):
 ...
-hierbayes.errors.FormulaError: '__import__' may not be used in a formula: ...
+hierbayes.common.errors.FormulaError: '__import__' may not be used in a formula: ...
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.code import sanitize_variable_names
 
-from hierbayes.errors import DataError, FormulaError, HierbayesError, did_you_mean
+from hierbayes.common.errors import DataError, FormulaError, HierbayesError, did_you_mean
 
 __all__ = ["FUNCTIONS", "NUMPY_NAMES", "CONTRASTS", "formula_variables", "expression_variables", "formula_factors",
            "evaluation_context", "check_namespace", "column_list", "known_columns"]

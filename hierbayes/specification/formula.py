@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from hierbayes.errors import FormulaError
+from hierbayes.common.errors import FormulaError
 
 __all__ = ["Addition", "ADDITION_TERMS", "Block", "Response", "ModelSpec", "Formula", "parse", "check_parts",
            "dot_positions", "MAX_TERMS"]
@@ -239,7 +239,7 @@ def check_parts(spec: ModelSpec, family) -> None:
     >>> check_parts(parse(Formula("y ~ x", sigma="~ x")), get_family("bernoulli"))
     Traceback (most recent call last):
     ...
-    hierbayes.errors.FormulaError: the bernoulli family has no parameter 'sigma'; its parameters are: none
+    hierbayes.common.errors.FormulaError: the bernoulli family has no parameter 'sigma'; its parameters are: none
     """
     own = [name for name, _ in family.parameters]
     for part in spec.parts:

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.specification.names import THRESHOLDS
 
 pm = deferred_import("pymc")

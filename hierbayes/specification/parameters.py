@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hierbayes.errors import DataError, PriorError, did_you_mean
+from hierbayes.common.errors import DataError, PriorError, did_you_mean
 from hierbayes.specification import priors as P
 from hierbayes.specification.design import Design
 from hierbayes.specification.families import Family

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import PriorError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import PriorError
 
 pm = deferred_import("pymc")
 stats = deferred_import("scipy.stats")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hierbayes.errors import DataError
+from hierbayes.common.errors import DataError
 
 __all__ = ["read_data", "as_pandas", "DELIMITERS", "PARQUET_SUFFIXES"]
 
@@ -52,7 +52,7 @@ def as_pandas(data, what: str = "data") -> pd.DataFrame:
     >>> as_pandas([1, 2])
     Traceback (most recent call last):
     ...
-    hierbayes.errors.DataError: data must be a dataframe (pandas, polars, a pyarrow table, ...), got builtins.list
+    hierbayes.common.errors.DataError: data must be a dataframe (pandas, polars, a pyarrow table, ...), got builtins.list
     """
     if isinstance(data, pd.DataFrame):
         return data

@@ -33,7 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 from hierbayes.posterior.grids import (
     CONDITIONAL_POINTS,
     conditional_grid,

@@ -41,7 +41,7 @@ from matplotlib.text import Annotation
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 from scipy import stats
 
-from hierbayes.errors import HierbayesError, did_you_mean
+from hierbayes.common.errors import HierbayesError, did_you_mean
 from hierbayes.posterior.checking import SAMPLE_DRAWS, SAMPLE_ROWS, count_frequencies, predictive_sample
 from hierbayes.posterior.pooling import check_coefficient, pooling, population_draws
 from hierbayes.posterior.summaries import interval_names, parameter_draws

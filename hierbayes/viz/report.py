@@ -34,12 +34,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
+from hierbayes.common.version import __version__
 from hierbayes.posterior.diagnostics import few_levels
 from hierbayes.posterior.fit import NO_GROUPS, formula_links
 from hierbayes.posterior.summaries import format_table
 from hierbayes.specification.names import file_stem, part_label
-from hierbayes.version import __version__
 
 __all__ = ["report_images", "report_tables", "render_report", "write_report", "report_stems", "factor_stem",
            "part_factors",

@@ -17,7 +17,7 @@ import pytest
 
 import hierbayes as hb
 import hierbayes.lessons.calibration as calibration
-from hierbayes.errors import HierbayesError, InitialPointError
+from hierbayes.common.errors import HierbayesError, InitialPointError
 from hierbayes.lessons.calibration import calibration_data
 from hierbayes.lessons.simulation import draw_prior, simulate_truth, with_response
 from hierbayes.model.definition import ModelDefinition

@@ -83,7 +83,7 @@ def test_a_saved_refitted_fit_loads_in_the_coordinates_it_was_drawn_in(refitted,
 
 
 def test_other_coordinates_that_cannot_start_leave_the_first_run(model, first, monkeypatch):
-    from hierbayes.errors import InitialPointError
+    from hierbayes.common.errors import InitialPointError
     from hierbayes.posterior import fitting
 
     sample = fitting._sample

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import hierbayes as hb
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 from hierbayes.lessons.calibration import (
     Calibration,
     calibrate,

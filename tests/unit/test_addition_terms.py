@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 import hierbayes as hb
-from hierbayes.errors import DataError, FormulaError
+from hierbayes.common.errors import DataError, FormulaError
 from hierbayes.model.collapsed import collapse_reason
 from hierbayes.posterior.predict import new_rows
 from hierbayes.specification.families import get_family

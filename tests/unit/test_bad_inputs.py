@@ -1,7 +1,7 @@
 """Every row of docs/bad-inputs.md, through the Python API and through the command line.
 
 A row's data start from sleepstudy (180 rows, Reaction, Days, Subject) and are changed to
-carry one fault. Through Python the fault raises a :class:`~hierbayes.errors.HierbayesError`
+carry one fault. Through Python the fault raises a :class:`~hierbayes.common.errors.HierbayesError`
 (or warns) with a message naming the column, term or value; through the command line it
 gives exit code 2 with that message on stderr and no traceback (or, for the warnings,
 exit 0 with the warning on stderr), and no output folder. Nothing here compiles a model.
@@ -28,7 +28,7 @@ import pytest
 
 import hierbayes as hb
 from hierbayes import cli
-from hierbayes.errors import DataError, DataWarning, FormulaError, HierbayesError
+from hierbayes.common.errors import DataError, DataWarning, FormulaError, HierbayesError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md"
 BASE = "Reaction ~ Days + (Days | Subject)"

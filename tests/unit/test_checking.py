@@ -17,7 +17,7 @@ from test_predict import FIT, TRUE, data, fake_fit, fit, scaled_fit, small  # no
 import hierbayes as hb
 from hierbayes.posterior.checking import pareto_k_message
 
-pytestmark = pytest.mark.filterwarnings("ignore::hierbayes.errors.DataWarning")  # Pareto k of 10-row subjects
+pytestmark = pytest.mark.filterwarnings("ignore::hierbayes.common.errors.DataWarning")  # Pareto k of 10-row subjects
 
 
 def test_posterior_predictive_is_stored_for_arviz_and_has_the_fitted_noise(fit):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import hierbayes as hb
-from hierbayes.errors import DataError, DataWarning, FormulaError
+from hierbayes.common.errors import DataError, DataWarning, FormulaError
 from hierbayes.specification.columns import used_columns
 from hierbayes.specification.design import make_design
 from hierbayes.specification.families import get_family

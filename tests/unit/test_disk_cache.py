@@ -15,7 +15,7 @@ import pytest
 from hierbayes import cli
 from hierbayes.backend import disk_cache
 from hierbayes.backend.disk_cache import CALLBACKS, MODELS
-from hierbayes.errors import BackendWarning, HierbayesError
+from hierbayes.common.errors import BackendWarning, HierbayesError
 
 ENTRY = "a" * 64 + ".pkl"
 CALLBACK = "callback-" + "b" * 64 + ".nbc"

@@ -15,7 +15,7 @@ import pytest
 from test_predict import fake_fit
 
 import hierbayes as hb
-from hierbayes.errors import DataError, FormulaError
+from hierbayes.common.errors import DataError, FormulaError
 from hierbayes.posterior.predict import new_rows
 from hierbayes.specification.design import level_label
 from hierbayes.specification.formula import MAX_TERMS, parse

@@ -19,7 +19,7 @@ import xarray as xr
 from scipy import stats
 
 import hierbayes as hb
-from hierbayes.errors import DataError, DataWarning, FormulaError
+from hierbayes.common.errors import DataError, DataWarning, FormulaError
 from hierbayes.model.data import response_name
 from hierbayes.posterior.predict import new_rows, predict_rows
 from hierbayes.specification.families import get_family

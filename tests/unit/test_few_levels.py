@@ -19,7 +19,7 @@ def two_levels(seed: int = 3) -> pd.DataFrame:
                          "x": x, "g": g})
 
 
-@pytest.mark.filterwarnings("ignore::hierbayes.errors.ConvergenceWarning")  # 100 draws of a 2-level SD
+@pytest.mark.filterwarnings("ignore::hierbayes.common.errors.ConvergenceWarning")  # 100 draws of a 2-level SD
 def test_a_two_level_factor_warns_at_fit_time_and_in_the_summary():
     model = hb.Model("y ~ x + (1 | g)", two_levels())
     with pytest.warns(hb.DataWarning, match="grouping factor 'g' has only 2 levels") as record:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import hierbayes as hb
-from hierbayes.errors import ConvergenceWarning, HierbayesError
+from hierbayes.common.errors import ConvergenceWarning, HierbayesError
 
 KW = dict(draws=300, tune=300, chains=2, seed=5, progressbar=False, warn=False)
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from hierbayes.errors import FormulaError
+from hierbayes.common.errors import FormulaError
 from hierbayes.specification.formula import Block, Response, parse
 
 

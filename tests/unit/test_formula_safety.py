@@ -2,7 +2,7 @@
 
 Every attack below would run ``os.system`` (or read a file, or reach Python's internals)
 if formulaic evaluated the formula with Python's full ``eval``; each must be refused
-with a :class:`~hierbayes.errors.FormulaError` naming the offending name, before anything
+with a :class:`~hierbayes.common.errors.FormulaError` naming the offending name, before anything
 is evaluated, and the sentinel file must never appear. The documented transforms keep
 working, and the user's own functions work when passed explicitly (``namespace=``),
 when predicting and when loading.
@@ -22,7 +22,7 @@ from test_predict import fake_fit
 
 import hierbayes as hb
 from hierbayes import cli
-from hierbayes.errors import DataError, FormulaError
+from hierbayes.common.errors import DataError, FormulaError
 from hierbayes.specification.design import make_design
 from hierbayes.specification.evaluation import FUNCTIONS, evaluation_context, formula_variables
 from hierbayes.specification.families import get_family

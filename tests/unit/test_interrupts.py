@@ -2,7 +2,7 @@
 
 nutpie's blocking ``sample`` and PyMC's sampling loops catch the KeyboardInterrupt of Ctrl-C and
 return the draws made so far (nutpie pads the missing ones with NaN); hierbayes raises
-:class:`~hierbayes.errors.SamplingInterrupted` (a KeyboardInterrupt) instead, for every sampler
+:class:`~hierbayes.common.errors.SamplingInterrupted` (a KeyboardInterrupt) instead, for every sampler
 path, and refuses a partial trace however it comes. Ctrl-C is simulated deterministically:
 ``signal.raise_signal(SIGINT)`` from inside the sampler's wait or step, a real signal to this
 process at a known point. Every model here is ``Reaction ~ Days + (1 | Subject)``.
@@ -21,7 +21,7 @@ from nutpie.sample import _BackgroundSampler
 import hierbayes as hb
 from hierbayes.backend import compat
 from hierbayes.backend.sampling import FAST_PATH, PUBLIC_PATH, check_seed, clear_cache, incomplete_draws
-from hierbayes.errors import HierbayesError, SamplingInterrupted
+from hierbayes.common.errors import HierbayesError, SamplingInterrupted
 
 FORMULA = "Reaction ~ Days + (1 | Subject)"
 QUICK = dict(draws=50, tune=50, chains=2, seed=1, progressbar=False, warn=False)

@@ -23,7 +23,7 @@ import statsmodels.api as sm
 import hierbayes as hb
 from hierbayes import cli
 from hierbayes.backend.sampling import FAST_PATH
-from hierbayes.errors import HierbayesError
+from hierbayes.common.errors import HierbayesError
 from hierbayes.posterior.fit import NO_GROUPS
 
 KW = dict(draws=500, tune=500, chains=2, seed=1, progressbar=False, warn=False)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hierbayes as hb
-from hierbayes.errors import PriorError
+from hierbayes.common.errors import PriorError
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hierbayes as hb
-from hierbayes.errors import DataWarning, PriorError
+from hierbayes.common.errors import DataWarning, PriorError
 from hierbayes.specification.design import make_design
 from hierbayes.specification.families import get_family
 from hierbayes.specification.formula import parse

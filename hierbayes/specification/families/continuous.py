@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import HierbayesError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import HierbayesError
 from hierbayes.specification import priors as P
 from hierbayes.specification.families.core import (
     Family,

@@ -11,7 +11,7 @@ inverse and derivative), its own parameters and their default priors, which resp
 it accepts, and its variance: ``variance(mu, params)`` for the Bayesian R-squared and
 the ICC, ``quasi_variance(mu)`` for the no- and complete-pooling fits. What an entry
 leaves out is derived from its other fields where that is exact; otherwise the call that
-needs it raises a :class:`~hierbayes.errors.HierbayesError` naming the family and the
+needs it raises a :class:`~hierbayes.common.errors.HierbayesError` naming the family and the
 missing field. Add a family with :func:`register_family` (``docs/families.md``,
 "Adding a family", lists every field).
 
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError, HierbayesError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import DataError, HierbayesError
 from hierbayes.specification import additions as _additions
 from hierbayes.specification import likelihood as _likelihood
 from hierbayes.specification import priors as P
@@ -475,7 +475,7 @@ def refuse_rows(y, bad, column: str, requirement: str, hint: str = "") -> None:
     >>> refuse_rows(np.array([1.0, -2.0]), np.array([False, True]), "y", "be above 0 for this family")
     Traceback (most recent call last):
     ...
-    hierbayes.errors.DataError: response 'y' must be above 0 for this family; found -2 on 1 rows (first at rows [1])
+    hierbayes.common.errors.DataError: response 'y' must be above 0 for this family; found -2 on 1 rows (first at rows [1])
     """
     if bad.any():
         rows = np.flatnonzero(bad)

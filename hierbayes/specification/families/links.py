@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import HierbayesError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import HierbayesError
 
 pt = deferred_import("pytensor.tensor")
 pytensor = deferred_import("pytensor")

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.specification import priors as P
 from hierbayes.specification.families.core import (
     Family,

@@ -38,8 +38,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError, FormulaError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import DataError, FormulaError
 from hierbayes.specification.families.core import Family, check_real, refuse_rows, register_family
 from hierbayes.specification.formula import ModelSpec, Response
 from hierbayes.specification.names import category_part

@@ -43,8 +43,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hierbayes.deferred import deferred_import
-from hierbayes.errors import DataError
+from hierbayes.common.deferred import deferred_import
+from hierbayes.common.errors import DataError
 from hierbayes.specification.families.core import LINKS, Family, Thresholds, check_real, register_family
 from hierbayes.specification.names import THRESHOLDS
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hierbayes.deferred import deferred_import
+from hierbayes.common.deferred import deferred_import
 from hierbayes.specification import priors as P
 from hierbayes.specification.families.core import Family, ResponseSummary, refuse_rows, register_family
 from hierbayes.specification.families.mixtures import beta_draws, mixture_mean, mixture_variance

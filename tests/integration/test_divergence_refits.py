@@ -50,7 +50,7 @@ def test_switched_off_keeps_the_first_run(funnel):
     assert divergences(fit) > 0
     assert "divergence_refits" not in fit.idata.attrs and fit.idata.attrs["target_accept"] == 0.8
     assert "refitted" not in fit.describe()
-    with pytest.warns(hb.errors.ConvergenceWarning, match="transitions diverged"):
+    with pytest.warns(hb.ConvergenceWarning, match="transitions diverged"):
         funnel.fit(**{**DRAWS, "warn": True}, seed=1, adapt_divergences=False)
 
 
